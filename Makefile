@@ -1,0 +1,39 @@
+# Two entry points: `make demo` and `make test`. Everything else is a helper target.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_FLAGS ?=
+
+.PHONY: install demo test test-slow results docs bench clean-venv
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned exactly: the CPU wheel on local disk (a range would pull a CUDA build).
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	bash scripts/demo.sh $(DEMO_FLAGS)
+
+test: install
+	bash scripts/pytest.sh -q
+
+test-slow: install
+	bash scripts/pytest.sh -q -m slow
+
+results: install
+	$(BIN)/pyro-minvae evaluate --all --out docs
+
+docs: install
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[docs]'
+	$(BIN)/mkdocs build --strict
+
+bench: install
+	$(BIN)/python benchmarks/speed.py
+
+clean-venv:
+	rm -rf $(VENV)

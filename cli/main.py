@@ -1,0 +1,81 @@
+"""The ``pyro-minvae`` command: prepare | train | enhance | evaluate.
+
+User errors (``UserInputError``, ``MissingDependencyError``) print one line and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from pyro_minvae import __version__
+from pyro_minvae.errors import MissingDependencyError, UserInputError
+
+# Sub-command modules; each exposes a click command or group named ``command``.
+SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate")
+
+
+class FriendlyGroup(click.Group):
+    """A click group that turns user errors into one-line messages."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (UserInputError, MissingDependencyError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pyro-minvae")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """MIN-VAE audio-visual speech enhancement (Pyro).
+
+    \b
+    Typical session:
+      pyro-minvae prepare demo
+      pyro-minvae train --model minvae
+      pyro-minvae enhance --checkpoint CKPT noisy.wav --video lips.npy -o out.wav
+      pyro-minvae evaluate --checkpoint CKPT
+    """
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logger = logging.getLogger("pyro_minvae")
+    logger.setLevel(level)
+    if not any(getattr(h, "_pyro_minvae", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._pyro_minvae = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+def _not_yet(name: str) -> click.Command:
+    @click.command(name=name, context_settings={"ignore_unknown_options": True},
+                   help=f"{name.capitalize()} (not yet available).")
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def stub(args):
+        raise UserInputError(f"`pyro-minvae {name}` is not yet available in this version")
+
+    return stub
+
+
+for _name in SUBCOMMANDS:
+    try:
+        _mod = importlib.import_module(f"pyro_minvae.cli.{_name}")
+        cli.add_command(_mod.command, name=_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"pyro_minvae.cli.{_name}":
+            raise
+        cli.add_command(_not_yet(_name), name=_name)
+
+
+def main() -> None:
+    cli(prog_name="pyro-minvae")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Reading and writing audio with clear one-line errors.
+
+``load_audio`` returns mono float32 ``(T,)`` at the requested rate; it downmixes and resamples when
+needed and says so through the ``pyro_minvae`` logger (the CLI prints those lines).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .atomic import atomic_path
+from .errors import UserInputError
+
+log = logging.getLogger("pyro_minvae")
+
+MIN_DURATION_S = 0.25
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling (soxr, high quality); ``x`` is ``(T,)``."""
+    if sr_in == sr_out:
+        return x.astype(np.float32, copy=False)
+    import soxr
+
+    return soxr.resample(x.astype(np.float32), sr_in, sr_out, quality="HQ").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s: float = MIN_DURATION_S
+               ) -> np.ndarray:
+    """Read an audio file as mono float32 ``(T,)`` at ``sample_rate`` Hz.
+
+    Raises ``UserInputError`` (one line naming the file and the fix) for missing, unreadable, empty,
+    too short or non-finite audio. Multichannel audio is averaged to mono and other rates are resampled,
+    each with an INFO message.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"{p}: file not found; check the path")
+    if p.stat().st_size == 0:
+        raise UserInputError(f"{p}: file is empty (0 bytes); re-export the recording")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError for corrupt files
+        data, sr = _read_with_av(p, exc)
+    if data.shape[0] == 0:
+        raise UserInputError(f"{p}: audio has no samples; re-export the recording")
+    if not np.isfinite(data).all():
+        raise UserInputError(f"{p}: audio contains NaN or Inf samples; re-export it as 16-bit PCM wav")
+    if data.shape[1] > 1:
+        log.info("%s: %d channels, downmixed to mono", p, data.shape[1])
+    x = data.mean(axis=1).astype(np.float32)
+    if sr != sample_rate:
+        log.info("%s: resampled from %d Hz to %d Hz", p, sr, sample_rate)
+        x = resample(x, sr, sample_rate)
+    if x.shape[0] < min_duration_s * sample_rate:
+        raise UserInputError(f"{p}: only {x.shape[0] / sample_rate:.3f} s of audio, at least {min_duration_s:g} s "
+                             "is needed; give a longer recording")
+    return x
+
+
+def _read_with_av(p: Path, first_error: Exception) -> tuple[np.ndarray, int]:
+    """Fallback decoder (PyAV/FFmpeg) for formats libsndfile does not read (e.g. mp3, m4a, mp4 audio)."""
+    try:
+        import av
+
+        with av.open(str(p)) as container:
+            stream = next(s for s in container.streams if s.type == "audio")
+            sr = stream.rate
+            chunks = [f.to_ndarray() for f in container.decode(stream)]
+        if not chunks:
+            raise ValueError("no audio frames")
+        arr = np.concatenate([c if c.ndim == 2 else c[None] for c in chunks], axis=1)
+        if arr.dtype.kind == "i":
+            arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
+        return arr.T.astype(np.float32), int(sr)
+    except Exception:
+        raise UserInputError(f"{p}: not a readable audio file ({type(first_error).__name__}); "
+                             "convert it to a wav file") from None
+
+
+def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16000) -> None:
+    """Write float audio ``(T,)`` as 16-bit PCM wav atomically; non-finite samples are a bug and raise."""
+    w = np.asarray(wave, dtype=np.float32)
+    if not np.isfinite(w).all():
+        raise ValueError(f"refusing to write non-finite audio to {path}")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(w, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

@@ -1,0 +1,24 @@
+"""Where generated data, checkpoints and caches live (never inside the repository)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "PYRO_MINVAE_CACHE"
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Return the cache root: ``override``, else ``$PYRO_MINVAE_CACHE``, else ``~/.cache/pyro-minvae``.
+
+    The directory is created if needed.
+    """
+    if override is not None:
+        root = Path(override)
+    elif os.environ.get(CACHE_ENV):
+        root = Path(os.environ[CACHE_ENV])
+    else:
+        root = Path.home() / ".cache" / "pyro-minvae"
+    root = root.expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
