@@ -1,0 +1,74 @@
+"""Model families (registered in ``MODELS``): each builds a :class:`SpeechVAE` from registered components.
+
+Every builder takes ``input_dims`` (modality name -> feature size, e.g. ``{"audio": 513, "lips": 4489}``) and
+``latent_dim``; encoders are looked up in ``ENCODERS`` by modality name, so a new modality is one registration
+(``ENCODERS.register("my_modality", factory)``) and needs no change here. ``build_model`` records the family and
+arguments on ``model.spec`` for checkpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..registry import DECODERS, ENCODERS, GUIDES, MODELS, PRIORS
+from .speech_vae import SpeechVAE
+
+
+def _encoder(modality: str, input_dims: dict, latent_dim: int, **extra):
+    if modality not in input_dims:
+        raise ValueError(f"no input size for modality {modality!r}; known: {', '.join(sorted(input_dims))}")
+    return ENCODERS.build(modality, in_dim=input_dims[modality], latent_dim=latent_dim, **extra)
+
+
+def _decoder(input_dims: dict, latent_dim: int, decoder: str, cond_dim: int = 0):
+    return DECODERS.build(decoder, latent_dim=latent_dim, out_dim=input_dims["audio"], cond_dim=cond_dim)
+
+
+@MODELS.register("vae")
+def build_vae(input_dims: dict, latent_dim: int = 32, encoder: str = "audio", prior: str = "standard-normal",
+              decoder: str = "mlp") -> SpeechVAE:
+    """Single-encoder VAE: A-VAE with ``encoder="audio"``, a visual VAE (V-VAE) with ``encoder="lips"``."""
+    return SpeechVAE(PRIORS.build(prior, latent_dim=latent_dim), _decoder(input_dims, latent_dim, decoder),
+                     GUIDES.build("gaussian", encoder=_encoder(encoder, input_dims, latent_dim)), name=f"vae_{encoder}")
+
+
+@MODELS.register("avae")
+def build_avae(input_dims: dict, latent_dim: int = 32, decoder: str = "mlp") -> SpeechVAE:
+    """A-VAE: audio encoder, standard normal prior (Leglaive et al.; the audio-only baseline)."""
+    return build_vae(input_dims, latent_dim, encoder="audio", decoder=decoder)
+
+
+@MODELS.register("avcvae")
+def build_avcvae(input_dims: dict, latent_dim: int = 32, visual: str = "lips", embedding_dim: int = 32,
+                 decoder: str = "mlp") -> SpeechVAE:
+    """AV-CVAE: a visual embedding conditions the encoder q(z|s,v), the decoder p(s|z,v) and the prior p(z|v)."""
+    conditioner = ENCODERS.build("embedding", modality=visual, in_dim=input_dims[visual], out_dim=embedding_dim)
+    enc = _encoder("audio", input_dims, latent_dim, cond_dim=embedding_dim)
+    return SpeechVAE(PRIORS.build("conditional-gaussian", cond_dim=embedding_dim, latent_dim=latent_dim),
+                     _decoder(input_dims, latent_dim, decoder, cond_dim=embedding_dim),
+                     GUIDES.build("gaussian", encoder=enc), conditioner=conditioner, name="avcvae")
+
+
+@MODELS.register("minvae")
+def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str] = ("audio", "lips"),
+                 prior: str = "mixture", learn_weights: bool = False, audio_noise_fraction: float = 0.5,
+                 audio_noise_scale: float = 50.0, decoder: str = "mlp") -> SpeechVAE:
+    """MIN-VAE: one encoder per modality in a mixture guide, per-component learned priors, shared decoder."""
+    encs = [_encoder(m, input_dims, latent_dim) for m in encoders]
+    return SpeechVAE(PRIORS.build(prior, components=list(encoders), latent_dim=latent_dim,
+                                  learn_weights=learn_weights),
+                     _decoder(input_dims, latent_dim, decoder),
+                     GUIDES.build("mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction,
+                                  audio_noise_scale=audio_noise_scale),
+                     name="minvae")
+
+
+def build_model(family: str, **kwargs) -> SpeechVAE:
+    """Build a registered family and remember ``{"family", "kwargs"}`` on ``model.spec``."""
+    model = MODELS.get(family)(**kwargs)
+    model.spec = {"family": family, "kwargs": _jsonable(kwargs)}
+    return model
+
+
+def _jsonable(kwargs: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}

@@ -1,0 +1,39 @@
+"""Decoders: latent ``(B, L)`` (+ optional conditioning ``(B, C)``) -> speech log-variance ``(B, F)``."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..registry import DECODERS
+from .encoders import mlp
+
+
+@DECODERS.register("mlp")
+class LogVarianceDecoder(nn.Module):
+    """The paper's decoder: z (32) -> 128 tanh -> 513 log-variance (exp gives sigma^2(z)).
+
+    With ``cond_dim > 0`` the conditioning vector is concatenated to z (AV-CVAE's decoder).
+    """
+
+    def __init__(self, latent_dim: int = 32, out_dim: int = 513, hidden: Sequence[int] = (128,),
+                 activations: Sequence[str] | None = None, cond_dim: int = 0):
+        super().__init__()
+        activations = list(activations) if activations is not None else ["tanh"] * len(hidden)
+        self.latent_dim = latent_dim
+        self.out_dim = out_dim
+        self.cond_dim = cond_dim
+        self.body = mlp(latent_dim + cond_dim, hidden, activations)
+        self.out = nn.Linear(hidden[-1] if len(hidden) else latent_dim + cond_dim, out_dim)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if z.shape[-1] != self.latent_dim:
+            raise ValueError(f"decoder expects latents (..., {self.latent_dim}); got {tuple(z.shape)}")
+        if self.cond_dim:
+            if cond is None or cond.shape[-1] != self.cond_dim:
+                raise ValueError(f"decoder expects conditioning (..., {self.cond_dim})")
+            batch_shape = torch.broadcast_shapes(z.shape[:-1], cond.shape[:-1])
+            z = torch.cat([z.expand(*batch_shape, z.shape[-1]), cond.expand(*batch_shape, cond.shape[-1])], dim=-1)
+        return self.out(self.body(z))

@@ -1,0 +1,118 @@
+"""Encoders: plain torch modules mapping one modality's frame features to a diagonal Gaussian over z.
+
+Every encoder maps ``(B, D_in)`` -> ``(loc (B, L), scale (B, L))``. Sizes are constructor arguments and are
+stored in checkpoints through :func:`pyro_minvae.registry.serialize`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..registry import ENCODERS
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+
+LOG_POWER_FLOOR = 1e-8
+
+
+def mlp(in_dim: int, hidden: Sequence[int], activations: Sequence[str]) -> nn.Sequential:
+    """A stack of Linear + activation layers; ``activations`` has one name per hidden layer."""
+    if len(hidden) != len(activations):
+        raise ValueError(f"need one activation per hidden layer; got {len(hidden)} layers, {len(activations)} names")
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h, a in zip(hidden, activations):
+        if a not in _ACTIVATIONS:
+            raise ValueError(f"unknown activation {a!r}; valid: {', '.join(sorted(_ACTIVATIONS))}")
+        layers += [nn.Linear(d, h), _ACTIVATIONS[a]()]
+        d = h
+    return nn.Sequential(*layers)
+
+
+@ENCODERS.register("mlp")
+class GaussianMLPEncoder(nn.Module):
+    """MLP encoder ``(B, in_dim) -> (loc, scale)`` each ``(B, latent_dim)``.
+
+    ``input_transform="log"`` feeds ``log(x + 1e-8)`` (for power spectra); ``"identity"`` feeds x as is.
+    ``modality`` names the batch key the encoder reads.
+    """
+
+    def __init__(self, modality: str, in_dim: int, latent_dim: int = 32, hidden: Sequence[int] = (128,),
+                 activations: Sequence[str] | None = None, input_transform: str = "identity", cond_dim: int = 0):
+        super().__init__()
+        if input_transform not in ("identity", "log"):
+            raise ValueError(f"input_transform must be 'identity' or 'log'; got {input_transform!r}")
+        activations = list(activations) if activations is not None else ["tanh"] * len(hidden)
+        self.modality = modality
+        self.in_dim = in_dim
+        self.latent_dim = latent_dim
+        self.input_transform = input_transform
+        self.cond_dim = cond_dim
+        self.body = mlp(in_dim + cond_dim, hidden, activations)
+        last = hidden[-1] if len(hidden) else in_dim + cond_dim
+        self.loc = nn.Linear(last, latent_dim)
+        self.log_var = nn.Linear(last, latent_dim)
+
+    def features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"{self.modality} encoder expects (B, {self.in_dim}); got {tuple(x.shape)}")
+        if self.input_transform == "log":
+            x = torch.log(x.clamp_min(0) + LOG_POWER_FLOOR)
+        if self.cond_dim:
+            if cond is None or cond.shape != (x.shape[0], self.cond_dim):
+                raise ValueError(f"{self.modality} encoder expects a conditioning tensor (B, {self.cond_dim})")
+            x = torch.cat([x, cond], dim=-1)
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(B, in_dim)``, optional ``cond`` ``(B, cond_dim)`` -> ``(loc, scale)`` each ``(B, latent_dim)``."""
+        h = self.features(x, cond)
+        return self.loc(h), torch.exp(0.5 * self.log_var(h).clamp(-20.0, 10.0))
+
+
+def audio_encoder(in_dim: int = 513, latent_dim: int = 32, hidden: Sequence[int] = (128,),
+                  cond_dim: int = 0) -> GaussianMLPEncoder:
+    """The paper's audio encoder: 513 -> 128 tanh -> 32, on log-power spectra (``cond_dim`` > 0: AV-CVAE's)."""
+    return GaussianMLPEncoder("audio", in_dim, latent_dim, hidden, ["tanh"] * len(hidden), input_transform="log",
+                              cond_dim=cond_dim)
+
+
+def lips_encoder(in_dim: int = 67 * 67, latent_dim: int = 32, hidden: Sequence[int] = (512, 128)) -> GaussianMLPEncoder:
+    """The paper's visual encoder: 4489 -> 512 ReLU -> 128 tanh -> 32, on pixels in [0, 1]."""
+    acts = ["relu"] * (len(hidden) - 1) + ["tanh"]
+    return GaussianMLPEncoder("lips", in_dim, latent_dim, hidden, acts)
+
+
+def landmarks_encoder(in_dim: int = 40, latent_dim: int = 32, hidden: Sequence[int] = (64,)) -> GaussianMLPEncoder:
+    """A small encoder for lip-landmark coordinates (2P values per frame)."""
+    return GaussianMLPEncoder("landmarks", in_dim, latent_dim, hidden, ["tanh"] * len(hidden))
+
+
+ENCODERS.register("audio", audio_encoder)
+ENCODERS.register("lips", lips_encoder)
+ENCODERS.register("landmarks", landmarks_encoder)
+
+
+class FeatureEmbedding(nn.Module):
+    """Deterministic embedding of one modality ``(B, in_dim) -> (B, out_dim)`` (AV-CVAE's visual conditioning)."""
+
+    def __init__(self, modality: str, in_dim: int, out_dim: int = 32, hidden: Sequence[int] = (512, 128),
+                 activations: Sequence[str] | None = None):
+        super().__init__()
+        activations = list(activations) if activations is not None else ["relu"] * (len(hidden) - 1) + ["tanh"]
+        self.modality = modality
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.body = mlp(in_dim, hidden, activations)
+        self.out = nn.Sequential(nn.Linear(hidden[-1] if len(hidden) else in_dim, out_dim), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"{self.modality} embedding expects (B, {self.in_dim}); got {tuple(x.shape)}")
+        return self.out(self.body(x))
+
+
+ENCODERS.register("embedding", FeatureEmbedding)
