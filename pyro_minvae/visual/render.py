@@ -1,0 +1,275 @@
+"""Render a grayscale mouth ROI video (like NTCD-TIMIT's 67x67 lip crops) and lip landmarks from phone timings.
+
+Pipeline: phones -> viseme classes -> coarticulated articulatory trajectory sampled at the video frame
+centres (:func:`pyro_minvae.visual.visemes.trajectory`) -> lip geometry in mouth coordinates (per-speaker
+size and shape) -> soft-edged raster of skin, lips, mouth cavity, teeth and tongue -> head motion
+(translation, rotation, scale), illumination (gradient, per-frame gain) -> sensor blur and noise -> uint8.
+
+Only the viseme class and the timing of each phone reach the image: no pitch, voicing or spectral detail.
+
+Landmarks follow the 20 mouth points of the 68-point iBUG/dlib scheme (points 48-67): indices 0-11 the
+outer contour (0 left corner, 1-5 upper lip left to right, 6 right corner, 7-11 lower lip right to left),
+12-19 the inner contour (12 left corner, 13-15 upper inner, 16 right corner, 17-19 lower inner right to
+left). Coordinates are ``(x, y)`` in ROI pixels (x to the right, y down), inside ``[0, size - 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .align import PhoneSegment, fill_silence
+from .visemes import trajectory, viseme_of
+
+N_LANDMARKS = 20
+# pairs (upper inner, lower inner) facing each other, for the opening measure
+_INNER_PAIRS = ((13, 19), (14, 18), (15, 17))
+_REF_SIZE = 67.0
+_CHUNK = 64  # frames rasterised at once
+
+
+@dataclass(frozen=True)
+class SpeakerAppearance:
+    """Per-speaker look. Lengths in pixels of a 67-pixel ROI (scaled for other sizes); tones are gray
+    levels 0..255 before illumination; angles in degrees."""
+
+    half_width: float = 19.5  # mouth half-width at neutral spread
+    max_opening: float = 17.0  # inner-lip gap at opening = 1
+    upper_thickness: float = 5.0
+    lower_thickness: float = 6.5
+    bow_depth: float = 1.5  # cupid's bow dip of the upper lip
+    corner_curve: float = 0.6  # exponent of the lip profile towards the corners (smaller: fuller corners)
+    centre_x: float = 0.0  # mouth centre offset from the ROI centre
+    centre_y: float = 0.0
+    tilt: float = 0.0  # static head roll
+    skin_tone: float = 165.0
+    lip_contrast: float = 40.0  # how much darker the lips are than the skin
+    cavity_tone: float = 35.0
+    teeth_tone: float = 215.0
+    tongue_tone: float = 110.0
+    light_gain: float = 1.0
+    light_gradient_x: float = 0.0  # relative change of brightness across the ROI, left to right
+    light_gradient_y: float = -0.1  # top to bottom
+    articulation_gain: float = 1.0  # how far the speaker moves towards the targets
+    head_motion: float = 0.8  # std of head translation (px)
+    head_rotation: float = 1.5  # std of head roll (degrees)
+    noise_std: float = 3.0  # sensor noise (gray levels)
+    blur: float = 0.5  # 0..1 strength of a 3x3 optical blur
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "SpeakerAppearance":
+        """A random but plausible speaker, deterministic in ``seed``."""
+        r = np.random.default_rng(np.random.SeedSequence([int(seed), 0x11F5]))
+        u = r.uniform
+        skin = u(95.0, 200.0)
+        return cls(
+            half_width=u(16.0, 22.5), max_opening=u(13.0, 20.0), upper_thickness=u(4.0, 6.5),
+            lower_thickness=u(4.5, 7.5), bow_depth=u(0.5, 2.5), corner_curve=u(0.45, 0.8),
+            centre_x=u(-2.0, 2.0), centre_y=u(-3.0, 2.0), tilt=u(-5.0, 5.0),
+            skin_tone=skin, lip_contrast=u(20.0, 55.0) * skin / 150.0, cavity_tone=u(15.0, 50.0),
+            teeth_tone=u(175.0, 235.0), tongue_tone=u(80.0, 130.0), light_gain=u(0.8, 1.15),
+            light_gradient_x=u(-0.3, 0.3), light_gradient_y=u(-0.3, 0.1), articulation_gain=u(0.8, 1.15),
+            head_motion=u(0.3, 1.2), head_rotation=u(0.5, 2.5), noise_std=u(1.5, 5.0), blur=u(0.2, 0.9))
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, rho: float, std: float) -> np.ndarray:
+    """AR(1) noise ``(n,)`` with stationary standard deviation ``std`` (smooth head motion)."""
+    e = rng.standard_normal(n) * std * np.sqrt(1.0 - rho * rho)
+    out = np.empty(n)
+    acc = rng.standard_normal() * std
+    for i in range(n):
+        acc = rho * acc + e[i]
+        out[i] = acc
+    return out
+
+
+def _geometry(params: np.ndarray, app: SpeakerAppearance, scale: float) -> dict[str, np.ndarray]:
+    """Lip geometry per frame from articulatory params ``(N, 5)``; lengths in pixels, shapes ``(N,)``."""
+    g = app.articulation_gain
+    opening = np.clip(params[:, 0] * g, 0.0, 1.0)
+    width = np.clip(0.5 + (params[:, 1] - 0.5) * g, 0.0, 1.0)
+    prot = np.clip(params[:, 2] * g, 0.0, 1.0)
+    half_w = app.half_width * scale * (0.80 + 0.32 * width - 0.22 * prot + 0.06 * opening)
+    gap = app.max_opening * scale * opening * (1.0 - 0.15 * prot)
+    return {
+        "W": half_w,
+        "Wi": half_w * (0.86 - 0.25 * prot),
+        "a_up": 0.35 * gap,  # upper inner lip rises by a third of the gap, the jaw drops the rest
+        "a_lo": 0.65 * gap,
+        "t_up": app.upper_thickness * scale * (1.0 + 0.35 * prot - 0.15 * width),
+        "t_lo": app.lower_thickness * scale * (1.0 + 0.30 * prot - 0.15 * width),
+        "shape": 0.5 + 0.25 * prot,  # exponent of the inner profile: rounder opening when protruded
+        "teeth": np.clip(params[:, 3], 0.0, 1.0),
+        "tongue": np.clip(params[:, 4], 0.0, 1.0),
+    }
+
+
+def _profile(u: np.ndarray, half: np.ndarray, power) -> np.ndarray:
+    """``(1 - (u / half)^2)^power`` clipped at 0: 1 at the centre, 0 at and beyond the corners."""
+    return np.clip(1.0 - (u / half) ** 2, 0.0, 1.0) ** power
+
+
+def _curves(u: np.ndarray, geo: dict[str, np.ndarray], app: SpeakerAppearance, scale: float, ex=None):
+    """Vertical positions (mouth coords, v down) of the four lip curves at horizontal positions ``u``.
+
+    ``u`` broadcasts against per-frame geometry expanded with ``ex`` (a function adding trailing axes).
+    """
+    ex = ex or (lambda a: a)
+    W, Wi = ex(geo["W"]), ex(geo["Wi"])
+    p_in = _profile(u, Wi, ex(geo["shape"]))
+    p_out = _profile(u, W, app.corner_curve)
+    bow = app.bow_depth * scale * (np.exp(-(u / (0.14 * W)) ** 2) - 0.5 * np.exp(-((np.abs(u) - 0.3 * W) / (0.12 * W)) ** 2))
+    y_iu = -ex(geo["a_up"]) * p_in
+    y_il = ex(geo["a_lo"]) * p_in
+    y_ou = np.minimum(y_iu, 0.0) - ex(geo["t_up"]) * p_out + bow * p_out
+    y_ol = np.maximum(y_il, 0.0) + ex(geo["t_lo"]) * p_out
+    return y_iu, y_il, y_ou, y_ol
+
+
+def _sat(d: np.ndarray) -> np.ndarray:
+    """Soft (one-pixel anti-aliased) step of a signed distance in pixels."""
+    return np.clip(d + 0.5, 0.0, 1.0)
+
+
+def render_clip(phones: Sequence[PhoneSegment], n_frames: int, appearance: SpeakerAppearance, fps: float = 30.0,
+                seed: int = 0, size: int = 67) -> tuple[np.ndarray, np.ndarray]:
+    """Render ``n_frames`` video frames of a mouth saying ``phones``.
+
+    phones: segments in seconds, contiguous or not (gaps, and time before the first and after the last
+    segment, are silence); frame k shows the instant ``(k + 0.5) / fps``. Returns ``frames`` ``(n_frames, size, size)`` uint8 grayscale and ``landmarks``
+    ``(n_frames, 20, 2)`` float32 ``(x, y)`` ROI pixel coordinates (see the module docstring for the order).
+    Deterministic given ``seed`` (head motion, illumination flicker, sensor noise) and ``appearance``.
+    """
+    if n_frames < 0 or fps <= 0 or size < 16:
+        raise ValueError(f"need n_frames >= 0, fps > 0, size >= 16; got {n_frames}, {fps}, {size}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED]))
+    scale = size / _REF_SIZE
+    app = appearance
+    times = (np.arange(n_frames) + 0.5) / fps
+    if any(not (np.isfinite(p.start) and np.isfinite(p.end)) or p.end < p.start for p in phones):
+        raise ValueError("every phone segment needs finite start <= end (seconds)")
+    horizon = max([n_frames / fps] + [p.end for p in phones])
+    phones = fill_silence([(p.phone, p.start, p.end) for p in phones], horizon)  # gaps and tail are silence
+    starts = np.array([p.start for p in phones], dtype=np.float64)
+    ends = np.array([p.end for p in phones], dtype=np.float64)
+    visemes = [viseme_of(p.phone) for p in phones]
+    params = np.concatenate([trajectory(starts, ends, visemes, times[lo:lo + 256])
+                             for lo in range(0, n_frames, 256)] or [np.zeros((0, 5))])  # (N, 5)
+    geo = _geometry(params, app, scale)
+
+    # head motion: smooth translation, roll and scale around the speaker's mouth position
+    dx = _smooth_noise(rng, n_frames, 0.92, app.head_motion * scale)
+    dy = _smooth_noise(rng, n_frames, 0.92, app.head_motion * scale)
+    rot = np.deg2rad(app.tilt + _smooth_noise(rng, n_frames, 0.95, app.head_rotation))
+    zoom = 1.0 + _smooth_noise(rng, n_frames, 0.97, 0.015)
+    gain = app.light_gain * (1.0 + _smooth_noise(rng, n_frames, 0.8, 0.015))
+    cx = (size - 1) / 2.0 + app.centre_x * scale + dx
+    cy = (size - 1) / 2.0 + app.centre_y * scale + dy
+    cos, sin = np.cos(rot), np.sin(rot)
+
+    frames = np.empty((n_frames, size, size), dtype=np.uint8)
+    for lo in range(0, n_frames, _CHUNK):  # chunks keep the (chunk, size, size) temporaries in cache
+        sl = slice(lo, min(lo + _CHUNK, n_frames))
+        frames[sl] = _raster({k: v[sl] for k, v in geo.items()}, app, scale, size, cx[sl], cy[sl], cos[sl], sin[sl],
+                             zoom[sl], gain[sl], rng)
+
+    landmarks = _landmarks(geo, app, scale, cx, cy, cos, sin, zoom, size)
+    return frames, landmarks
+
+
+def _raster(geo, app: SpeakerAppearance, scale: float, size: int, cx, cy, cos, sin, zoom, gain,
+            rng: np.random.Generator) -> np.ndarray:
+    """Frames ``(n, size, size)`` uint8 for per-frame geometry and pose arrays of length n."""
+    def ex(a):  # (N,) -> (N, 1, 1)
+        return np.asarray(a, dtype=np.float32)[:, None, None]
+
+    # pixel grid -> mouth coordinates (u right, v down), per frame: (N, S, S)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    X = xx[None] - ex(cx)
+    Y = yy[None] - ex(cy)
+    u = (X * ex(cos) + Y * ex(sin)) / ex(zoom)
+    v = (-X * ex(sin) + Y * ex(cos)) / ex(zoom)
+
+    y_iu, y_il, y_ou, y_ol = _curves(u, geo, app, scale, ex)
+    W, Wi = ex(geo["W"]), ex(geo["Wi"])
+    inside_w = _sat(W - np.abs(u))
+    m_lip_all = _sat(v - y_ou) * _sat(y_ol - v) * inside_w  # lips + opening
+    m_in = _sat(v - y_iu) * _sat(y_il - v) * _sat(Wi - np.abs(u))
+    m_in = np.minimum(m_in, m_lip_all)
+    m_lip = m_lip_all - m_in
+
+    # skin: base tone, a soft shadow under the lower lip (chin crease) and along the upper lip
+    skin = np.float32(app.skin_tone) * (
+        1.0 - 0.10 * np.exp(-((v - y_ol - 4.5 * scale) / (3.5 * scale)) ** 2) * _sat(1.1 * W - np.abs(u))
+        - 0.06 * np.exp(-((v - y_ou + 1.5 * scale) / (2.0 * scale)) ** 2) * inside_w)
+    # lips: darker than skin, lower lip with a highlight
+    lip_base = app.skin_tone - app.lip_contrast
+    t_lo = ex(geo["t_lo"])
+    highlight = np.exp(-((v - (np.maximum(y_il, 0.0) + 0.45 * t_lo)) / (0.3 * t_lo + 0.5)) ** 2)
+    lip = np.float32(lip_base) * (0.92 + 0.16 * highlight * (v > 0))
+    # mouth cavity: dark; upper teeth band under the upper lip, lower teeth faint; tongue blob low in the gap
+    gap = ex(geo["a_up"] + geo["a_lo"])
+    teeth_h = 0.22 * gap + 1.2 * scale
+    teeth_mask = _sat(y_iu + teeth_h - v) * _sat(0.75 * Wi - np.abs(u)) * ex(geo["teeth"])
+    low_teeth = _sat(v - (y_il - 0.5 * teeth_h)) * _sat(0.6 * Wi - np.abs(u)) * ex(geo["teeth"]) * 0.6
+    tongue_mask = np.clip(1.0 - (u / (0.5 * Wi + 1e-3)) ** 2 - ((v - (y_il - 0.25 * gap)) / (0.3 * gap + 1.0)) ** 2,
+                          0.0, 1.0) ** 0.5 * ex(geo["tongue"])
+    cavity = np.float32(app.cavity_tone) + 0.0 * v
+    cavity = cavity + (app.tongue_tone - cavity) * tongue_mask
+    cavity = cavity + (app.teeth_tone - cavity) * np.maximum(teeth_mask, low_teeth)
+
+    img = skin * (1.0 - m_lip - m_in) + lip * m_lip + cavity * m_in
+    # illumination: a linear gradient across the ROI and a per-frame gain
+    light = 1.0 + app.light_gradient_x * (xx / (size - 1) - 0.5) + app.light_gradient_y * (yy / (size - 1) - 0.5)
+    img = img * light[None] * ex(gain)
+    # optics: a separable 3-tap blur of strength app.blur, then sensor noise
+    if app.blur > 0:
+        k = app.blur * 0.25
+        for axis in (1, 2):
+            pad = np.concatenate([np.take(img, [0], axis=axis), img, np.take(img, [-1], axis=axis)], axis=axis)
+            sl = [slice(None)] * 3
+            lo, mid, hi = list(sl), list(sl), list(sl)
+            lo[axis], mid[axis], hi[axis] = slice(0, -2), slice(1, -1), slice(2, None)
+            img = (1.0 - 2.0 * k) * pad[tuple(mid)] + k * (pad[tuple(lo)] + pad[tuple(hi)])
+    img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(app.noise_std)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _landmarks(geo, app, scale, cx, cy, cos, sin, zoom, size) -> np.ndarray:
+    """The 20 mouth points ``(N, 20, 2)`` from the same curves the raster uses."""
+    W, Wi = geo["W"][:, None], geo["Wi"][:, None]  # (N, 1)
+    n = W.shape[0]
+    fr_out_up = np.array([-1.0, -2 / 3, -1 / 3, 0.0, 1 / 3, 2 / 3, 1.0])
+    fr_out_lo = np.array([2 / 3, 1 / 3, 0.0, -1 / 3, -2 / 3])
+    fr_in_up = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    fr_in_lo = np.array([0.5, 0.0, -0.5])
+
+    def ex2(a):
+        return np.asarray(a)[:, None]
+
+    u_ou, u_ol = W * fr_out_up, W * fr_out_lo
+    u_iu, u_il = Wi * fr_in_up, Wi * fr_in_lo
+    _, _, y_ou, _ = _curves(u_ou, geo, app, scale, ex2)
+    _, _, _, y_ol = _curves(u_ol, geo, app, scale, ex2)
+    y_iu, _, _, _ = _curves(u_iu, geo, app, scale, ex2)
+    _, y_il, _, _ = _curves(u_il, geo, app, scale, ex2)
+    u = np.concatenate([u_ou, u_ol, u_iu, u_il], axis=1)  # (N, 20)
+    v = np.concatenate([y_ou, y_ol, y_iu, y_il], axis=1)
+    assert u.shape == (n, N_LANDMARKS)
+    z, c, s = zoom[:, None], cos[:, None], sin[:, None]
+    x = cx[:, None] + z * (u * c - v * s)
+    y = cy[:, None] + z * (u * s + v * c)
+    pts = np.stack([x, y], axis=-1)
+    return np.clip(pts, 0.0, size - 1.0).astype(np.float32)
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip opening ``(N,)`` in pixels: mean distance of the three facing inner-lip point pairs of
+    landmarks ``(N, 20, 2)`` (order of :func:`render_clip`)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.ndim != 3 or lm.shape[1:] != (N_LANDMARKS, 2):
+        raise ValueError(f"landmarks must have shape (N, {N_LANDMARKS}, 2); got {lm.shape}")
+    d = [np.linalg.norm(lm[:, a] - lm[:, b], axis=-1) for a, b in _INNER_PAIRS]
+    return np.mean(d, axis=0)
