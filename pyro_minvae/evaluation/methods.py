@@ -1,0 +1,130 @@
+"""Which enhancement methods an evaluation runs: classical baselines plus methods built from checkpoints.
+
+A *method* is a picklable callable ``method(noisy, sample_rate, *, clean=None, video=None, seed=0) -> (T,)``
+(see :mod:`pyro_minvae.baselines.base` for shapes; ``video`` is ``{"lips": (N_v, 67, 67) uint8,
+"landmarks": (N_v, P, 2) float32, "fps": float}`` with absent streams left out).
+
+Checkpoint-based methods are added through a registry, keyed by the model name stored in the checkpoint::
+
+    from pyro_minvae.evaluation.methods import register_checkpoint_methods
+
+    @register_checkpoint_methods("minvae")
+    def minvae_methods(label: str, path: Path) -> dict[str, Method]:
+        return {f"{label}-mcem": MinVAEMethod(path, estep="mh"), f"{label}-fast": MinVAEMethod(path, estep="vem")}
+
+``pyro-minvae evaluate --checkpoint LABEL=PATH`` reads the model family (``model_spec["family"]`` of
+:mod:`pyro_minvae.checkpoint`) with :func:`checkpoint_kind` and calls the factory registered for it. The returned objects are pickled into each worker process once: keep them light
+(store the path, load the network lazily on first call).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Mapping
+
+from ..errors import UserInputError
+from ..paths import cache_dir
+from ..registry import BASELINES, Registry
+
+log = logging.getLogger("pyro_minvae")
+
+Method = Callable[..., "object"]
+
+# model name (as stored in a checkpoint) -> factory(label: str, path: Path) -> {method name: method}
+CHECKPOINT_METHODS: Registry = Registry("checkpoint method family")
+
+
+def register_checkpoint_methods(model_name: str, factory: Callable | None = None):
+    """Register ``factory(label, path) -> dict[str, Method]`` for checkpoints of ``model_name``.
+
+    Usable as a decorator or called directly. See the module docstring.
+    """
+    return CHECKPOINT_METHODS.register(model_name, factory)
+
+
+def checkpoint_kind(path: str | Path) -> str:
+    """The model family stored in a checkpoint (``state["model_spec"]["family"]``, e.g. ``"minvae"``).
+
+    Raises ``UserInputError`` (file named) for a missing, unreadable or foreign file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"{p}: checkpoint not found; check the path given to --checkpoint")
+    from ..checkpoint import load_checkpoint
+
+    spec = load_checkpoint(p).get("model_spec") or {}
+    family = spec.get("family") if isinstance(spec, dict) else None
+    if not family:
+        raise UserInputError(f"{p}: checkpoint has no model family (model_spec.family); re-train")
+    return str(family)
+
+
+def methods_from_checkpoint(label: str, path: str | Path) -> Dict[str, Method]:
+    """``{method name: method}`` for one checkpoint, through the factory registered for its model name."""
+    kind = checkpoint_kind(path)
+    if kind not in CHECKPOINT_METHODS:
+        valid = ", ".join(CHECKPOINT_METHODS.names()) or "(none registered)"
+        raise UserInputError(f"{path}: no evaluation methods for model {kind!r}; models with methods: {valid}")
+    methods = dict(CHECKPOINT_METHODS.get(kind)(label, Path(path)))
+    if not methods:
+        raise UserInputError(f"{path}: the {kind!r} factory returned no methods")
+    return methods
+
+
+def default_checkpoint_dir() -> Path:
+    """Where ``evaluate`` looks for checkpoints when none is given: ``cache_dir()/runs`` (``pyro-minvae train``
+    writes ``runs/<family>/best.pt`` there)."""
+    return cache_dir() / "runs"
+
+
+def default_checkpoints(directory: str | Path | None = None) -> Dict[str, Path]:
+    """``{label: path}`` for ``<dir>/<run>/best.pt`` (label = run folder name) and ``<dir>/*.pt`` (label = stem)
+    in ``directory`` (default :func:`default_checkpoint_dir`), keeping those whose model family has registered
+    methods. Unreadable files are skipped with an INFO message."""
+    d = Path(directory) if directory is not None else default_checkpoint_dir()
+    if not CHECKPOINT_METHODS.names() or not d.is_dir():
+        return {}
+    candidates = [(p.parent.name, p) for p in sorted(d.glob("*/best.pt"))]
+    candidates += [(p.stem, p) for p in sorted(d.glob("*.pt"))]
+    found: Dict[str, Path] = {}
+    for label, p in candidates:
+        try:
+            kind = checkpoint_kind(p)
+        except Exception as exc:  # a stray file must not stop the evaluation
+            log.info("%s: skipped (%s)", p, exc)
+            continue
+        if kind in CHECKPOINT_METHODS and label not in found:
+            found[label] = p
+    return found
+
+
+def baseline_methods(names: Iterable[str] | None = None) -> Dict[str, Method]:
+    """Build registered baselines (all when ``names`` is None)."""
+    return {n: BASELINES.build(n) for n in (BASELINES.names() if names is None else names)}
+
+
+def resolve_methods(names: Iterable[str] | None = None, checkpoints: Mapping[str, str | Path] | None = None
+                    ) -> Dict[str, Method]:
+    """The methods to evaluate: all baselines plus the methods of every checkpoint, filtered by ``names``.
+
+    ``names`` entries are method names (a baseline such as ``wiener-oracle`` or a name a checkpoint factory
+    returns); unknown names raise ``UserInputError`` listing the available ones. Order follows ``names``.
+    """
+    from .. import baselines as _register_baselines  # noqa: F401  (fills BASELINES)
+
+    available: Dict[str, Method] = baseline_methods()
+    for label, path in (checkpoints or {}).items():
+        for name, m in methods_from_checkpoint(label, path).items():
+            if name in available:
+                raise UserInputError(f"method name {name!r} from checkpoint {path} clashes with another method; "
+                                     "pick another LABEL in --checkpoint LABEL=PATH")
+            available[name] = m
+    if names is None:
+        return available
+    names = list(names)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise UserInputError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(available)} "
+                             "(checkpoint methods need --checkpoint LABEL=PATH)")
+    return {n: available[n] for n in names}

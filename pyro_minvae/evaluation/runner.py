@@ -1,0 +1,356 @@
+"""The evaluation engine: run every method on every test mixture, score it, summarise, plot.
+
+``run_evaluation(config, methods)`` works file by file (all pending methods of one file in one task, so the input
+scores are computed once), in ``config.jobs`` processes (spawned, one torch thread each; ``jobs=1`` runs in this
+process). Each finished task appends its rows to ``out/results.csv`` at once (see :mod:`.results`), so a killed
+run resumes: finished (method, file) pairs are skipped, failed ones retried. A file that cannot be loaded or a
+method that raises yields rows with ``status="error"`` and the reason; the run goes on.
+
+Outputs in ``config.out_dir``: ``results.csv``, ``summary.json``, ``summary.md``, ``figures/<metric>_vs_snr.png``,
+``figures/spectrograms_<id>.png`` and, with ``save_audio``, ``audio/<method>/<id>.wav``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..atomic import write_text_atomic
+from ..errors import UserInputError
+from ..metrics import DEFAULT_METRICS, score, score_input
+from .degrade import parse_degradation
+from .items import load_item, select_items
+from .results import ResultsFile
+from .summary import console_table, summarise, to_markdown
+
+log = logging.getLogger("pyro_minvae")
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation run (all stored in summary.json)."""
+
+    manifest: Path
+    out_dir: Path
+    split: str = "test"
+    jobs: int = 2
+    limit: Optional[int] = None
+    snrs: Optional[Sequence[float]] = None
+    noise_types: Optional[Sequence[str]] = None
+    metrics: Sequence[str] = DEFAULT_METRICS
+    sample_rate: int = 16000
+    seed: int = 0
+    save_audio: bool = False
+    figures: bool = True
+    example_id: Optional[str] = None
+    retry_failed: bool = True
+    progress: bool = False
+    video_degradation: Optional[str] = None  # e.g. "drop:0.5"; see pyro_minvae.evaluation.degrade
+    shard: Optional[Tuple[int, int]] = None  # (k, N), 1 <= k <= N: evaluate every N-th file starting at the k-th
+
+    def __post_init__(self):
+        self.manifest, self.out_dir = Path(self.manifest), Path(self.out_dir)
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be >= 1; got {self.jobs}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1; got {self.limit}")
+        self.metrics = tuple(self.metrics)
+        parse_degradation(self.video_degradation)  # fail early on a bad spec
+        if self.shard is not None:
+            k, n = self.shard
+            if not (n >= 1 and 1 <= k <= n):
+                raise ValueError(f"shard must be (k, N) with 1 <= k <= N; got {self.shard}")
+            self.shard = (int(k), int(n))
+
+
+@dataclass
+class EvalReport:
+    """What a run produced: the summary dict, the failed pairs and where the files are."""
+
+    summary: dict
+    bad: List[dict]
+    n_items: int
+    n_evaluated: int
+    wall_s: float
+    paths: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad
+
+    def table(self, metrics: Sequence[str] | None = None) -> str:
+        return console_table(self.summary, metrics)
+
+
+def file_seed(seed: int, item_id: str) -> int:
+    """Per-file seed, independent of the order files are processed in."""
+    return (int(seed) * 1_000_003 + zlib.crc32(item_id.encode())) % (2 ** 31)
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return msg if msg.startswith(type(exc).__name__) else f"{type(exc).__name__}: {msg}"
+
+
+def _call(method, item, sample_rate: int, seed: int) -> np.ndarray:
+    """Run one method on one item; only oracle methods (``needs_clean``) see the clean reference."""
+    clean = item.clean if getattr(method, "needs_clean", False) else None
+    return method(item.noisy.copy(), sample_rate, clean=clean, video=item.video, seed=file_seed(seed, item.id))
+
+
+def _load(rec: dict, manifest, sample_rate: int, seed: int, need_video: bool, video_degradation: Optional[str]):
+    item = load_item(rec, manifest, sample_rate, need_video=need_video)
+    deg = parse_degradation(video_degradation)
+    if deg is not None and item.video:
+        item.video = deg(item.video, np.random.default_rng(file_seed(seed, item.id) + 1))
+    return item
+
+
+def evaluate_file(rec: dict, manifest: str, methods: Mapping[str, object], pending: Sequence[str],
+                  metrics: Sequence[str], sample_rate: int, seed: int, audio_dir: Optional[str],
+                  video_degradation: Optional[str] = None) -> List[dict]:
+    """Run ``pending`` methods on one record and score them; never raises for a bad file or a failing method.
+
+    ``video_degradation`` (a spec such as ``"drop:0.5"``) degrades the visual streams before the methods see them.
+    """
+    base = {"id": rec["id"], "speaker": str(rec.get("speaker", "")), "noise_type": str(rec.get("noise_type", "")),
+            "snr_db": float(rec.get("snr_db", 0.0))}
+    need_video = any(getattr(methods[m], "needs_video", True) for m in pending)
+    try:
+        item = _load(rec, manifest, sample_rate, seed, need_video, video_degradation)
+        inp = score_input(item.clean, item.noisy, sample_rate, metrics)
+    except Exception as exc:  # the file is bad: one error row per method, the run goes on
+        reason = f"file: {_one_line(exc)}"
+        return [dict(base, method=m, status="error", reason=reason) for m in pending]
+    duration = item.noisy.size / sample_rate
+    rows = []
+    for name in pending:
+        row = dict(base, method=name, duration_s=duration)
+        try:
+            t0 = time.perf_counter()
+            est = _call(methods[name], item, sample_rate, seed)
+            elapsed = time.perf_counter() - t0
+            est = np.asarray(est, dtype=np.float32)
+            if est.shape != item.noisy.shape:
+                raise RuntimeError(f"output shape {est.shape} differs from the input {item.noisy.shape}")
+            row.update(score(item.clean, est, item.noisy, sample_rate, metrics, input_scores=inp))
+            row.update(status="ok", reason="", enhance_s=elapsed, rtf=elapsed / duration)
+            if audio_dir is not None:
+                from ..audio_io import write_audio
+
+                peak = float(np.max(np.abs(est))) if est.size else 0.0
+                write_audio(Path(audio_dir) / name / f"{item.id}.wav", est / peak if peak > 1.0 else est,
+                            sample_rate)
+        except Exception as exc:
+            row = dict(base, method=name, duration_s=duration, status="error", reason=f"method: {_one_line(exc)}")
+        rows.append(row)
+    return rows
+
+
+# --- worker processes -------------------------------------------------------------------------------------------
+
+_WORKER_METHODS: Dict[str, object] = {}
+
+
+def _init_worker(methods_blob: bytes) -> None:
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    global _WORKER_METHODS
+    _WORKER_METHODS = pickle.loads(methods_blob)
+
+
+def _worker_task(rec, manifest, pending, metrics, sample_rate, seed, audio_dir, video_degradation):
+    return evaluate_file(rec, manifest, _WORKER_METHODS, pending, metrics, sample_rate, seed, audio_dir,
+                         video_degradation)
+
+
+# --- driver -----------------------------------------------------------------------------------------------------
+
+
+def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalReport:
+    """Evaluate ``methods`` (name -> enhancement callable) on the mixtures of ``config.manifest``."""
+    if not methods:
+        raise ValueError("no methods to evaluate")
+    t_start = time.perf_counter()
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    recs = select_items(config.manifest, config.split, config.snrs, config.noise_types, config.limit)
+    if config.shard is not None:
+        k, n = config.shard
+        recs = recs[k - 1::n]
+        if not recs:
+            raise UserInputError(f"shard {k}/{n} has no files ({config.manifest}); use fewer shards")
+    _check_run_identity(config)
+    results = ResultsFile(out / "results.csv", config.metrics)
+    done = results.done_pairs(retry_failed=config.retry_failed)
+    names = list(methods)
+    tasks = [(r, [m for m in names if (m, r["id"]) not in done]) for r in recs]
+    tasks = [(r, p) for r, p in tasks if p]
+    n_pairs = sum(len(p) for _, p in tasks)
+    log.info("evaluate: %d files x %d methods; %d pairs to run (%d already done) with %d process(es)",
+             len(recs), len(names), n_pairs, len(recs) * len(names) - n_pairs, config.jobs)
+    audio_dir = str(out / "audio") if config.save_audio else None
+    common = (str(config.manifest),)
+    tail = (tuple(config.metrics), config.sample_rate, config.seed, audio_dir, config.video_degradation)
+    bar = _progress(n_pairs, config.progress)
+    if tasks and config.jobs == 1:
+        for rec, pending in tasks:
+            rows = evaluate_file(rec, *common, methods, pending, *tail)
+            results.append(rows)
+            bar.update(len(rows))
+    elif tasks:
+        blob = pickle.dumps(dict(methods))
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(config.jobs, len(tasks)), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(blob,)) as pool:
+            futs = {pool.submit(_worker_task, rec, *common, pending, *tail): (rec, pending) for rec, pending in tasks}
+            for fut in as_completed(futs):
+                rec, pending = futs[fut]
+                try:
+                    rows = fut.result()
+                except Exception as exc:  # a worker died (e.g. out of memory): record, keep going
+                    rows = [{"method": m, "id": rec["id"], "speaker": str(rec.get("speaker", "")),
+                             "noise_type": str(rec.get("noise_type", "")), "snr_db": float(rec.get("snr_db", 0)),
+                             "status": "error", "reason": f"worker: {_one_line(exc)}"} for m in pending]
+                results.append(rows)
+                bar.update(len(rows))
+    bar.close()
+
+    ids = {r["id"] for r in recs}
+    rows = [r for r in results.read() if r["id"] in ids and r["method"] in methods]
+    bad = sorted(({"method": r["method"], "id": r["id"], "reason": r.get("reason", "")}
+                  for r in rows if r.get("status") != "ok"), key=lambda b: (b["id"], b["method"]))
+    summary = summarise(rows, config.metrics, names)
+    settings = _settings(config, names, len(recs))
+    paths = {"results": str(out / "results.csv"), "summary_json": str(out / "summary.json"),
+             "summary_md": str(out / "summary.md")}
+    write_text_atomic(out / "summary.json", json.dumps({"settings": settings, **summary, "bad": bad}, indent=1))
+    write_text_atomic(out / "summary.md", to_markdown(summary, settings=settings, bad=bad))
+    if config.figures:
+        paths.update(_figures(config, summary, recs, rows, methods))
+    wall = time.perf_counter() - t_start
+    log.info("evaluate: done in %.1f s; %d failed pair(s)", wall, len(bad))
+    return EvalReport(summary=summary, bad=bad, n_items=len(recs), n_evaluated=n_pairs, wall_s=wall, paths=paths)
+
+
+# settings that change every score: rows written under other values must not be mixed with new ones
+_IDENTITY = ("sample_rate", "seed", "video_degradation")
+
+
+def _check_run_identity(config: EvalConfig) -> None:
+    path = config.out_dir / "run_identity.json"
+    ident = {k: getattr(config, k) for k in _IDENTITY}
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), ident[k]) for k in _IDENTITY if old.get(k) != ident[k]}
+        if diff:
+            what = ", ".join(f"{k} was {o!r}, now {n!r}" for k, (o, n) in diff.items())
+            raise UserInputError(f"{config.out_dir}: earlier results were made with other settings ({what}); "
+                                 "use a fresh --out directory")
+    else:
+        write_text_atomic(path, json.dumps(ident))
+
+
+def _settings(config: EvalConfig, names: Sequence[str], n_items: int) -> dict:
+    d = asdict(config)
+    d = {k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)) for k, v in d.items()
+         if k not in ("progress", "figures", "retry_failed")}
+    d["methods"] = list(names)
+    d["n_files"] = n_items
+    return d
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total == 0:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="pair", desc="evaluate")
+
+
+def _figures(config: EvalConfig, summary: dict, recs: List[dict], rows: List[dict],
+             methods: Mapping[str, object]) -> Dict[str, str]:
+    """metric-vs-SNR plots, the spectrograms of one example (recomputed here unless saved) and, for methods that
+    expose ``last_info["responsibilities"]`` after a call, responsibilities next to the mouth opening."""
+    from .plots import plot_metric_vs_snr, plot_spectrograms
+
+    fig_dir = config.out_dir / "figures"
+    paths = {}
+    for m in config.metrics:
+        paths[f"fig_{m}"] = str(plot_metric_vs_snr(summary, m, fig_dir / f"{m}_vs_snr.png"))
+    rec = _pick_example(config, recs, rows, list(methods))
+    if rec is None:
+        return paths
+    try:
+        item = _load(rec, config.manifest, config.sample_rate, config.seed, True, config.video_degradation)
+        estimates = {}
+        for name, fn in methods.items():
+            saved = config.out_dir / "audio" / name / f"{item.id}.wav"
+            if saved.exists() and not hasattr(fn, "last_info"):
+                from ..audio_io import load_audio
+
+                estimates[name] = load_audio(saved, config.sample_rate)
+            else:
+                estimates[name] = _call(fn, item, config.sample_rate, config.seed)
+                paths.update(_responsibility_figure(fig_dir, name, fn, item))
+        estimates.pop("noisy", None)  # already a panel
+        p = plot_spectrograms(fig_dir / f"spectrograms_{item.id}.png", item.clean, item.noisy, estimates,
+                              config.sample_rate, title=f"{item.id} ({rec['noise_type']}, {rec['snr_db']:g} dB)")
+        paths["fig_spectrograms"] = str(p)
+    except Exception as exc:  # a figure must not sink the evaluation
+        log.warning("example figures skipped: %s", _one_line(exc))
+    return paths
+
+
+def _responsibility_figure(fig_dir: Path, name: str, method, item) -> Dict[str, str]:
+    """Plot ``method.last_info`` = ``{"responsibilities": (N,) or (N, M), "frame_rate": float,
+    "component_names": [...] (optional)}`` against the mouth opening from the item's landmarks."""
+    from .plots import mouth_opening_from_landmarks, plot_responsibilities
+
+    info = getattr(method, "last_info", None) or {}
+    if "responsibilities" not in info:
+        return {}
+    if "landmarks" not in item.video:
+        log.info("responsibility figure of %s skipped: the record has no landmarks for the mouth opening", name)
+        return {}
+    p = plot_responsibilities(fig_dir / f"responsibilities_{name}_{item.id}.png", info["responsibilities"],
+                              float(info["frame_rate"]), mouth_opening_from_landmarks(item.video["landmarks"]),
+                              float(item.video["fps"]), info.get("component_names"), title=f"{name}: {item.id}")
+    return {f"fig_responsibilities_{name}": str(p)}
+
+
+def _pick_example(config: EvalConfig, recs: List[dict], rows: List[dict], names: List[str]) -> Optional[dict]:
+    by_id = {r["id"]: r for r in recs}
+    if config.example_id is not None:
+        if config.example_id not in by_id:
+            log.warning("example %r is not among the evaluated files; spectrograms skipped", config.example_id)
+            return None
+        return by_id[config.example_id]
+    ok_ids = {i for i in by_id if all(any(r["id"] == i and r["method"] == m and r.get("status") == "ok"
+                                          for r in rows) for m in names)}
+    if not ok_ids:
+        return None
+    # the file whose SNR is closest to 0 dB (ties: manifest order)
+    return min((by_id[i] for i in ok_ids), key=lambda r: (abs(float(r["snr_db"])), recs.index(r)))
