@@ -11,6 +11,10 @@ Record fields (all corpora):
 
 Mixture records add ``clean`` (wav path of the clean reference), ``clean_id``, ``noise_type``, ``snr_db`` and
 ``gain`` (scale applied to the mixture to avoid clipping; the clean reference is scaled alike).
+
+Optional extras: ``transcript`` (str), ``noise_source`` (dict: package/version/files or {"generated": type}),
+``noise_scale`` (factor applied to the unit-power noise before ``gain``); ``source`` may list ``parts`` (one entry
+per concatenated source clip, each with ``package``, ``version``, ``file``, ``sha256``).
 """
 
 from __future__ import annotations

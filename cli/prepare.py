@@ -1,0 +1,134 @@
+"""``pyro-minvae prepare``: build the demo corpus or index users' own data into a manifest.
+
+\b
+  pyro-minvae prepare demo [--stats] [--preview OUT.png] [--small]
+  pyro-minvae prepare ntcd-timit --root DIR
+  pyro-minvae prepare folder --root DIR
+  pyro-minvae prepare stats [MANIFEST]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pyro_minvae.errors import UserInputError
+
+
+@click.group(name="prepare")
+def command() -> None:
+    """Prepare a corpus: writes wavs, lip arrays and a manifest.jsonl under the cache directory."""
+
+
+@command.command("demo")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Cache root (default $PYRO_MINVAE_CACHE or ~/.cache/pyro-minvae).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, utterances, noise, video.")
+@click.option("--small", is_flag=True, help="A tiny corpus (12 speakers, 10 clips each) for quick checks.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Worker processes.")
+@click.option("--stats", "show_stats", is_flag=True, help="Print minutes/speakers per split and mixture counts.")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG (spectrogram, phones, mouth frames) of one test clip.")
+@click.option("--force", is_flag=True, help="Rebuild even if the corpus is already prepared.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def demo(cache_dir, seed, small, workers, show_stats, preview, force, no_progress) -> None:
+    """Build the embedded audio-visual demo corpus from Debian packages (idempotent)."""
+    from pyro_minvae.data.prepare.demo import DemoConfig, prepare_demo
+
+    res = prepare_demo(cache_dir, DemoConfig(seed=seed, small=small, workers=workers), progress=not no_progress,
+                       force=force)
+    if res.skipped:
+        click.echo(f"demo corpus already prepared at {res.out_dir}; nothing to do (use --force to rebuild)")
+    else:
+        click.echo(f"demo corpus written to {res.out_dir} in {res.seconds:.0f} s")
+    click.echo(f"manifest: {res.manifest}")
+    if show_stats:
+        _print_stats(res.manifest)
+    if preview:
+        write_corpus_preview(res.manifest, Path(preview))
+        click.echo(f"preview written to {preview}")
+
+
+@command.command("ntcd-timit")
+@click.option("--root", type=click.Path(file_okay=False), required=True, help="NTCD-TIMIT root folder.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default <cache>/corpora/ntcd-timit).")
+@click.option("--valid-speakers", default=None,
+              help="Comma-separated validation speakers (default: every sixth non-test speaker).")
+@click.option("--all-noisy", is_flag=True, help="Index noisy files of training speakers too.")
+@click.option("--stats", "show_stats", is_flag=True, help="Print counts per split.")
+def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats) -> None:
+    """Index an NTCD-TIMIT copy (clean + noisy audio, 67x67 lip ROIs) into a manifest.
+
+    Test speakers follow the published protocol (09F 24M 26M 27M 33F 40F 47M 49F 56M).
+    """
+    from pyro_minvae.data.prepare.ntcd_timit import prepare_ntcd_timit
+
+    vs = [v.strip() for v in valid_speakers.split(",") if v.strip()] if valid_speakers else None
+    path = prepare_ntcd_timit(root, out, valid_speakers=vs, all_noisy=all_noisy)
+    click.echo(f"manifest: {path}")
+    if show_stats:
+        _print_stats(path)
+
+
+@command.command("folder")
+@click.option("--root", type=click.Path(file_okay=False), required=True,
+              help="Folder of NAME.wav + NAME.npy (N,67,67) or NAME.mp4 pairs.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default <cache>/corpora/folder-<name>).")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
+              help="Split recorded for every clip.")
+@click.option("--fps", type=float, default=30.0, show_default=True, help="Frame rate of the .npy/.mat lip arrays.")
+def folder(root, out, split, fps) -> None:
+    """Index a folder of your own recordings (wav + lip arrays or mp4 video) into a manifest."""
+    from pyro_minvae.data.prepare.folder import prepare_folder
+
+    path = prepare_folder(root, out, split=split, fps=fps)
+    click.echo(f"manifest: {path}")
+
+
+@command.command("stats")
+@click.argument("manifest", type=click.Path(dir_okay=False), required=False)
+@click.option("--small", is_flag=True, help="Stats of the --small demo corpus.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stats(manifest, small, as_json) -> None:
+    """Counts of a prepared corpus (default: the demo corpus)."""
+    from pyro_minvae.data.prepare.demo import corpus_dir
+
+    path = Path(manifest) if manifest else corpus_dir(small) / "manifest.jsonl"
+    _print_stats(path, as_json)
+
+
+def _print_stats(path: Path, as_json: bool = False) -> None:
+    from pyro_minvae.data.prepare.stats import corpus_stats, format_stats
+
+    st = corpus_stats(path)
+    click.echo(json.dumps(st, indent=1) if as_json else format_stats(st))
+
+
+def write_corpus_preview(manifest: Path, out_png: Path) -> None:
+    """Preview of the first clean test utterance of a demo manifest (needs its ``phones.json``)."""
+    import numpy as np
+
+    from pyro_minvae.audio_io import load_audio
+    from pyro_minvae.data.manifest import read_manifest, resolve
+    from pyro_minvae.visual.align import PhoneSegment
+    from pyro_minvae.visual.preview import write_preview
+
+    recs = [r for r in read_manifest(manifest) if r.get("kind", "clean") == "clean" and r.get("lips")]
+    if not recs:
+        raise UserInputError(f"{manifest}: no clean clip with lips to preview; re-run `pyro-minvae prepare demo`")
+    rec = next((r for r in recs if r["split"] == "test" and 3.0 <= r.get("duration", 0) <= 6.0),
+               next((r for r in recs if r["split"] == "test"), recs[0]))
+    phones_path = Path(manifest).parent / "phones.json"
+    phones = []
+    if phones_path.exists():
+        phones = [PhoneSegment(p, s, e) for p, s, e in json.loads(phones_path.read_text()).get(rec["id"], [])]
+    wave = load_audio(resolve(manifest, rec["audio"]))
+    frames = np.load(resolve(manifest, rec["lips"]))
+    lm_path = resolve(manifest, rec.get("landmarks"))
+    landmarks = np.load(lm_path) if lm_path is not None and lm_path.exists() else None
+    write_preview(wave, 16000, phones, frames, out_png, landmarks=landmarks, fps=float(rec.get("fps", 30.0)),
+                  title=f"{rec['id']} ({rec['speaker']}, {rec['split']})")

@@ -1,0 +1,232 @@
+"""``pyro-minvae prepare folder --root DIR``: index a folder of the user's own recordings.
+
+Input: ``NAME.wav`` (any rate/channels; resampled to 16 kHz mono with a message) paired with
+``NAME.npy`` / ``NAME.mat`` lip ROIs (see ``lips.py`` for layouts, 30 fps unless ``--fps``) or ``NAME.mp4``
+video (the mouth is cropped with mediapipe's face mesh: ``pip install pyro-minvae[video]``). Sub-folders of
+``DIR`` name speakers (files directly in ``DIR`` get speaker ``"speaker0"``). A wav without a visual partner
+is indexed audio-only (with a warning).
+
+Output (under ``out``, default ``cache_dir()/corpora/folder-<name of DIR>``): ``manifest.jsonl``,
+``lips/<speaker>/NAME.npy`` ``(N, 67, 67)`` uint8, converted audio under ``audio/`` when the input was not
+16 kHz mono PCM wav. Audio paths in the manifest are absolute when the original file is used as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ...atomic import atomic_path, write_text_atomic
+from ...audio_io import load_audio, write_audio
+from ...errors import MissingDependencyError, UserInputError
+from ...features.config import FeatureConfig
+from ...features.video import check_duration
+from ...paths import cache_dir
+from ..manifest import sha256_file, write_manifest
+from .lips import LIP_SIZE, load_lips
+
+log = logging.getLogger("pyro_minvae")
+
+SR = 16000
+LIP_EXTS = (".npy", ".mat")
+VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv")
+
+
+def ingest_audio(path: Path, out_dir: Path, rel_name: str, sample_rate: int = SR) -> tuple[str, int, str]:
+    """Check one audio file; returns ``(manifest path, n_samples, sha256)``.
+
+    A 16 kHz mono PCM wav is used in place (absolute path); anything else (other rate, stereo, other format)
+    is converted into ``out_dir / rel_name`` (the conversion is logged). Unreadable, empty or too short
+    files raise ``UserInputError``.
+    """
+    path = Path(path)
+    try:
+        info = sf.info(str(path)) if path.exists() and path.stat().st_size > 0 else None
+    except Exception:
+        info = None
+    as_is = (info is not None and info.samplerate == sample_rate and info.channels == 1
+             and info.format == "WAV" and info.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT"))
+    wave = load_audio(path, sample_rate)  # validates; resamples / downmixes and says so
+    if as_is:
+        return str(path.resolve()), int(wave.shape[0]), sha256_file(path)
+    dst = out_dir / rel_name
+    write_audio(dst, wave, sample_rate)
+    return rel_name, int(wave.shape[0]), sha256_file(dst)
+
+
+def save_lips(frames: np.ndarray, dst: Path) -> None:
+    with atomic_path(dst, suffix=".npy") as tmp:
+        np.save(tmp, np.ascontiguousarray(frames, dtype=np.uint8))
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: Path):
+    """Yield a fresh staging folder next to ``out_dir``; on success it replaces ``out_dir``, on error it is removed.
+
+    Nothing half-written is ever left under ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = out_dir.parent / f".{out_dir.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old)
+    staging.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _speaker_of(wav: Path, root: Path) -> str:
+    rel = wav.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else "speaker0"
+
+
+def _listing_hash(files: list[Path], extra: dict) -> str:
+    h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def prepare_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
+                   fps: float = 30.0, force: bool = False) -> Path:
+    """Index ``root`` (see module docstring); returns the manifest path. Idempotent for an unchanged folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserInputError(f"{root}: not a folder; give --root the folder holding NAME.wav + NAME.npy/mp4 pairs")
+    wavs = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+    if not wavs:
+        raise UserInputError(f"{root}: no .wav files found; put NAME.wav next to NAME.npy (lips) or NAME.mp4")
+    out_dir = Path(out) if out else cache_dir() / "corpora" / f"folder-{root.resolve().name}"
+    manifest = out_dir / "manifest.jsonl"
+    stamp = out_dir / ".done.json"
+    companions = [p for w in wavs for p in (w.with_suffix(e) for e in LIP_EXTS + VIDEO_EXTS) if p.exists()]
+    digest = _listing_hash(wavs + companions, {"split": split, "fps": fps, "v": 1})
+    if not force and manifest.exists() and stamp.exists() and json.loads(stamp.read_text()).get("hash") == digest:
+        log.info("%s already indexed in %s; nothing to do", root, manifest)
+        return manifest
+    with staged_output(out_dir) as stage:
+        cfg = FeatureConfig()
+        records = []
+        n_audio_only = 0
+        for wav in wavs:
+            spk = _speaker_of(wav, root)
+            stem = wav.relative_to(root).with_suffix("").as_posix()
+            rid = stem.replace("/", "-")
+            audio, n, sha = ingest_audio(wav, stage, f"audio/{stem}.wav")
+            rec = {"id": rid, "split": split, "speaker": spk, "kind": "clean", "audio": audio,
+                   "duration": round(n / SR, 4), "sha256": sha,
+                   "source": {"package": "user-folder", "version": None, "file": wav.relative_to(root).as_posix()}}
+            lip_file = next((wav.with_suffix(e) for e in LIP_EXTS if wav.with_suffix(e).exists()), None)
+            video = next((wav.with_suffix(e) for e in VIDEO_EXTS if wav.with_suffix(e).exists()), None)
+            frames, landmarks, v_fps = None, None, fps
+            if lip_file is not None:
+                frames = load_lips(lip_file)
+                check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(lip_file))
+            elif video is not None:
+                frames, landmarks, v_fps = crop_mouth_video(video)
+                check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(video))
+            else:
+                n_audio_only += 1
+            if frames is not None:
+                save_lips(frames, stage / f"lips/{stem}.npy")
+                rec.update(lips=f"lips/{stem}.npy", fps=float(v_fps))
+                if landmarks is not None:
+                    with atomic_path(stage / f"landmarks/{stem}.npy", suffix=".npy") as tmp:
+                        np.save(tmp, landmarks.astype(np.float32))
+                    rec["landmarks"] = f"landmarks/{stem}.npy"
+            records.append(rec)
+        if n_audio_only:
+            log.warning("%d of %d recordings have no NAME.npy/.mat/.mp4 partner and are indexed audio-only",
+                        n_audio_only, len(wavs))
+        write_manifest(stage / "manifest.jsonl", records)
+        write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records)}))
+    log.info("indexed %d recordings from %s", len(records), root)
+    return manifest
+
+
+# Lip contour points of mediapipe's 468-point face mesh (outer then inner lip).
+_MP_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185,
+            78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+
+
+def crop_mouth_video(path: Path, size: int = LIP_SIZE) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mouth ROIs ``(N, size, size)`` uint8, lip landmarks ``(N, 40, 2)`` (ROI pixels) and the video fps.
+
+    Needs mediapipe (``pip install pyro-minvae[video]``); frames where no face is found reuse the last box.
+    """
+    try:
+        import mediapipe as mp  # type: ignore[import-not-found]
+    except ImportError:
+        raise MissingDependencyError(f"{path}: cropping the mouth from video needs mediapipe; "
+                                     "run `pip install pyro-minvae[video]` or give NAME.npy lip arrays") from None
+    import av
+
+    frames, marks = [], []
+    box = None
+    try:
+        container = av.open(str(path))
+    except Exception as exc:
+        raise UserInputError(f"{path}: not a readable video ({type(exc).__name__}); re-encode it as H.264 mp4") \
+            from None
+    with container, mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
+                                                     refine_landmarks=False) as mesh:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 30.0)
+        for frame in container.decode(stream):
+            rgb = frame.to_ndarray(format="rgb24")
+            h, w = rgb.shape[:2]
+            res = mesh.process(rgb)
+            pts = None
+            if res.multi_face_landmarks:
+                lm = res.multi_face_landmarks[0].landmark
+                pts = np.array([[lm[i].x * w, lm[i].y * h] for i in _MP_LIPS], dtype=np.float32)
+                cx, cy = pts.mean(axis=0)
+                half = 0.8 * float(pts[:, 0].max() - pts[:, 0].min())
+                box = (cx - half, cy - half, 2 * half)
+            if box is None:
+                continue
+            x0, y0, side = box
+            gray = frame.to_ndarray(format="gray")
+            frames.append(_crop_resize(gray, x0, y0, side, size))
+            if pts is None:
+                pts = marks[-1] * (side / size) + np.array([x0, y0], np.float32) if marks else \
+                    np.full((len(_MP_LIPS), 2), np.nan, np.float32)
+            marks.append(((pts - np.array([x0, y0], np.float32)) * (size / side)).astype(np.float32))
+    if not frames:
+        raise UserInputError(f"{path}: no face found in any frame; give a frontal face video or NAME.npy lips")
+    return np.stack(frames), np.nan_to_num(np.stack(marks)), fps
+
+
+def _crop_resize(gray: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
+    """Square crop (padded at borders) resized to ``size`` x ``size`` by bilinear sampling."""
+    h, w = gray.shape
+    t = (np.arange(size) + 0.5) * side / size
+    xs = np.clip(x0 + t - 0.5, 0, w - 1)
+    ys = np.clip(y0 + t - 0.5, 0, h - 1)
+    x_lo = np.floor(xs).astype(int)
+    y_lo = np.floor(ys).astype(int)
+    x_hi = np.minimum(x_lo + 1, w - 1)
+    y_hi = np.minimum(y_lo + 1, h - 1)
+    fx = (xs - x_lo)[None, :]
+    fy = (ys - y_lo)[:, None]
+    g = gray.astype(np.float32)
+    top = g[y_lo][:, x_lo] * (1 - fx) + g[y_lo][:, x_hi] * fx
+    bot = g[y_hi][:, x_lo] * (1 - fx) + g[y_hi][:, x_hi] * fx
+    return np.clip(np.round(top * (1 - fy) + bot * fy), 0, 255).astype(np.uint8)
