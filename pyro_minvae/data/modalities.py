@@ -43,8 +43,18 @@ class Modality:
         """Frame-aligned features ``(n_frames, D)`` float32."""
         arr = self.load_array(record, manifest_path)
         fps = float(record.get("fps", cfg.video_fps))
+        return self.from_array(arr, n_frames, cfg, fps, n_samples, source=str(resolve(manifest_path, record[self.field])))
+
+    def from_array(self, arr: np.ndarray, n_frames: int, cfg: FeatureConfig, fps: float | None = None,
+                   n_samples: int | None = None, source: str | None = None) -> np.ndarray:
+        """Video-rate array ``(N_v, ...)`` -> frame-aligned features ``(n_frames, D)`` float32.
+
+        With ``n_samples`` the video duration is checked against the audio's (``UserInputError`` naming
+        ``source`` when they differ beyond the tolerance).
+        """
+        fps = float(fps or cfg.video_fps)
         if n_samples is not None:
-            check_duration(arr.shape[0], n_samples, cfg, fps, source=str(resolve(manifest_path, record[self.field])))
+            check_duration(arr.shape[0], n_samples, cfg, fps, source=source or self.name)
         return self.to_features(align_to_stft(arr, n_frames, cfg, fps))
 
 

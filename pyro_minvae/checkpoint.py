@@ -1,0 +1,155 @@
+"""Checkpoints: everything needed to rebuild a model, resume training bit-for-bit and enhance with it.
+
+A checkpoint is one ``torch.save`` dict (loaded with ``weights_only=True``: plain tensors, numbers, strings,
+lists and dicts only), written atomically:
+
+- ``format_version`` (int), ``versions`` (``pyro_minvae``, ``torch``, ``pyro``);
+- ``model_spec`` (``{"family", "kwargs"}``, rebuilt by :func:`pyro_minvae.models.build_model`), ``model_state``;
+- ``feature_config`` (:class:`FeatureConfig` as a dict), ``train_config`` (dict);
+- ``optimizer_state``, ``scheduler_state`` (or ``None``);
+- ``rng`` (torch CPU/CUDA, numpy, python ``random`` states), ``epoch``, ``step``, ``best_valid_elbo``,
+  ``bad_epochs``, ``history`` (list of per-epoch dicts), ``extra`` (free-form dict).
+
+:func:`load_model` ``(path, device) -> (model, feature_cfg, meta)`` is the entry point for enhancement and
+evaluation. Bad files raise :class:`~pyro_minvae.errors.UserInputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+
+from .atomic import atomic_path
+from .errors import UserInputError
+from .features import FeatureConfig
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_spec", "model_state", "feature_config")
+
+
+def package_versions() -> dict[str, str]:
+    from . import __version__
+
+    return {"pyro_minvae": str(__version__), "torch": str(torch.__version__), "pyro": str(pyro.__version__)}
+
+
+def get_rng_state() -> dict:
+    """All RNG states as plain tensors/ints (safe for ``weights_only`` loading)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": name, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore :func:`get_rng_state`'s output."""
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(x):
+    return [_to_lists(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _to_tuples(x):
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, (tuple, list)) else x
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, feature_cfg: FeatureConfig,
+                    train_config: dict | None = None, optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: Any | None = None, epoch: int = 0, step: int = 0,
+                    best_valid_elbo: float | None = None, bad_epochs: int = 0, history: list | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a checkpoint atomically (a killed process never leaves a partial file). Returns the path."""
+    spec = getattr(model, "spec", None)
+    if not spec or "family" not in spec:
+        raise ValueError("model has no .spec; build it with pyro_minvae.models.build_model")
+    state = {
+        "format_version": FORMAT_VERSION,
+        "versions": package_versions(),
+        "model_spec": {"family": spec["family"], "kwargs": dict(spec["kwargs"])},
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "feature_config": feature_cfg.to_dict(),
+        "train_config": dict(train_config or {}),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "rng": get_rng_state(),
+        "epoch": int(epoch),
+        "step": int(step),
+        "best_valid_elbo": None if best_valid_elbo is None else float(best_valid_elbo),
+        "bad_epochs": int(bad_epochs),
+        "history": list(history or []),
+        "extra": dict(extra or {}),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a checkpoint dict; one-line ``UserInputError`` on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"{path}: checkpoint not found; train one with `pyro-minvae train`")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise UserInputError(f"{path}: not a readable pyro-minvae checkpoint (truncated or corrupt: "
+                             f"{type(exc).__name__}); re-train or copy it again") from None
+    if not isinstance(state, dict):
+        raise UserInputError(f"{path}: not a pyro-minvae checkpoint (no dict inside); re-train")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise UserInputError(f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by pyro-minvae "
+                             f"train, re-train")
+    if state["format_version"] != FORMAT_VERSION:
+        raise UserInputError(f"{path}: checkpoint format {state['format_version']} is not supported by this "
+                             f"version (format {FORMAT_VERSION}); re-train or use a matching pyro-minvae")
+    return state
+
+
+def build_from_state(state: dict, path: str | Path = "checkpoint"):
+    """Rebuild the model (on CPU) from a loaded checkpoint dict and load its weights."""
+    from .models import build_model
+
+    spec = state["model_spec"]
+    try:
+        model = build_model(spec["family"], **spec["kwargs"])
+        model.load_state_dict(state["model_state"])
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserInputError(f"{path}: cannot rebuild model {spec.get('family')!r} ({msg}); re-train with this "
+                             f"version") from None
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a trained model for enhancement/evaluation: ``(model (eval mode, on device), FeatureConfig, meta)``.
+
+    ``meta`` holds ``train_config``, ``history``, ``epoch``, ``best_valid_elbo``, ``versions``, ``extra``, ``path``.
+    """
+    state = load_checkpoint(path)
+    model = build_from_state(state, path).to(device).eval()
+    try:
+        cfg = FeatureConfig.from_dict(state["feature_config"])
+    except (ValueError, TypeError) as exc:
+        raise UserInputError(f"{path}: bad feature settings in checkpoint ({exc}); re-train") from None
+    meta = {k: state.get(k) for k in ("train_config", "history", "epoch", "best_valid_elbo", "versions", "extra")}
+    meta["path"] = str(path)
+    return model, cfg, meta

@@ -1,0 +1,103 @@
+"""Evaluation methods built from trained checkpoints (A-VAE, AV-CVAE, MIN-VAE and their variants).
+
+Registered per model family in :data:`pyro_minvae.evaluation.methods.CHECKPOINT_METHODS`:
+
+- every family: ``<label>-mcem`` (the paper's Monte-Carlo EM) and ``<label>-fast`` (the fast E-step);
+- MIN-VAE also: ``<label>-audio-init`` (MCEM initialised from the audio encoder instead of the lips: the paper's
+  ablation).
+
+A method is picklable and loads its network lazily in the worker process that first calls it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..registry import MODALITIES
+from .methods import register_checkpoint_methods
+
+
+class CheckpointMethod:
+    """``method(noisy (T,), sample_rate, *, clean=None, video=None, seed=0) -> (T,)`` for one checkpoint.
+
+    ``video``: ``{"lips": (N_v, 67, 67) uint8, "landmarks": (N_v, P, 2), "fps": float}`` (streams the model does
+    not read are ignored). ``estep``: a name in ``ESTEPS``; ``init``: encoder to initialise z from (``None``: the
+    model's default, i.e. the lips for MIN-VAE).
+    """
+
+    needs_video = True
+
+    def __init__(self, path: str | Path, estep: str = "mcem", init: str | None = None, device: str = "cpu",
+                 **opts):
+        self.path = str(path)
+        self.estep = estep
+        self.init = init
+        self.device = device
+        self.opts = dict(opts)
+        self._loaded = None
+        self.last_info: dict = {}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_loaded"] = None  # workers reload the network themselves
+        return state
+
+    def _model(self):
+        if self._loaded is None:
+            from ..checkpoint import load_model
+
+            self._loaded = load_model(self.path, self.device)[:2]
+        return self._loaded
+
+    def visual_features(self, model, cfg, video: dict | None, n_samples: int) -> dict:
+        """Frame-aligned features ``{name: (N, D)}`` for the model's visual modalities present in ``video``."""
+        out = {}
+        if not video:
+            return out
+        n = cfg.n_frames(n_samples)
+        fps = video.get("fps")
+        for name in model.modalities:
+            if name == "audio" or name not in video:
+                continue
+            out[name] = MODALITIES.get(name).from_array(np.asarray(video[name]), n, cfg, fps)
+        return out
+
+    def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:
+        import torch
+
+        from ..infer.enhance import enhance_waveform
+
+        model, cfg = self._model()
+        if sample_rate != cfg.sample_rate:
+            raise ValueError(f"the model works at {cfg.sample_rate} Hz, got {sample_rate} Hz audio")
+        visual = {k: torch.from_numpy(v) for k, v in self.visual_features(model, cfg, video, len(noisy)).items()}
+        opts = dict(self.opts)
+        if self.init is not None:
+            opts["init"] = self.init
+        res = enhance_waveform(model, cfg, np.asarray(noisy, dtype=np.float32), visual=visual, method=self.estep,
+                               seed=seed, device=self.device, **opts)
+        self.last_info = {"frame_rate": cfg.frame_rate, "init": res.init}
+        if len(res.chunks) == 1 and res.result.responsibilities is not None:
+            self.last_info["responsibilities"] = res.result.responsibilities.detach().cpu().numpy()
+            self.last_info["component_names"] = list(model.guide_net.modalities)
+        return res.waveform.numpy()
+
+    def __repr__(self) -> str:
+        return f"CheckpointMethod({self.path!r}, estep={self.estep!r}, init={self.init!r})"
+
+
+def _standard(label: str, path: Path) -> dict:
+    return {f"{label}-mcem": CheckpointMethod(path, "mcem"), f"{label}-fast": CheckpointMethod(path, "fast")}
+
+
+def _minvae(label: str, path: Path) -> dict:
+    methods = _standard(label, path)
+    methods[f"{label}-audio-init"] = CheckpointMethod(path, "mcem", init="audio")
+    return methods
+
+
+for _family in ("vae", "avae", "avcvae"):
+    register_checkpoint_methods(_family, _standard)
+register_checkpoint_methods("minvae", _minvae)
