@@ -22,12 +22,14 @@ from pathlib import Path
 
 import torch
 
-FAMILIES = {  # label -> (family, encoders, responsibilities)
-    "avae": ("avae", None, "marginal"),
-    "vvae (lips)": ("vae", ("lips",), "marginal"),
-    "avcvae": ("avcvae", None, "marginal"),
-    "minvae (marginal q)": ("minvae", None, "marginal"),
-    "minvae (epoch q)": ("minvae", None, "epoch"),
+POOLED_LIPS = {"encoder_options": {"lips": {"pool": 4, "hidden": [128]}}}
+FAMILIES = {  # label -> (family, encoders, responsibilities, extra model arguments)
+    "avae": ("avae", None, "marginal", {}),
+    "vvae (lips)": ("vae", ("lips",), "marginal", {}),
+    "avcvae": ("avcvae", None, "marginal", {}),
+    "minvae (marginal q)": ("minvae", None, "marginal", {}),
+    "minvae (epoch q)": ("minvae", None, "epoch", {}),
+    "minvae (pooled lips)": ("minvae", None, "marginal", POOLED_LIPS),
 }
 
 
@@ -39,14 +41,14 @@ def make_runner(label: str, batch_size: int, seed: int = 0):
     from pyro_minvae.infer.svi import TrainConfig, make_model, make_optimizer
     from pyro_minvae.infer.train_objectives import OBJECTIVES, default_objective
 
-    family, encoders, resp = FAMILIES[label]
+    family, encoders, resp, model_kwargs = FAMILIES[label]
     pyro.set_rng_seed(seed)
     g = torch.Generator().manual_seed(seed)
     n = 8 * batch_size
     audio = torch.rand(n, 513, generator=g) * 3 + 1e-3
     lips = (torch.rand(n, 4489, generator=g) * 255).to(torch.uint8)
     ds = FrameDataset(audio, {"lips": lips}, torch.tensor([0, n]), ["synthetic"], None)
-    model = make_model(TrainConfig(family=family, encoders=encoders), ds.input_dims).train()
+    model = make_model(TrainConfig(family=family, encoders=encoders, model_kwargs=model_kwargs), ds.input_dims).train()
     obj = OBJECTIVES.build(default_objective(model, resp))
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], 1e-4)
     epoch_hook_s = 0.0
@@ -95,6 +97,7 @@ def main(argv=None) -> dict:
             dt = (time.perf_counter() - t) / (args.steps * args.batch_size) + hook
             fps[lab].append(1.0 / dt)
     ratios = [a / m for a, m in zip(fps.get("avae", []), fps.get("minvae (marginal q)", []))]
+    pooled = [a / m for a, m in zip(fps.get("avae", []), fps.get("minvae (pooled lips)", []))]
     result = {
         "threads": args.threads, "batch_size": args.batch_size, "rounds": args.rounds, "steps": args.steps,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
@@ -102,6 +105,8 @@ def main(argv=None) -> dict:
         "frames_per_s": {lab: {"median": statistics.median(v), "min": min(v), "max": max(v), "all": v}
                          for lab, v in fps.items()},
         "minvae_over_avae_cost": {"median": statistics.median(ratios), "all": ratios} if ratios else None,
+        "minvae_pooled_lips_over_avae_cost": ({"median": statistics.median(pooled), "all": pooled}
+                                              if pooled else None),
     }
     print(f"training throughput, {args.threads} torch threads, batch {args.batch_size}, {args.rounds} interleaved "
           f"rounds x {args.steps} steps (load average at end: {os.getloadavg()[0]:.1f})\n")
@@ -114,6 +119,8 @@ def main(argv=None) -> dict:
         print(f"| {lab} | {med:.0f} | {min(v):.0f} | {max(v):.0f} | {rel} |")
     if ratios:
         print(f"\nMIN-VAE / A-VAE per-epoch cost (per round): {', '.join(f'{r:.2f}' for r in ratios)}")
+    if pooled:
+        print(f"MIN-VAE (pooled lips) / A-VAE per-epoch cost (per round): {', '.join(f'{r:.2f}' for r in pooled)}")
     out = args.out
     if out is None:
         from pyro_minvae.paths import cache_dir

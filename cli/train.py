@@ -56,9 +56,12 @@ def _default_manifest() -> Path:
               help="AV-CVAE: weight of the reconstruction-from-prior term.")
 @click.option("--max-frames", default=None, type=click.IntRange(min=1),
               help="Use at most this many training frames (quick runs).")
+@click.option("--encoder-option", "encoder_option", multiple=True, metavar="MODALITY.KEY=JSON",
+              help="Extra encoder argument for MIN-VAE (repeatable), e.g. lips.pool=4 lips.hidden=[128] "
+                   "(a cheaper visual branch).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedule, latent_dim, device, seed, patience,
-            resume, init_from, responsibilities, cvae_weight, max_frames, no_progress):
+            resume, init_from, responsibilities, cvae_weight, max_frames, encoder_option, no_progress):
     """Train a speech model with SVI and write checkpoints."""
     import torch
 
@@ -71,14 +74,19 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
         import pyro_minvae.models  # noqa: F401  (registers families and components)
 
         modalities = required_modalities(family, enc)
+        model_kwargs = {"encoder_options": parse_encoder_options(encoder_option)} if encoder_option else {}
         cfg = TrainConfig(family=family, encoders=enc, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
                           lr=lr, schedule=schedule, patience=patience, responsibilities=responsibilities,
-                          cvae_weight=cvae_weight, seed=seed, device=device, max_frames=max_frames)
+                          cvae_weight=cvae_weight, seed=seed, device=device, max_frames=max_frames,
+                          model_kwargs=model_kwargs)
         torch.device(device)
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(str(exc).splitlines()[0]) from None
     manifest = manifest or _default_manifest()
     out_dir = out_dir or cache_dir() / "runs" / family
+    for path in init_from:  # fail before the (slow) data loading
+        if not Path(path).exists():
+            raise UserInputError(f"{path}: checkpoint not found; train one with `pyro-minvae train`")
     if resume and not (out_dir / "last.pt").exists():
         raise UserInputError(f"{out_dir / 'last.pt'}: nothing to resume; train without --resume first")
     train_ds = FrameDataset.from_manifest(manifest, "train", modalities, max_frames=max_frames)
@@ -95,3 +103,20 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
     for name, r in result.report.get("components", {}).items():
         click.echo(f"  {name}: mean q {r['mean_q']:.3f}, wins {100 * r['win_rate']:.1f}% of frames "
                    f"(speech {100 * r['win_rate_speech']:.1f}%, silence {100 * r['win_rate_silence']:.1f}%)")
+
+
+def parse_encoder_options(items) -> dict:
+    """``["lips.pool=4", "lips.hidden=[128]"]`` -> ``{"lips": {"pool": 4, "hidden": [128]}}`` (values are JSON)."""
+    import json
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        modality, dot, name = key.partition(".")
+        if not sep or not dot or not modality or not name:
+            raise UserInputError(f"--encoder-option {item!r}: expected MODALITY.KEY=VALUE, e.g. lips.pool=4")
+        try:
+            out.setdefault(modality, {})[name] = json.loads(value)
+        except json.JSONDecodeError:
+            raise UserInputError(f"--encoder-option {item!r}: the value must be JSON, e.g. 4 or [128]") from None
+    return out

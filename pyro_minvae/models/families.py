@@ -52,9 +52,17 @@ def build_avcvae(input_dims: dict, latent_dim: int = 32, visual: str = "lips", e
 @MODELS.register("minvae")
 def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str] = ("audio", "lips"),
                  prior: str = "mixture", learn_weights: bool = False, audio_noise_fraction: float = 0.5,
-                 audio_noise_scale: float = 50.0, decoder: str = "mlp") -> SpeechVAE:
-    """MIN-VAE: one encoder per modality in a mixture guide, per-component learned priors, shared decoder."""
-    encs = [_encoder(m, input_dims, latent_dim) for m in encoders]
+                 audio_noise_scale: float = 50.0, decoder: str = "mlp",
+                 encoder_options: dict | None = None) -> SpeechVAE:
+    """MIN-VAE: one encoder per modality in a mixture guide, per-component learned priors, shared decoder.
+
+    ``encoder_options``: extra constructor arguments per modality, e.g. ``{"lips": {"pool": 4, "hidden": [128]}}``.
+    """
+    options = encoder_options or {}
+    unknown = set(options) - set(encoders)
+    if unknown:
+        raise ValueError(f"encoder_options for {sorted(unknown)}, which are not among the encoders {list(encoders)}")
+    encs = [_encoder(m, input_dims, latent_dim, **options.get(m, {})) for m in encoders]
     return SpeechVAE(PRIORS.build(prior, components=list(encoders), latent_dim=latent_dim,
                                   learn_weights=learn_weights),
                      _decoder(input_dims, latent_dim, decoder),

@@ -41,7 +41,8 @@ class GaussianMLPEncoder(nn.Module):
     """
 
     def __init__(self, modality: str, in_dim: int, latent_dim: int = 32, hidden: Sequence[int] = (128,),
-                 activations: Sequence[str] | None = None, input_transform: str = "identity", cond_dim: int = 0):
+                 activations: Sequence[str] | None = None, input_transform: str = "identity", cond_dim: int = 0,
+                 pre: nn.Module | None = None, pre_dim: int | None = None):
         super().__init__()
         if input_transform not in ("identity", "log"):
             raise ValueError(f"input_transform must be 'identity' or 'log'; got {input_transform!r}")
@@ -51,8 +52,10 @@ class GaussianMLPEncoder(nn.Module):
         self.latent_dim = latent_dim
         self.input_transform = input_transform
         self.cond_dim = cond_dim
-        self.body = mlp(in_dim + cond_dim, hidden, activations)
-        last = hidden[-1] if len(hidden) else in_dim + cond_dim
+        self.pre = pre  # optional fixed input reduction (e.g. spatial pooling of lip images)
+        first = pre_dim if pre is not None else in_dim
+        self.body = mlp(first + cond_dim, hidden, activations)
+        last = hidden[-1] if len(hidden) else first + cond_dim
         self.loc = nn.Linear(last, latent_dim)
         self.log_var = nn.Linear(last, latent_dim)
 
@@ -61,6 +64,8 @@ class GaussianMLPEncoder(nn.Module):
             raise ValueError(f"{self.modality} encoder expects (B, {self.in_dim}); got {tuple(x.shape)}")
         if self.input_transform == "log":
             x = torch.log(x.clamp_min(0) + LOG_POWER_FLOOR)
+        if self.pre is not None:
+            x = self.pre(x)
         if self.cond_dim:
             if cond is None or cond.shape != (x.shape[0], self.cond_dim):
                 raise ValueError(f"{self.modality} encoder expects a conditioning tensor (B, {self.cond_dim})")
@@ -80,10 +85,40 @@ def audio_encoder(in_dim: int = 513, latent_dim: int = 32, hidden: Sequence[int]
                               cond_dim=cond_dim)
 
 
-def lips_encoder(in_dim: int = 67 * 67, latent_dim: int = 32, hidden: Sequence[int] = (512, 128)) -> GaussianMLPEncoder:
-    """The paper's visual encoder: 4489 -> 512 ReLU -> 128 tanh -> 32, on pixels in [0, 1]."""
+class ImagePool(nn.Module):
+    """Average-pool flattened square images: ``(B, side*side) -> (B, (side // pool)**2)``."""
+
+    def __init__(self, side: int, pool: int):
+        super().__init__()
+        if side < pool:
+            raise ValueError(f"cannot pool {side}x{side} images by {pool}")
+        self.side = side
+        self.pool = pool
+
+    @property
+    def out_dim(self) -> int:
+        return (self.side // self.pool) ** 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        img = x.reshape(x.shape[0], 1, self.side, self.side)
+        return torch.nn.functional.avg_pool2d(img, self.pool).flatten(1)
+
+
+def lips_encoder(in_dim: int = 67 * 67, latent_dim: int = 32, hidden: Sequence[int] = (512, 128),
+                 pool: int = 1) -> GaussianMLPEncoder:
+    """The paper's visual encoder: 4489 -> 512 ReLU -> 128 tanh -> 32, on pixels in [0, 1].
+
+    ``pool > 1`` first average-pools the square ROI by ``pool`` (e.g. 4: 67x67 -> 16x16 = 256 inputs), which
+    makes the visual branch about as cheap as the audio encoder; use it with a smaller ``hidden``, e.g. (128,).
+    """
     acts = ["relu"] * (len(hidden) - 1) + ["tanh"]
-    return GaussianMLPEncoder("lips", in_dim, latent_dim, hidden, acts)
+    if pool == 1:
+        return GaussianMLPEncoder("lips", in_dim, latent_dim, hidden, acts)
+    side = int(round(in_dim ** 0.5))
+    if side * side != in_dim:
+        raise ValueError(f"pooling needs square lip images; in_dim {in_dim} is not a square")
+    pre = ImagePool(side, pool)
+    return GaussianMLPEncoder("lips", in_dim, latent_dim, hidden, acts, pre=pre, pre_dim=pre.out_dim)
 
 
 def landmarks_encoder(in_dim: int = 40, latent_dim: int = 32, hidden: Sequence[int] = (64,)) -> GaussianMLPEncoder:
