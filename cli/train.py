@@ -59,9 +59,12 @@ def _default_manifest() -> Path:
 @click.option("--encoder-option", "encoder_option", multiple=True, metavar="MODALITY.KEY=JSON",
               help="Extra encoder argument for MIN-VAE (repeatable), e.g. lips.pool=4 lips.hidden=[128] "
                    "(a cheaper visual branch).")
+@click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=JSON",
+              help="Extra argument of the model family's builder (repeatable), e.g. prior=\"mog-mixture\" or "
+                   "learn_weights=true.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedule, latent_dim, device, seed, patience,
-            resume, init_from, responsibilities, cvae_weight, max_frames, encoder_option, no_progress):
+            resume, init_from, responsibilities, cvae_weight, max_frames, encoder_option, model_arg, no_progress):
     """Train a speech model with SVI and write checkpoints."""
     import torch
 
@@ -74,7 +77,12 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
         import pyro_minvae.models  # noqa: F401  (registers families and components)
 
         modalities = required_modalities(family, enc)
-        model_kwargs = {"encoder_options": parse_encoder_options(encoder_option)} if encoder_option else {}
+        model_kwargs = parse_model_args(model_arg)
+        if encoder_option:
+            model_kwargs["encoder_options"] = parse_encoder_options(encoder_option)
+        from pyro_minvae.models.families import check_model_kwargs
+
+        check_model_kwargs(family, model_kwargs)
         cfg = TrainConfig(family=family, encoders=enc, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
                           lr=lr, schedule=schedule, patience=patience, responsibilities=responsibilities,
                           cvae_weight=cvae_weight, seed=seed, device=device, max_frames=max_frames,
@@ -119,4 +127,23 @@ def parse_encoder_options(items) -> dict:
             out.setdefault(modality, {})[name] = json.loads(value)
         except json.JSONDecodeError:
             raise UserInputError(f"--encoder-option {item!r}: the value must be JSON, e.g. 4 or [128]") from None
+    return out
+
+
+def parse_model_args(items) -> dict:
+    """``["prior=\"mixture\"", "learn_weights=true"]`` -> ``{"prior": "mixture", "learn_weights": True}``.
+
+    Values are JSON; a bare word that is not JSON is taken as a string (``prior=mog-mixture``).
+    """
+    import json
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserInputError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. learn_weights=true")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
     return out

@@ -8,6 +8,7 @@ arguments on ``model.spec`` for checkpoints.
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 from ..registry import DECODERS, ENCODERS, GUIDES, MODELS, PRIORS
@@ -53,10 +54,11 @@ def build_avcvae(input_dims: dict, latent_dim: int = 32, visual: str = "lips", e
 def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str] = ("audio", "lips"),
                  prior: str = "mixture", learn_weights: bool = False, audio_noise_fraction: float = 0.5,
                  audio_noise_scale: float = 50.0, decoder: str = "mlp",
-                 encoder_options: dict | None = None) -> SpeechVAE:
+                 encoder_options: dict | None = None, prior_options: dict | None = None) -> SpeechVAE:
     """MIN-VAE: one encoder per modality in a mixture guide, per-component learned priors, shared decoder.
 
-    ``encoder_options``: extra constructor arguments per modality, e.g. ``{"lips": {"pool": 4, "hidden": [128]}}``.
+    ``encoder_options``: extra constructor arguments per modality, e.g. ``{"lips": {"pool": 4, "hidden": [128]}}``;
+    ``prior_options``: extra constructor arguments of the prior (e.g. ``{"n_modes": 4}`` for a prior you registered).
     """
     options = encoder_options or {}
     unknown = set(options) - set(encoders)
@@ -64,7 +66,7 @@ def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str]
         raise ValueError(f"encoder_options for {sorted(unknown)}, which are not among the encoders {list(encoders)}")
     encs = [_encoder(m, input_dims, latent_dim, **options.get(m, {})) for m in encoders]
     return SpeechVAE(PRIORS.build(prior, components=list(encoders), latent_dim=latent_dim,
-                                  learn_weights=learn_weights),
+                                  learn_weights=learn_weights, **(prior_options or {})),
                      _decoder(input_dims, latent_dim, decoder),
                      GUIDES.build("mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction,
                                   audio_noise_scale=audio_noise_scale),
@@ -73,9 +75,21 @@ def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str]
 
 def build_model(family: str, **kwargs) -> SpeechVAE:
     """Build a registered family and remember ``{"family", "kwargs"}`` on ``model.spec``."""
+    check_model_kwargs(family, kwargs)
     model = MODELS.get(family)(**kwargs)
     model.spec = {"family": family, "kwargs": _jsonable(kwargs)}
     return model
+
+
+def check_model_kwargs(family: str, kwargs) -> None:
+    """Raise ``ValueError`` naming the valid arguments when ``kwargs`` has names the family's builder lacks."""
+    params = inspect.signature(MODELS.get(family)).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise ValueError(f"model {family!r} has no argument(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(k for k in params if k != 'input_dims')}")
 
 
 def _jsonable(kwargs: dict) -> dict:

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from pyro_minvae.cli.train import parse_encoder_options, parse_model_args
+from pyro_minvae.errors import UserInputError
+from pyro_minvae.models import build_model
+from pyro_minvae.models.families import check_model_kwargs
+
+
+def test_parse_model_args_json_and_bare_words():
+    assert parse_model_args(["learn_weights=true", "prior=mog-mixture", "latent_dim=8"]) == {
+        "learn_weights": True, "prior": "mog-mixture", "latent_dim": 8}
+    with pytest.raises(UserInputError, match="KEY=VALUE"):
+        parse_model_args(["novalue"])
+
+
+def test_parse_encoder_options():
+    assert parse_encoder_options(["lips.pool=4", "lips.hidden=[128]"]) == {"lips": {"pool": 4, "hidden": [128]}}
+    with pytest.raises(UserInputError, match="MODALITY.KEY=VALUE"):
+        parse_encoder_options(["pool=4"])
+    with pytest.raises(UserInputError, match="JSON"):
+        parse_encoder_options(["lips.hidden=[128"])
+
+
+def test_unknown_model_argument_lists_valid_ones():
+    with pytest.raises(ValueError, match="no argument.*foo; valid: latent_dim, decoder"):
+        check_model_kwargs("avae", {"foo": 1})
+
+
+def test_pooled_lips_encoder_reads_full_roi_and_is_smaller():
+    dims = {"audio": 513, "lips": 4489}
+    full = build_model("minvae", input_dims=dims)
+    pooled = build_model("minvae", input_dims=dims, encoder_options={"lips": {"pool": 4, "hidden": [128]}})
+    n_full = sum(p.numel() for p in full.guide_net.encoders[1].parameters())
+    n_pooled = sum(p.numel() for p in pooled.guide_net.encoders[1].parameters())
+    assert n_pooled < n_full / 20
+    batch = {"audio": torch.rand(5, 513), "lips": torch.rand(5, 4489)}
+    assert pooled.init_latents(batch, prefer="lips").shape == (5, 32)
+    # pooling a constant image keeps the constant: the encoder sees averaged pixels, not sums
+    pool = pooled.guide_net.encoders[1].pre
+    assert torch.allclose(pool(torch.full((2, 4489), 0.5)), torch.full((2, 256), 0.5))
+    with pytest.raises(ValueError, match="not among the encoders"):
+        build_model("minvae", input_dims=dims, encoder_options={"landmarks": {}})
