@@ -35,7 +35,7 @@ from typing import NamedTuple, Sequence
 import pyro
 import torch
 
-from ..atomic import write_text_atomic
+from ..atomic import remove_stale_temps, write_text_atomic
 from ..checkpoint import build_from_state, load_checkpoint, save_checkpoint
 from ..data.datasets import FrameDataset
 from ..errors import UserInputError
@@ -152,6 +152,15 @@ def required_modalities(family: str, encoders: Sequence[str] | None) -> list[str
             val = kw.get(key, params[key].default)
             names += [val] if isinstance(val, str) else list(val)
     return ["audio"] + [n for n in dict.fromkeys(names) if n != "audio"]
+
+
+def spec_difference(old: dict, new: dict) -> str:
+    """``"latent_dim: 4 in the checkpoint, 8 now"`` for each setting in which two model specs differ."""
+    a = {"model": old.get("family"), **dict(old.get("kwargs") or {})}
+    b = {"model": new.get("family"), **dict(new.get("kwargs") or {})}
+    diffs = [f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now" for k in dict.fromkeys([*a, *b])
+             if a.get(k) != b.get(k)]
+    return "; ".join(diffs) or "the settings differ"
 
 
 def make_model(cfg: TrainConfig, input_dims: dict):
@@ -313,6 +322,9 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
         raise UserInputError("--device cuda requested but no CUDA device is available; use --device cpu")
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if info.is_main:  # temporary files of a run killed mid-write (the final files are intact)
+        for name in ("last.pt", "best.pt", "log.csv", "summary.json", "responsibilities.json"):
+            remove_stale_temps(out_dir / name)
     feature_cfg = feature_cfg or train_ds.cfg or FeatureConfig()
     pyro.clear_param_store()
     pyro.set_rng_seed(cfg.seed)
@@ -324,8 +336,9 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
     if resume:
         state = load_checkpoint(last_path)
         if state["model_spec"] != model.spec:
-            raise UserInputError(f"{last_path}: checkpoint was trained with model {state['model_spec']['family']!r} "
-                                 f"and other settings; drop --resume or use the same options")
+            raise UserInputError(f"{last_path}: checkpoint was trained with other model settings "
+                                 f"({spec_difference(state['model_spec'], model.spec)}); drop --resume or use the "
+                                 "same options")
         model.load_state_dict(state["model_state"])
     elif init_from:
         for line in warm_start(model, init_from):

@@ -1,0 +1,135 @@
+"""Enhancement speed and memory: real-time factor per method on a 10 s utterance, peak memory on 10 minutes.
+
+    .venv/bin/python benchmarks/enhance_speed.py [--checkpoint CKPT] [--threads 2] [--out results.json]
+
+Real-time factor (RTF) = wall-clock seconds / audio seconds (targets: paper MCEM <= 0.5, ``fast`` <= 0.05).
+The signal is a synthetic voiced "utterance" (harmonic bursts + white noise at 0 dB); the cost of every method
+depends on the number of frames and the network sizes, not on the content. Without ``--checkpoint`` a
+paper-sized untrained model is used (``--family``). Peak memory is the maximum resident set size of a fresh
+child process enhancing ``--long-seconds`` of audio (chunked, see ``pyro_minvae.infer.enhance``); as memory does
+not grow with the iteration count, that run uses ``--long-iterations`` EM iterations to keep it short.
+Writes JSON (to stdout and ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METHODS = {
+    "mcem": {},  # paper defaults: 100 iterations x 40 MH steps (30 burn-in), final 100-step MH for classic
+    "fast": {},  # variational EM defaults
+}
+
+
+def synthetic_utterance(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 15))
+    env = (np.sin(2 * np.pi * 2.0 * t) > 0).astype(float)
+    speech = voiced * env
+    noise = rng.standard_normal(t.shape)
+    noise *= np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2))
+    x = speech + noise
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def load(args):
+    from pyro_minvae.features import FeatureConfig
+    from pyro_minvae.models import build_model
+
+    if args.checkpoint:
+        from pyro_minvae.checkpoint import load_model
+
+        model, cfg, _ = load_model(args.checkpoint, args.device)
+        return model, cfg
+    cfg = FeatureConfig()
+    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size ** 2}
+    kwargs = {"input_dims": dims if args.family == "minvae" else {"audio": cfg.n_freq}}
+    return build_model(args.family, **kwargs).to(args.device).eval(), cfg
+
+
+def visual_for(model, n_frames: int, device):
+    dims = {"lips": 67 * 67, "landmarks": 40}
+    return {m: torch.rand(n_frames, dims[m], generator=torch.Generator().manual_seed(1)).to(device)
+            for m in model.modalities if m in dims}
+
+
+def run_once(args, seconds: float, method: str, opts: dict) -> dict:
+    from pyro_minvae.infer.enhance import enhance_waveform
+
+    model, cfg = load(args)
+    x = synthetic_utterance(seconds)
+    vis = visual_for(model, cfg.n_frames(len(x)), args.device)
+    t0 = time.perf_counter()
+    res = enhance_waveform(model, cfg, x, vis, method=method, seed=0, device=args.device, **opts)
+    wall = time.perf_counter() - t0
+    assert res.waveform.shape[0] == len(x)
+    return {"method": method, "options": opts, "audio_s": seconds, "wall_s": round(wall, 3),
+            "rtf": round(wall / seconds, 4), "chunks": len(res.chunks)}
+
+
+def child(args) -> None:
+    """Run one enhancement in this (fresh) process and print its JSON with the peak RSS."""
+    torch.set_num_threads(args.threads)
+    out = run_once(args, args.long_seconds, args.child, {"iterations": args.long_iterations})
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint")
+    ap.add_argument("--family", default="avae", choices=["avae", "minvae", "avcvae"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--methods", default="mcem,fast")
+    ap.add_argument("--long-seconds", type=float, default=600.0)
+    ap.add_argument("--long-iterations", type=int, default=2)
+    ap.add_argument("--long-method", default="mcem")
+    ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--out")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    torch.set_num_threads(args.threads)
+    report = {"machine": {"platform": platform.platform(), "cpu_count": __import__("os").cpu_count(),
+                          "torch_threads": args.threads, "torch": torch.__version__,
+                          "load_avg_1min": round(__import__("os").getloadavg()[0], 2)},
+              "model": args.checkpoint or f"untrained {args.family} (paper sizes)", "device": args.device,
+              "speed": []}
+    for method in args.methods.split(","):
+        r = run_once(args, args.seconds, method, METHODS.get(method, {}))
+        report["speed"].append(r)
+        print(json.dumps(r), file=sys.stderr)
+    if not args.skip_long:
+        cmd = [sys.executable, __file__, "--child", args.long_method, "--family", args.family, "--device", args.device,
+               "--threads", str(args.threads), "--long-seconds", str(args.long_seconds), "--long-iterations",
+               str(args.long_iterations)] + (["--checkpoint", args.checkpoint] if args.checkpoint else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        report["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
+    report["machine"]["load_avg_1min_end"] = round(__import__("os").getloadavg()[0], 2)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        from pyro_minvae.atomic import write_text_atomic
+
+        write_text_atomic(Path(args.out), text + "\n")
+
+
+if __name__ == "__main__":
+    main()

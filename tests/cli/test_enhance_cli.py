@@ -1,0 +1,165 @@
+"""`pyro-minvae enhance` through click's CliRunner: single file (audio / lips .npy / mp4), manifest mode
+(resumable, sharded, 2 processes), one-line errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from pyro_minvae.checkpoint import save_checkpoint
+from pyro_minvae.cli.main import cli
+from pyro_minvae.features import FeatureConfig
+from pyro_minvae.models import build_model
+
+CFG = FeatureConfig(n_fft=128, win_length=128, hop_length=64)
+SR = CFG.sample_rate
+FAST = ["--method", "fast", "--iterations", "1"]
+
+
+def _ckpt(path, family="avae"):
+    torch.manual_seed(0)
+    dims = {"audio": CFG.n_freq} if family == "avae" else {"audio": CFG.n_freq, "lips": 67 * 67}
+    save_checkpoint(path, build_model(family, input_dims=dims, latent_dim=4), CFG)
+    return path
+
+
+def _wav(path, seconds=1.0, seed=0):
+    x = 0.3 * np.random.default_rng(seed).standard_normal(int(seconds * SR))
+    sf.write(path, x.astype(np.float32), SR, subtype="PCM_16")
+    return path
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["enhance", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("enh")
+    return {"avae": _ckpt(d / "avae.pt"), "minvae": _ckpt(d / "minvae.pt", "minvae"), "dir": d,
+            "noisy": _wav(d / "noisy.wav", 1.3)}
+
+
+def test_single_file_exact_length_and_deterministic(files, tmp_path):
+    outs = []
+    for name in ("a.wav", "b.wav"):
+        res = _run("--checkpoint", files["avae"], files["noisy"], "-o", tmp_path / name, *FAST, "--seed", "4")
+        assert res.exit_code == 0, res.output
+        outs.append(sf.read(tmp_path / name)[0])
+    assert outs[0].shape == sf.read(files["noisy"])[0].shape
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert not list(tmp_path.glob(".*"))  # atomic write left no temporary file
+
+
+def test_minvae_with_lips_npy_and_without(files, tmp_path, caplog):
+    lips = files["dir"] / "lips.npy"
+    np.save(lips, np.random.default_rng(0).integers(0, 255, size=(39, 67, 67), dtype=np.uint8))
+    res = _run("--checkpoint", files["minvae"], files["noisy"], "--video", lips, "-o", tmp_path / "v.wav", *FAST)
+    assert res.exit_code == 0, res.output
+    with caplog.at_level(logging.INFO, logger="pyro_minvae"):
+        res = _run("--checkpoint", files["minvae"], files["noisy"], "-o", tmp_path / "a.wav", *FAST)
+    assert res.exit_code == 0, res.output
+    assert "no visual input" in caplog.text
+    assert not np.array_equal(sf.read(tmp_path / "v.wav")[0], sf.read(tmp_path / "a.wav")[0])
+    res = _run("--checkpoint", files["minvae"], files["noisy"], "--video", lips, "--init", "audio", "-o",
+               tmp_path / "va.wav", *FAST)
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(sf.read(tmp_path / "va.wav")[0], sf.read(tmp_path / "a.wav")[0])
+
+
+def test_minvae_with_mp4_video(files, tmp_path):
+    av = pytest.importorskip("av")
+    mp4 = tmp_path / "lips.mp4"
+    with av.open(str(mp4), "w") as c:
+        s = c.add_stream("mpeg4", rate=30)
+        s.width = s.height = 64
+        s.pix_fmt = "yuv420p"
+        for i in range(39):
+            img = np.full((64, 64, 3), (i * 5) % 255, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    res = _run("--checkpoint", files["minvae"], files["noisy"], "--video", mp4, "-o", tmp_path / "m.wav", *FAST)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.wav").exists()
+
+
+def _manifest(root, n=3):
+    recs = []
+    for i in range(n):
+        _wav(root / f"mix{i}.wav", 1.0, seed=i)
+        np.save(root / f"lips{i}.npy", np.zeros((30, 67, 67), np.uint8))
+        recs.append({"id": f"m{i}", "split": "test", "kind": "mixture", "audio": f"mix{i}.wav",
+                     "lips": f"lips{i}.npy", "fps": 30.0})
+    recs.append({"id": "c0", "split": "test", "kind": "clean", "audio": "mix0.wav"})
+    recs.append({"id": "v0", "split": "valid", "kind": "mixture", "audio": "mix0.wav"})
+    path = root / "manifest.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def test_manifest_mode_resumable_and_sharded(files, tmp_path):
+    m = _manifest(tmp_path)
+    out = tmp_path / "out"
+    res = _run("--checkpoint", files["minvae"], "--manifest", m, "--out-dir", out, "--shard", "2/2", "--jobs", "1",
+               *FAST)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.glob("*.wav")) == ["m1.wav"]
+    res = _run("--checkpoint", files["minvae"], "--manifest", m, "--out-dir", out, "--jobs", "1", *FAST)
+    assert "enhanced 2 file(s)" in res.output
+    assert sorted(p.name for p in out.glob("*.wav")) == ["m0.wav", "m1.wav", "m2.wav"]
+    stamp = (out / "m1.wav").stat().st_mtime_ns
+    res = _run("--checkpoint", files["minvae"], "--manifest", m, "--out-dir", out, "--jobs", "1", *FAST)
+    assert "enhanced 0 file(s)" in res.output
+    assert (out / "m1.wav").stat().st_mtime_ns == stamp
+
+
+def test_manifest_mode_two_processes_match_one(files, tmp_path):
+    m = _manifest(tmp_path, n=2)
+    for jobs in ("1", "2"):
+        res = _run("--checkpoint", files["avae"], "--manifest", m, "--out-dir", tmp_path / jobs, "--jobs", jobs,
+                   *FAST)
+        assert res.exit_code == 0, res.output
+    for name in ("m0.wav", "m1.wav"):
+        np.testing.assert_array_equal(sf.read(tmp_path / "1" / name)[0], sf.read(tmp_path / "2" / name)[0])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["missing.wav", "-o", "x.wav"], "missing.wav: file not found"),
+    (["NOISY", "-o", "x.wav", "--video", "nolips.npy"], "nolips.npy: file not found"),
+    (["NOISY"], "missing input"),
+    (["--manifest", "m.jsonl"], "--out-dir"),
+    (["--manifest", "m.jsonl", "--out-dir", "o", "--shard", "3/2"], "--shard '3/2'"),
+    (["NOISY", "-o", "x.wav", "--threads", "0"], "--threads 0"),
+    (["NOISY", "-o", "x.wav", "--init", "landmarks"], "--init landmarks"),
+])
+def test_user_errors_are_one_line(files, tmp_path, extra, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    extra = [str(files["noisy"]) if e == "NOISY" else e for e in extra]
+    if "--manifest" in extra:
+        _manifest(tmp_path)
+        extra[extra.index("m.jsonl")] = str(tmp_path / "manifest.jsonl")
+    res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(files["minvae"]), *extra])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_bad_checkpoint_and_short_video(files, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nope")
+    res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(bad), str(files["noisy"]), "-o", "x.wav"])
+    assert res.exit_code == 2 and "bad.pt" in res.output
+    lips = tmp_path / "short.npy"
+    np.save(lips, np.zeros((5, 67, 67), np.uint8))
+    res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(files["minvae"]), str(files["noisy"]), "--video",
+                                   str(lips), "-o", str(tmp_path / "x.wav")])
+    assert res.exit_code == 2 and "short.npy" in res.output
