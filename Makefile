@@ -26,7 +26,8 @@ test-slow: install
 	bash scripts/pytest.sh -q -m slow
 
 results: install
-	$(BIN)/pyro-minvae evaluate --all --out docs
+	test -f "$${PYRO_MINVAE_CACHE:-$$HOME/.cache/pyro-minvae}/runs/demo/minvae/best.pt" || bash scripts/demo.sh
+	$(BIN)/python scripts/make_results.py $(RESULTS_FLAGS)
 
 docs: install
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[docs]'

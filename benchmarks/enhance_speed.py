@@ -56,8 +56,7 @@ def load(args):
         return model, cfg
     cfg = FeatureConfig()
     dims = {"audio": cfg.n_freq, "lips": cfg.lip_size ** 2}
-    kwargs = {"input_dims": dims if args.family == "minvae" else {"audio": cfg.n_freq}}
-    return build_model(args.family, **kwargs).to(args.device).eval(), cfg
+    return build_model(args.family, input_dims=dims).to(args.device).eval(), cfg
 
 
 def visual_for(model, n_frames: int, device):

@@ -5,6 +5,7 @@ User errors (``UserInputError``, ``MissingDependencyError``) print one line and 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
@@ -18,6 +19,10 @@ from pyro_minvae.errors import MissingDependencyError, UserInputError
 SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate")
 
 
+# Operating-system errors that are about the user's environment (full disk, permissions), not bugs.
+_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 class FriendlyGroup(click.Group):
     """A click group that turns user errors into one-line messages."""
 
@@ -27,6 +32,25 @@ class FriendlyGroup(click.Group):
         except (UserInputError, MissingDependencyError) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except OSError as exc:
+            if exc.errno not in _ENV_ERRNOS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}; free disk space or choose a writable folder", err=True)
+            ctx.exit(2)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Log handler writing to the *current* ``sys.stderr`` (so in-process runners such as click's CliRunner
+    capture the messages of every invocation, not only the first one's)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,13 +65,13 @@ def cli(verbose: int, quiet: bool) -> None:
       pyro-minvae prepare demo
       pyro-minvae train --model minvae
       pyro-minvae enhance --checkpoint CKPT noisy.wav --video lips.npy -o out.wav
-      pyro-minvae evaluate --checkpoint CKPT
+      pyro-minvae evaluate --checkpoint minvae=CKPT
     """
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logger = logging.getLogger("pyro_minvae")
     logger.setLevel(level)
     if not any(getattr(h, "_pyro_minvae", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._pyro_minvae = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

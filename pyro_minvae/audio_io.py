@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
         data, sr = _read_with_av(p, exc)
     if data.shape[0] == 0:
         raise UserInputError(f"{p}: audio has no samples; re-export the recording")
+    _warn_if_truncated(p, data.shape[0])
     if not np.isfinite(data).all():
         raise UserInputError(f"{p}: audio contains NaN or Inf samples; re-export it as 16-bit PCM wav")
     if data.shape[1] > 1:
@@ -61,6 +63,22 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
         raise UserInputError(f"{p}: only {x.shape[0] / sample_rate:.3f} s of audio, at least {min_duration_s:g} s "
                              "is needed; give a longer recording")
     return x
+
+
+def _warn_if_truncated(p: Path, n_present: int) -> None:
+    """Warn when a wav's header announces more data than the file holds (e.g. an interrupted recording)."""
+    try:
+        info = sf.info(str(p)).extra_info
+    except Exception:
+        return
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info, re.M)
+    if m is None or int(m.group(2)) >= int(m.group(1)):
+        return
+    align = re.search(r"Block Align\s*:\s*(\d+)", info)
+    announced = int(m.group(1)) // int(align.group(1)) if align and int(align.group(1)) > 0 else None
+    what = f"its header announces {announced} samples, {n_present} are present" if announced else \
+        f"{n_present} samples are present"
+    log.warning("%s: file is truncated (%s); using those", p, what)
 
 
 def _read_with_av(p: Path, first_error: Exception) -> tuple[np.ndarray, int]:

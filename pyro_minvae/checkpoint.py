@@ -96,10 +96,40 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, feature_cfg: Featu
         "history": list(history or []),
         "extra": dict(extra or {}),
     }
+    state["checksum"] = state_checksum(state)
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
+
+
+def state_checksum(state: dict) -> str:
+    """``sha256:<hex>`` over every tensor of a checkpoint dict (its place in the dict, dtype, shape and bytes).
+
+    Stored by :func:`save_checkpoint`; :func:`load_checkpoint` recomputes it, so bytes damaged inside the weights
+    or optimiser moments (which ``torch.load`` does not notice) are reported instead of silently used. Plain
+    settings (model spec, versions, history) are not covered: damage there shows as an unreadable file or as a
+    mismatch naming the setting.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    _digest({k: v for k, v in state.items() if k != "checksum"}, h, "")
+    return "sha256:" + h.hexdigest()
+
+
+def _digest(obj, h, where: str) -> None:
+    if torch.is_tensor(obj):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    elif isinstance(obj, dict):
+        for k in sorted(obj, key=repr):
+            _digest(obj[k], h, f"{where}/{k!r}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _digest(v, h, f"{where}[{i}]")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -121,6 +151,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if state["format_version"] != FORMAT_VERSION:
         raise UserInputError(f"{path}: checkpoint format {state['format_version']} is not supported by this "
                              f"version (format {FORMAT_VERSION}); re-train or use a matching pyro-minvae")
+    if "checksum" in state and state["checksum"] != state_checksum(state):  # older files have none
+        raise UserInputError(f"{path}: checkpoint contents do not match their checksum (corrupted on disk or in "
+                             "transfer); re-train or copy it again")
     return state
 
 
@@ -131,12 +164,30 @@ def build_from_state(state: dict, path: str | Path = "checkpoint"):
     spec = state["model_spec"]
     try:
         model = build_model(spec["family"], **spec["kwargs"])
-        model.load_state_dict(state["model_state"])
+        msg = state_mismatch(model.state_dict(), state["model_state"])
+        if msg is None:
+            model.load_state_dict(state["model_state"])
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if msg is not None:
         raise UserInputError(f"{path}: cannot rebuild model {spec.get('family')!r} ({msg}); re-train with this "
-                             f"version") from None
+                             f"version")
     return model
+
+
+def state_mismatch(expected: dict, stored: dict) -> str | None:
+    """The first difference between a freshly built model's ``state_dict`` and a stored one (a missing or
+    unexpected tensor, or a shape), as a phrase; ``None`` when they fit."""
+    for name, t in expected.items():
+        if name not in stored:
+            return f"tensor {name!r} is missing from the checkpoint"
+        got = stored[name]
+        if not torch.is_tensor(got) or tuple(got.shape) != tuple(t.shape):
+            shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
+            return f"tensor {name!r} has shape {shape} in the checkpoint but {tuple(t.shape)} in the model its " \
+                   "settings build"
+    extra = [k for k in stored if k not in expected]
+    return f"unexpected tensor {extra[0]!r} in the checkpoint" if extra else None
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
@@ -150,6 +201,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         cfg = FeatureConfig.from_dict(state["feature_config"])
     except (ValueError, TypeError) as exc:
         raise UserInputError(f"{path}: bad feature settings in checkpoint ({exc}); re-train") from None
+    if cfg.n_freq != model.n_freq:
+        raise UserInputError(f"{path}: the feature settings give {cfg.n_freq} frequency bins but the model was "
+                             f"trained on {model.n_freq}; re-train")
     meta = {k: state.get(k) for k in ("train_config", "history", "epoch", "best_valid_elbo", "versions", "extra")}
     meta["path"] = str(path)
     return model, cfg, meta

@@ -43,7 +43,13 @@ class Modality:
         """Frame-aligned features ``(n_frames, D)`` float32."""
         arr = self.load_array(record, manifest_path)
         fps = float(record.get("fps", cfg.video_fps))
-        return self.from_array(arr, n_frames, cfg, fps, n_samples, source=str(resolve(manifest_path, record[self.field])))
+        source = str(resolve(manifest_path, record[self.field]))
+        try:
+            return self.from_array(arr, n_frames, cfg, fps, n_samples, source=source)
+        except UserInputError:
+            raise
+        except ValueError as exc:  # bad content (shape, NaN, range): name the file
+            raise UserInputError(f"{source}: {exc}; re-create this {self.name} array") from None
 
     def from_array(self, arr: np.ndarray, n_frames: int, cfg: FeatureConfig, fps: float | None = None,
                    n_samples: int | None = None, source: str | None = None) -> np.ndarray:

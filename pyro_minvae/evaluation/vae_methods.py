@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import modalities as _modalities  # noqa: F401  (registers "lips", "landmarks" in MODALITIES)
 from ..registry import MODALITIES
 from .methods import register_checkpoint_methods
 
@@ -61,7 +62,8 @@ class CheckpointMethod:
         for name in model.modalities:
             if name == "audio" or name not in video:
                 continue
-            out[name] = MODALITIES.get(name).from_array(np.asarray(video[name]), n, cfg, fps)
+            out[name] = MODALITIES.get(name).from_array(np.asarray(video[name]), n, cfg, fps, n_samples=n_samples,
+                                                        source=f"{name} stream")
         return out
 
     def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:

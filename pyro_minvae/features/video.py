@@ -50,6 +50,9 @@ def lips_to_features(frames: np.ndarray) -> np.ndarray:
         x /= 255.0
     if not np.isfinite(x).all():
         raise ValueError("lip ROIs contain NaN or Inf")
+    if x.size and (x.max() > 1.0 or x.min() < 0.0):  # e.g. float frames still in 0..255: silent garbage otherwise
+        bound = f"up to {x.max():g}" if x.max() > 1.0 else f"down to {x.min():g}"
+        raise ValueError(f"float lip ROIs must lie in [0, 1]; got values {bound} (uint8 frames may use 0..255)")
     return x.reshape(x.shape[0], -1)
 
 

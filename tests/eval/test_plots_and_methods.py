@@ -101,7 +101,8 @@ def test_checkpoint_kind_reads_the_model_family(tmp_path, monkeypatch):
     with pytest.raises(UserInputError, match="bad.pt"):
         M.checkpoint_kind(bad)
     # the directory scan keeps checkpoints whose family has methods and skips unreadable files
-    assert M.default_checkpoints(tmp_path) == {}  # nothing registered for "minvae" here
+    monkeypatch.setattr(M.CHECKPOINT_METHODS, "_items", {})
+    assert M.default_checkpoints(tmp_path) == {}  # no family has methods registered
     monkeypatch.setattr(M.CHECKPOINT_METHODS, "_items", {"minvae": lambda label, path: {label: None}})
     assert M.default_checkpoints(tmp_path) == {"good": good}
     (tmp_path / "minvae").mkdir()

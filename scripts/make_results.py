@@ -1,0 +1,136 @@
+"""Regenerate docs/results.md and its figures from scratch: evaluation of every method on the demo test set
+(speakers unseen in training), the robustness runs, and the speed benchmark, all on this machine.
+
+    .venv/bin/python scripts/make_results.py [--limit 60] [--runs DIR] [--skip-speed] [--skip-robustness]
+
+Needs trained checkpoints in ``<cache>/runs/demo/{avae,avcvae,minvae}/best.pt`` (``make demo`` writes them).
+``--limit N`` evaluates a subset of N test files balanced over SNR and noise type (the documented quick setting);
+``--limit 0`` evaluates the full test set (the setting for the record). The main evaluation shares
+``make demo``'s folder ``<cache>/runs/demo/evaluation`` (evaluate resumes, so nothing is scored twice); the rest
+is written under ``<cache>/results``; docs/results.md and docs/figures/results/*.png are then replaced atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PM = [sys.executable, "-m", "pyro_minvae.cli.main"]
+FAMILIES = ("avae", "avcvae", "minvae")
+ROBUSTNESS = ("drop:0.5", "occlude:0.5", "shift:5")
+
+
+def run(cmd: list[str]) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def section(md: str, title: str) -> str:
+    """The text of a '## title' section of an evaluation summary.md (without the heading)."""
+    parts = md.split("\n## ")
+    for p in parts:
+        if p.startswith(title):
+            return p.split("\n", 1)[1].strip()
+    return ""
+
+
+def training_table(runs: Path) -> str:
+    lines = ["| model | epochs | best validation ELBO (nats/frame) | time (s) | responsibilities (mean q) |",
+             "|---|---:|---:|---:|---|"]
+    for name in ("avae", "avcvae", "vvae", "minvae"):
+        p = runs / name / "summary.json"
+        if not p.exists():
+            continue
+        s = json.loads(p.read_text())
+        comps = (s.get("responsibilities") or {}).get("components") or {}
+        resp = ", ".join(f"{k} {v['mean_q']:.2f} (speech {v['win_rate_speech']:.0%}, silence "
+                         f"{v['win_rate_silence']:.0%} of frames won)" for k, v in comps.items()) or "-"
+        lines.append(f"| {name} | {s.get('epochs_run')} | {s.get('best_valid_elbo', float('nan')):.1f} | "
+                     f"{s.get('elapsed_s', float('nan')):.0f} | {resp} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=30, help="test files (0: all); 30 = the make demo subset")
+    ap.add_argument("--runs", type=Path, default=None)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-robustness", action="store_true")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from pyro_minvae.atomic import write_text_atomic
+    from pyro_minvae.paths import cache_dir
+
+    runs = args.runs or cache_dir() / "runs" / "demo"
+    ckpts = {f: runs / f / "best.pt" for f in FAMILIES}
+    missing = [str(p) for p in ckpts.values() if not p.exists()]
+    if missing:
+        sys.exit(f"error: missing checkpoints {', '.join(missing)}; run `make demo` first")
+    out = cache_dir() / "results"
+    t0 = time.time()
+    limit = ["--limit", str(args.limit)] if args.limit else []
+    ck_args = [a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")]
+    # the main evaluation shares make demo's folder: evaluate resumes, so pairs the demo scored are not redone
+    main_dir = runs / "evaluation"
+    run(PM + ["evaluate", "--out", str(main_dir), "--jobs", str(args.jobs), "--no-progress", *limit, *ck_args])
+    robust = {}
+    if not args.skip_robustness:
+        # degraded lips: the visual-initialised methods only (their audio-only twins do not read the video)
+        methods = "noisy,minvae-mcem,minvae-fast,minvae-audio-init,avcvae-fast"
+        for deg in ROBUSTNESS:
+            d = out / f"video-{deg.replace(':', '-')}"
+            run(PM + ["evaluate", "--out", str(d), "--jobs", str(args.jobs), "--no-progress", "--snr=-5,0",
+                      "--limit", str(max(10, (args.limit or 30) // 2)), "--metrics", "si_sdr,estoi",
+                      "--methods", methods, "--video-degrade", deg, "--no-figures", *ck_args])
+            robust[deg] = section((d / "summary.md").read_text(), "All noise types")
+    speed_md = ""
+    if not args.skip_speed:
+        spd = out / "speed.json"
+        run([sys.executable, "benchmarks/speed.py", "--out", str(spd), "--md", str(out / "speed.md"),
+             *[a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")]])
+        speed_md = (out / "speed.md").read_text()
+    summary = (main_dir / "summary.md").read_text()
+    figs_src = main_dir / "figures"
+    figs_dst = ROOT / "docs" / "figures" / "results"
+    if figs_dst.exists():
+        shutil.rmtree(figs_dst)
+    figs_dst.mkdir(parents=True)
+    figures = []
+    for png in sorted(figs_src.glob("*.png")):
+        shutil.copy2(png, figs_dst / png.name)
+        figures.append(f"![{png.stem}](figures/results/{png.name})")
+    discussion = (ROOT / "docs" / "results-discussion.md").read_text()
+    settings = json.loads((main_dir / "summary.json").read_text())["settings"]
+    parts = [
+        "# Results",
+        "*Generated by `make results` (scripts/make_results.py); do not edit by hand. The discussion at the end "
+        "is docs/results-discussion.md.*",
+        f"Test set: {settings['n_files']} noisy mixtures of the demo corpus's test split (speakers unseen in "
+        f"training), {'a subset balanced over SNR and noise type (--limit %d)' % args.limit if args.limit else 'all files'}; "
+        f"methods: {', '.join(settings['methods'])}. Cells are mean ± 95% confidence interval over files. "
+        f"Wall time of this page: {time.time() - t0:.0f} s on this machine.",
+        "## Training", training_table(runs),
+        "## All noise types", section(summary, "All noise types"),
+        "## Improvement over the noisy input", section(summary, "Improvement over the noisy input"),
+        "## Per noise type", section(summary, "Per noise type"),
+    ]
+    if robust:
+        parts.append("## Robustness: degraded lips (SNR -5 and 0 dB)")
+        for deg, text in robust.items():
+            parts += [f"### `--video-degrade {deg}`", text]
+    if speed_md:
+        parts += ["## Speed", speed_md]
+    parts += ["## Figures", "\n\n".join(figures), discussion]
+    write_text_atomic(ROOT / "docs" / "results.md", "\n\n".join(parts) + "\n")
+    print(f"wrote docs/results.md in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
