@@ -146,11 +146,28 @@ def visual_features_from_record(model, cfg, record: dict, manifest: str, n_sampl
     return out
 
 
-def _opts(iterations: int | None, init: str | None = None) -> dict:
+def _opts(iterations: int | None, init: str | None = None, kernel: str | None = None) -> dict:
     opts = {} if iterations is None else {"iterations": iterations}
     if init is not None:
         opts["init"] = init
+    if kernel is not None:
+        opts["kernel"] = kernel
     return opts
+
+
+def _check_kernel(kernel: str | None, method: str) -> None:
+    """``--kernel`` names a registered E-step kernel and only applies to the MCMC method."""
+    if kernel is None:
+        return
+    import pyro_minvae.infer  # noqa: F401  (registers the built-in kernels)
+    from pyro_minvae.registry import KERNELS
+
+    if method != "mcem":
+        raise UserInputError(f"--kernel {kernel}: kernels drive the MCMC E-step; use it with --method mcem")
+    try:
+        KERNELS.get(kernel)
+    except ValueError as exc:
+        raise UserInputError(f"--kernel: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)") from None
 
 
 def _check_init(model, init: str | None) -> None:
@@ -281,6 +298,8 @@ def _run_manifest(checkpoint, manifest, split, out_dir, method, seed, device, op
 @click.option("--iterations", type=int, default=None, help="EM iterations (default: the method's).")
 @click.option("--init", "init_from", default=None, help="Encoder that initialises z, e.g. audio or lips (default: "
               "MIN-VAE the visual one, as in the paper; others their only encoder).")
+@click.option("--kernel", default=None, help="E-step MCMC kernel by registry name (KERNELS; default frame-mh, "
+              "the paper's frame-wise random-walk MH).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
 @click.option("--jobs", type=int, default=2, show_default=True, help="Worker processes (manifest mode).")
@@ -289,8 +308,9 @@ def _run_manifest(checkpoint, manifest, split, out_dir, method, seed, device, op
 @click.option("--shard", default="1/1", show_default=True, help="k/N: this job's share of the records.")
 @click.option("--overwrite", is_flag=True, help="Re-enhance records whose output exists.")
 def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, out_dir, method, iterations, init_from,
-            seed, device, jobs, threads, shard, overwrite):
+            kernel, seed, device, jobs, threads, shard, overwrite):
     """Enhance NOISY.wav (or every mixture of a manifest split) with a trained checkpoint."""
+    _check_kernel(kernel, method)
     if threads is not None and threads < 1:
         raise UserInputError(f"--threads {threads}: must be >= 1")
     if manifest is not None:
@@ -302,7 +322,7 @@ def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, o
             raise UserInputError(f"--jobs {jobs}: must be >= 1")
         _check_init(_load_model(checkpoint, "cpu")[0], init_from)  # fail early on a bad checkpoint or --init
         done, failed = _run_manifest(checkpoint, manifest, split, out_dir, method, seed, device,
-                                     _opts(iterations, init_from), jobs, shard, overwrite, threads)
+                                     _opts(iterations, init_from, kernel), jobs, shard, overwrite, threads)
         click.echo(f"enhanced {done} file(s) into {out_dir}")
         if failed:
             click.echo(f"{len(failed)} file(s) failed; nothing was written for them:")
@@ -323,7 +343,7 @@ def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, o
     wave = load_audio(noisy, cfg.sample_rate)
     visual = visual_features_from_files(model, cfg, wave.shape[0], video, landmarks, fps)
     res = _enhance(model, cfg, wave, visual, checkpoint, noisy, method=method, seed=seed, device=device,
-                   **_opts(iterations, init_from))
+                   **_opts(iterations, init_from, kernel))
     write_audio(output, res.waveform.numpy(), cfg.sample_rate)
     log.info("%s: %.1f s of audio enhanced in %.1f s (%s, z initialised from the %s encoder)", output,
              wave.shape[0] / cfg.sample_rate, res.seconds, method, res.init)

@@ -57,7 +57,10 @@ class _StderrHandler(logging.StreamHandler):
 @click.version_option(__version__, prog_name="pyro-minvae")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
+              help="Import a module or Python file first (repeatable): its registrations (priors, encoders, "
+                   "kernels, modalities, ...) become usable by name and in checkpoints.")
+def cli(verbose: int, quiet: bool, plugins: tuple) -> None:
     """MIN-VAE audio-visual speech enhancement (Pyro).
 
     \b
@@ -75,6 +78,32 @@ def cli(verbose: int, quiet: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._pyro_minvae = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+    for plugin in plugins:
+        load_plugin(plugin)
+
+
+def load_plugin(spec: str) -> None:
+    """Import ``spec``: a dotted module name, or the path of a ``.py`` file (run once, as a module)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(spec)
+    try:
+        if path.suffix == ".py":
+            if not path.exists():
+                raise UserInputError(f"{path}: plugin file not found; check the --plugin path")
+            name = f"pyro_minvae_plugin_{path.stem}"
+            if name in sys.modules:
+                return
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        raise UserInputError(f"--plugin {spec}: no module named {exc.name!r}; give an importable module or a "
+                             ".py file") from None
 
 
 def _not_yet(name: str) -> click.Command:

@@ -41,3 +41,26 @@ def test_pooled_lips_encoder_reads_full_roi_and_is_smaller():
     assert torch.allclose(pool(torch.full((2, 4489), 0.5)), torch.full((2, 256), 0.5))
     with pytest.raises(ValueError, match="not among the encoders"):
         build_model("minvae", input_dims=dims, encoder_options={"landmarks": {}})
+
+
+def test_plugin_registers_a_kernel_usable_by_name(tmp_path):
+    from click.testing import CliRunner
+
+    from pyro_minvae.cli.main import cli
+    from pyro_minvae.registry import KERNELS
+
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text("from pyro_minvae.registry import KERNELS\n"
+                      "from pyro_minvae.infer.kernels import FrameMH\n"
+                      "if 'plugin-mh' not in KERNELS:\n    KERNELS.register('plugin-mh', FrameMH)\n")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["enhance", "-c", str(tmp_path / "x.pt"), "--kernel", "plugin-mh", "a.wav", "-o", "b.wav"])
+    assert res.exit_code == 2 and "unknown kernel 'plugin-mh'; valid kernels: " in res.output
+    res = runner.invoke(cli, ["--plugin", str(plugin), "enhance", "-c", str(tmp_path / "x.pt"), "--kernel",
+                              "plugin-mh", "a.wav", "-o", "b.wav"])
+    assert "plugin-mh" in KERNELS
+    assert res.exit_code == 2 and "x.pt" in res.output  # got past the kernel check to the missing checkpoint
+    res = runner.invoke(cli, ["--plugin", "no_such_module_xyz", "enhance", "--help"])
+    assert res.exit_code == 2 and "no module named 'no_such_module_xyz'" in res.output
+    res = runner.invoke(cli, ["enhance", "-c", "x.pt", "--kernel", "frame-mh", "--method", "fast", "a.wav", "-o", "b"])
+    assert res.exit_code == 2 and "use it with --method mcem" in res.output
