@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DEMO_FLAGS ?=
 
 .PHONY: install demo test test-slow results docs bench clean-venv
 
@@ -17,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: install
-	bash scripts/demo.sh $(DEMO_FLAGS)
+	bash scripts/demo.sh
 
 test: install
 	bash scripts/pytest.sh -q

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import re
 import tempfile
 from pathlib import Path
@@ -80,3 +81,17 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def replace_directory(staging: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Move a fully written ``staging`` folder onto ``final``, replacing any previous version.
+
+    The old folder is renamed aside before the swap and deleted after it, so ``final`` is never half written.
+    """
+    staging, final = Path(staging), Path(final)
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

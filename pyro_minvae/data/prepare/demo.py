@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ...atomic import atomic_path, write_text_atomic
+from ...atomic import atomic_path, replace_directory, write_text_atomic
 from ...audio_io import write_audio
 from ...errors import MissingDependencyError
 from ...paths import cache_dir
@@ -503,12 +503,7 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
             "clips": {"found": len(processed), "kept": len(clips)},
             "timings_s": timings, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_text_atomic(staging / ".done.json", json.dumps(info, indent=1, sort_keys=True))
-    old = out_dir.parent / f".{out_dir.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(staging, out_dir)
     total = time.time() - t0
     log.debug("demo corpus written to %s in %.0f s", out_dir, total)
     return DemoResult(out_dir, out_dir / "manifest.jsonl", False, total, timings)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ...atomic import atomic_path, write_text_atomic
+from ...atomic import atomic_path, replace_directory, write_text_atomic
 from ...audio_io import load_audio, write_audio
 from ...errors import MissingDependencyError, UserInputError
 from ...features.config import FeatureConfig
@@ -83,12 +83,7 @@ def staged_output(out_dir: Path):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    old = out_dir.parent / f".{out_dir.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(staging, out_dir)
 
 
 def _speaker_of(wav: Path, root: Path) -> str:
