@@ -61,6 +61,7 @@ def main(argv=None) -> None:
     ap.add_argument("--limit", type=int, default=30, help="test files (0: all); 30 = the make demo subset")
     ap.add_argument("--runs", type=Path, default=None)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--robust-limit", type=int, default=10, help="test files per visual degradation")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-robustness", action="store_true")
     args = ap.parse_args(argv)
@@ -87,7 +88,7 @@ def main(argv=None) -> None:
         for deg in ROBUSTNESS:
             d = out / f"video-{deg.replace(':', '-')}"
             run(PM + ["evaluate", "--out", str(d), "--jobs", str(args.jobs), "--no-progress", "--snr=-5,0",
-                      "--limit", str(max(10, (args.limit or 30) // 2)), "--metrics", "si_sdr,estoi",
+                      "--limit", str(args.robust_limit), "--metrics", "si_sdr,estoi",
                       "--methods", methods, "--video-degrade", deg, "--no-figures", *ck_args])
             robust[deg] = section((d / "summary.md").read_text(), "All noise types")
     speed_md = ""
