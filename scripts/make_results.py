@@ -90,7 +90,8 @@ def main(argv=None) -> None:
             run(PM + ["evaluate", "--out", str(d), "--jobs", str(args.jobs), "--no-progress", "--snr=-5,0",
                       "--limit", str(args.robust_limit), "--metrics", "si_sdr,estoi",
                       "--methods", methods, "--video-degrade", deg, "--no-figures", *ck_args])
-            robust[deg] = section((d / "summary.md").read_text(), "All noise types")
+            text = section((d / "summary.md").read_text(), "All noise types")
+            robust[deg] = text.replace("\n### ", "\n#### ").replace("### ", "#### ", 1)
     speed_md = ""
     if not args.skip_speed:
         spd = out / "speed.json"
