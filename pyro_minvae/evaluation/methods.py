@@ -7,10 +7,11 @@ A *method* is a picklable callable ``method(noisy, sample_rate, *, clean=None, v
 Checkpoint-based methods are added through a registry, keyed by the model name stored in the checkpoint::
 
     from pyro_minvae.evaluation.methods import register_checkpoint_methods
+    from pyro_minvae.evaluation.vae_methods import CheckpointMethod
 
-    @register_checkpoint_methods("minvae")
+    @register_checkpoint_methods("my_family")
     def minvae_methods(label: str, path: Path) -> dict[str, Method]:
-        return {f"{label}-mcem": MinVAEMethod(path, estep="mh"), f"{label}-fast": MinVAEMethod(path, estep="vem")}
+        return {f"{label}-mcem": CheckpointMethod(path, "mcem"), f"{label}-fast": CheckpointMethod(path, "fast")}
 
 ``pyro-minvae evaluate --checkpoint LABEL=PATH`` reads the model family (``model_spec["family"]`` of
 :mod:`pyro_minvae.checkpoint`) with :func:`checkpoint_kind` and calls the factory registered for it. The returned objects are pickled into each worker process once: keep them light
