@@ -64,7 +64,7 @@ def _load_npy(path: Path) -> np.ndarray:
 def visual_features_from_files(model, cfg, n_samples: int, video: str | None, landmarks: str | None,
                                fps: float | None) -> dict:
     """Frame-aligned features ``{name: (N, D)}`` for the streams the model reads, from user-given files."""
-    from pyro_minvae.features.video import align_to_stft, check_duration, landmarks_to_features, lips_to_features
+    from pyro_minvae.data.modalities import MODALITIES
 
     n = cfg.n_frames(n_samples)
     wanted = set(model.modalities) - {"audio"}
@@ -80,9 +80,8 @@ def visual_features_from_files(model, cfg, n_samples: int, video: str | None, la
             vfps = fps or vfps
         if arr.ndim != 3:
             raise UserInputError(f"{p}: lip frames must have shape (N, H, W); got {arr.shape}; give grayscale ROIs")
-        check_duration(arr.shape[0], n_samples, cfg, vfps, source=str(p))
         _check_lips(arr, cfg, p)
-        out["lips"] = lips_to_features(align_to_stft(arr, n, cfg, vfps))
+        out["lips"] = MODALITIES.get("lips").from_array(arr, n, cfg, vfps, n_samples, source=str(p))
     elif video is not None:
         log.info("the model does not read lip frames; --video ignored")
     if landmarks is not None and "landmarks" in wanted:
@@ -90,8 +89,7 @@ def visual_features_from_files(model, cfg, n_samples: int, video: str | None, la
         arr = _load_npy(p)
         if arr.ndim != 3 or arr.shape[-1] != 2:
             raise UserInputError(f"{p}: landmarks must have shape (N, P, 2); got {arr.shape}")
-        check_duration(arr.shape[0], n_samples, cfg, fps or cfg.video_fps, source=str(p))
-        out["landmarks"] = landmarks_to_features(align_to_stft(arr, n, cfg, fps or cfg.video_fps))
+        out["landmarks"] = MODALITIES.get("landmarks").from_array(arr, n, cfg, fps, n_samples, source=str(p))
     elif landmarks is not None:
         log.info("the model does not read landmarks; --landmarks ignored")
     _require_visual(model, out, "give it with --video/--landmarks")
