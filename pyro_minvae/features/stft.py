@@ -8,6 +8,7 @@ Models work on frame-major power spectra ``(N, F)``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -53,8 +54,13 @@ def istft(spec: torch.Tensor, cfg: FeatureConfig, length: int) -> torch.Tensor:
     if spec.shape[-2] != cfg.n_freq:
         raise ValueError(f"STFT has {spec.shape[-2]} bins, the feature config expects {cfg.n_freq}")
     win = analysis_window(cfg, device=spec.device, dtype=spec.real.dtype)
-    return torch.istft(spec, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=win,
-                       center=True, length=length)
+    with warnings.catch_warnings():
+        # With N = 1 + T // hop centred frames the last frame's support ends at (N - 1) hop + n_fft / 2, which can
+        # fall up to hop - n_fft / 2 - 1 samples (20 at hop 533) short of T; torch zero-fills that tail and warns.
+        # That is the paper's framing (one frame per video frame), not an error.
+        warnings.filterwarnings("ignore", message="The length of signal is shorter than the length parameter")
+        return torch.istft(spec, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                           window=win, center=True, length=length)
 
 
 def power(spec: torch.Tensor) -> torch.Tensor:
