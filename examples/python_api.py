@@ -21,7 +21,7 @@ import torch
 from pyro_minvae.checkpoint import load_model
 from pyro_minvae.data.datasets import FrameDataset
 from pyro_minvae.data.manifest import resolve
-from pyro_minvae.features.video import align_to_stft, lips_to_features
+from pyro_minvae.data.modalities import MODALITIES
 from pyro_minvae.infer.enhance import enhance_waveform
 from pyro_minvae.infer.svi import TrainConfig, train
 from pyro_minvae.metrics import score
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
 
     # 3) Visual features aligned to the STFT frames: (N, 4489) in [0, 1].
     n = cfg.n_frames(noisy.shape[0])
-    lips = lips_to_features(align_to_stft(frames, n, cfg, fps=rec.get("fps", cfg.video_fps)))
+    lips = MODALITIES.get("lips").from_array(frames, n, cfg, rec.get("fps"), n_samples=noisy.shape[0])
 
     # 4) Enhance with the paper's MCEM and with the fast variational EM; 5) score against the reference.
     rows = []
