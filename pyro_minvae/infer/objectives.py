@@ -38,13 +38,21 @@ def frame_elbo_terms(model, guide, *args, **kwargs) -> torch.Tensor:
     return total
 
 
+def marginalise_components(terms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """From :func:`frame_elbo_terms`: the per-frame ELBO with q(c) at its optimum ``(B,)`` and that optimum
+    ``(B, M)`` (detached); without a mixture (``terms`` of shape ``(B,)``) the terms themselves and ``None``."""
+    if terms.dim() != 2:
+        return terms, None
+    return torch.logsumexp(terms, dim=0), torch.softmax(terms.detach(), dim=0).transpose(0, 1).contiguous()
+
+
 def component_responsibilities(model, guide, *args, **kwargs) -> torch.Tensor:
     """Closed-form q(c_n = m), shape ``(B, M)``, detached. Requires a mixture guide."""
     with torch.no_grad():
-        terms = frame_elbo_terms(model, guide, *args, **kwargs)
-    if terms.dim() != 2:
+        _, resp = marginalise_components(frame_elbo_terms(model, guide, *args, **kwargs))
+    if resp is None:
         raise ValueError("component_responsibilities needs a guide that enumerates a mixture site 'c'")
-    return torch.softmax(terms, dim=0).transpose(0, 1).contiguous()
+    return resp
 
 
 class MarginalMixtureELBO(pyro.infer.ELBO):
@@ -54,8 +62,7 @@ class MarginalMixtureELBO(pyro.infer.ELBO):
         raise NotImplementedError("MarginalMixtureELBO computes its traces in frame_elbo_terms")
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        terms = frame_elbo_terms(model, guide, *args, **kwargs)
-        per_frame = torch.logsumexp(terms, dim=0) if terms.dim() == 2 else terms
+        per_frame, _ = marginalise_components(frame_elbo_terms(model, guide, *args, **kwargs))
         return -per_frame.sum()
 
     def loss(self, model, guide, *args, **kwargs) -> float:

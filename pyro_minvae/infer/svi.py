@@ -41,7 +41,7 @@ from ..data.datasets import FrameDataset
 from ..errors import UserInputError
 from ..registry import ENCODERS, MODELS
 from . import distributed as ddp
-from .objectives import frame_elbo_terms
+from .objectives import frame_elbo_terms, marginalise_components
 from .train_objectives import OBJECTIVES, default_objective
 
 log = logging.getLogger("pyro_minvae")
@@ -241,12 +241,10 @@ def evaluate(model, dataset: FrameDataset, batch_size: int = 1024, seed: int = 0
     with torch.random.fork_rng(devices=[dataset.device] if dataset.device.type == "cuda" else []):
         pyro.set_rng_seed(seed)
         for idx in torch.arange(len(dataset), device=dataset.device).split(batch_size):
-            terms = frame_elbo_terms(model.model, model.guide, dataset.batch(idx))
-            if terms.dim() == 2:
-                total += torch.logsumexp(terms, 0).sum().item()
-                resp.append(torch.softmax(terms, 0).transpose(0, 1).cpu())
-            else:
-                total += terms.sum().item()
+            per_frame, r = marginalise_components(frame_elbo_terms(model.model, model.guide, dataset.batch(idx)))
+            total += per_frame.sum().item()
+            if r is not None:
+                resp.append(r.cpu())
     model.train(was_training)
     return EvalResult(total / max(len(dataset), 1), torch.cat(resp) if resp else None)
 

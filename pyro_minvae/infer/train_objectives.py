@@ -30,7 +30,7 @@ import pyro
 import torch
 
 from ..registry import Registry
-from .objectives import component_responsibilities, frame_elbo_terms
+from .objectives import component_responsibilities, frame_elbo_terms, marginalise_components
 
 OBJECTIVES: Registry = Registry("objective")
 
@@ -117,11 +117,10 @@ class MarginalMixtureObjective(Objective):
             model.prior.set_weights(mean_responsibilities)
 
     def loss(self, model, batch, index):
-        terms = frame_elbo_terms(model.model, model.guide, batch)
-        if terms.dim() != 2:
+        per_frame, resp = marginalise_components(frame_elbo_terms(model.model, model.guide, batch))
+        if resp is None:
             raise ValueError("the mixture objective needs a model whose guide enumerates a mixture site 'c'")
-        resp = torch.softmax(terms.detach(), dim=0).transpose(0, 1)
-        return -torch.logsumexp(terms, dim=0).sum(), resp
+        return -per_frame.sum(), resp
 
 
 @OBJECTIVES.register("mixture-epoch")
