@@ -279,8 +279,8 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
     acc, obj = [], []
     gam = None
     for it in range(iterations):
-        lg = torch.log(state.g).to(dtype) if update_gain else None
-        out = _chain(kernel, z, mh_steps, burn_in, driver, speech_power.to(dtype), lg, resp, log_w)
+        gain = state.g.to(dtype) if update_gain else None
+        out = _chain(kernel, z, mh_steps, burn_in, driver, speech_power.to(dtype), gain, resp, log_w)
         z = out.state.z
         inv_sv = torch.exp(-out.aux["speech_log_var"].to(power.dtype)).mean(0)  # mean_r 1 / s2_r, (N, F)
         gam = state.g.unsqueeze(-1) / inv_sv

@@ -8,7 +8,7 @@ Two scoring paths give the same numbers (tested):
     :func:`pyro_minvae.models.scoring.frame_log_probs` on ``model.model`` conditioned on ``z`` (the house
     path: Pyro traces the model, mixture sites enumerated). About 2 ms of tracing overhead per call on CPU.
 ``scoring="direct"`` (default)
-    The same components called without Pyro's tracing: ``model.decoder`` -> ``observation_log_var`` ->
+    The same components called without Pyro's tracing: ``model.decoder`` -> ``observation`` ->
     ``PowerSpectrum.log_prob`` and ``model.prior``'s own distributions. The conditioning tensor (AV-CVAE's
     visual embedding) and the prior distribution are computed once per potential, not per step.
 
@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import torch
 
-from ..models.likelihood import AdditiveNoise, PowerSpectrum, observation_log_var
+from ..models.likelihood import AdditiveNoise, observation
 from ..models.scoring import frame_log_probs
 
 SCORINGS = ("direct", "trace")
-NO_NOISE_LOG_VAR = -1.0e4  # log-variance standing for "no additive noise" when only a gain is applied
 
 
 def _check_scoring(scoring: str) -> str:
@@ -80,7 +79,7 @@ class LikelihoodPotential(_Base):
                 prior = torch.logsumexp(out["c"] + prior, dim=0)
             return out["x"] + prior, {"speech_log_var": lv}
         lv = self.model.decoder(z, self.cond)
-        lik = PowerSpectrum(observation_log_var(lv, noise)).log_prob(self.batch["audio"]).sum(-1)
+        lik = observation(lv, noise).log_prob(self.batch["audio"]).sum(-1)
         if self.is_mixture:
             comp = self.component_log_prob(z)  # (M, ..., N)
             lw = self.model.prior.log_weights().reshape(-1, *([1] * (comp.dim() - 1)))
@@ -101,17 +100,15 @@ class ExpectedPowerPotential(_Base):
         super().__init__(model, batch, scoring)
         self.marginal = bool(marginal)
 
-    def __call__(self, z: torch.Tensor, power: torch.Tensor, log_gain: torch.Tensor | None = None,
+    def __call__(self, z: torch.Tensor, power: torch.Tensor, gain: torch.Tensor | None = None,
                  responsibilities: torch.Tensor | None = None, log_weights: torch.Tensor | None = None):
-        noise = None
-        if log_gain is not None:
-            noise = AdditiveNoise(torch.full_like(power, NO_NOISE_LOG_VAR), log_gain)
+        noise = None if gain is None else AdditiveNoise(None, gain)
         if self.scoring == "trace":
             out, lv = self._trace({**self.batch, "audio": power}, z, noise)
             lik, comp = out["x"], out["z"]
         else:
             lv = self.model.decoder(z, self.cond)
-            lik = PowerSpectrum(observation_log_var(lv, noise)).log_prob(power).sum(-1)
+            lik = observation(lv, noise).log_prob(power).sum(-1)
             comp = self.component_log_prob(z) if self.is_mixture else self._prior_direct(z)
         if not self.is_mixture:
             return lik + comp, {"speech_log_var": lv}

@@ -27,10 +27,18 @@ def _decoder(input_dims: dict, latent_dim: int, decoder: str, cond_dim: int = 0)
 
 @MODELS.register("vae")
 def build_vae(input_dims: dict, latent_dim: int = 32, encoder: str = "audio", prior: str = "standard-normal",
-              decoder: str = "mlp") -> SpeechVAE:
-    """Single-encoder VAE: A-VAE with ``encoder="audio"``, a visual VAE (V-VAE) with ``encoder="lips"``."""
+              decoder: str = "mlp", encoder_options: dict | None = None) -> SpeechVAE:
+    """Single-encoder VAE: A-VAE with ``encoder="audio"``, a visual VAE (V-VAE) with ``encoder="lips"``.
+
+    ``encoder_options``: ``{modality: {argument: value}}`` as for MIN-VAE (only ``encoder``'s entry is allowed).
+    """
+    options = encoder_options or {}
+    unknown = set(options) - {encoder}
+    if unknown:
+        raise ValueError(f"encoder_options for {sorted(unknown)}, but this VAE's encoder is {encoder!r}")
+    enc = _encoder(encoder, input_dims, latent_dim, **options.get(encoder, {}))
     return SpeechVAE(PRIORS.build(prior, latent_dim=latent_dim), _decoder(input_dims, latent_dim, decoder),
-                     GUIDES.build("gaussian", encoder=_encoder(encoder, input_dims, latent_dim)), name=f"vae_{encoder}")
+                     GUIDES.build("gaussian", encoder=enc), name=f"vae_{encoder}")
 
 
 @MODELS.register("avae")

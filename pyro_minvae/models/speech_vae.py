@@ -21,7 +21,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from .likelihood import AdditiveNoise, PowerSpectrum, observation_log_var
+from .likelihood import AdditiveNoise, observation
 
 
 class SpeechVAE(nn.Module):
@@ -92,8 +92,7 @@ class SpeechVAE(nn.Module):
         cond = self.condition(batch)
         with pyro.plate("frames", b, dim=-1):
             z = self.prior(batch, cond)
-            lv = observation_log_var(self.decoder(z, cond), noise)
-            pyro.sample("x", PowerSpectrum(lv).to_event(1), obs=batch["audio"])
+            pyro.sample("x", observation(self.decoder(z, cond), noise).to_event(1), obs=batch["audio"])
 
     def guide(self, batch: dict, noise: AdditiveNoise | None = None) -> None:
         """Amortised posterior over the model's latent sites."""

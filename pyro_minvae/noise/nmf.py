@@ -1,8 +1,8 @@
 """NMF noise model: noise variance ``V = W H`` (rank K) and a per-frame speech gain ``g``.
 
 Shapes (paper layout): ``W`` ``(F, K)``, ``H`` ``(K, N)``, ``g`` ``(N,)``, all positive. The noise enters the
-one speech model through :class:`~pyro_minvae.models.likelihood.AdditiveNoise` (frame-major ``log_var (N, F)``,
-``log_gain (N,)``): ``model.model(batch, noise)`` scores ``|x|^2 ~ PowerSpectrum(log(g sigma^2(z) + V))``. There
+one speech model through :class:`~pyro_minvae.models.likelihood.AdditiveNoise` (frame-major ``variance (N, F)``,
+``gain (N,)``): ``model.model(batch, noise)`` scores ``|x|^2`` as exponential with mean ``g sigma^2(z) + V``. There
 is no second likelihood here: this module only holds the state and its closed-form M-step updates.
 
 Two families of multiplicative (IS-NMF) updates are shipped, each with the objective it decreases:
@@ -83,12 +83,11 @@ class NMFNoise:
 
     @staticmethod
     def additive(state: NMFState, dtype: torch.dtype | None = None) -> AdditiveNoise:
-        """The noise as the model sees it: ``AdditiveNoise(log_var (N, F), log_gain (N,))``."""
-        lv = torch.log(state.variance)
-        lg = torch.log(state.g)
+        """The noise as the model sees it: ``AdditiveNoise(variance (N, F), gain (N,))``."""
+        v, g = state.variance, state.g
         if dtype is not None:
-            lv, lg = lv.to(dtype), lg.to(dtype)
-        return AdditiveNoise(lv, lg)
+            v, g = v.to(dtype), g.to(dtype)
+        return AdditiveNoise(v, g)
 
     @staticmethod
     def validate(state: NMFState, power: torch.Tensor) -> None:

@@ -71,8 +71,8 @@ def test_init_and_additive():
     assert (s.W > 0).all() and (s.H > 0).all() and (s.g == 1).all()
     noise = nmf.additive(s)
     assert isinstance(noise, AdditiveNoise)
-    assert noise.log_var.shape == (5, 7) and noise.log_gain.shape == (5,)
-    torch.testing.assert_close(noise.log_var.exp(), (s.W @ s.H).T)
+    assert noise.variance.shape == (5, 7) and noise.gain.shape == (5,)
+    torch.testing.assert_close(noise.variance, (s.W @ s.H).T)
     s2 = nmf.init(7, 5, torch.Generator().manual_seed(1))
     assert torch.equal(s.W, s2.W) and torch.equal(s.H, s2.H)
 

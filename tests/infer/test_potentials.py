@@ -28,7 +28,7 @@ def _setup(family):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_likelihood_potential_direct_equals_trace(family):
     model, batch = _setup(family)
-    noise = AdditiveNoise(torch.randn(N, F), 0.3 * torch.randn(N))
+    noise = AdditiveNoise(torch.randn(N, F).exp(), (0.3 * torch.randn(N)).exp())
     z = torch.randn(N, 3)
     with torch.no_grad():
         a, aux_a = LikelihoodPotential(model, batch, "direct")(z, noise)
@@ -47,16 +47,16 @@ def test_likelihood_potential_direct_equals_trace(family):
 def test_expected_power_potential_direct_equals_trace(marginal, gain):
     model, batch = _setup("minvae")
     resp = torch.softmax(torch.randn(N, 2), -1)
-    lg = 0.2 * torch.randn(N) if gain else None
+    g = (0.2 * torch.randn(N)).exp() if gain else None
     z = torch.randn(N, 3)
     with torch.no_grad():
-        a, _ = ExpectedPowerPotential(model, batch, "direct", marginal)(z, batch["audio"], lg, resp)
-        b, _ = ExpectedPowerPotential(model, batch, "trace", marginal)(z, batch["audio"], lg, resp)
+        a, _ = ExpectedPowerPotential(model, batch, "direct", marginal)(z, batch["audio"], g, resp)
+        b, _ = ExpectedPowerPotential(model, batch, "trace", marginal)(z, batch["audio"], g, resp)
         torch.testing.assert_close(a, b)
         # oracle: the weighted prior is sum_m r_nm log N(z; mu_m, s_m I) (marginal: logsumexp with pi)
         comp = model.prior.component_log_prob(z)  # (M, N)
         prior = torch.logsumexp(model.prior.log_weights()[:, None] + comp, 0) if marginal else (resp.T * comp).sum(0)
-        lv = model.decoder(z) + (lg[:, None] if gain else 0)
+        lv = model.decoder(z) + (g.log()[:, None] if gain else 0)
         lik = (-lv - batch["audio"] * torch.exp(-lv)).sum(-1)
         torch.testing.assert_close(a, lik + prior)
 
