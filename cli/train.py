@@ -57,8 +57,8 @@ def _default_manifest() -> Path:
 @click.option("--max-frames", default=None, type=click.IntRange(min=1),
               help="Use at most this many training frames (quick runs).")
 @click.option("--encoder-option", "encoder_option", multiple=True, metavar="MODALITY.KEY=JSON",
-              help="Extra encoder argument for MIN-VAE (repeatable), e.g. lips.pool=4 lips.hidden=[128] "
-                   "(a cheaper visual branch).")
+              help="Extra encoder argument for MIN-VAE / V-VAE (repeatable); e.g. lips.pool=1 "
+                   "lips.hidden=[512,128] gives the paper's visual encoder (default: pool 4, hidden [128]).")
 @click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=JSON",
               help="Extra argument of the model family's builder (repeatable), e.g. prior=\"mog-mixture\" or "
                    "learn_weights=true.")

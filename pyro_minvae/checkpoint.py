@@ -28,7 +28,7 @@ from .atomic import atomic_path
 from .errors import UserInputError
 from .features import FeatureConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: model_spec records every encoder's resolved options (1: only the options given)
 REQUIRED_KEYS = ("format_version", "model_spec", "model_state", "feature_config")
 
 
@@ -148,6 +148,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise UserInputError(f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by pyro-minvae "
                              f"train, re-train")
+    if state["format_version"] == 1:
+        state = upgrade_v1(state)
     if state["format_version"] != FORMAT_VERSION:
         raise UserInputError(f"{path}: checkpoint format {state['format_version']} is not supported by this "
                              f"version (format {FORMAT_VERSION}); re-train or use a matching pyro-minvae")
@@ -155,6 +157,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserInputError(f"{path}: checkpoint contents do not match their checksum (corrupted on disk or in "
                              "transfer); re-train or copy it again")
     return state
+
+
+def upgrade_v1(state: dict) -> dict:
+    """Format 1 -> 2: format-1 checkpoints were built when the lips encoder defaulted to the paper's sizes.
+
+    Their ``model_spec`` gets those sizes written out (``{"lips": PAPER_LIPS}``) where it gave no lips options;
+    the checksum covers the tensors only, so it still holds.
+    """
+    from .nn.encoders import PAPER_LIPS
+
+    spec = state["model_spec"]
+    kwargs = dict(spec.get("kwargs", {}))
+    family = spec.get("family")
+    uses_lips = (family == "minvae" and "lips" in kwargs.get("encoders", ["audio", "lips"])) or \
+        (family == "vae" and kwargs.get("encoder") == "lips")
+    if uses_lips:
+        options = {k: dict(v) for k, v in (kwargs.get("encoder_options") or {}).items()}
+        options["lips"] = {**PAPER_LIPS, **options.get("lips", {})}
+        kwargs["encoder_options"] = options
+    return {**state, "format_version": 2, "model_spec": {**spec, "kwargs": kwargs}}
 
 
 def build_from_state(state: dict, path: str | Path = "checkpoint"):

@@ -15,6 +15,29 @@ from ..registry import DECODERS, ENCODERS, GUIDES, MODELS, PRIORS
 from .speech_vae import SpeechVAE
 
 
+_SIZED_ELSEWHERE = {"in_dim", "latent_dim", "cond_dim", "modality"}
+
+
+def resolved_encoder_options(modalities: Sequence[str], options: dict | None) -> dict:
+    """``{modality: {argument: value}}`` with every JSON-able default of each encoder factory filled in.
+
+    Checkpoints record this, not just the options given, so a later change of a factory's defaults cannot change
+    what an old checkpoint rebuilds. ``options`` entries override the defaults; unknown modalities raise.
+    """
+    options = options or {}
+    unknown = set(options) - set(modalities)
+    if unknown:
+        raise ValueError(f"encoder_options for {sorted(unknown)}, which are not among the encoders {list(modalities)}")
+    out = {}
+    for m in modalities:
+        params = inspect.signature(ENCODERS.get(m)).parameters.values()
+        defaults = {p.name: list(p.default) if isinstance(p.default, tuple) else p.default for p in params
+                    if p.name not in _SIZED_ELSEWHERE and p.default is not p.empty
+                    and isinstance(p.default, (int, float, str, bool, tuple, list, type(None)))}
+        out[m] = {**defaults, **options.get(m, {})}
+    return out
+
+
 def _encoder(modality: str, input_dims: dict, latent_dim: int, **extra):
     if modality not in input_dims:
         raise ValueError(f"no input size for modality {modality!r}; known: {', '.join(sorted(input_dims))}")
@@ -32,13 +55,12 @@ def build_vae(input_dims: dict, latent_dim: int = 32, encoder: str = "audio", pr
 
     ``encoder_options``: ``{modality: {argument: value}}`` as for MIN-VAE (only ``encoder``'s entry is allowed).
     """
-    options = encoder_options or {}
-    unknown = set(options) - {encoder}
-    if unknown:
-        raise ValueError(f"encoder_options for {sorted(unknown)}, but this VAE's encoder is {encoder!r}")
-    enc = _encoder(encoder, input_dims, latent_dim, **options.get(encoder, {}))
-    return SpeechVAE(PRIORS.build(prior, latent_dim=latent_dim), _decoder(input_dims, latent_dim, decoder),
-                     GUIDES.build("gaussian", encoder=enc), name=f"vae_{encoder}")
+    options = resolved_encoder_options([encoder], encoder_options)
+    enc = _encoder(encoder, input_dims, latent_dim, **options[encoder])
+    model = SpeechVAE(PRIORS.build(prior, latent_dim=latent_dim), _decoder(input_dims, latent_dim, decoder),
+                      GUIDES.build("gaussian", encoder=enc), name=f"vae_{encoder}")
+    model.resolved_kwargs = {"encoder_options": options}
+    return model
 
 
 @MODELS.register("avae")
@@ -68,24 +90,30 @@ def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str]
     ``encoder_options``: extra constructor arguments per modality, e.g. ``{"lips": {"pool": 4, "hidden": [128]}}``;
     ``prior_options``: extra constructor arguments of the prior (e.g. ``{"n_modes": 4}`` for a prior you registered).
     """
-    options = encoder_options or {}
-    unknown = set(options) - set(encoders)
-    if unknown:
-        raise ValueError(f"encoder_options for {sorted(unknown)}, which are not among the encoders {list(encoders)}")
-    encs = [_encoder(m, input_dims, latent_dim, **options.get(m, {})) for m in encoders]
-    return SpeechVAE(PRIORS.build(prior, components=list(encoders), latent_dim=latent_dim,
+    options = resolved_encoder_options(encoders, encoder_options)
+    encs = [_encoder(m, input_dims, latent_dim, **options[m]) for m in encoders]
+    model = SpeechVAE(PRIORS.build(prior, components=list(encoders), latent_dim=latent_dim,
                                   learn_weights=learn_weights, **(prior_options or {})),
                      _decoder(input_dims, latent_dim, decoder),
                      GUIDES.build("mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction,
                                   audio_noise_scale=audio_noise_scale),
-                     name="minvae")
+                      name="minvae")
+    model.resolved_kwargs = {"encoder_options": options}
+    return model
 
 
 def build_model(family: str, **kwargs) -> SpeechVAE:
-    """Build a registered family and remember ``{"family", "kwargs"}`` on ``model.spec``."""
+    """Build a registered family and remember ``{"family", "kwargs"}`` on ``model.spec``.
+
+    A builder may set ``model.resolved_kwargs`` (arguments with their defaults filled in); those among the
+    family builder's own arguments are recorded too.
+    """
     check_model_kwargs(family, kwargs)
-    model = MODELS.get(family)(**kwargs)
-    model.spec = {"family": family, "kwargs": _jsonable(kwargs)}
+    builder = MODELS.get(family)
+    model = builder(**kwargs)
+    params = inspect.signature(builder).parameters
+    resolved = {k: v for k, v in getattr(model, "resolved_kwargs", {}).items() if k in params}
+    model.spec = {"family": family, "kwargs": _jsonable({**kwargs, **resolved})}
     return model
 
 

@@ -28,9 +28,11 @@ def test_unknown_model_argument_lists_valid_ones():
 
 
 def test_pooled_lips_encoder_reads_full_roi_and_is_smaller():
+    from pyro_minvae.nn.encoders import PAPER_LIPS
+
     dims = {"audio": 513, "lips": 4489}
-    full = build_model("minvae", input_dims=dims)
-    pooled = build_model("minvae", input_dims=dims, encoder_options={"lips": {"pool": 4, "hidden": [128]}})
+    full = build_model("minvae", input_dims=dims, encoder_options={"lips": PAPER_LIPS})
+    pooled = build_model("minvae", input_dims=dims)  # the default lips encoder is the pooled one
     n_full = sum(p.numel() for p in full.guide_net.encoders[1].parameters())
     n_pooled = sum(p.numel() for p in pooled.guide_net.encoders[1].parameters())
     assert n_pooled < n_full / 20
@@ -41,6 +43,12 @@ def test_pooled_lips_encoder_reads_full_roi_and_is_smaller():
     assert torch.allclose(pool(torch.full((2, 4489), 0.5)), torch.full((2, 256), 0.5))
     with pytest.raises(ValueError, match="not among the encoders"):
         build_model("minvae", input_dims=dims, encoder_options={"landmarks": {}})
+    # the spec records every encoder's sizes, defaults included, so checkpoints never depend on today's defaults
+    assert pooled.spec["kwargs"]["encoder_options"]["lips"] == {"hidden": [128], "pool": 4}
+    assert full.spec["kwargs"]["encoder_options"]["lips"] == PAPER_LIPS
+    vvae = build_model("vae", input_dims=dims, encoder="lips", encoder_options={"lips": {"pool": 2}})
+    assert vvae.spec["kwargs"]["encoder_options"] == {"lips": {"hidden": [128], "pool": 2}}
+    assert "encoder_options" not in build_model("avae", input_dims=dims).spec["kwargs"]
 
 
 def test_plugin_registers_a_kernel_usable_by_name(tmp_path):

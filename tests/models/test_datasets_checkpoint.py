@@ -141,3 +141,22 @@ def test_bad_checkpoints_raise_user_errors(tmp_path):
     torch.save(state, tmp_path / "mismatch.pt")
     with pytest.raises(UserInputError, match="mismatch.pt: cannot rebuild model 'minvae'"):
         load_model(tmp_path / "mismatch.pt")
+
+
+@pytest.mark.parametrize("family,kwargs", [("minvae", {"encoders": ["audio", "lips"]}), ("vae", {"encoder": "lips"})])
+def test_format_1_checkpoints_rebuild_with_the_paper_lips_sizes(tmp_path, family, kwargs):
+    """Format-1 files predate the pooled default: their lips encoder is rebuilt with the paper's sizes."""
+    from pyro_minvae.nn.encoders import PAPER_LIPS
+
+    dims = {"audio": 513, "lips": 4489}
+    old = build_model(family, input_dims=dims, encoder_options={"lips": PAPER_LIPS}, **kwargs)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, old, FeatureConfig())
+    state = torch.load(path, weights_only=True)
+    state["format_version"] = 1
+    state["model_spec"]["kwargs"] = {"input_dims": dims, **kwargs}  # what format 1 recorded: no defaults
+    torch.save(state, path)
+    model, _, _ = load_model(path)
+    for name, t in old.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], t)
+    assert model.spec["kwargs"]["encoder_options"]["lips"] == PAPER_LIPS

@@ -35,6 +35,10 @@ def log_power(x, lv):
 def enc_gauss(enc, x, cond=None):
     """Encoder's Gaussian written out from its layers."""
     h = torch.log(x.clamp_min(0) + 1e-8) if enc.input_transform == "log" else x
+    if enc.pre is not None:  # square ROI average-pooled by p (the trailing side % p rows/columns dropped)
+        side, p = enc.pre.side, enc.pre.pool
+        k = side // p
+        h = h.reshape(-1, side, side)[:, :k * p, :k * p].reshape(-1, k, p, k, p).mean((2, 4)).flatten(1)
     if cond is not None:
         h = torch.cat([h, cond], -1)
     h = enc.body(h)

@@ -110,7 +110,7 @@ def test_pickled_code_is_not_executed(files, tmp_path):
 # ---- incompatible version or configuration ------------------------------------------------------------------------
 INCOMPATIBLE = [
     ("format.pt", lambda s: s.update(format_version=99),
-     "format.pt: checkpoint format 99 is not supported by this version (format 1); re-train or use a matching "
+     "format.pt: checkpoint format 99 is not supported by this version (format 2); re-train or use a matching "
      "pyro-minvae"),
     ("family.pt", lambda s: s["model_spec"].update(family="nosuch"),
      "family.pt: cannot rebuild model 'nosuch' (unknown model 'nosuch'; valid models: avae, avcvae, minvae, vae)"),
