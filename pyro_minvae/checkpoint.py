@@ -162,20 +162,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def upgrade_v1(state: dict) -> dict:
     """Format 1 -> 2: format-1 checkpoints were built when the lips encoder defaulted to the paper's sizes.
 
-    Their ``model_spec`` gets those sizes written out (``{"lips": PAPER_LIPS}``) where it gave no lips options;
-    the checksum covers the tensors only, so it still holds.
+    Their ``model_spec`` gets those sizes written out (``{"lips": PAPER_LIPS}``) where it gave no lips options,
+    and every encoder's other defaults filled in as format 2 records them; the checksum covers the tensors only,
+    so it still holds.
     """
+    from .models.families import resolved_encoder_options
     from .nn.encoders import PAPER_LIPS
 
     spec = state["model_spec"]
     kwargs = dict(spec.get("kwargs", {}))
     family = spec.get("family")
-    uses_lips = (family == "minvae" and "lips" in kwargs.get("encoders", ["audio", "lips"])) or \
-        (family == "vae" and kwargs.get("encoder") == "lips")
-    if uses_lips:
+    encoders = {"minvae": kwargs.get("encoders", ["audio", "lips"]), "vae": [kwargs.get("encoder", "audio")]}
+    if family in encoders:
         options = {k: dict(v) for k, v in (kwargs.get("encoder_options") or {}).items()}
-        options["lips"] = {**PAPER_LIPS, **options.get("lips", {})}
-        kwargs["encoder_options"] = options
+        if "lips" in encoders[family]:
+            options["lips"] = {**PAPER_LIPS, **options.get("lips", {})}
+        kwargs["encoder_options"] = resolved_encoder_options(encoders[family], options)
     return {**state, "format_version": 2, "model_spec": {**spec, "kwargs": kwargs}}
 
 
