@@ -4,9 +4,10 @@
 #
 # Knobs (environment): DEMO_EPOCHS_AVAE / _AVCVAE / _VVAE / _MINVAE, DEMO_LR, DEMO_LIMIT (test files),
 # DEMO_ITERATIONS (EM iterations), PYRO_MINVAE_CACHE (where everything is written).
-# Settings measured on the full demo corpus (242k training frames): lr 3e-4 beats 1e-3 for every model; A-VAE
-# levels off after ~10 epochs (8-14 s each), AV-CVAE and MIN-VAE cost ~1 min per epoch on 2 cores and are still
-# improving after 3 (train longer for better models: the numbers in docs/results.md say which settings).
+# Settings measured on the full demo corpus (242k training frames, 1 torch thread): lr 3e-4 beats 1e-3 for every
+# model; A-VAE levels off after ~10 epochs (8-14 s each); MIN-VAE (pooled lips encoder) costs ~25-35 s per epoch
+# and AV-CVAE ~70-90 s, both still improving after the demo's epochs (docs/results-discussion.md has the long
+# runs' curves and the settings that give the best models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PM=".venv/bin/pyro-minvae"
@@ -33,7 +34,7 @@ train() {  # name epochs args...; skipped when the run already reached its epoch
 train avae "${DEMO_EPOCHS_AVAE:-6}" --model avae
 train avcvae "${DEMO_EPOCHS_AVCVAE:-3}" --model avcvae
 train vvae "${DEMO_EPOCHS_VVAE:-3}" --model vae --encoders lips --init-from "$RUNS/avae/best.pt"
-train minvae "${DEMO_EPOCHS_MINVAE:-3}" --model minvae --encoders audio,lips \
+train minvae "${DEMO_EPOCHS_MINVAE:-6}" --model minvae --encoders audio,lips \
   --init-from "$RUNS/avae/best.pt" --init-from "$RUNS/vvae/best.pt"
 
 step "3/5 enhance one held-out noisy clip with MIN-VAE (visual initialisation)"

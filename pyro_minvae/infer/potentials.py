@@ -14,9 +14,10 @@ Two scoring paths give the same numbers (tested):
 
 Targets:
 
-:class:`LikelihoodPotential` (classic MCEM, A-VAE / AV-CVAE, any prior)
+:class:`LikelihoodPotential` (classic MCEM, every family)
     ``log p(x_n | z_n, noise) + log p(z_n [| v_n])`` with ``x`` the noisy power and ``noise`` an
-    :class:`~pyro_minvae.models.likelihood.AdditiveNoise`. Mixture priors are marginalised over c.
+    :class:`~pyro_minvae.models.likelihood.AdditiveNoise`. Mixture priors are marginalised over c, with the
+    prior's weights or the ``log_weights`` given (MCEM re-estimates them).
 :class:`ExpectedPowerPotential` (MIN-VAE's variational loop)
     ``log p(P_n | z_n, g_n) + sum_m r_nm log p(z_n | c=m)`` with ``P = |mu_s|^2 + Sigma_s`` the expected speech
     power and ``r`` the responsibilities ``(N, M)`` (the paper's weighted prior), or, with ``marginal=True``,
@@ -71,7 +72,10 @@ class _Base:
 class LikelihoodPotential(_Base):
     """``log p(x | z, noise) + log p(z)`` per frame; ``batch["audio"]`` is the noisy power ``(N, F)``."""
 
-    def __call__(self, z: torch.Tensor, noise: AdditiveNoise | None):
+    def __call__(self, z: torch.Tensor, noise: AdditiveNoise | None, log_weights: torch.Tensor | None = None):
+        """``log_weights`` ``(M,)``: mixture weights to marginalise c with (default: the prior's own)."""
+        if self.scoring == "trace" and log_weights is not None:
+            raise ValueError("scoring='trace' uses the prior's own weights; pass log_weights with scoring='direct'")
         if self.scoring == "trace":
             out, lv = self._trace(self.batch, z, noise)
             prior = out["z"]
@@ -82,7 +86,8 @@ class LikelihoodPotential(_Base):
         lik = observation(lv, noise).log_prob(self.batch["audio"]).sum(-1)
         if self.is_mixture:
             comp = self.component_log_prob(z)  # (M, ..., N)
-            lw = self.model.prior.log_weights().reshape(-1, *([1] * (comp.dim() - 1)))
+            lw = log_weights if log_weights is not None else self.model.prior.log_weights()
+            lw = lw.reshape(-1, *([1] * (comp.dim() - 1)))
             prior = torch.logsumexp(lw + comp, 0)
         else:
             prior = self._prior_direct(z)

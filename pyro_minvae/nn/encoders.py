@@ -6,6 +6,7 @@ stored in checkpoints through :func:`pyro_minvae.registry.serialize`.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -108,15 +109,20 @@ PAPER_LIPS = {"pool": 1, "hidden": [512, 128]}  # the published visual encoder's
 
 
 def lips_encoder(in_dim: int = 67 * 67, latent_dim: int = 32, hidden: Sequence[int] = (128,),
-                 pool: int = 4) -> GaussianMLPEncoder:
+                 pool: int | None = None) -> GaussianMLPEncoder:
     """Visual encoder on mouth ROIs ``(B, side*side)``, pixels in [0, 1] -> Gaussian over z ``(B, latent_dim)``.
 
-    Default: average-pool the 67x67 ROI by 4 (16x16 = 256 inputs) -> 128 tanh -> 32. The paper's encoder is
+    Default: average-pool the 67x67 ROI by 4 (16x16 = 256 inputs) -> 128 tanh -> 32. ``pool=None`` means 4 for
+    square images of side >= 16 and 1 (no pooling) for anything else, e.g. small or precomputed features
+    that are not images. The paper's encoder is
     ``pool=1, hidden=(512, 128)`` (4489 -> 512 ReLU -> 128 tanh -> 32; :data:`PAPER_LIPS`). Measured on the demo
     corpus, the pooled encoder reaches the same or a better validation ELBO (V-VAE, MIN-VAE) while MIN-VAE costs
     1.7x A-VAE per epoch instead of 5.4x (docs/results-discussion.md): the 4489 x 512 layer dominated training.
     """
     acts = ["relu"] * (len(hidden) - 1) + ["tanh"]
+    if pool is None:
+        side = math.isqrt(in_dim)
+        pool = 4 if side * side == in_dim and side >= 16 else 1
     if pool == 1:
         return GaussianMLPEncoder("lips", in_dim, latent_dim, hidden, acts)
     side = int(round(in_dim ** 0.5))

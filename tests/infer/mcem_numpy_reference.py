@@ -51,15 +51,53 @@ class Draws:
 EPS = np.finfo(np.float64).eps
 
 
-def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_burn_in, K, var=0.01):
-    """Classic MCEM (A-VAE, standard normal prior). X (F, N) complex. Returns (S_hat (F, N), W, H, g)."""
+def mixture_prior(model):
+    """``(logn, responsibilities)`` for a MIN-VAE prior: per-component log N(z; mu_m, s_m I) ``(L, N) -> (M, N)``
+    and q(c) ``(N, M)`` from kept samples with the published +-30 clip."""
+    mu = model.prior.loc.detach().double().numpy()  # (M, L)
+    s = np.exp(model.prior.log_var.detach().double().numpy())  # (M,)
+    L = mu.shape[1]
+
+    def logn(Zc):
+        return np.stack([-0.5 * ((Zc - mu[m][:, None]) ** 2).sum(0) / s[m] - 0.5 * L * np.log(2 * np.pi * s[m])
+                         for m in range(len(s))])
+
+    def responsibilities(kept, pi):
+        lp = np.mean([logn(k) for k in kept], axis=0)  # (M, N)
+        lp = np.maximum(lp - lp.max(0), -30.0)
+        a = np.log(pi)[:, None] + lp
+        a = np.exp(a - a.max(0))
+        return (a / a.sum(0)).T
+
+    return logn, responsibilities
+
+
+def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_burn_in, K, var=0.01, lips=None):
+    """Classic MCEM. X (F, N) complex. Returns (S_hat (F, N), W, H, g, responsibilities or None).
+
+    Standard normal prior (A-VAE), or with ``lips`` ``(N, D)`` a MIN-VAE: z starts at the lips encoder's mean,
+    the MH target uses the mixture prior log sum_m pi_m N(z; mu_m, s_m I), and after each E-step the
+    responsibilities are re-estimated from the kept samples and pi = their mean (pi starts uniform)."""
     d = Draws(seed)
     F, N = X.shape
     P = np.abs(X) ** 2
     W = np.maximum(d.rand(F, K), EPS)
     H = np.maximum(d.rand(K, N), EPS)
     g = np.ones((1, N))
-    Z = encoder_mean(model.guide_net.encoder, P.T, True).T  # (L, N)
+    resp = None
+    if lips is None:
+        Z = encoder_mean(model.guide_net.encoder, P.T, True).T  # (L, N)
+
+        def logprior(Zc):
+            return -0.5 * (Zc ** 2).sum(0)
+    else:
+        Z = encoder_mean(model.guide_net.encoders[model.guide_net.modalities.index("lips")], lips, False).T
+        logn, responsibilities = mixture_prior(model)
+        pi = np.full(len(model.prior.log_var), 1.0 / len(model.prior.log_var))
+
+        def logprior(Zc):
+            a = np.log(pi)[:, None] + logn(Zc)
+            return a.max(0) + np.log(np.exp(a - a.max(0)).sum(0))
     L = Z.shape[0]
 
     def mh(Z, steps, burn):
@@ -70,7 +108,7 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
             sv = np.exp(decoder(model, Z.T).T) * g
             svp = np.exp(decoder(model, Zp.T).T) * g
             logr = (np.log(V + sv) - np.log(V + svp) + (1 / (V + sv) - 1 / (V + svp)) * P).sum(0) \
-                + 0.5 * (Z ** 2 - Zp ** 2).sum(0)
+                + logprior(Zp) - logprior(Z)
             u = d.rand(N)
             acc = np.log(u) < logr
             Z = np.where(acc[None], Zp, Z)
@@ -80,6 +118,9 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
 
     for _ in range(iterations):
         Z, kept = mh(Z, mh_steps, burn_in)
+        if lips is not None:
+            resp = responsibilities(kept, pi)
+            pi = resp.mean(0)
         s2 = np.stack([np.exp(decoder(model, k.T).T) for k in kept])  # (R, F, N)
         V = W @ H
         vx = V + g * s2
@@ -96,7 +137,9 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
     V = W @ H
     vs = np.stack([g * np.exp(decoder(model, k.T).T) for k in kept])
     S = (vs / (vs + V)).mean(0) * X
-    return S, W, H, g[0]
+    if lips is not None:
+        resp = responsibilities(kept, pi)
+    return S, W, H, g[0], resp
 
 
 def minvae(model, X, lips, seed, iterations, mh_steps, burn_in, K, var=0.01):
@@ -109,14 +152,8 @@ def minvae(model, X, lips, seed, iterations, mh_steps, burn_in, K, var=0.01):
     lips_enc = model.guide_net.encoders[model.guide_net.modalities.index("lips")]
     Z = encoder_mean(lips_enc, lips, False).T  # (L, N)
     L = Z.shape[0]
-    mu = model.prior.loc.detach().double().numpy()  # (M, L)
-    s = np.exp(model.prior.log_var.detach().double().numpy())  # (M,)
-    M = mu.shape[0]
-
-    def logn(Zc):  # (L, N) -> (M, N) log N(z; mu_m, s_m I)
-        return np.stack([-0.5 * ((Zc - mu[m][:, None]) ** 2).sum(0) / s[m] - 0.5 * L * np.log(2 * np.pi * s[m])
-                         for m in range(M)])
-
+    logn, responsibilities = mixture_prior(model)
+    M = len(model.prior.log_var)
     resp = np.full((N, M), 1.0 / M)
     pi = np.full(M, 1.0 / M)
     Ps = P.copy()
@@ -134,11 +171,7 @@ def minvae(model, X, lips, seed, iterations, mh_steps, burn_in, K, var=0.01):
                 kept.append(Z.copy())
         inv = np.mean([np.exp(-decoder(model, k.T).T) for k in kept], axis=0)
         gam = 1.0 / inv
-        lp = np.mean([logn(k) for k in kept], axis=0)  # (M, N)
-        lp = np.maximum(lp - lp.max(0), -30.0)  # the published clip of the log-ratio at +-30
-        a = np.log(pi)[:, None] + lp
-        a = np.exp(a - a.max(0))
-        resp = (a / a.sum(0)).T
+        resp = responsibilities(kept, pi)
         pi = resp.mean(0)
         V = W @ H
         Sig = V * gam / (V + gam)

@@ -38,7 +38,7 @@ def test_classic_matches_numpy_reference():
     model, spec = _avae(), _spec()
     kw = dict(iterations=4, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3)
     res = mcem(model, spec, None, loop="classic", seed=7, **kw)
-    s, w, h, g = ref.classic(model, spec.numpy(), 7, 4, 6, 3, 5, 2, 3)
+    s, w, h, g, _ = ref.classic(model, spec.numpy(), 7, 4, 6, 3, 5, 2, 3)
     np.testing.assert_allclose(res.W.numpy(), w, rtol=1e-8)
     np.testing.assert_allclose(res.H.numpy(), h, rtol=1e-8)
     np.testing.assert_allclose(res.g.numpy(), g, rtol=1e-8)
@@ -47,11 +47,27 @@ def test_classic_matches_numpy_reference():
     assert 0 < float(res.acceptance.min()) and float(res.acceptance.max()) < 1  # non-trivial accept pattern
 
 
+def test_classic_loop_on_minvae_matches_numpy_reference():
+    """Default MIN-VAE MCEM: marginal mixture prior in the MH target, responsibilities and pi re-estimated."""
+    model, spec = _minvae(), _spec(1)
+    lips = torch.rand(N, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    kw = dict(iterations=3, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3)
+    res = mcem(model, spec, {"lips": lips}, seed=5, **kw)
+    s, w, h, g, resp = ref.classic(model, spec.numpy(), 5, 3, 6, 3, 5, 2, 3, lips=lips.numpy())
+    assert res.init == "lips"
+    np.testing.assert_allclose(res.responsibilities.numpy(), resp, rtol=1e-8)
+    assert np.abs(resp - 0.5).max() > 1e-3  # the responsibilities did move
+    np.testing.assert_allclose(res.W.numpy(), w, rtol=1e-8)
+    np.testing.assert_allclose(res.g.numpy(), g, rtol=1e-8)
+    np.testing.assert_allclose(res.estimate.numpy(), s, rtol=1e-8, atol=1e-12)
+
+
 @pytest.mark.parametrize("scoring", ["direct", "trace"])
 def test_minvae_loop_matches_numpy_reference(scoring):
     model, spec = _minvae(), _spec(1)
     lips = torch.rand(N, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    res = mcem(model, spec, {"lips": lips}, seed=11, iterations=3, mh_steps=6, burn_in=3, rank=3, scoring=scoring)
+    res = mcem(model, spec, {"lips": lips}, loop="minvae", seed=11, iterations=3, mh_steps=6, burn_in=3, rank=3,
+               scoring=scoring)
     s, w, h, resp = ref.minvae(model, spec.numpy(), lips.numpy(), 11, 3, 6, 3, 3)
     assert res.init == "lips"
     np.testing.assert_allclose(res.responsibilities.numpy(), resp, rtol=1e-8)
