@@ -4,7 +4,7 @@ Registered per model family in :data:`pyro_minvae.evaluation.methods.CHECKPOINT_
 
 - every family: ``<label>-mcem`` (the paper's Monte-Carlo EM) and ``<label>-fast`` (the fast E-step);
 - MIN-VAE also: ``<label>-audio-init`` (MCEM initialised from the audio encoder instead of the lips: the paper's
-  ablation).
+  ablation) and ``<label>-paper-loop`` (the published variational MCEM loop with its 100 iterations).
 
 A method is picklable and loads its network lazily in the worker process that first calls it.
 """
@@ -97,6 +97,7 @@ def _standard(label: str, path: Path) -> dict:
 def _minvae(label: str, path: Path) -> dict:
     methods = _standard(label, path)
     methods[f"{label}-audio-init"] = CheckpointMethod(path, "mcem", init="audio")
+    methods[f"{label}-paper-loop"] = CheckpointMethod(path, "mcem", loop="minvae", iterations=100)
     return methods
 
 
