@@ -1,3 +1,3 @@
 """pyro-minvae: MIN-VAE audio-visual speech enhancement written as Pyro programs."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

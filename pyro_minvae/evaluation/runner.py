@@ -194,7 +194,7 @@ def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRep
         recs = recs[k - 1::n]
         if not recs:
             raise UserInputError(f"shard {k}/{n} has no files ({config.manifest}); use fewer shards")
-    _check_run_identity(config)
+    _check_run_identity(config, methods)
     results = ResultsFile(out / "results.csv", config.metrics)
     done = results.done_pairs(retry_failed=config.retry_failed)
     names = list(methods)
@@ -251,18 +251,32 @@ def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRep
 _IDENTITY = ("sample_rate", "seed", "video_degradation")
 
 
-def _check_run_identity(config: EvalConfig) -> None:
+def _definition(method) -> str:
+    """``repr(method)``, or its class name where the repr is the default one (it holds a memory address)."""
+    text = repr(method)
+    return type(method).__qualname__ if " at 0x" in text else text
+
+
+def _check_run_identity(config: EvalConfig, methods: Mapping[str, object]) -> None:
+    """Refuse to resume into a folder whose results came from other settings, another package version (whose
+    method defaults may differ) or a method of the same name defined differently (its ``repr``)."""
+    from .. import __version__
+
     path = config.out_dir / "run_identity.json"
     ident = {k: getattr(config, k) for k in _IDENTITY}
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = {k: (old.get(k), ident[k]) for k in _IDENTITY if old.get(k) != ident[k]}
+    ident["package_version"] = __version__
+    defs = {name: _definition(m) for name, m in methods.items()}
+    old = json.loads(path.read_text()) if path.exists() else None
+    if old is not None:
+        diff = {k: (old.get(k), v) for k, v in ident.items() if old.get(k) != v}
+        old_defs = old.get("methods", {})
+        diff.update({f"method {n}": (old_defs[n], d) for n, d in defs.items() if n in old_defs and old_defs[n] != d})
         if diff:
             what = ", ".join(f"{k} was {o!r}, now {n!r}" for k, (o, n) in diff.items())
             raise UserInputError(f"{config.out_dir}: earlier results were made with other settings ({what}); "
                                  "use a fresh --out directory")
-    else:
-        write_text_atomic(path, json.dumps(ident))
+        defs = {**old_defs, **defs}
+    write_text_atomic(path, json.dumps({**ident, "methods": defs}))
 
 
 def _settings(config: EvalConfig, names: Sequence[str], n_items: int) -> dict:

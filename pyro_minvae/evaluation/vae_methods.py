@@ -87,7 +87,8 @@ class CheckpointMethod:
         return res.waveform.numpy()
 
     def __repr__(self) -> str:
-        return f"CheckpointMethod({self.path!r}, estep={self.estep!r}, init={self.init!r})"
+        opts = "".join(f", {k}={v!r}" for k, v in sorted(self.opts.items()))
+        return f"CheckpointMethod({self.path!r}, estep={self.estep!r}, init={self.init!r}{opts})"
 
 
 def _standard(label: str, path: Path) -> dict:

@@ -47,10 +47,12 @@ class _Base:
         self.scoring = _check_scoring(scoring)
         self.n_frames = model.validate_batch(batch)
         self.is_mixture = model.is_mixture
-        with torch.no_grad():
+        with torch.no_grad():  # fixed for the whole E-step: no gradients into the network's weights
             self.cond = model.condition(batch)
             if not self.is_mixture:
                 self.prior_dist = model.prior.distribution(self.n_frames, self.cond)
+            bind = getattr(model.decoder, "bind", None)  # a decoder may precompute its conditioning's share
+            self.decode = bind(self.cond) if bind is not None else (lambda z: model.decoder(z, self.cond))
 
     def _trace(self, batch: dict, z: torch.Tensor, noise):
         captured = []
@@ -82,7 +84,7 @@ class LikelihoodPotential(_Base):
             if "c" in out:
                 prior = torch.logsumexp(out["c"] + prior, dim=0)
             return out["x"] + prior, {"speech_log_var": lv}
-        lv = self.model.decoder(z, self.cond)
+        lv = self.decode(z)
         lik = observation(lv, noise).log_prob(self.batch["audio"]).sum(-1)
         if self.is_mixture:
             comp = self.component_log_prob(z)  # (M, ..., N)
@@ -112,7 +114,7 @@ class ExpectedPowerPotential(_Base):
             out, lv = self._trace({**self.batch, "audio": power}, z, noise)
             lik, comp = out["x"], out["z"]
         else:
-            lv = self.model.decoder(z, self.cond)
+            lv = self.decode(z)
             lik = observation(lv, noise).log_prob(power).sum(-1)
             comp = self.component_log_prob(z) if self.is_mixture else self._prior_direct(z)
         if not self.is_mixture:

@@ -28,6 +28,28 @@ class LogVarianceDecoder(nn.Module):
         self.body = mlp(latent_dim + cond_dim, hidden, activations)
         self.out = nn.Linear(hidden[-1] if len(hidden) else latent_dim + cond_dim, out_dim)
 
+    def bind(self, cond: torch.Tensor | None):
+        """``decode(z)`` equal to ``self(z, cond)`` for a fixed ``cond`` ``(B, C)``, cheaper when called many times.
+
+        The first layer is linear, so the conditioning's share ``W_c cond + b`` is computed once; each call then
+        costs only ``W_z z``. Used by the E-step potentials, which decode thousands of proposals per recording.
+        """
+        if not self.cond_dim or cond is None or not isinstance(self.body[0], nn.Linear):
+            return lambda z: self(z, cond)
+        if cond.shape[-1] != self.cond_dim:
+            raise ValueError(f"decoder expects conditioning (..., {self.cond_dim})")
+        first = self.body[0]
+        w_z = first.weight[:, :self.latent_dim]
+        offset = torch.nn.functional.linear(cond, first.weight[:, self.latent_dim:], first.bias)  # (B, H)
+        rest = self.body[1:]
+
+        def decode(z: torch.Tensor) -> torch.Tensor:
+            if z.shape[-1] != self.latent_dim:
+                raise ValueError(f"decoder expects latents (..., {self.latent_dim}); got {tuple(z.shape)}")
+            return self.out(rest(torch.addmm(offset, z, w_z.t()) if z.dim() == 2 else z @ w_z.t() + offset))
+
+        return decode
+
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if z.shape[-1] != self.latent_dim:
             raise ValueError(f"decoder expects latents (..., {self.latent_dim}); got {tuple(z.shape)}")

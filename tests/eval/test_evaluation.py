@@ -99,6 +99,26 @@ def test_rerun_skips_finished_pairs_and_resumes_after_interruption(manifest, tmp
         run_evaluation(_cfg(manifest, tmp_path, metrics=("si_sdr",)), {"a": m1})
 
 
+def test_resume_refuses_a_method_redefined_under_the_same_name(manifest, tmp_path):
+    """Resuming must not mix rows of two definitions of one method name (e.g. other MCEM options)."""
+    from pyro_minvae.evaluation.vae_methods import CheckpointMethod
+
+    class Named(CountingMethod):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+
+        def __repr__(self):
+            return f"Named({self.tag})"
+
+    run_evaluation(_cfg(manifest, tmp_path), {"a": Named("iterations=30")})
+    run_evaluation(_cfg(manifest, tmp_path), {"a": Named("iterations=30"), "b": CountingMethod()})  # same: resumes
+    with pytest.raises(UserInputError, match="method a was 'Named.iterations=30.', now 'Named.iterations=100.'"):
+        run_evaluation(_cfg(manifest, tmp_path), {"a": Named("iterations=100")})
+    # checkpoint methods' definitions include their E-step options
+    assert repr(CheckpointMethod("m.pt", "mcem", iterations=100)) != repr(CheckpointMethod("m.pt", "mcem"))
+
+
 def test_failures_are_recorded_and_retried(manifest, tmp_path):
     flaky = CountingMethod(fail_ids={2})
     rep = run_evaluation(_cfg(manifest, tmp_path), {"flaky": flaky, "noisy": resolve_methods(["noisy"])["noisy"]})
@@ -199,6 +219,9 @@ class Interrupting(CountingMethod):
         if len(self.calls) + 1 == self.at:
             raise KeyboardInterrupt
         return super().enhance(noisy, sample_rate, clean=clean, video=video, seed=seed)
+
+    def __repr__(self):  # the same method as the CountingMethod that resumes it, only killed
+        return "CountingMethod()"
 
 
 def test_interrupted_run_keeps_finished_files_and_resumes(manifest, tmp_path):

@@ -67,3 +67,17 @@ def test_weighted_potential_needs_responsibilities():
         ExpectedPowerPotential(model, batch)(torch.randn(N, 3), batch["audio"])
     with pytest.raises(ValueError, match="scoring"):
         LikelihoodPotential(model, batch, "fancy")
+
+
+def test_bound_decoder_equals_the_decoder_and_passes_gradients_to_z():
+    model, batch = _setup("avcvae")
+    cond = model.condition(batch).detach()
+    z = torch.randn(N, 3, requires_grad=True)
+    decode = model.decoder.bind(cond)
+    torch.testing.assert_close(decode(z), model.decoder(z, cond))
+    zs = torch.randn(2, N, 3)  # leading sample dims
+    torch.testing.assert_close(decode(zs), model.decoder(zs, cond))
+    decode(z).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    with pytest.raises(ValueError, match="latents"):
+        decode(torch.randn(N, 4))
