@@ -144,8 +144,11 @@ def visual_features_from_record(model, cfg, record: dict, manifest: str, n_sampl
     return out
 
 
-def _opts(iterations: int | None, init: str | None = None, kernel: str | None = None) -> dict:
+def _opts(iterations: int | None, init: str | None = None, kernel: str | None = None,
+          loop: str | None = None) -> dict:
     opts = {} if iterations is None else {"iterations": iterations}
+    if loop is not None:
+        opts["loop"] = loop
     if init is not None:
         opts["init"] = init
     if kernel is not None:
@@ -293,7 +296,11 @@ def _run_manifest(checkpoint, manifest, split, out_dir, method, seed, device, op
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Output folder (manifest mode).")
 @click.option("--method", type=click.Choice(METHODS), default="mcem", show_default=True,
               help="mcem: the paper's Monte-Carlo EM; fast (= vem): variational EM.")
-@click.option("--iterations", type=int, default=None, help="EM iterations (default: the method's).")
+@click.option("--iterations", type=int, default=None, help="EM iterations (default: the method's; mcem 30, the "
+              "paper 100).")
+@click.option("--loop", type=click.Choice(["classic", "minvae"]), default=None,
+              help="mcem only: classic (default; MIN-VAE with its mixture prior and re-estimated weights) or "
+                   "minvae (MIN-VAE's published variational loop).")
 @click.option("--init", "init_from", default=None, help="Encoder that initialises z, e.g. audio or lips (default: "
               "MIN-VAE the visual one, as in the paper; others their only encoder).")
 @click.option("--kernel", default=None, help="E-step MCMC kernel by registry name (KERNELS; default frame-mh, "
@@ -305,10 +312,12 @@ def _run_manifest(checkpoint, manifest, split, out_dir, method, seed, device, op
               "manifest mode, torch's default otherwise; 1 is fastest on a busy machine).")
 @click.option("--shard", default="1/1", show_default=True, help="k/N: this job's share of the records.")
 @click.option("--overwrite", is_flag=True, help="Re-enhance records whose output exists.")
-def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, out_dir, method, iterations, init_from,
-            kernel, seed, device, jobs, threads, shard, overwrite):
+def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, out_dir, method, iterations, loop,
+            init_from, kernel, seed, device, jobs, threads, shard, overwrite):
     """Enhance NOISY.wav (or every mixture of a manifest split) with a trained checkpoint."""
     _check_kernel(kernel, method)
+    if loop is not None and method != "mcem":
+        raise UserInputError(f"--loop applies to --method mcem only, not {method!r}")
     if threads is not None and threads < 1:
         raise UserInputError(f"--threads {threads}: must be >= 1")
     if manifest is not None:
@@ -320,7 +329,7 @@ def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, o
             raise UserInputError(f"--jobs {jobs}: must be >= 1")
         _check_init(_load_model(checkpoint, "cpu")[0], init_from)  # fail early on a bad checkpoint or --init
         done, failed = _run_manifest(checkpoint, manifest, split, out_dir, method, seed, device,
-                                     _opts(iterations, init_from, kernel), jobs, shard, overwrite, threads)
+                                     _opts(iterations, init_from, kernel, loop), jobs, shard, overwrite, threads)
         click.echo(f"enhanced {done} file(s) into {out_dir}")
         if failed:
             click.echo(f"{len(failed)} file(s) failed; nothing was written for them:")
@@ -341,7 +350,7 @@ def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, o
     wave = load_audio(noisy, cfg.sample_rate)
     visual = visual_features_from_files(model, cfg, wave.shape[0], video, landmarks, fps)
     res = _enhance(model, cfg, wave, visual, checkpoint, noisy, method=method, seed=seed, device=device,
-                   **_opts(iterations, init_from, kernel))
+                   **_opts(iterations, init_from, kernel, loop))
     write_audio(output, res.waveform.numpy(), cfg.sample_rate)
     log.info("%s: %.1f s of audio enhanced in %.1f s (%s, z initialised from the %s encoder)", output,
              wave.shape[0] / cfg.sample_rate, res.seconds, method, res.init)

@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/plot_training.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] -o curves.png
 
-``RUN_DIR`` is a ``pyro-minvae train --out`` folder. The x axis is wall-clock minutes (``elapsed_s``) in the left
-panel and epochs in the right one, so cost and convergence read off the same figure.
+``RUN_DIR`` is a ``pyro-minvae train --out`` folder. The x axis is cumulative training minutes (sum of
+``epoch_time_s``, so resumed runs read as one) in the left panel and epochs in the right one, so cost and convergence read off the same figure.
 """
 
 from __future__ import annotations
@@ -18,8 +18,13 @@ def read_log(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise SystemExit(f"error: {path}: no training log; pass a folder written by `pyro-minvae train --out`")
     with path.open() as f:
-        return [{k: float(v) for k, v in row.items() if k in ("epoch", "valid_elbo", "elapsed_s")}
+        rows = [{k: float(v) for k, v in row.items() if k in ("epoch", "valid_elbo", "epoch_time_s")}
                 for row in csv.DictReader(f)]
+    total = 0.0
+    for r in rows:  # cumulative training time (a resumed run's elapsed_s starts again from zero)
+        total += r["epoch_time_s"]
+        r["minutes"] = total / 60
+    return rows
 
 
 def main(argv=None) -> None:
@@ -36,7 +41,7 @@ def main(argv=None) -> None:
     for item in args.runs:
         label, _, run = item.partition("=")
         rows = read_log(Path(run).expanduser())
-        ax_t.plot([r["elapsed_s"] / 60 for r in rows], [r["valid_elbo"] for r in rows], marker=".", label=label)
+        ax_t.plot([r["minutes"] for r in rows], [r["valid_elbo"] for r in rows], marker=".", label=label)
         ax_e.plot([r["epoch"] for r in rows], [r["valid_elbo"] for r in rows], marker=".", label=label)
     ax_t.set_xlabel("training time (min, 1 torch thread)")
     ax_e.set_xlabel("epoch")

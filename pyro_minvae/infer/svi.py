@@ -361,7 +361,8 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
     train_ds, valid_ds = train_ds.to(device), valid_ds.to(device)
     n_modal = len(model.prior.components) if model.is_mixture else 0
     global_bs = cfg.batch_size * info.world_size
-    t_run = time.perf_counter()
+    # elapsed_s counts training time across --resume: a resumed run continues from the last logged epoch
+    t_run = time.perf_counter() - (float(history[-1].get("elapsed_s", 0.0)) if history else 0.0)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()

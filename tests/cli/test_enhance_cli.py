@@ -71,6 +71,13 @@ def test_minvae_with_lips_npy_and_without(files, tmp_path, caplog):
                tmp_path / "va.wav", *FAST)
     assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(sf.read(tmp_path / "va.wav")[0], sf.read(tmp_path / "a.wav")[0])
+    # --loop minvae: the published variational loop, a different estimate from the same start
+    mcem = ["--method", "mcem", "--iterations", "1"]
+    for loop in ("classic", "minvae"):
+        res = _run("--checkpoint", files["minvae"], files["noisy"], "--video", lips, "--loop", loop, "-o",
+                   tmp_path / f"{loop}.wav", *mcem)
+        assert res.exit_code == 0, res.output
+    assert not np.array_equal(sf.read(tmp_path / "minvae.wav")[0], sf.read(tmp_path / "classic.wav")[0])
 
 
 def test_minvae_with_mp4_video(files, tmp_path):
@@ -139,6 +146,7 @@ def test_manifest_mode_two_processes_match_one(files, tmp_path):
     (["--manifest", "m.jsonl", "--out-dir", "o", "--shard", "3/2"], "--shard '3/2'"),
     (["NOISY", "-o", "x.wav", "--threads", "0"], "--threads 0"),
     (["NOISY", "-o", "x.wav", "--init", "landmarks"], "--init landmarks"),
+    (["NOISY", "-o", "x.wav", "--method", "fast", "--loop", "minvae"], "--loop applies to --method mcem only"),
 ])
 def test_user_errors_are_one_line(files, tmp_path, extra, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
