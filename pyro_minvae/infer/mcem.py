@@ -238,7 +238,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
              kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True):
     dtype = z.dtype
     kernel = _make_kernel(kernel, LikelihoodPotential(model, batch, scoring), step_var, gen, kernel_options)
-    log_w, resp = _initial_weights(model, weights, power.shape[0], power.device, dtype)
+    log_w, resp = initial_weights(model, weights, power.shape[0], power.device, dtype)
     extra = () if log_w is None or scoring == "trace" else (log_w,)
     acc, obj = [], []
     prev = None
@@ -246,7 +246,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
         out = _chain(kernel, z, mh_steps, burn_in, driver, nmf.additive(state, dtype), *extra)
         z = out.state.z
         if log_w is not None:  # test-time EM on the mixture: q(c_n) from the kept samples, pi = mean_n q(c_n)
-            resp = _responsibilities(model, out.z, log_w)
+            resp = responsibilities(model, out.z, log_w)
             if update_weights and extra:
                 log_w = torch.log(resp.mean(0).clamp_min(torch.finfo(resp.dtype).tiny))
                 extra = (log_w,)
@@ -266,11 +266,11 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
     gain = (vs / (vs + state.variance)).mean(0)  # (N, F)
     estimate = spec * gain.transpose(0, 1).to(spec.real.dtype)
     if log_w is not None:
-        resp = _responsibilities(model, out.z, log_w)
+        resp = responsibilities(model, out.z, log_w)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, out.state.z, used)
 
 
-def _initial_weights(model, weights: str, n: int, device, dtype):
+def initial_weights(model, weights: str, n: int, device, dtype):
     """Mixture models: initial global log-weights ``(M,)`` (uniform, the paper's pi = 1/M, or the prior's
     trained ones) and per-frame responsibilities ``(N, M)`` equal to them; ``(None, None)`` otherwise."""
     if not model.is_mixture:
@@ -283,7 +283,7 @@ def _initial_weights(model, weights: str, n: int, device, dtype):
     return log_w, log_w.exp().expand(n, m).contiguous()
 
 
-def _responsibilities(model, zs: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
+def responsibilities(model, zs: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
     """q(c_n = m) ``(N, M)`` from kept samples ``zs`` ``(R, N, L)``: softmax_m(log pi_m + mean_r log p(z_r|m)).
 
     Log-density differences between components are clipped at ``RESP_CLIP`` = 30 nats, as in the published code
@@ -300,7 +300,7 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
     dtype = z.dtype
     potential = ExpectedPowerPotential(model, batch, scoring, marginal=marginal)
     kernel = _make_kernel(kernel, potential, step_var, gen, kernel_options)
-    log_w, resp = _initial_weights(model, weights, power.shape[0], power.device, dtype)  # pi_n starts at pi
+    log_w, resp = initial_weights(model, weights, power.shape[0], power.device, dtype)  # pi_n starts at pi
     speech_power = power  # |mu_s|^2 + Sigma_s, starts at |x|^2 (mu_s = x, Sigma_s = 0)
     acc, obj = [], []
     gam = None
@@ -311,7 +311,7 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
         inv_sv = torch.exp(-out.aux["speech_log_var"].to(power.dtype)).mean(0)  # mean_r 1 / s2_r, (N, F)
         gam = state.g.unsqueeze(-1) / inv_sv
         if resp is not None:
-            resp = _responsibilities(model, out.z, log_w)
+            resp = responsibilities(model, out.z, log_w)
             if update_weights:
                 log_w = torch.log(resp.mean(0).clamp_min(torch.finfo(resp.dtype).tiny))
         v = state.variance  # previous V
@@ -335,4 +335,5 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
 
 ESTEPS.register("mcem", mcem)
 
-__all__ = ["mcem", "MCEMResult", "initial_latents", "make_generator", "model_batch", "LOOPS", "DRIVERS"]
+__all__ = ["mcem", "MCEMResult", "initial_latents", "initial_weights", "responsibilities", "make_generator",
+           "model_batch", "LOOPS", "DRIVERS"]
