@@ -87,8 +87,24 @@ class CheckpointMethod:
         return res.waveform.numpy()
 
     def __repr__(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in sorted(self.opts.items()))
+        opts = "".join(f", {k}={v!r}" for k, v in sorted(self.effective_options().items()))
         return f"CheckpointMethod({self.path!r}, estep={self.estep!r}, init={self.init!r}{opts})"
+
+    def effective_options(self) -> dict:
+        """The E-step's options as it will run: its signature's plain defaults overridden by ``opts`` (so a
+        changed default shows as a changed method, e.g. when ``evaluate`` resumes into older results)."""
+        import inspect
+
+        from ..infer import enhance  # noqa: F401  (registers the E-steps)
+        from ..registry import ESTEPS
+
+        try:
+            params = inspect.signature(ESTEPS.get(self.estep)).parameters.values()
+        except ValueError:
+            params = []
+        defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY
+                    and isinstance(p.default, (int, float, str, bool)) and p.name not in ("seed", "init")}
+        return {**defaults, **self.opts}
 
 
 def _standard(label: str, path: Path) -> dict:
