@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow results docs bench clean-venv
+.PHONY: install demo test test-slow results train-best docs bench clean-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-slow: install
 results: install
 	test -f "$${PYRO_MINVAE_CACHE:-$$HOME/.cache/pyro-minvae}/runs/demo/minvae/best.pt" || bash scripts/demo.sh
 	$(BIN)/python scripts/make_results.py $(RESULTS_FLAGS)
+
+train-best: install
+	test -f "$${PYRO_MINVAE_CACHE:-$$HOME/.cache/pyro-minvae}/runs/demo/avae/best.pt" || bash scripts/demo.sh
+	bash scripts/train_best.sh
 
 docs: install
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[docs]'
