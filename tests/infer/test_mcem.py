@@ -54,11 +54,17 @@ def test_classic_loop_on_minvae_matches_numpy_reference():
     kw = dict(iterations=3, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3)
     res = mcem(model, spec, {"lips": lips}, seed=5, **kw)
     s, w, h, g, resp = ref.classic(model, spec.numpy(), 5, 3, 6, 3, 5, 2, 3, lips=lips.numpy())
+    _assert_mixture_result(res, s, w, h, resp)
+    np.testing.assert_allclose(res.g.numpy(), g, rtol=1e-8)
+
+
+def _assert_mixture_result(res, s, w, h, resp):
+    """A lips-initialised MIN-VAE result equals the numpy reference's (estimate, W, H, responsibilities)."""
     assert res.init == "lips"
     np.testing.assert_allclose(res.responsibilities.numpy(), resp, rtol=1e-8)
     assert np.abs(resp - 0.5).max() > 1e-3  # the responsibilities did move
     np.testing.assert_allclose(res.W.numpy(), w, rtol=1e-8)
-    np.testing.assert_allclose(res.g.numpy(), g, rtol=1e-8)
+    np.testing.assert_allclose(res.H.numpy(), h, rtol=1e-8)
     np.testing.assert_allclose(res.estimate.numpy(), s, rtol=1e-8, atol=1e-12)
 
 
@@ -69,12 +75,7 @@ def test_minvae_loop_matches_numpy_reference(scoring):
     res = mcem(model, spec, {"lips": lips}, loop="minvae", seed=11, iterations=3, mh_steps=6, burn_in=3, rank=3,
                scoring=scoring)
     s, w, h, resp = ref.minvae(model, spec.numpy(), lips.numpy(), 11, 3, 6, 3, 3)
-    assert res.init == "lips"
-    np.testing.assert_allclose(res.responsibilities.numpy(), resp, rtol=1e-8)
-    assert np.abs(resp - 0.5).max() > 1e-3  # the responsibilities did move
-    np.testing.assert_allclose(res.W.numpy(), w, rtol=1e-8)
-    np.testing.assert_allclose(res.H.numpy(), h, rtol=1e-8)
-    np.testing.assert_allclose(res.estimate.numpy(), s, rtol=1e-8, atol=1e-12)
+    _assert_mixture_result(res, s, w, h, resp)
 
 
 def test_pyro_driver_and_trace_scoring_agree_with_default():
