@@ -62,9 +62,13 @@ def _default_manifest() -> Path:
 @click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=JSON",
               help="Extra argument of the model family's builder (repeatable), e.g. prior=\"mog-mixture\" or "
                    "learn_weights=true.")
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write the epoch log as TensorBoard scalars to this folder (needs the tensorboard "
+                   "package: pip install 'pyro-minvae[tensorboard]').")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedule, latent_dim, device, seed, patience,
-            resume, init_from, responsibilities, cvae_weight, max_frames, encoder_option, model_arg, no_progress):
+            resume, init_from, responsibilities, cvae_weight, max_frames, encoder_option, model_arg, tensorboard_dir,
+            no_progress):
     """Train a speech model with SVI and write checkpoints."""
     import torch
 
@@ -102,7 +106,7 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
     log.info("training %s on %d frames (%d utterances), validating on %d frames -> %s", family, len(train_ds),
              len(train_ds.ids), len(valid_ds), out_dir)
     result = train(cfg, train_ds, valid_ds, out_dir, resume=resume, init_from=list(init_from),
-                   progress=not no_progress)
+                   progress=not no_progress, tensorboard_dir=tensorboard_dir)
     if result.history:
         last = result.history[-1]
         best = max(r["valid_elbo"] for r in result.history)

@@ -42,6 +42,7 @@ from ..errors import UserInputError
 from ..registry import ENCODERS, MODELS
 from . import distributed as ddp
 from .objectives import frame_elbo_terms, marginalise_components
+from .tensorboard import TensorBoardLog
 from .train_objectives import OBJECTIVES, default_objective
 
 log = logging.getLogger("pyro_minvae")
@@ -310,9 +311,10 @@ def write_csv(path: Path, history: list) -> None:
 
 def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_dir: str | Path,
           resume: bool = False, init_from: Sequence[str | Path] = (), progress: bool = True,
-          feature_cfg=None) -> TrainResult:
+          feature_cfg=None, tensorboard_dir: str | Path | None = None) -> TrainResult:
     """Train ``cfg.family`` on ``train_ds``; checkpoints/logs in ``out_dir`` (``last.pt``, ``best.pt``,
-    ``log.csv``, ``responsibilities.json``). Under ``torchrun`` runs data-parallel (see module docstring)."""
+    ``log.csv``, ``responsibilities.json``). Under ``torchrun`` runs data-parallel (see module docstring).
+    ``tensorboard_dir``: also write the epoch log as TensorBoard scalars there (main process only)."""
     from ..features import FeatureConfig
 
     info, device = ddp.setup(cfg.device)
@@ -324,6 +326,17 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
         for name in ("last.pt", "best.pt", "log.csv", "summary.json", "responsibilities.json"):
             remove_stale_temps(out_dir / name)
     feature_cfg = feature_cfg or train_ds.cfg or FeatureConfig()
+    board = TensorBoardLog(tensorboard_dir) if tensorboard_dir is not None and info.is_main else None
+    try:
+        return _train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, info, device,
+                      board)
+    finally:
+        if board is not None:
+            board.close()
+
+
+def _train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, info, device, board):
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     pyro.clear_param_store()
     pyro.set_rng_seed(cfg.seed)
     if len(valid_ds) == 0 or len(train_ds) == 0:
@@ -431,6 +444,8 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
             if improved:
                 save_checkpoint(best_path, **common)
             write_csv(out_dir / "log.csv", history)
+            if board is not None:
+                board.log(row)
             log.info("epoch %d: train ELBO %.2f, valid ELBO %.2f nats/frame, lr %.2g, %.0f frames/s%s", epoch,
                      row["train_elbo"], ev.elbo, lr, row["frames_per_s"],
                      "".join(f", q_{k[8:]} {v:.2f}" for k, v in row.items() if k.startswith("valid_q_")))

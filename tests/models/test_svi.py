@@ -140,3 +140,51 @@ def test_marginal_mode_sets_prior_weights_to_mean_training_responsibility(datase
     pi = res.model.prior.log_weights().exp()
     torch.testing.assert_close(pi, torch.tensor([row["train_q_audio"], row["train_q_lips"]], dtype=torch.float32))
     assert abs(float(pi[0]) - 0.5) > 1e-3  # moved away from the uniform start
+
+
+class _FakeWriter:
+    """Stands in for torch.utils.tensorboard.SummaryWriter (the tensorboard package is an optional extra)."""
+
+    instances: list = []
+
+    def __init__(self, log_dir):
+        self.log_dir, self.scalars, self.closed = log_dir, [], False
+        _FakeWriter.instances.append(self)
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_tensorboard_scalars_mirror_the_epoch_log(datasets, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = _FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    tr, va = datasets
+    res = train(_cfg(epochs=2), tr, va, tmp_path / "run", progress=False, tensorboard_dir=tmp_path / "tb")
+    w = _FakeWriter.instances[-1]
+    assert w.log_dir == str(tmp_path / "tb") and w.closed
+    got = {(tag, step): value for tag, value, step in w.scalars}
+    for row in res.history:
+        assert got[("valid_elbo", row["epoch"])] == pytest.approx(row["valid_elbo"])
+        assert got[("train_elbo", row["epoch"])] == pytest.approx(row["train_elbo"])
+
+
+def test_tensorboard_without_the_package_is_a_one_line_error(datasets, tmp_path, monkeypatch):
+    import sys
+
+    from pyro_minvae.errors import UserInputError
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    tr, va = datasets
+    with pytest.raises(UserInputError, match="tensorboard package is not installed"):
+        train(_cfg(epochs=1), tr, va, tmp_path / "run", progress=False, tensorboard_dir=tmp_path / "tb")
+    assert not (tmp_path / "run" / "last.pt").exists()  # failed before any training
