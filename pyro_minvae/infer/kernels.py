@@ -73,6 +73,7 @@ class FrameMH(MCMCKernel):
         self.state: FrameState | None = None
         self._n_steps = 0
         self._n_accept = 0.0
+        self.carry_aux = True
 
     # ---- MCMCKernel interface -------------------------------------------------------------------------------------
     def setup(self, warmup_steps, *args, **kwargs):
@@ -119,11 +120,11 @@ class FrameMH(MCMCKernel):
         return {self.site: self.state.z}
 
     # ---- one step -------------------------------------------------------------------------------------------------
-    def step(self, state: FrameState, keep_aux: bool = True) -> FrameState:
+    def step(self, state: FrameState) -> FrameState:
         """Propose for every frame, accept each frame on its own; returns the new state.
 
-        ``keep_aux=False`` skips carrying the per-frame ``aux`` (the new state's ``aux`` is empty): burn-in steps
-        need only ``z`` and the log target, and the ``(N, F)`` copy is a measurable share of a step.
+        With ``self.carry_aux`` False (set by :func:`run_chain` during burn-in) the new state's ``aux`` is empty:
+        burn-in steps need only ``z`` and the log target, and the ``(N, F)`` copy is a measurable share of a step.
         """
         z = state.z
         noise = torch.randn(z.shape, generator=self.generator, device=z.device, dtype=z.dtype)
@@ -133,7 +134,7 @@ class FrameMH(MCMCKernel):
         z_new = torch.where(accept.unsqueeze(-1), prop.z, z)
         t_new = torch.where(accept, prop.log_target, state.log_target)
         aux_new = {}
-        for k, v in (state.aux.items() if keep_aux else ()):
+        for k, v in (state.aux.items() if getattr(self, "carry_aux", True) else ()):
             mask = accept.reshape(accept.shape + (1,) * (v.dim() - 1))
             aux_new[k] = torch.where(mask, prop.aux[k], v)
         self._n_steps += 1
@@ -154,14 +155,18 @@ def run_chain(kernel: FrameMH, z0: torch.Tensor, num_steps: int, burn_in: int, *
     kernel.setup(burn_in, *args, **kwargs)
     state = kernel.score(z0)
     zs, auxs = [], {k: [] for k in state.aux}
-    for i in range(num_steps):
-        if i == burn_in and burn_in > 0:  # burn-in carried no aux: recompute it once for the current state
-            state = FrameState(state.z, state.log_target, kernel.score(state.z).aux)
-        state = kernel.step(state, keep_aux=i >= burn_in)
-        if i >= burn_in:
-            zs.append(state.z)
-            for k, v in state.aux.items():
-                auxs[k].append(v)
+    try:
+        for i in range(num_steps):
+            if i == burn_in and burn_in > 0:  # burn-in carried no aux: recompute it once for the current state
+                state = FrameState(state.z, state.log_target, kernel.score(state.z).aux)
+            kernel.carry_aux = i >= burn_in  # kernels overriding step() may ignore it: they carry aux throughout
+            state = kernel.step(state)
+            if i >= burn_in:
+                zs.append(state.z)
+                for k, v in state.aux.items():
+                    auxs[k].append(v)
+    finally:
+        kernel.carry_aux = True
     kernel.state = state
     return ChainOutput(torch.stack(zs), {k: torch.stack(v) for k, v in auxs.items()}, kernel.accept_rate, state)
 
