@@ -83,10 +83,15 @@ def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats) -> None:
 @click.option("--fps", type=float, default=30.0, show_default=True, help="Frame rate of the .npy/.mat lip arrays.")
 def folder(root, out, split, fps) -> None:
     """Index a folder of your own recordings (wav + lip arrays or mp4 video) into a manifest."""
-    from pyro_minvae.data.prepare.folder import prepare_folder
+    from pyro_minvae.data.prepare.folder import index_folder
 
-    path = prepare_folder(root, out, split=split, fps=fps)
+    path, skipped = index_folder(root, out, split=split, fps=fps)
     click.echo(f"manifest: {path}")
+    if skipped:
+        click.echo(f"{len(skipped)} recording(s) skipped; fix or remove them and run again:")
+        for item in skipped:
+            click.echo(f"  {item['reason']}")
+        click.get_current_context().exit(1)
 
 
 @command.command("stats")

@@ -64,3 +64,26 @@ def test_prepare_help_lists_subcommands():
     assert res.exit_code == 0
     for sub in ("demo", "ntcd-timit", "folder", "stats"):
         assert sub in res.output
+
+
+def test_prepare_folder_skips_unreadable_recordings_and_exits_1(tmp_path):
+    """One bad recording among good ones: the good ones are indexed, the bad one is listed, exit code 1."""
+    import json
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in ("a", "b"):
+        sf.write(str(root / f"{name}.wav"), speechlike(1.0, 0), 16000)
+        np.save(root / f"{name}.npy", np.zeros((30, 67, 67), np.uint8))
+    (root / "broken.wav").write_bytes(b"RIFF\x00\x00junk" * 20)
+    np.save(root / "short.npy", np.zeros((300, 67, 67), np.uint8))
+    sf.write(str(root / "short.wav"), speechlike(1.0, 1), 16000)
+    runner = CliRunner()
+    for _ in range(2):  # the second run finds the folder unchanged and reports the same skipped files
+        res = runner.invoke(cli, ["prepare", "folder", "--root", str(root), "--out", str(tmp_path / "o")])
+        assert res.exit_code == 1, res.output
+        assert "2 recording(s) skipped" in res.output and "broken.wav" in res.output and "short.npy" in res.output
+        assert "Traceback" not in res.output
+    ids = sorted(json.loads(line)["id"] for line in (tmp_path / "o" / "manifest.jsonl").read_text().splitlines())
+    assert ids == ["a", "b"]
+    assert not (tmp_path / "o" / "lips" / "short.npy").exists()  # nothing left behind of a skipped recording

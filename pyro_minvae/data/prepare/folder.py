@@ -4,7 +4,9 @@ Input: ``NAME.wav`` (any rate/channels; resampled to 16 kHz mono with a message)
 ``NAME.npy`` / ``NAME.mat`` lip ROIs (see ``lips.py`` for layouts, 30 fps unless ``--fps``) or ``NAME.mp4``
 video (the mouth is cropped with mediapipe's face mesh: ``pip install pyro-minvae[video]``). Sub-folders of
 ``DIR`` name speakers (files directly in ``DIR`` get speaker ``"speaker0"``). A wav without a visual partner
-is indexed audio-only (with a warning).
+is indexed audio-only (with a warning). A recording that cannot be read (corrupt wav, lips of the wrong length,
+no face in the video) is skipped with its reason and the others are indexed; :func:`index_folder` returns the
+skipped ones, and ``prepare folder`` lists them and exits 1. When no recording can be read, nothing is written.
 
 Output (under ``out``, default ``cache_dir()/corpora/folder-<name of DIR>``): ``manifest.jsonl``,
 ``lips/<speaker>/NAME.npy`` ``(N, 67, 67)`` uint8, converted audio under ``audio/`` when the input was not
@@ -20,6 +22,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -99,9 +102,25 @@ def _listing_hash(files: list[Path], extra: dict) -> str:
     return h.hexdigest()[:16]
 
 
+class FolderIndex(NamedTuple):
+    """``manifest`` path, and ``skipped``: ``[{"file": path relative to root, "reason": one line}]``."""
+
+    manifest: Path
+    skipped: list
+
+
 def prepare_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
                    fps: float = 30.0, force: bool = False) -> Path:
-    """Index ``root`` (see module docstring); returns the manifest path. Idempotent for an unchanged folder."""
+    """Index ``root`` (see module docstring); returns the manifest path (skipped files are logged)."""
+    manifest, skipped = index_folder(root, out, split, fps, force)
+    for item in skipped:
+        log.warning("skipped %s", item["reason"])
+    return manifest
+
+
+def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
+                 fps: float = 30.0, force: bool = False) -> FolderIndex:
+    """Index ``root`` (see module docstring). Idempotent for an unchanged folder (the skipped list is kept)."""
     root = Path(root)
     if not root.is_dir():
         raise UserInputError(f"{root}: not a folder; give --root the folder holding NAME.wav + NAME.npy/mp4 pairs")
@@ -115,45 +134,63 @@ def prepare_folder(root: str | os.PathLike, out: str | os.PathLike | None = None
     digest = _listing_hash(wavs + companions, {"split": split, "fps": fps, "v": 1})
     if not force and manifest.exists() and stamp.exists() and json.loads(stamp.read_text()).get("hash") == digest:
         log.info("%s already indexed in %s; nothing to do", root, manifest)
-        return manifest
+        return FolderIndex(manifest, json.loads(stamp.read_text()).get("skipped", []))
     with staged_output(out_dir) as stage:
         cfg = FeatureConfig()
-        records = []
+        records, skipped = [], []
         n_audio_only = 0
         for wav in wavs:
-            spk = _speaker_of(wav, root)
             stem = wav.relative_to(root).with_suffix("").as_posix()
-            rid = stem.replace("/", "-")
-            audio, n, sha = ingest_audio(wav, stage, f"audio/{stem}.wav")
-            rec = {"id": rid, "split": split, "speaker": spk, "kind": "clean", "audio": audio,
-                   "duration": round(n / SR, 4), "sha256": sha,
-                   "source": {"package": "user-folder", "version": None, "file": wav.relative_to(root).as_posix()}}
-            lip_file = next((wav.with_suffix(e) for e in LIP_EXTS if wav.with_suffix(e).exists()), None)
-            video = next((wav.with_suffix(e) for e in VIDEO_EXTS if wav.with_suffix(e).exists()), None)
-            frames, landmarks, v_fps = None, None, fps
-            if lip_file is not None:
-                frames = load_lips(lip_file)
-                check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(lip_file))
-            elif video is not None:
-                frames, landmarks, v_fps = crop_mouth_video(video)
-                check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(video))
-            else:
-                n_audio_only += 1
-            if frames is not None:
-                save_lips(frames, stage / f"lips/{stem}.npy")
-                rec.update(lips=f"lips/{stem}.npy", fps=float(v_fps))
-                if landmarks is not None:
-                    with atomic_path(stage / f"landmarks/{stem}.npy", suffix=".npy") as tmp:
-                        np.save(tmp, landmarks.astype(np.float32))
-                    rec["landmarks"] = f"landmarks/{stem}.npy"
+            try:
+                rec, audio_only = _index_one(wav, root, stem, stage, cfg, split, fps)
+            except UserInputError as exc:  # this recording only; MissingDependencyError stops the whole run
+                for rel in (f"audio/{stem}.wav", f"lips/{stem}.npy", f"landmarks/{stem}.npy"):
+                    (stage / rel).unlink(missing_ok=True)
+                skipped.append({"file": wav.relative_to(root).as_posix(), "reason": str(exc)})
+                continue
             records.append(rec)
+            n_audio_only += audio_only
+        if not records:
+            raise UserInputError(skipped[0]["reason"] if len(skipped) == 1 else
+                                 f"{root}: none of the {len(skipped)} recordings could be read; first: "
+                                 f"{skipped[0]['reason']}")
         if n_audio_only:
             log.warning("%d of %d recordings have no NAME.npy/.mat/.mp4 partner and are indexed audio-only",
                         n_audio_only, len(wavs))
         write_manifest(stage / "manifest.jsonl", records)
-        write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records)}))
-    log.info("indexed %d recordings from %s", len(records), root)
-    return manifest
+        write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records),
+                                                            "skipped": skipped}))
+    log.info("indexed %d recordings from %s (%d skipped)", len(records), root, len(skipped))
+    return FolderIndex(manifest, skipped)
+
+
+def _index_one(wav: Path, root: Path, stem: str, stage: Path, cfg: FeatureConfig, split: str,
+               fps: float) -> tuple[dict, bool]:
+    """Ingest one recording into ``stage``: ``(manifest record, audio_only)``; unreadable input raises
+    ``UserInputError`` naming the file."""
+    spk = _speaker_of(wav, root)
+    audio, n, sha = ingest_audio(wav, stage, f"audio/{stem}.wav")
+    rec = {"id": stem.replace("/", "-"), "split": split, "speaker": spk, "kind": "clean", "audio": audio,
+           "duration": round(n / SR, 4), "sha256": sha,
+           "source": {"package": "user-folder", "version": None, "file": wav.relative_to(root).as_posix()}}
+    lip_file = next((wav.with_suffix(e) for e in LIP_EXTS if wav.with_suffix(e).exists()), None)
+    video = next((wav.with_suffix(e) for e in VIDEO_EXTS if wav.with_suffix(e).exists()), None)
+    frames, landmarks, v_fps = None, None, fps
+    if lip_file is not None:
+        frames = load_lips(lip_file)
+        check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(lip_file))
+    elif video is not None:
+        frames, landmarks, v_fps = crop_mouth_video(video)
+        check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(video))
+    if frames is None:
+        return rec, True
+    save_lips(frames, stage / f"lips/{stem}.npy")
+    rec.update(lips=f"lips/{stem}.npy", fps=float(v_fps))
+    if landmarks is not None:
+        with atomic_path(stage / f"landmarks/{stem}.npy", suffix=".npy") as tmp:
+            np.save(tmp, landmarks.astype(np.float32))
+        rec["landmarks"] = f"landmarks/{stem}.npy"
+    return rec, False
 
 
 # Lip contour points of mediapipe's 468-point face mesh (outer then inner lip).
