@@ -106,5 +106,9 @@ def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16
     w = np.asarray(wave, dtype=np.float32)
     if not np.isfinite(w).all():
         raise ValueError(f"refusing to write non-finite audio to {path}")
+    over = int(np.count_nonzero(np.abs(w) > 1.0))
+    if over:  # 16-bit PCM holds [-1, 1]: say so rather than clip silently
+        log.warning("%s: %d sample(s) beyond [-1, 1] (peak %.2f) were clipped in the 16-bit wav", path, over,
+                    float(np.abs(w).max()))
     with atomic_path(path) as tmp:
         sf.write(str(tmp), np.clip(w, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

@@ -173,3 +173,20 @@ def test_long_recording_is_chunked_with_exact_output_length(ckpt, tmp_path):
     assert "long_out.wav: 180.3 s of audio enhanced" in res.output
     assert np.abs(y).max() > 0
     assert_no_partial_files(tmp_path)
+
+
+def test_writing_over_range_audio_says_it_clips(tmp_path, caplog):
+    import logging
+
+    from pyro_minvae.audio_io import write_audio
+
+    wave = np.array([0.0, 0.5, 1.5, -2.0, 0.25], dtype=np.float32)
+    with caplog.at_level(logging.WARNING, logger="pyro_minvae"):
+        write_audio(tmp_path / "x.wav", wave)
+    assert "2 sample(s) beyond [-1, 1] (peak 2.00) were clipped" in caplog.text
+    back, _ = sf.read(tmp_path / "x.wav")
+    assert back.max() <= 1.0 and back.min() >= -1.0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pyro_minvae"):
+        write_audio(tmp_path / "y.wav", wave / 4)
+    assert caplog.text == ""
