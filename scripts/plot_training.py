@@ -3,7 +3,8 @@
     .venv/bin/python scripts/plot_training.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] -o curves.png
 
 ``RUN_DIR`` is a ``pyro-minvae train --out`` folder. The x axis is cumulative training minutes (sum of
-``epoch_time_s``, so resumed runs read as one) in the left panel and epochs in the right one, so cost and convergence read off the same figure.
+``epoch_time_s``, so resumed runs read as one) in the left panel and epochs in the right one, so cost and
+convergence read off the same figure.
 """
 
 from __future__ import annotations

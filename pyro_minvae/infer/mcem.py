@@ -17,9 +17,9 @@ speech model explains speech-like noise (docs/algorithms.md). ``iterations=100``
     prior is the mixture with c marginalised, ``sum_m pi_m p(z | c=m)``, and each iteration re-estimates the
     responsibilities from the kept samples and ``pi = mean_n r_n`` (test-time EM on the weights, as the paper
     does): MCEM on the full model. On the validation mixtures it beat the paper's variational loop below by
-    7.7 dB SI-SDR with the same checkpoint (+1.5 against -6.2 dB; noisy -4.2 dB), whose visual initialisation otherwise locks every frame
-    onto the lips component (the two learned prior means lie ~10 prior standard deviations apart, beyond
-    the reach of a 0.1-step random walk).
+    7.7 dB SI-SDR with the same checkpoint (+1.5 against -6.2 dB; noisy -4.2 dB). That loop's visual
+    initialisation locks every frame onto the lips component: the two learned prior means lie ~10 prior
+    standard deviations apart, beyond the reach of a 0.1-step random walk.
 ``"minvae"`` (MIN-VAE's published variational loop, AUTHORS_LOOPS.md section 3)
     Each iteration: (a) MH on ``log p(P | z, g) + sum_m r_nm log p(z | c=m)`` with ``P = |mu_s|^2 + Sigma_s``;
     (b) ``gam = g / mean_r(1 / s2_r)``; (c) responsibilities ``r_nm ~ pi_m exp(mean_r log p(z_r | c=m))`` and
