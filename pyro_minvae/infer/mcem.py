@@ -248,7 +248,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
         if log_w is not None:  # test-time EM on the mixture: q(c_n) from the kept samples, pi = mean_n q(c_n)
             resp = responsibilities(model, out.z, log_w)
             if update_weights and extra:
-                log_w = torch.log(resp.mean(0).clamp_min(torch.finfo(resp.dtype).tiny))
+                log_w = mean_log_weights(resp)
                 extra = (log_w,)
         speech_var = out.aux["speech_log_var"].to(power.dtype).exp()  # (R, N, F)
         state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
@@ -283,6 +283,11 @@ def initial_weights(model, weights: str, n: int, device, dtype):
     return log_w, log_w.exp().expand(n, m).contiguous()
 
 
+def mean_log_weights(resp: torch.Tensor) -> torch.Tensor:
+    """The M-step of the mixture weights: ``log pi = log mean_n r_n`` ``(M,)`` from responsibilities ``(N, M)``."""
+    return torch.log(resp.mean(0).clamp_min(torch.finfo(resp.dtype).tiny))
+
+
 def responsibilities(model, zs: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
     """q(c_n = m) ``(N, M)`` from kept samples ``zs`` ``(R, N, L)``: softmax_m(log pi_m + mean_r log p(z_r|m)).
 
@@ -313,7 +318,7 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
         if resp is not None:
             resp = responsibilities(model, out.z, log_w)
             if update_weights:
-                log_w = torch.log(resp.mean(0).clamp_min(torch.finfo(resp.dtype).tiny))
+                log_w = mean_log_weights(resp)
         v = state.variance  # previous V
         wiener = gam / (v + gam)
         sigma_s = v * wiener
@@ -335,5 +340,5 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
 
 ESTEPS.register("mcem", mcem)
 
-__all__ = ["mcem", "MCEMResult", "initial_latents", "initial_weights", "responsibilities", "make_generator",
-           "model_batch", "LOOPS", "DRIVERS"]
+__all__ = ["mcem", "MCEMResult", "initial_latents", "initial_weights", "responsibilities", "mean_log_weights",
+           "make_generator", "model_batch", "LOOPS", "DRIVERS"]

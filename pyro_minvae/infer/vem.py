@@ -26,8 +26,8 @@ import torch
 
 from ..noise.nmf import NMFNoise
 from ..registry import ESTEPS
-from .mcem import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator, model_batch,
-                   responsibilities)
+from .mcem import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator, mean_log_weights,
+                   model_batch, responsibilities)
 from .potentials import LikelihoodPotential
 
 
@@ -82,7 +82,7 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
                 if log_w is not None:
                     resp = responsibilities(model, zs, log_w)
                     if update_weights:
-                        log_w = torch.log(resp.mean(0).clamp_min(torch.finfo(resp.dtype).tiny))
+                        log_w = mean_log_weights(resp)
                         extra = (log_w,)
             obj.append(cost)
             if callback is not None:
