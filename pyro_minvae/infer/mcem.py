@@ -238,7 +238,9 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
              kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True):
     dtype = z.dtype
     kernel = _make_kernel(kernel, LikelihoodPotential(model, batch, scoring), step_var, gen, kernel_options)
-    log_w, resp = initial_weights(model, weights, power.shape[0], power.device, dtype)
+    # the traced model always uses the prior's own weights: report against those, and keep them fixed
+    log_w, resp = initial_weights(model, "model" if scoring == "trace" else weights, power.shape[0],
+                                  power.device, dtype)
     extra = () if log_w is None or scoring == "trace" else (log_w,)
     acc, obj = [], []
     prev = None
