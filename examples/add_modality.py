@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: a temporary folder)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 2 small, 10 full)")
     p.add_argument("--max-frames", type=int, default=None, help="training frames (default all small, 30000 full)")
-    p.add_argument("--iterations", type=int, default=None, help="EM iterations (default 5 small, 100 full)")
+    p.add_argument("--iterations", type=int, default=None, help="EM iterations (default: 5 small, the method's)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -86,7 +86,7 @@ def main(argv=None) -> None:
     p.add_argument("--small", action="store_true", help="tiny corpus, tiny model, few EM iterations (tests)")
     p.add_argument("--checkpoint", type=Path, default=None, help="trained model (required without --small)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: a temporary folder)")
-    p.add_argument("--iterations", type=int, default=None, help="EM iterations (default 5 small, 100 full)")
+    p.add_argument("--iterations", type=int, default=None, help="EM iterations (default: 5 small, the method's)")
     p.add_argument("--max-drift", type=float, default=0.1, help="MALA: largest drift per latent dim")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

@@ -57,6 +57,7 @@ from .potentials import ExpectedPowerPotential, LikelihoodPotential
 log = logging.getLogger("pyro_minvae")
 
 LOOPS = ("classic", "minvae")
+WEIGHTS = ("uniform", "model")
 RESP_CLIP = 30.0
 DRIVERS = ("loop", "pyro")
 
@@ -220,7 +221,6 @@ def _mcem(model, spec, visual, *, loop, iterations, mh_steps, burn_in, rank, ste
     KERNELS.get(kernel)  # unknown names fail before any work, listing the valid ones
     args = dict(iterations=iterations, mh_steps=mh_steps, burn_in=burn_in, step_var=step_var, driver=driver,
                 gen=gen, callback=callback, kernel=kernel, kernel_options=kernel_options or {})
-    _check("weights", weights, ("uniform", "model"))
     if loop == "classic":
         return _classic(model, spec, batch, z, used, power, nmf, state, scoring=scoring, weights=weights,
                         update_weights=update_weights,
@@ -275,6 +275,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
 def initial_weights(model, weights: str, n: int, device, dtype):
     """Mixture models: initial global log-weights ``(M,)`` (uniform, the paper's pi = 1/M, or the prior's
     trained ones) and per-frame responsibilities ``(N, M)`` equal to them; ``(None, None)`` otherwise."""
+    _check("weights", weights, WEIGHTS)
     if not model.is_mixture:
         return None, None
     m = len(model.prior.log_weights())

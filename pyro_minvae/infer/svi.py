@@ -321,7 +321,6 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserInputError("--device cuda requested but no CUDA device is available; use --device cpu")
     out_dir = Path(out_dir)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if info.is_main:  # temporary files of a run killed mid-write (the final files are intact)
         for name in ("last.pt", "best.pt", "log.csv", "summary.json", "responsibilities.json"):
             remove_stale_temps(out_dir / name)

@@ -65,8 +65,6 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
         if scoring != "direct":
             raise ValueError("vem needs scoring='direct' (it scores several samples per frame at once)")
         potential = LikelihoodPotential(model, batch, scoring)
-        if weights not in ("uniform", "model"):
-            raise ValueError(f"weights must be 'uniform' or 'model'; got {weights!r}")
         log_w, resp = initial_weights(model, weights, power.shape[0], device, dtype)
     extra = () if log_w is None else (log_w,)
     q = FrameGaussian(z0, init_scale, lr)

@@ -93,10 +93,10 @@ def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str]
     options = resolved_encoder_options(encoders, encoder_options)
     encs = [_encoder(m, input_dims, latent_dim, **options[m]) for m in encoders]
     model = SpeechVAE(PRIORS.build(prior, components=list(encoders), latent_dim=latent_dim,
-                                  learn_weights=learn_weights, **(prior_options or {})),
-                     _decoder(input_dims, latent_dim, decoder),
-                     GUIDES.build("mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction,
-                                  audio_noise_scale=audio_noise_scale),
+                                   learn_weights=learn_weights, **(prior_options or {})),
+                      _decoder(input_dims, latent_dim, decoder),
+                      GUIDES.build("mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction,
+                                   audio_noise_scale=audio_noise_scale),
                       name="minvae")
     model.resolved_kwargs = {"encoder_options": options}
     return model

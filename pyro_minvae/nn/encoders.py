@@ -117,16 +117,16 @@ def lips_encoder(in_dim: int = 67 * 67, latent_dim: int = 32, hidden: Sequence[i
     that are not images. The paper's encoder is
     ``pool=1, hidden=(512, 128)`` (4489 -> 512 ReLU -> 128 tanh -> 32; :data:`PAPER_LIPS`). Measured on the demo
     corpus, the pooled encoder reaches the same or a better validation ELBO (V-VAE, MIN-VAE) while MIN-VAE costs
-    1.7x A-VAE per epoch instead of 5.4x (docs/results-discussion.md): the 4489 x 512 layer dominated training.
+    1.8x A-VAE per epoch instead of 5.1x (docs/results-discussion.md): the 4489 x 512 layer dominated training.
     """
     acts = ["relu"] * (len(hidden) - 1) + ["tanh"]
+    side = math.isqrt(in_dim)
+    square = side * side == in_dim
     if pool is None:
-        side = math.isqrt(in_dim)
-        pool = 4 if side * side == in_dim and side >= 16 else 1
+        pool = 4 if square and side >= 16 else 1
     if pool == 1:
         return GaussianMLPEncoder("lips", in_dim, latent_dim, hidden, acts)
-    side = int(round(in_dim ** 0.5))
-    if side * side != in_dim:
+    if not square:
         raise ValueError(f"pooling needs square lip images; in_dim {in_dim} is not a square")
     pre = ImagePool(side, pool)
     return GaussianMLPEncoder("lips", in_dim, latent_dim, hidden, acts, pre=pre, pre_dim=pre.out_dim)

@@ -132,9 +132,10 @@ def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, 
     stamp = out_dir / ".done.json"
     companions = [p for w in wavs for p in (w.with_suffix(e) for e in LIP_EXTS + VIDEO_EXTS) if p.exists()]
     digest = _listing_hash(wavs + companions, {"split": split, "fps": fps, "v": 1})
-    if not force and manifest.exists() and stamp.exists() and json.loads(stamp.read_text()).get("hash") == digest:
+    done = json.loads(stamp.read_text()) if manifest.exists() and stamp.exists() else {}
+    if not force and done.get("hash") == digest:
         log.info("%s already indexed in %s; nothing to do", root, manifest)
-        return FolderIndex(manifest, json.loads(stamp.read_text()).get("skipped", []))
+        return FolderIndex(manifest, done.get("skipped", []))
     with staged_output(out_dir) as stage:
         cfg = FeatureConfig()
         records, skipped = [], []
