@@ -46,7 +46,7 @@ def measure(quick: bool, threads: int, checkpoints: dict) -> dict:
         if family in checkpoints:
             args += ["--checkpoint", checkpoints[family]]
         if quick:
-            args += ["--seconds", "1", "--skip-long"]
+            args += ["--seconds", "1", "--skip-long", "--repeat", "1"]
         elif family != "minvae":
             args += ["--skip-long"]  # peak memory is measured once, on the paper's model
         report["enhancement"][family] = _run_json(args)
@@ -59,11 +59,14 @@ def to_markdown(report: dict) -> str:
     lines = ["| model | training frames/s (median) |", "|---|---:|"]
     for label, v in report["training"]["frames_per_s"].items():
         lines.append(f"| {label} | {v['median']:.0f} |")
-    lines += ["", "| family | method | real-time factor | seconds | audio s |", "|---|---|---:|---:|---:|"]
+    lines += ["", "| family | method | real-time factor (median) | min - max | runs | seconds | audio s |",
+              "|---|---|---:|---|---:|---:|---:|"]
     memory = None
     for family, rep in report["enhancement"].items():
         for r in rep["speed"]:
-            lines.append(f"| {family} | {r['method']} | {r['rtf']:.3f} | {r['wall_s']:.2f} | {r['audio_s']:.1f} |")
+            spread = f"{r['rtf_min']:.3f} - {r['rtf_max']:.3f}" if "rtf_min" in r else ""
+            lines.append(f"| {family} | {r['method']} | {r['rtf']:.3f} | {spread} | {r.get('repeats', 1)} | "
+                         f"{r['wall_s']:.2f} | {r['audio_s']:.1f} |")
         memory = rep.get("memory") or memory
     if memory:
         lines += ["", f"Peak memory enhancing {memory.get('audio_s', '?')} s of audio: "

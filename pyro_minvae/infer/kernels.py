@@ -128,9 +128,9 @@ class FrameMH(MCMCKernel):
         """
         z = state.z
         noise = torch.randn(z.shape, generator=self.generator, device=z.device, dtype=z.dtype)
-        prop = self.score(z + self.step_size * noise)
+        prop = self.score(torch.add(z, noise, alpha=self.step_size))
         u = torch.rand(z.shape[0], generator=self.generator, device=z.device, dtype=prop.log_target.dtype)
-        accept = torch.log(u) < (prop.log_target - state.log_target)
+        accept = u.log_() < (prop.log_target - state.log_target)
         z_new = torch.where(accept.unsqueeze(-1), prop.z, z)
         t_new = torch.where(accept, prop.log_target, state.log_target)
         aux_new = {}
@@ -138,7 +138,7 @@ class FrameMH(MCMCKernel):
             mask = accept.reshape(accept.shape + (1,) * (v.dim() - 1))
             aux_new[k] = torch.where(mask, prop.aux[k], v)
         self._n_steps += 1
-        self._n_accept = self._n_accept + accept.to(t_new.dtype).mean()  # stays on device: no sync per step
+        self._n_accept = self._n_accept + accept.sum() / accept.numel()  # stays on device: no sync per step
         return FrameState(z_new, t_new, aux_new)
 
 

@@ -51,6 +51,8 @@ class _Base:
             self.cond = model.condition(batch)
             if not self.is_mixture:
                 self.prior_dist = model.prior.distribution(self.n_frames, self.cond)
+            build = getattr(model.prior, "component_distribution", None)  # fixed during the E-step: build once
+            self.components = build() if self.is_mixture and build is not None else None
             bind = getattr(model.decoder, "bind", None)  # a decoder may precompute its conditioning's share
             self.decode = bind(self.cond) if bind is not None else (lambda z: model.decoder(z, self.cond))
 
@@ -68,7 +70,9 @@ class _Base:
 
     def component_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """``(M, ...)`` per-component prior log densities (mixture priors only)."""
-        return self.model.prior.component_log_prob(z)
+        if self.components is None:
+            return self.model.prior.component_log_prob(z)
+        return self.model.prior.component_log_prob(z, self.components)
 
 
 class LikelihoodPotential(_Base):

@@ -11,15 +11,42 @@ Priors that define per-component densities also implement ``component_log_prob(z
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.distributions.utils import lazy_property
 
 from ..nn.encoders import mlp
 from ..registry import PRIORS
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class DiagonalNormal(dist.Normal):
+    """``pyro.distributions.Normal`` whose ``log_prob`` reuses its normaliser ``-log s - log(2 pi)/2`` and ``1/s``.
+
+    The same density in 3 tensor operations instead of torch's 9; both are computed once per distribution object.
+    An E-step builds the prior once and scores it at every MH proposal (a few thousand times per recording), where
+    this is about 5% of a step. Every prior here uses it, in training and enhancement alike.
+    """
+
+    @lazy_property
+    def _log_normaliser(self) -> torch.Tensor:
+        return -(self.scale.log() + _HALF_LOG_2PI)
+
+    @lazy_property
+    def _inverse_scale(self) -> torch.Tensor:
+        return self.scale.reciprocal()
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        d = (value - self.loc) * self._inverse_scale
+        return torch.addcmul(self._log_normaliser, d, d, value=-0.5)
 
 
 @PRIORS.register("standard-normal")
@@ -33,7 +60,7 @@ class StandardNormalPrior(nn.Module):
 
     def distribution(self, batch_size: int, cond: torch.Tensor | None = None) -> dist.Distribution:
         loc = self._zero.expand(batch_size, self.latent_dim)
-        return dist.Normal(loc, torch.ones_like(loc)).to_event(1)
+        return DiagonalNormal(loc, torch.ones_like(loc)).to_event(1)
 
     def forward(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
         return pyro.sample("z", self.distribution(batch["audio"].shape[0]))
@@ -55,7 +82,7 @@ class ConditionalGaussianPrior(nn.Module):
         if cond is None or cond.shape != (batch_size, self.cond_dim):
             raise ValueError(f"conditional prior expects cond (B={batch_size}, {self.cond_dim})")
         h = self.body(cond)
-        return dist.Normal(self.loc(h), torch.exp(0.5 * self.log_var(h).clamp(-20.0, 10.0))).to_event(1)
+        return DiagonalNormal(self.loc(h), torch.exp(0.5 * self.log_var(h).clamp(-20.0, 10.0))).to_event(1)
 
     def forward(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
         return pyro.sample("z", self.distribution(batch["audio"].shape[0], cond))
@@ -99,11 +126,15 @@ class MixtureGaussianPrior(nn.Module):
     def component_distribution(self) -> dist.Distribution:
         """Batch shape ``(M,)``, event ``(L,)``."""
         scale = torch.exp(0.5 * self.log_var).unsqueeze(-1).expand(-1, self.latent_dim)
-        return dist.Normal(self.loc, scale).to_event(1)
+        return DiagonalNormal(self.loc, scale).to_event(1)
 
-    def component_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log N(z; mu_c, s_c I) for every component: ``z (..., L) -> (M, ...)``."""
-        d = self.component_distribution()
+    def component_log_prob(self, z: torch.Tensor, components: dist.Distribution | None = None) -> torch.Tensor:
+        """log N(z; mu_c, s_c I) for every component: ``z (..., L) -> (M, ...)``.
+
+        ``components``: a :meth:`component_distribution` built earlier (an E-step scores thousands of proposals
+        with fixed parameters and builds it once).
+        """
+        d = components if components is not None else self.component_distribution()
         zz = z.unsqueeze(-2)  # (..., 1, L) against (M, L)
         lp = d.log_prob(zz)  # (..., M)
         return lp.movedim(-1, 0)
@@ -111,4 +142,4 @@ class MixtureGaussianPrior(nn.Module):
     def forward(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
         c = pyro.sample("c", dist.Categorical(logits=self.log_weights()), infer={"enumerate": "parallel"})
         scale = torch.exp(0.5 * self.log_var)[c].unsqueeze(-1).expand(*c.shape, self.latent_dim)
-        return pyro.sample("z", dist.Normal(self.loc[c], scale).to_event(1))
+        return pyro.sample("z", DiagonalNormal(self.loc[c], scale).to_event(1))
