@@ -30,6 +30,13 @@ def _model_and_batch(family):
     return model, batch
 
 
+def _noise_args(model) -> tuple:
+    """The classic potential's arguments on the device: NMF noise, then the mixture log-weights if any."""
+    nmf = NMFNoise(3)
+    log_w, _ = initial_weights(model, "uniform", N, META, torch.float32)
+    return (nmf.additive(nmf.init(F, N, device=META)),) + (() if log_w is None else (log_w,))
+
+
 def _on_meta(*tensors):
     return all(t.device == META for t in tensors)
 
@@ -43,12 +50,9 @@ def _no_validation():
 @pytest.mark.parametrize("family", ["avae", "avcvae", "minvae"])
 def test_mh_steps_stay_on_the_device(family):
     model, batch = _model_and_batch(family)
-    nmf = NMFNoise(3)
-    noise = nmf.additive(nmf.init(F, N, device=META))
-    log_w, _ = initial_weights(model, "uniform", N, META, torch.float32)
     with torch.no_grad():
         kernel = FrameMH(LikelihoodPotential(model, batch))
-        kernel.setup(0, noise, *(() if log_w is None else (log_w,)))
+        kernel.setup(0, *_noise_args(model))
         state = kernel.score(torch.randn(N, model.latent_dim, device=META))
         for carry in (False, True):  # a burn-in step, then a kept one
             kernel.carry_aux = carry
@@ -68,13 +72,10 @@ def test_minvae_expected_power_potential_stays_on_the_device():
 @pytest.mark.parametrize("family", ["avae", "minvae"])
 def test_fast_estep_refinement_stays_on_the_device(family):
     model, batch = _model_and_batch(family)
-    nmf = NMFNoise(3)
-    noise = nmf.additive(nmf.init(F, N, device=META))
-    log_w, _ = initial_weights(model, "uniform", N, META, torch.float32)
     with torch.no_grad():
         pot = LikelihoodPotential(model, batch)
     q = FrameGaussian(torch.randn(N, model.latent_dim, device=META))
-    q.refine(pot, 2, 1, None, noise, *(() if log_w is None else (log_w,)))
+    q.refine(pot, 2, 1, None, *_noise_args(model))
     assert _on_meta(q.loc, q.log_scale, q.sample(2))
 
 
@@ -90,7 +91,6 @@ def test_nmf_m_steps_stay_on_the_device():
 
 def test_a_host_tensor_in_a_step_is_caught():
     model, batch = _model_and_batch("avae")
-    nmf = NMFNoise(3)
     with torch.no_grad():
         pot = LikelihoodPotential(model, batch)
 
@@ -99,6 +99,6 @@ def test_a_host_tensor_in_a_step_is_caught():
             return t + torch.zeros(N), aux
 
         kernel = FrameMH(leaky)
-        kernel.setup(0, nmf.additive(nmf.init(F, N, device=META)))
+        kernel.setup(0, *_noise_args(model))
         with pytest.raises(RuntimeError, match="device"):
             kernel.step(kernel.score(torch.randn(N, model.latent_dim, device=META)))
