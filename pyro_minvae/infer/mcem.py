@@ -48,6 +48,7 @@ from typing import Callable, NamedTuple
 import pyro
 import torch
 
+from ..models.likelihood import speech_variance
 from ..models.speech_vae import as_batch
 from ..noise.nmf import NMFNoise, NMFState
 from ..registry import ESTEPS, KERNELS
@@ -252,7 +253,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
             if update_weights and extra:
                 log_w = mean_log_weights(resp)
                 extra = (log_w,)
-        speech_var = out.aux["speech_log_var"].to(power.dtype).exp()  # (R, N, F)
+        speech_var = speech_variance(out.aux["speech_log_var"].to(power.dtype))  # (R, N, F)
         state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
         cost = nmf.sampled_objective(state, power, speech_var)
         acc.append(out.accept_rate)
@@ -264,7 +265,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
             break
         prev = cost
     out = _chain(kernel, z, final_mh_steps, final_burn_in, driver, nmf.additive(state, dtype), *extra)
-    vs = state.g.unsqueeze(-1) * out.aux["speech_log_var"].to(power.dtype).exp()
+    vs = state.g.unsqueeze(-1) * speech_variance(out.aux["speech_log_var"].to(power.dtype))
     gain = (vs / (vs + state.variance)).mean(0)  # (N, F)
     estimate = spec * gain.transpose(0, 1).to(spec.real.dtype)
     if log_w is not None:
@@ -316,7 +317,7 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
         gain = state.g.to(dtype) if update_gain else None
         out = _chain(kernel, z, mh_steps, burn_in, driver, speech_power.to(dtype), gain, resp, log_w)
         z = out.state.z
-        inv_sv = torch.exp(-out.aux["speech_log_var"].to(power.dtype)).mean(0)  # mean_r 1 / s2_r, (N, F)
+        inv_sv = speech_variance(out.aux["speech_log_var"].to(power.dtype)).reciprocal_().mean(0)  # mean_r 1/s2_r
         gam = state.g.unsqueeze(-1) / inv_sv
         if resp is not None:
             resp = responsibilities(model, out.z, log_w)

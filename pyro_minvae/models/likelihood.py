@@ -85,6 +85,13 @@ class AdditiveNoise(NamedTuple):
     gain: torch.Tensor
 
 
+def speech_variance(speech_log_var: torch.Tensor) -> torch.Tensor:
+    """The speech variance ``sigma^2(z)`` the model uses for a decoder log-variance (any shape): ``exp`` of the
+    log-variance clamped to [LOG_VAR_MIN, LOG_VAR_MAX] (the likelihood, the M-steps and the Wiener filters all
+    read it from here)."""
+    return speech_log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX).exp()
+
+
 def observation(speech_log_var: torch.Tensor, noise: AdditiveNoise | None = None) -> PowerSpectrum:
     """The distribution of the observed power given the decoder's speech log-variance ``(..., B, F)``.
 
@@ -94,5 +101,5 @@ def observation(speech_log_var: torch.Tensor, noise: AdditiveNoise | None = None
         return PowerSpectrum(speech_log_var)
     if noise.variance is None:
         return PowerSpectrum(speech_log_var + noise.gain.log().unsqueeze(-1))
-    speech_var = speech_log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX).exp()
+    speech_var = speech_variance(speech_log_var)
     return PowerSpectrum(variance=torch.addcmul(noise.variance, speech_var, noise.gain.unsqueeze(-1)))

@@ -3,7 +3,8 @@
 Shapes (paper layout): ``W`` ``(F, K)``, ``H`` ``(K, N)``, ``g`` ``(N,)``, all positive. The noise enters the
 one speech model through :class:`~pyro_minvae.models.likelihood.AdditiveNoise` (frame-major ``variance (N, F)``,
 ``gain (N,)``): ``model.model(batch, noise)`` scores ``|x|^2`` as exponential with mean ``g sigma^2(z) + V``. There
-is no second likelihood here: this module only holds the state and its closed-form M-step updates.
+is no second likelihood here: this module holds the state and its closed-form M-step updates, and its
+objectives are the negative log-likelihoods of :class:`~pyro_minvae.models.likelihood.PowerSpectrum`.
 
 Two families of multiplicative (IS-NMF) updates are shipped, each with the objective it decreases:
 
@@ -28,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..models.likelihood import AdditiveNoise
+from ..models.likelihood import AdditiveNoise, PowerSpectrum
 from ..registry import NOISE_MODELS
 
 _EXPONENTS = (0.5, 1.0)
@@ -102,11 +103,10 @@ class NMFNoise:
     def sampled_objective(self, state: NMFState, power: torch.Tensor, speech_var: torch.Tensor) -> torch.Tensor:
         """``mean_{r,n,f} [log Vx_r + P / Vx_r]``; ``power`` ``(N, F)``, ``speech_var`` ``(R, N, F)`` (no g)."""
         v, gain = state.variance, state.g.unsqueeze(-1)
-        vx, term = torch.empty_like(power), torch.empty_like(power)
+        vx = torch.empty_like(power)
         total = power.new_zeros(())
-        for s2 in speech_var:  # sample by sample: (N, F) buffers stay in cache (see update_sampled)
-            torch.addcmul(v, s2, gain, out=vx)
-            total += torch.addcdiv(torch.log(vx, out=term), power, vx, out=term).sum()
+        for s2 in speech_var:  # sample by sample: the (N, F) buffer stays in cache (see update_sampled)
+            total -= PowerSpectrum(variance=torch.addcmul(v, s2, gain, out=vx)).log_prob(power).sum()
         return total / speech_var.numel()
 
     def update_sampled(self, state: NMFState, power: torch.Tensor, speech_var: torch.Tensor, exponent: float = 0.5,
@@ -159,8 +159,7 @@ class NMFNoise:
     @staticmethod
     def expected_power_objective(state: NMFState, noise_power: torch.Tensor) -> torch.Tensor:
         """``sum_{n,f} [log V + Vm / V]`` for the expected noise power ``Vm`` ``(N, F)``."""
-        v = state.variance
-        return (torch.log(v) + noise_power / v).sum()
+        return -PowerSpectrum(variance=state.variance).log_prob(noise_power).sum()
 
     def update_expected_power(self, state: NMFState, noise_power: torch.Tensor, exponent: float = 1.0,
                               normalise: bool = True) -> NMFState:

@@ -113,11 +113,27 @@ def test_bad_inputs(avae):
 def test_diverged_model_raises_instead_of_returning_nan(avae):
     from pyro_minvae.infer.enhance import NonFiniteOutputError
 
+    bias = avae.decoder.out.bias.detach().clone()
     with torch.no_grad():
-        avae.decoder.out.bias.add_(100.0)  # speech variances overflow float32
+        avae.decoder.out.bias.fill_(float("nan"))  # weights after a blown-up training run
     try:
-        with pytest.raises(NonFiniteOutputError, match="NaN or Inf"):
-            enhance_waveform(avae, CFG, _wave(1.0), method="fast", iterations=1)
+        for method in ("fast", "mcem"):
+            with pytest.raises(NonFiniteOutputError, match="NaN or Inf"):
+                enhance_waveform(avae, CFG, _wave(1.0), method=method, iterations=1)
+    finally:
+        with torch.no_grad():
+            avae.decoder.out.bias.copy_(bias)
+
+
+def test_huge_decoder_outputs_stay_finite(avae):
+    """The model clamps the decoder's log-variance (``speech_variance``): the likelihood, the M-step and the
+    Wiener filter all see the same bounded variance, so an over-confident decoder gives a finite estimate."""
+    with torch.no_grad():
+        avae.decoder.out.bias.add_(100.0)  # exp(100+) overflows float32 without the clamp
+    try:
+        for method in ("fast", "mcem"):
+            res = enhance_waveform(avae, CFG, _wave(1.0), method=method, iterations=1)
+            assert torch.isfinite(res.waveform).all()
     finally:
         with torch.no_grad():
             avae.decoder.out.bias.sub_(100.0)
