@@ -4,7 +4,9 @@ Registered per model family in :data:`pyro_minvae.evaluation.methods.CHECKPOINT_
 
 - every family: ``<label>-mcem`` (the paper's Monte-Carlo EM) and ``<label>-fast`` (the fast E-step);
 - MIN-VAE also: ``<label>-audio-init`` (MCEM initialised from the audio encoder instead of the lips: the paper's
-  ablation) and ``<label>-paper-loop`` (the published variational MCEM loop with its 100 iterations).
+  ablation), ``<label>-paper-loop`` (the published variational MCEM loop with its 100 iterations), and both
+  MCEM loops with jumps between the prior's components in the E-step, ``<label>-jump`` and
+  ``<label>-paper-loop-jump`` (kernel ``"frame-mh-jump"``, :mod:`pyro_minvae.infer.mode_jump`).
 
 A method is picklable and loads its network lazily in the worker process that first calls it.
 """
@@ -115,6 +117,9 @@ def _minvae(label: str, path: Path) -> dict:
     methods = _standard(label, path)
     methods[f"{label}-audio-init"] = CheckpointMethod(path, "mcem", init="audio")
     methods[f"{label}-paper-loop"] = CheckpointMethod(path, "mcem", loop="minvae", iterations=100)
+    methods[f"{label}-jump"] = CheckpointMethod(path, "mcem", kernel="frame-mh-jump")
+    methods[f"{label}-paper-loop-jump"] = CheckpointMethod(path, "mcem", loop="minvae", iterations=100,
+                                                           kernel="frame-mh-jump")
     return methods
 
 

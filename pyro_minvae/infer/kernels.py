@@ -129,8 +129,16 @@ class FrameMH(MCMCKernel):
         z = state.z
         noise = torch.randn(z.shape, generator=self.generator, device=z.device, dtype=z.dtype)
         prop = self.score(torch.add(z, noise, alpha=self.step_size))
+        return self.accept_or_reject(state, prop)
+
+    def accept_or_reject(self, state: FrameState, prop: FrameState, allowed: torch.Tensor | None = None) -> FrameState:
+        """Per-frame MH decision for a *symmetric* proposal ``prop``; frames where ``allowed`` ``(N,)`` is False
+        are rejected outright (a proposal whose reverse move is impossible)."""
+        z = state.z
         u = torch.rand(z.shape[0], generator=self.generator, device=z.device, dtype=prop.log_target.dtype)
         accept = u.log_() < (prop.log_target - state.log_target)
+        if allowed is not None:
+            accept &= allowed
         z_new = torch.where(accept.unsqueeze(-1), prop.z, z)
         t_new = torch.where(accept, prop.log_target, state.log_target)
         aux_new = {}
