@@ -304,7 +304,8 @@ def _run_manifest(checkpoint, manifest, split, out_dir, method, seed, device, op
 @click.option("--init", "init_from", default=None, help="Encoder that initialises z, e.g. audio or lips (default: "
               "MIN-VAE the visual one, as in the paper; others their only encoder).")
 @click.option("--kernel", default=None, help="E-step MCMC kernel by registry name (KERNELS; default frame-mh, "
-              "the paper's frame-wise random-walk MH).")
+              "the paper's frame-wise random-walk MH; frame-mh-jump adds jumps between a mixture "
+              "prior's components, MIN-VAE).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
 @click.option("--jobs", type=int, default=2, show_default=True, help="Worker processes (manifest mode).")
