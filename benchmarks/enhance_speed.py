@@ -130,8 +130,8 @@ def main() -> None:
     for method in args.methods.split(","):
         runs = [run_once(args, args.seconds, method, {}) for _ in range(args.repeat)]
         walls = sorted(r["wall_s"] for r in runs)
-        r = {**runs[0], "wall_s": round(statistics.median(walls), 3),
-             "rtf": round(statistics.median(walls) / args.seconds, 4),
+        mid = statistics.median(walls)
+        r = {**runs[0], "wall_s": round(mid, 3), "rtf": round(mid / args.seconds, 4),
              "rtf_min": round(walls[0] / args.seconds, 4), "rtf_max": round(walls[-1] / args.seconds, 4),
              "repeats": args.repeat}
         report["speed"].append(r)

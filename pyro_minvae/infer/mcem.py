@@ -253,9 +253,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
             if update_weights and extra:
                 log_w = mean_log_weights(resp)
                 extra = (log_w,)
-        speech_var = speech_variance(out.aux["speech_log_var"].to(power.dtype))  # (R, N, F)
-        state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
-        cost = nmf.sampled_objective(state, power, speech_var)
+        state, cost = sampled_m_step(nmf, state, power, out.aux["speech_log_var"], exponent, update_gain)
         acc.append(out.accept_rate)
         obj.append(cost)
         if callback is not None:
@@ -265,12 +263,27 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
             break
         prev = cost
     out = _chain(kernel, z, final_mh_steps, final_burn_in, driver, nmf.additive(state, dtype), *extra)
-    vs = state.g.unsqueeze(-1) * speech_variance(out.aux["speech_log_var"].to(power.dtype))
-    gain = (vs / (vs + state.variance)).mean(0)  # (N, F)
-    estimate = spec * gain.transpose(0, 1).to(spec.real.dtype)
+    estimate = wiener_estimate(spec, state, out.aux["speech_log_var"])
     if log_w is not None:
         resp = responsibilities(model, out.z, log_w)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, out.state.z, used)
+
+
+def sampled_m_step(nmf: NMFNoise, state: NMFState, power: torch.Tensor, speech_log_var: torch.Tensor,
+                   exponent: float, update_gain: bool) -> tuple[NMFState, torch.Tensor]:
+    """The classic M-step from kept samples' decoder log-variances ``(R, N, F)`` and the noisy power ``(N, F)``:
+    the updated :class:`NMFState` and its sampled IS cost (shared by MCEM and the fast E-step)."""
+    speech_var = speech_variance(speech_log_var.to(power.dtype))
+    state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
+    return state, nmf.sampled_objective(state, power, speech_var)
+
+
+def wiener_estimate(spec: torch.Tensor, state: NMFState, speech_log_var: torch.Tensor) -> torch.Tensor:
+    """``S = mean_r [g s2_r / (g s2_r + V)] X``: the speech STFT ``(F, N)`` from the noisy ``spec`` ``(F, N)`` and
+    samples' decoder log-variances ``(R, N, F)``."""
+    vs = state.g.unsqueeze(-1) * speech_variance(speech_log_var.to(state.g.dtype))
+    gain = (vs / (vs + state.variance)).mean(0)  # (N, F)
+    return spec * gain.transpose(0, 1).to(spec.real.dtype)
 
 
 def initial_weights(model, weights: str, n: int, device, dtype):
@@ -345,4 +358,4 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
 ESTEPS.register("mcem", mcem)
 
 __all__ = ["mcem", "MCEMResult", "initial_latents", "initial_weights", "responsibilities", "mean_log_weights",
-           "make_generator", "model_batch", "LOOPS", "DRIVERS"]
+           "sampled_m_step", "wiener_estimate", "make_generator", "model_batch", "LOOPS", "DRIVERS"]

@@ -24,11 +24,10 @@ from typing import Callable
 import pyro
 import torch
 
-from ..models.likelihood import speech_variance
 from ..noise.nmf import NMFNoise
 from ..registry import ESTEPS
 from .mcem import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator, mean_log_weights,
-                   model_batch, responsibilities)
+                   model_batch, responsibilities, sampled_m_step, wiener_estimate)
 from .potentials import LikelihoodPotential
 
 
@@ -75,9 +74,7 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
             q.refine(potential, grad_steps, samples, gen, nmf.additive(state, dtype), *extra)
             with torch.no_grad():
                 zs = q.sample(samples, gen)
-                speech_var = speech_variance(potential.decode(zs).to(nmf_dtype))  # (R, N, F)
-                state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
-                cost = nmf.sampled_objective(state, power, speech_var)
+                state, cost = sampled_m_step(nmf, state, power, potential.decode(zs), exponent, update_gain)
                 if log_w is not None:
                     resp = responsibilities(model, zs, log_w)
                     if update_weights:
@@ -87,9 +84,7 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
             if callback is not None:
                 callback(it, {"objective": cost, "pi": None if log_w is None else log_w.exp()})
         with torch.no_grad():
-            vs = state.g.unsqueeze(-1) * speech_variance(potential.decode(q.sample(final_samples, gen)).to(nmf_dtype))
-            gain = (vs / (vs + state.variance)).mean(0)
-            estimate = spec * gain.transpose(0, 1).to(spec.real.dtype)
+            estimate = wiener_estimate(spec, state, potential.decode(q.sample(final_samples, gen)))
     return MCEMResult(estimate, state, torch.full((len(obj),), float("nan")), torch.stack(obj).cpu(), resp,
                       q.loc, used)
 
