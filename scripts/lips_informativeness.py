@@ -65,8 +65,9 @@ def main(argv=None) -> int:
     for f in real:
         print(_row(f"real NTCD-TIMIT ({f.clip})", summarise([f])))
     if args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "rendered": [f.as_dict() for f in rendered],
-                                               "real": [f.as_dict() for f in real]}, indent=1))
+        out = {"checkpoint": args.checkpoint, "rendered": [f.as_dict() for f in rendered],
+               "real": [f.as_dict() for f in real]}
+        Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 
 
