@@ -33,7 +33,7 @@ from ..features.stft import analysis_window
 from ..registry import ESTEPS
 from . import mcem as _mcem  # noqa: F401  (registers "mcem")
 from . import vem as _vem  # noqa: F401  (registers "vem", "fast")
-from .mcem import MCEMResult
+from .estep_common import MCEMResult
 
 log = logging.getLogger("pyro_minvae")
 

@@ -26,8 +26,8 @@ import torch
 
 from ..noise.nmf import NMFNoise
 from ..registry import ESTEPS
-from .mcem import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator, mean_log_weights,
-                   model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
+                           mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
 from .potentials import LikelihoodPotential
 
 

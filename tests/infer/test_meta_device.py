@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pyro_minvae.infer.kernels import FrameMH
-from pyro_minvae.infer.mcem import initial_weights
+from pyro_minvae.infer.estep_common import initial_weights
 from pyro_minvae.infer.potentials import ExpectedPowerPotential, LikelihoodPotential
 from pyro_minvae.infer.vem import FrameGaussian
 from pyro_minvae.models.families import build_model

@@ -1,0 +1,156 @@
+"""Helpers shared by every E-step method (MCEM, the fast variational E-step, batched E-steps).
+
+One copy of each: the result type, input checks, the model batch, encoder-mean initial latents, the mixture
+weights' initialisation and M-step, the classic sampled NMF M-step and the Wiener estimate.
+
+Shapes: ``spec`` ``(F, N)`` complex noisy STFT; latents ``(N, L)``; kept samples ``(R, N, L)``; decoder
+log-variances ``(R, N, F)``; mixture weights ``(M,)``; responsibilities ``(N, M)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import torch
+
+from ..models.likelihood import speech_variance
+from ..models.speech_vae import as_batch
+from ..noise.nmf import NMFNoise, NMFState
+
+log = logging.getLogger("pyro_minvae")
+
+WEIGHTS = ("uniform", "model")
+RESP_CLIP = 30.0
+
+
+class MCEMResult(NamedTuple):
+    """Result of an E-step method on one spectrogram.
+
+    ``estimate`` ``(F, N)`` complex speech STFT; ``nmf`` final :class:`NMFState` (W ``(F, K)``, H ``(K, N)``,
+    g ``(N,)``); ``acceptance`` ``(I,)`` mean MH acceptance per EM iteration; ``objective`` ``(I,)`` the M-step
+    objective after each iteration (classic: sampled IS cost; minvae: IS-NMF cost of the expected noise power);
+    ``responsibilities`` ``(N, M)`` or ``None``; ``latents`` ``(N, L)`` final state; ``init`` the encoder used.
+    """
+
+    estimate: torch.Tensor
+    nmf: NMFState
+    acceptance: torch.Tensor
+    objective: torch.Tensor
+    responsibilities: torch.Tensor | None
+    latents: torch.Tensor
+    init: str
+
+    @property
+    def W(self) -> torch.Tensor:
+        return self.nmf.W
+
+    @property
+    def H(self) -> torch.Tensor:
+        return self.nmf.H
+
+    @property
+    def g(self) -> torch.Tensor:
+        return self.nmf.g
+
+
+EStepResult = MCEMResult  # the same type under the name that fits every E-step
+
+
+def make_generator(seed: int, device) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=torch.device(device) if device is not None else "cpu")
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def check_inputs(model, spec: torch.Tensor, visual: dict | None) -> None:
+    """``spec`` must be a complex ``(F, N)`` STFT with the model's F; every visual stream must have N frames."""
+    if not torch.is_complex(spec) or spec.dim() != 2:
+        raise ValueError(f"spec must be a complex STFT (F, N); got {tuple(spec.shape)} {spec.dtype}")
+    if spec.shape[0] != model.n_freq:
+        raise ValueError(f"spec has {spec.shape[0]} bins; the model expects {model.n_freq}")
+    for k, v in (visual or {}).items():
+        if v.shape[0] != spec.shape[1]:
+            raise ValueError(f"visual[{k!r}] has {v.shape[0]} frames, the STFT has {spec.shape[1]}")
+
+
+def model_batch(model, spec: torch.Tensor, visual: dict | None, dtype: torch.dtype) -> dict:
+    """Frame-major noisy power ``(N, F)`` + the visual features the model reads, all on ``spec``'s device."""
+    p = (spec.real.square() + spec.imag.square()).transpose(0, 1).to(dtype).contiguous()
+    vis = {k: torch.as_tensor(v).to(device=spec.device, dtype=dtype) for k, v in (visual or {}).items()}
+    return as_batch(p, vis, model.modalities)
+
+
+def initial_latents(model, batch: dict, prefer: str | None = None) -> tuple[torch.Tensor, str]:
+    """Encoder-mean initial latents ``(N, L)`` and the name of the encoder used.
+
+    MIN-VAE: the visual encoder (first visual modality present); without visual input it falls back to the
+    audio encoder on the noisy power and says so (log message). A-VAE: audio encoder; AV-CVAE: its encoder.
+    """
+    visual = [m for m in model.modalities if m != "audio" and m in batch]
+    if model.is_mixture and prefer is None:
+        if visual:
+            prefer = visual[0]
+        else:
+            log.info("no visual input: MIN-VAE initialises z from the audio encoder on the noisy spectrum "
+                     "(the paper initialises from the lips; expect lower quality)")
+            prefer = "audio"
+    z = model.init_latents(batch, prefer=prefer)
+    return z, prefer or model.guide_net.modalities[0]
+
+
+def initial_weights(model, weights: str, n: int, device, dtype):
+    """Mixture models: initial global log-weights ``(M,)`` (uniform, the paper's pi = 1/M, or the prior's
+    trained ones) and per-frame responsibilities ``(N, M)`` equal to them; ``(None, None)`` otherwise."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}; got {weights!r}")
+    if not model.is_mixture:
+        return None, None
+    m = len(model.prior.log_weights())
+    if weights == "model":
+        log_w = model.prior.log_weights().detach().to(device=device, dtype=dtype)
+    else:
+        log_w = torch.full((m,), 1.0 / m, device=device, dtype=dtype).log()
+    return log_w, log_w.exp().expand(n, m).contiguous()
+
+
+def mean_log_weights(resp: torch.Tensor) -> torch.Tensor:
+    """The M-step of the mixture weights: ``log pi = log mean_n r_n`` ``(M,)`` from responsibilities ``(N, M)``."""
+    return torch.log(resp.mean(0).clamp_min(torch.finfo(resp.dtype).tiny))
+
+
+def responsibilities(model, zs: torch.Tensor, log_weights: torch.Tensor, components=None) -> torch.Tensor:
+    """q(c_n = m) ``(N, M)`` from kept samples ``zs`` ``(R, N, L)``: softmax_m(log pi_m + mean_r log p(z_r|m)).
+
+    Log-density differences between components are clipped at ``RESP_CLIP`` = 30 nats, as in the published code
+    (so a component whose global weight collapsed can still win back frames that fit it much better).
+    ``components``: a callable ``z (..., L) -> (M, ...)`` scoring every component (default: the prior's
+    ``component_log_prob``).
+    """
+    score = components if components is not None else model.prior.component_log_prob
+    comp = score(zs).mean(1)  # (M, N)
+    comp = (comp - comp.max(0).values).clamp_min(-RESP_CLIP)  # the published +-30 clip (M = 2: exactly theirs)
+    return torch.softmax(log_weights.unsqueeze(-1) + comp, dim=0).transpose(0, 1).contiguous()
+
+
+def sampled_m_step(nmf: NMFNoise, state: NMFState, power: torch.Tensor, speech_log_var: torch.Tensor,
+                   exponent: float, update_gain: bool) -> tuple[NMFState, torch.Tensor]:
+    """The classic M-step from kept samples' decoder log-variances ``(R, N, F)`` and the noisy power ``(N, F)``:
+    the updated :class:`NMFState` and its sampled IS cost (shared by MCEM and the fast E-step)."""
+    speech_var = speech_variance(speech_log_var.to(power.dtype))
+    state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
+    return state, nmf.sampled_objective(state, power, speech_var)
+
+
+def wiener_estimate(spec: torch.Tensor, state: NMFState, speech_log_var: torch.Tensor) -> torch.Tensor:
+    """``S = mean_r [g s2_r / (g s2_r + V)] X``: the speech STFT ``(F, N)`` from the noisy ``spec`` ``(F, N)`` and
+    samples' decoder log-variances ``(R, N, F)``."""
+    vs = state.g.unsqueeze(-1) * speech_variance(speech_log_var.to(state.g.dtype))
+    gain = (vs / (vs + state.variance)).mean(0)  # (N, F)
+    return spec * gain.transpose(0, 1).to(spec.real.dtype)
+
+
+__all__ = ["MCEMResult", "EStepResult", "make_generator", "check_inputs", "model_batch", "initial_latents",
+           "initial_weights", "mean_log_weights", "responsibilities", "sampled_m_step", "wiener_estimate",
+           "WEIGHTS", "RESP_CLIP"]
