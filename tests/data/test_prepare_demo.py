@@ -3,6 +3,7 @@ idempotence, transcript fallback."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -72,7 +73,7 @@ def test_mixtures_snr_noise_and_gain(built):
     assert len(test_mix) == 5 * min(n_test_clean, CFG.max_test_utterances)
     assert {r["snr_db"] for r in test_mix} == {-10.0, -5.0, 0.0, 5.0, 10.0}
     assert len({r["noise_type"] for r in test_mix}) >= 4
-    assert valid_mix and {r["snr_db"] for r in valid_mix} <= {0.0, -5.0}
+    assert valid_mix and {0.0, -5.0} <= {r["snr_db"] for r in valid_mix}  # + the validation set: all SNRs
     by_id = {r["id"]: r for r in recs}
     for r in test_mix[:12]:
         m, _ = sf.read(resolve(res.manifest, r["audio"]))
@@ -154,3 +155,51 @@ def test_real_visual_backend_end_to_end(packages, tmp_path):
         assert lips.astype(np.float32).std(axis=0).mean() > 1.0  # the mouth moves
     phones = json.loads((res.out_dir / "phones.json").read_text())
     assert all(p for p in phones.values())
+
+
+def _valid_set(recs):
+    return {r["id"]: r for r in recs if r["kind"] == "mixture" and r["split"] == "valid"}
+
+
+def test_validation_set_covers_every_snr_and_noise_type(built):
+    _, res, _ = built
+    recs = read_manifest(res.manifest)
+    valid = _valid_set(recs)
+    n_utts = len({r["clean_id"] for r in valid.values() if r["snr_db"] == 10.0})
+    assert n_utts == min(CFG.n_tune_utterances, len([r for r in recs if r["kind"] == "clean"
+                                                         and r["split"] == "valid"]))
+    pairs = {}
+    for r in valid.values():
+        pairs[(r["snr_db"], r["noise_type"])] = pairs.get((r["snr_db"], r["noise_type"]), 0) + 1
+    assert {s for s, _ in pairs} == {-10.0, -5.0, 0.0, 5.0, 10.0}
+    for snr in (-10.0, 5.0, 10.0):  # SNRs the 12 older validation mixtures do not use: the rotation alone
+        assert sum(v for (s, _), v in pairs.items() if s == snr) == n_utts
+    assert json.loads((res.out_dir / ".done.json").read_text())["validation_set"]["n_tune_utterances"] == 24
+    for r in list(valid.values())[:6]:
+        m, _ = sf.read(resolve(res.manifest, r["audio"]))
+        ref, _ = sf.read(resolve(res.manifest, r["clean"]))
+        assert snr_db(ref, m - ref, 16000) == pytest.approx(r["snr_db"], abs=0.3)
+
+
+def test_rerun_adds_the_validation_set_without_rebuilding(built, packages, tmp_path):
+    """A corpus prepared before the validation set existed gets exactly the fresh build's mixtures, and nothing
+    else in it is rewritten."""
+    _, res, _ = built
+    old_cfg = dataclasses.replace(CFG, n_tune_utterances=0)
+    assert old_cfg.digest() == CFG.digest()  # the base corpus is the same
+    first = prepare_demo(tmp_path, old_cfg, packages=packages, backend=standin_backend(), progress=False)
+    before = read_manifest(first.manifest)
+    stamp = json.loads((first.out_dir / ".done.json").read_text())
+    del stamp["validation_set"]  # as written before the validation set existed
+    (first.out_dir / ".done.json").write_text(json.dumps(stamp))
+    times = {p: p.stat().st_mtime_ns for p in first.out_dir.rglob("*") if p.is_file()
+             and p.name not in ("manifest.jsonl", ".done.json")}
+    StandInAligner.calls.clear()
+    again = prepare_demo(tmp_path, CFG, packages=packages, backend=standin_backend(), progress=False)
+    assert not again.skipped and again.added > 0 and StandInAligner.calls == []
+    assert all(p.stat().st_mtime_ns == t for p, t in times.items())  # clean, lips, test mixtures untouched
+    after = read_manifest(again.manifest)
+    assert after[: len(before)] == before
+    fresh = {r["id"]: r for r in read_manifest(res.manifest)}
+    assert {r["id"]: r for r in after} == fresh  # same records (and wav checksums) as a fresh build
+    assert prepare_demo(tmp_path, CFG, packages=packages, backend=standin_backend(), progress=False).skipped

@@ -15,9 +15,17 @@ Steps (each seeded by ``DemoConfig.seed``):
    ``N_v = ceil(T / sr * fps)``, with one appearance per speaker;
 7. mix test utterances with noise at every SNR in ``snrs`` (noise type rotating over ``noise_types``) and a few
    validation utterances at ``valid_snrs``;
-8. write wavs, npys, ``phones.json`` and ``manifest.jsonl`` (schema in ``data/manifest.py``) into a staging
+8. the *validation set* that chooses enhancement settings (``pyro-minvae tune``): ``n_tune_utterances``
+   validation utterances (balanced over the validation speakers) mixed at every SNR in ``snrs``, the noise type
+   rotating so that every (SNR, noise type) pair gets the same number of mixtures (24 utterances, 5 SNRs and 6
+   types: 120 mixtures, 4 per pair). These mixtures are built from the files on disk only (clean wavs, babble
+   from the training wavs), so a corpus prepared before the set existed gets exactly the same mixtures;
+9. write wavs, npys, ``phones.json`` and ``manifest.jsonl`` (schema in ``data/manifest.py``) into a staging
    folder, then rename it to ``cache_dir()/corpora/demo`` (``demo-small`` with ``small=True``), with a
-   ``.done.json`` stamp holding the config hash. A second run with the same config does nothing.
+   ``.done.json`` stamp holding the config hash. A second run with the same config does nothing. A run on a
+   corpus whose stamp has the same hash but another (or no) ``validation_set`` entry only adds the missing
+   validation-set mixtures: new wavs under ``mixtures/valid/``, then the manifest and the stamp replaced
+   atomically; clean, lips and training files are not touched.
 
 Extra manifest fields written here: ``transcript`` (when known), ``noise_source``, ``noise_scale``.
 """
@@ -43,7 +51,7 @@ from ...atomic import atomic_path, replace_directory, write_text_atomic
 from ...audio_io import write_audio
 from ...errors import MissingDependencyError
 from ...paths import cache_dir
-from ..manifest import sha256_file, write_manifest
+from ..manifest import read_manifest, sha256_file, write_manifest
 from ..mixing import mix
 from .debian import PackageTree, fetch_packages
 from .noise import LINCITY, NoiseBank, load_ambiences
@@ -52,6 +60,9 @@ from .sources import SPEECH_PACKAGES, SourceClip, clean_clip, decode_clip, enume
 log = logging.getLogger("pyro_minvae")
 
 RECIPE_VERSION = "1"
+VALIDATION_SET_VERSION = "1"
+# fields that only shape the validation set: added to an existing corpus without rebuilding it
+VALIDATION_SET_FIELDS = ("n_tune_utterances",)
 ALL_PACKAGES = SPEECH_PACKAGES + (LINCITY,)
 
 
@@ -75,12 +86,14 @@ class DemoConfig:
     max_test_utterances: int = 42
     valid_snrs: tuple[int, ...] = (0, -5)
     n_valid_mixture_utterances: int = 6
+    n_tune_utterances: int = 24
     small_speakers: int = 12
     small_clips_per_speaker: int = 10
     workers: int = 2
     recipe: str = RECIPE_VERSION
 
-    def digest(self, exclude: Sequence[str] = ("workers",)) -> str:
+    def digest(self, exclude: Sequence[str] = ("workers",) + VALIDATION_SET_FIELDS) -> str:
+        """Hash of the base corpus (the validation set is stamped apart: :func:`validation_set_key`)."""
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in exclude}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -160,6 +173,7 @@ class DemoResult:
     skipped: bool
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    added: int = 0  # validation-set mixtures added to an existing corpus
 
 
 def stable_seed(*parts: Any) -> int:
@@ -393,11 +407,12 @@ def _source_record(u: Utterance) -> dict:
                       for p in u.parts]}
 
 
-def _pick_balanced(utts: list[Utterance], n: int, rng: np.random.Generator) -> list[Utterance]:
+def _pick_balanced(utts: list, n: int, rng: np.random.Generator, speaker: Callable[[Any], str] = lambda u: u.speaker
+                   ) -> list:
     """Up to ``n`` utterances, round-robin over speakers (seeded)."""
-    by: dict[str, list[Utterance]] = {}
+    by: dict[str, list] = {}
     for u in utts:
-        by.setdefault(u.speaker, []).append(u)
+        by.setdefault(speaker(u), []).append(u)
     queues = {s: [v[i] for i in rng.permutation(len(v))] for s, v in sorted(by.items())}
     out: list[Utterance] = []
     while len(out) < n and any(queues.values()):
@@ -427,8 +442,10 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
         except json.JSONDecodeError:
             done = {}
         if done.get("config_hash") == digest:
-            log.debug("demo corpus already prepared at %s (config %s); nothing to do", out_dir, digest)
-            return DemoResult(out_dir, out_dir / "manifest.jsonl", True, time.time() - t0)
+            if done.get("validation_set") == validation_set_key(cfg):
+                log.debug("demo corpus already prepared at %s (config %s); nothing to do", out_dir, digest)
+                return DemoResult(out_dir, out_dir / "manifest.jsonl", True, time.time() - t0)
+            return _extend_validation_set(out_dir, done, cfg, packages, cache_dir(cache), progress, t0)
     backend = backend or default_backend()
     root = cache_dir(cache)
     timings: dict[str, float] = {}
@@ -494,12 +511,15 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
                       json.dumps({u.id: [[p, round(s, 3), round(e, 3)] for p, s, e in u.phones] for u in utts}))
     t = tick("write+render", t)
 
-    records += _make_mixtures(utts, records, packages, cfg, staging, progress)
+    bank = _noise_bank(packages, cfg)
+    records += _make_mixtures(utts, records, bank, cfg, staging, progress)
+    records += validation_set_mixtures(records, bank, cfg, staging, progress)
     t = tick("mixtures", t)
 
     write_manifest(staging / "manifest.jsonl", records)
     versions = {n: p.version for n, p in sorted(packages.items())}
-    info = {"config_hash": digest, "config": dataclasses.asdict(cfg), "packages": versions, "alignment": methods,
+    info = {"config_hash": digest, "validation_set": validation_set_key(cfg),
+            "config": dataclasses.asdict(cfg), "packages": versions, "alignment": methods,
             "clips": {"found": len(processed), "kept": len(clips)},
             "timings_s": timings, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_text_atomic(staging / ".done.json", json.dumps(info, indent=1, sort_keys=True))
@@ -509,23 +529,40 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
     return DemoResult(out_dir, out_dir / "manifest.jsonl", False, total, timings)
 
 
-def _make_mixtures(utts: list[Utterance], clean_records: list[dict], packages: Mapping[str, PackageTree],
+def _noise_bank(packages: Mapping[str, PackageTree], cfg: DemoConfig) -> NoiseBank:
+    sr = cfg.sample_rate
+    return load_ambiences(packages[LINCITY], sr) if LINCITY in packages else NoiseBank(sr)
+
+
+def _noise_types(bank: NoiseBank, cfg: DemoConfig, n_train_speakers: int, warn: bool = True) -> list[str]:
+    """The configured noise types the bank has (babble needs 4 training speakers), in config order."""
+    types = [t for t in cfg.noise_types if t in bank.types]
+    missing = [t for t in cfg.noise_types if t not in bank.types]
+    if missing and warn:
+        log.warning("noise types %s unavailable (no %s); using %s", missing, LINCITY, types)
+    return [t for t in types if t != "babble"] if n_train_speakers < 4 else types
+
+
+def _mixture_record(mid: str, split: str, clean: dict, ntype: str, snr: float, m, bank: NoiseBank, cfg: DemoConfig,
+                    root: Path, rel: str, rel_clean: str) -> dict:
+    return {"id": mid, "split": split, "speaker": clean["speaker"], "kind": "mixture", "audio": rel,
+            "clean": rel_clean, "clean_id": clean["id"], "noise_type": ntype, "snr_db": float(snr),
+            "gain": round(m.gain, 6), "noise_scale": round(m.noise_scale, 6), "lips": clean["lips"],
+            "landmarks": clean["landmarks"], "fps": cfg.fps, "duration": clean["duration"],
+            "sha256": sha256_file(root / rel), "source": clean["source"], "noise_source": bank.source(ntype)}
+
+
+def _make_mixtures(utts: list[Utterance], clean_records: list[dict], bank: NoiseBank,
                    cfg: DemoConfig, staging: Path, progress: bool) -> list[dict]:
     from tqdm.auto import tqdm
 
     sr = cfg.sample_rate
-    bank = load_ambiences(packages[LINCITY], sr) if LINCITY in packages else NoiseBank(sr)
-    types = [t for t in cfg.noise_types if t in bank.types]
-    missing = [t for t in cfg.noise_types if t not in bank.types]
-    if missing:
-        log.warning("noise types %s unavailable (no %s); using %s", missing, LINCITY, types)
     rec_by_id = {r["id"]: r for r in clean_records}
     train_pool: dict[str, list[np.ndarray]] = {}
     for u in utts:
         if u.split == "train":
             train_pool.setdefault(u.speaker, []).append(u.wave)
-    if len(train_pool) < 4:
-        types = [t for t in types if t != "babble"]
+    types = _noise_types(bank, cfg, len(train_pool))
     rng = np.random.default_rng(stable_seed(cfg.seed, "mix-pick"))
     jobs = []
     test = _pick_balanced([u for u in utts if u.split == "test"], cfg.max_test_utterances, rng)
@@ -546,11 +583,83 @@ def _make_mixtures(utts: list[Utterance], clean_records: list[dict], packages: M
         rel_clean = f"mixtures/{split}/{mid}.clean.wav"
         write_audio(staging / rel, m.mixture, sr)
         write_audio(staging / rel_clean, m.reference, sr)
-        c = rec_by_id[u.id]
-        out.append({"id": mid, "split": split, "speaker": u.speaker, "kind": "mixture", "audio": rel,
-                    "clean": rel_clean, "clean_id": u.id, "noise_type": ntype, "snr_db": float(snr),
-                    "gain": round(m.gain, 6), "noise_scale": round(m.noise_scale, 6), "lips": c["lips"],
-                    "landmarks": c["landmarks"], "fps": cfg.fps, "duration": c["duration"],
-                    "sha256": sha256_file(staging / rel), "source": c["source"],
-                    "noise_source": bank.source(ntype)})
+        out.append(_mixture_record(mid, split, rec_by_id[u.id], ntype, snr, m, bank, cfg, staging, rel, rel_clean))
     return out
+
+
+# ------------------------------------------------------------------------------------------ the validation set
+def validation_set_key(cfg: DemoConfig) -> dict:
+    """What the stamp records about the validation set (a change adds mixtures, see :func:`prepare_demo`)."""
+    return {"version": VALIDATION_SET_VERSION, **{k: getattr(cfg, k) for k in VALIDATION_SET_FIELDS}}
+
+
+def _read_wav(path: Path) -> np.ndarray:
+    import soundfile as sf
+
+    return sf.read(str(path), dtype="float32")[0]
+
+
+class _WavList:
+    """A lazily read list of mono wavs (the babble pool reads only the few utterances it draws)."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return _read_wav(self.paths[i])
+
+
+def validation_set_mixtures(records: list[dict], bank: NoiseBank, cfg: DemoConfig, root: Path,
+                            progress: bool = False) -> list[dict]:
+    """The validation-set mixtures (module docstring, step 8) missing from ``records``; wavs written under ``root``.
+
+    Reads only files under ``root`` (clean validation wavs; training wavs for babble), so a fresh build and an
+    extension of an older corpus give the same mixtures. Mixtures whose id is already in ``records`` are kept.
+    """
+    from tqdm.auto import tqdm
+
+    clean = sorted((r for r in records if r.get("kind") == "clean"), key=lambda r: r["id"])
+    pool_paths: dict[str, list[Path]] = {}
+    for r in clean:
+        if r["split"] == "train":
+            pool_paths.setdefault(r["speaker"], []).append(root / r["audio"])
+    pool = {s: _WavList(p) for s, p in pool_paths.items()}
+    types = _noise_types(bank, cfg, len(pool), warn=False)
+    have = {r["id"] for r in records}
+    picked = _pick_balanced([r for r in clean if r["split"] == "valid"], cfg.n_tune_utterances,
+                            np.random.default_rng(stable_seed(cfg.seed, "valid-set")), lambda r: r["speaker"])
+    jobs = [(c, types[(i + j) % len(types)], snr) for i, c in enumerate(picked) for j, snr in enumerate(cfg.snrs)]
+    out = []
+    for c, ntype, snr in tqdm(jobs, desc="validation mixtures", disable=not progress, mininterval=1.0):
+        mid = f"{c['id']}__{ntype}_{_snr_tag(snr)}"
+        if mid in have:
+            continue
+        wave = _read_wav(root / c["audio"])
+        noise = bank.sample(ntype, len(wave), np.random.default_rng(stable_seed(cfg.seed, "mix", mid)),
+                            babble_pool=pool)
+        m = mix(wave, noise, float(snr), cfg.sample_rate)
+        rel, rel_clean = f"mixtures/valid/{mid}.wav", f"mixtures/valid/{mid}.clean.wav"
+        write_audio(root / rel, m.mixture, cfg.sample_rate)
+        write_audio(root / rel_clean, m.reference, cfg.sample_rate)
+        out.append(_mixture_record(mid, "valid", c, ntype, snr, m, bank, cfg, root, rel, rel_clean))
+        have.add(mid)
+    return out
+
+
+def _extend_validation_set(out_dir: Path, done: dict, cfg: DemoConfig, packages: Mapping[str, PackageTree] | None,
+                           root: Path, progress: bool, t0: float) -> DemoResult:
+    """Add the validation set to a prepared corpus: new wavs first, then the manifest, then the stamp."""
+    manifest = out_dir / "manifest.jsonl"
+    records = read_manifest(manifest)
+    if packages is None:
+        packages = fetch_packages((LINCITY,), root / "debian")
+    new = validation_set_mixtures(records, _noise_bank(packages, cfg), cfg, out_dir, progress)
+    if new:
+        write_manifest(manifest, records + new)
+    write_text_atomic(out_dir / ".done.json",
+                      json.dumps({**done, "validation_set": validation_set_key(cfg)}, indent=1, sort_keys=True))
+    log.info("demo corpus at %s: %d validation-set mixtures added", out_dir, len(new))
+    return DemoResult(out_dir, manifest, False, time.time() - t0, added=len(new))
