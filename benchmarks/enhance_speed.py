@@ -53,6 +53,12 @@ def model_family(model) -> str:
 
 
 def synthetic_utterance(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    return synthetic_pair(seconds, sr, seed)[1]
+
+
+def synthetic_pair(seconds: float, sr: int = 16000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(clean, noisy)`` float32 waveforms: voiced bursts and the same plus white noise at 0 dB, both scaled by
+    the factor that brings the noisy peak to 0.5."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
     f0 = 120 + 30 * np.sin(2 * np.pi * 0.5 * t)
@@ -63,7 +69,8 @@ def synthetic_utterance(seconds: float, sr: int = 16000, seed: int = 0) -> np.nd
     noise = rng.standard_normal(t.shape)
     noise *= np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2))
     x = speech + noise
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+    k = 0.5 / np.abs(x).max()
+    return (k * speech).astype(np.float32), (k * x).astype(np.float32)
 
 
 def load(args):

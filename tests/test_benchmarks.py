@@ -49,3 +49,72 @@ def test_enhance_speed_takes_the_loop_from_the_checkpoint(tmp_path):
     assert rows["mcem-paper"]["family"] == "minvae" and rows["mcem-paper"]["loop"] == "minvae"
     assert rows["mcem-paper"]["options"] == {"iterations": 100, "loop": "minvae"}
     assert rows["mcem"]["family"] == "minvae" and rows["mcem"]["loop"] == "classic"
+
+
+def _authors_loop():
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module("authors_loop")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _tiny(family):
+    import torch
+
+    from pyro_minvae.models import build_model
+
+    torch.manual_seed(3)
+    dims = {"audio": 12, "lips": 10} if family == "minvae" else {"audio": 12}
+    model = build_model(family, input_dims=dims, latent_dim=3).eval()
+    g = torch.Generator().manual_seed(4)
+    spec = torch.complex(torch.randn(12, 9, generator=g), torch.randn(12, 9, generator=g))
+    lips = {"lips": torch.rand(9, 10, generator=g)} if family == "minvae" else {}
+    return model, spec, lips
+
+
+def test_authors_minvae_loop_equals_ours_on_shared_draws():
+    """Oracle for the benchmark's re-implementation: with equal prior variances (where the published log-s
+    normaliser and ours agree) and pyro-minvae's random stream, the published loop gives our ``loop="minvae"``
+    output up to float32 rounding."""
+    import numpy as np
+    import torch
+
+    from pyro_minvae.infer.mcem import mcem
+    from pyro_minvae.models.speech_vae import as_batch
+
+    al = _authors_loop()
+    model, spec, lips = _tiny("minvae")
+    with torch.no_grad():
+        model.prior.loc.copy_(torch.tensor([[0.4, -0.2, 0.1], [-0.3, 0.3, 0.0]]))
+    ours = mcem(model, spec, lips, loop="minvae", iterations=3, mh_steps=6, burn_in=3, rank=3, seed=5)
+    z0 = model.init_latents(as_batch((spec.abs() ** 2).T, lips), prefer="lips").numpy().T
+    loc, var = model.prior.loc.detach().numpy(), model.prior.log_var.detach().exp().numpy()
+    theirs = al.minvae_loop(al.Decoder(model), spec.numpy(), z0, loc[0], var[0], loc[1], var[1],
+                            draws=al.TorchDraws(5), niter_MCEM=3, niter_MH=6, burnin=3, K_b=3)
+    assert np.abs(theirs.pi_vec - 0.5).max() > 1e-3  # the responsibilities moved
+    np.testing.assert_allclose(ours.responsibilities[:, 0].numpy(), theirs.pi_vec, rtol=1e-4)
+    np.testing.assert_allclose(ours.estimate.numpy(), theirs.S_hat, rtol=1e-3, atol=1e-5)
+
+
+def test_authors_classic_loop_m_step_equals_ours_on_shared_draws():
+    """The classic loop's first EM iteration (before the stale gain and the 10-of-25 final samples make the two
+    differ) gives our W, H and g on the same random numbers."""
+    import numpy as np
+
+    from pyro_minvae.infer.mcem import mcem
+    from pyro_minvae.models.speech_vae import as_batch
+
+    al = _authors_loop()
+    model, spec, _ = _tiny("avae")
+    ours = mcem(model, spec, None, iterations=1, mh_steps=6, burn_in=3, rank=3, seed=5, final_mh_steps=5,
+                final_burn_in=2)
+    z0 = model.init_latents(as_batch((spec.abs() ** 2).T)).numpy().T
+    theirs = al.classic_mcem(al.Decoder(model), spec.numpy(), z0, draws=al.TorchDraws(5), niter_MCEM=1, niter_MH=6,
+                             burnin=3, K_b=3, final_MH=5, final_burnin=2)
+    np.testing.assert_allclose(ours.W.numpy(), theirs.W, rtol=1e-4)
+    np.testing.assert_allclose(ours.H.numpy(), theirs.H, rtol=1e-4)
+    np.testing.assert_allclose(ours.g.numpy(), theirs.g, rtol=1e-4)
+    assert np.isfinite(theirs.S_hat).all() and theirs.S_hat.shape == spec.shape

@@ -1,0 +1,213 @@
+"""pyro-minvae's MCEM against the authors' loops, side by side: speed ratio and equal output.
+
+    .venv/bin/python benchmarks/authors_vs_mcem.py [--checkpoint avae=CKPT --checkpoint minvae=CKPT]
+        [--seconds 10] [--repeat 3] [--threads 2] [--out authors.json] [--md authors.md]
+
+For each family (``avae``: the classic MCEM; ``minvae``: the published variational loop) the same decoder weights
+and the same input (STFT of a synthetic 0 dB mixture, ``enhance_speed.synthetic_pair``; MIN-VAE gets fixed random
+lips) go through ``pyro_minvae.infer.mcem.mcem`` at the paper's settings (100 EM iterations, 40 MH steps, 30
+burn-in, K = 10; classic: final 100-step MH) and through ``authors_loop`` (benchmarks/authors_loop.py, a
+re-implementation of the published loops in their numpy/torch structure), ``--repeat`` times each, interleaved
+(the order alternates between repeats), with seed ``k`` in repeat ``k``. Only the E-step is timed (the STFT,
+the initial encoder pass and the inverse STFT are the same for both). The ratio is the median authors' time
+over the median pyro-minvae time; ``ratio_min``/``ratio_max`` are the extremes of the per-repeat ratios.
+
+Equal output: SI-SDR against the clean signal of every run (one per seed and side), their means and standard
+deviations, and one extra authors' run on pyro-minvae's own random stream (``TorchDraws``, seed 0), compared with
+pyro-minvae's seed-0 output (SI-SDR of one estimate against the other). With untrained models (no
+``--checkpoint``) the SI-SDR values say nothing about quality, only that the two implementations agree.
+Writes JSON (``--out``) and a markdown table (``--md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import authors_loop  # noqa: E402
+from enhance_speed import synthetic_pair, visual_for  # noqa: E402
+
+FAMILIES = ("avae", "minvae")
+
+
+def load(family: str, checkpoint: str | None):
+    from pyro_minvae.features import FeatureConfig
+    from pyro_minvae.models import build_model
+
+    if checkpoint:
+        from pyro_minvae.checkpoint import load_model
+
+        model, cfg, _ = load_model(checkpoint, "cpu")
+        return model.eval(), cfg
+    cfg = FeatureConfig()
+    torch.manual_seed(0)
+    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size ** 2} if family == "minvae" else {"audio": cfg.n_freq}
+    return build_model(family, input_dims=dims).eval(), cfg
+
+
+class Case:
+    """One family's model, input and both implementations, ready to run with a seed."""
+
+    def __init__(self, family: str, checkpoint: str | None, seconds: float, iterations: int, tol: float | None):
+        from pyro_minvae.features import stft
+        from pyro_minvae.models.speech_vae import as_batch
+
+        self.family = family
+        self.model, self.cfg = load(family, checkpoint)
+        if self.model.is_mixture != (family == "minvae"):
+            raise SystemExit(f"error: {checkpoint}: not a {family} checkpoint; pass --checkpoint {family}=CKPT")
+        self.clean, self.noisy = synthetic_pair(seconds)
+        self.spec = stft(torch.from_numpy(self.noisy), self.cfg)  # (F, N) complex64
+        n = self.spec.shape[1]
+        self.visual = visual_for(self.model, n, "cpu") if self.model.is_mixture else {}
+        self.X = self.spec.numpy()
+        power = (self.spec.abs() ** 2).T.contiguous()
+        batch = as_batch(power, self.visual, self.model.modalities)
+        prefer = next((m for m in self.model.modalities if m != "audio"), None) if self.model.is_mixture else None
+        self.Z0 = self.model.init_latents(batch, prefer=prefer).numpy().T.copy()  # (L, N)
+        self.decoder = authors_loop.Decoder(self.model)
+        self.iterations, self.tol = iterations, tol
+        self.n_frames = n
+
+    def project(self, seed: int) -> tuple[float, np.ndarray]:
+        from pyro_minvae.infer.mcem import mcem
+
+        opts = {"loop": "minvae"} if self.model.is_mixture else {}
+        t0 = time.perf_counter()
+        res = mcem(self.model, self.spec, self.visual, iterations=self.iterations, seed=seed, **opts)
+        return time.perf_counter() - t0, res.estimate.numpy()
+
+    def authors(self, seed: int, draws=None) -> tuple[float, np.ndarray, int]:
+        t0 = time.perf_counter()
+        if self.model.is_mixture:
+            prior = self.model.prior
+            a = prior.components.index("audio")
+            v = 1 - a
+            loc = prior.loc.detach().float().numpy()
+            var = prior.log_var.detach().float().exp().numpy()
+            res = authors_loop.minvae_loop(self.decoder, self.X, self.Z0, loc[a], var[a], loc[v], var[v], seed=seed,
+                                           draws=draws, niter_MCEM=self.iterations)
+        else:
+            res = authors_loop.classic_mcem(self.decoder, self.X, self.Z0, seed=seed, draws=draws,
+                                            niter_MCEM=self.iterations, tol=self.tol)
+        return time.perf_counter() - t0, res.S_hat, res.iterations
+
+    def si_sdr(self, estimate: np.ndarray, reference: np.ndarray | None = None) -> float:
+        from pyro_minvae.features import istft
+        from pyro_minvae.metrics import si_sdr
+
+        def wave(s):
+            return istft(torch.from_numpy(np.asarray(s, dtype=np.complex64)), self.cfg, len(self.noisy)).numpy()
+
+        ref = self.clean if reference is None else wave(reference)
+        return round(float(si_sdr(ref, wave(estimate))), 3)
+
+
+def compare(case: Case, repeat: int) -> dict:
+    ours, theirs, iters = [], [], []
+    sdr_ours, sdr_theirs = [], []
+    est0 = None
+    for k in range(repeat):
+        order = ("project", "authors") if k % 2 == 0 else ("authors", "project")
+        for side in order:
+            if side == "project":
+                wall, est = case.project(k)
+                ours.append(wall)
+                sdr_ours.append(case.si_sdr(est))
+                est0 = est if k == 0 else est0
+            else:
+                wall, est, it = case.authors(k)
+                theirs.append(wall)
+                iters.append(it)
+                sdr_theirs.append(case.si_sdr(est))
+        print(f"{case.family} repeat {k}: pyro-minvae {ours[-1]:.2f} s, authors {theirs[-1]:.2f} s "
+              f"({theirs[-1] / ours[-1]:.2f}x)", file=sys.stderr)
+    _, shared, _ = case.authors(0, draws=authors_loop.TorchDraws(0))
+    ratios = [t / o for t, o in zip(theirs, ours)]
+    return {
+        "family": case.family, "frames": case.n_frames, "iterations": case.iterations,
+        "authors_iterations_run": iters,
+        "pyro_minvae_s": [round(x, 3) for x in ours], "authors_s": [round(x, 3) for x in theirs],
+        "pyro_minvae_median_s": round(statistics.median(ours), 3),
+        "authors_median_s": round(statistics.median(theirs), 3),
+        "ratio": round(statistics.median(theirs) / statistics.median(ours), 2),
+        "ratio_min": round(min(ratios), 2), "ratio_max": round(max(ratios), 2),
+        "si_sdr_noisy": case.si_sdr(case.X),
+        "si_sdr_pyro_minvae": sdr_ours, "si_sdr_authors": sdr_theirs,
+        "si_sdr_pyro_minvae_mean": round(float(np.mean(sdr_ours)), 3),
+        "si_sdr_authors_mean": round(float(np.mean(sdr_theirs)), 3),
+        "si_sdr_pyro_minvae_sd": round(float(np.std(sdr_ours, ddof=1)), 3) if repeat > 1 else None,
+        "si_sdr_authors_sd": round(float(np.std(sdr_theirs, ddof=1)), 3) if repeat > 1 else None,
+        "shared_draws_si_sdr_authors": case.si_sdr(shared),
+        "shared_draws_si_sdr_between": case.si_sdr(shared, reference=est0),
+    }
+
+
+def markdown(report: dict) -> str:
+    rows = ["| family | loop | frames | pyro-minvae s (median) | authors s (median) | ratio (min - max) | "
+            "SI-SDR pyro-minvae | SI-SDR authors | SI-SDR noisy |", "|---|---|---:|---:|---:|---|---|---|---:|"]
+    for r in report["results"]:
+        loop = "published variational loop" if r["family"] == "minvae" else "classic MCEM"
+
+        def ms(mean, sd):
+            return f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+
+        rows.append(f"| {r['family']} | {loop} | {r['frames']} | {r['pyro_minvae_median_s']:.2f} | "
+                    f"{r['authors_median_s']:.2f} | {r['ratio']:.2f}x ({r['ratio_min']:.2f} - {r['ratio_max']:.2f}) | "
+                    f"{ms(r['si_sdr_pyro_minvae_mean'], r['si_sdr_pyro_minvae_sd'])} | "
+                    f"{ms(r['si_sdr_authors_mean'], r['si_sdr_authors_sd'])} | {r['si_sdr_noisy']:.2f} |")
+    m = report["machine"]
+    rows.append("")
+    rows.append(f"{report['repeat']} interleaved runs per side, {report['seconds']} s of audio, "
+                f"{m['torch_threads']} torch threads, load average {m['load_avg_1min']} -> {m['load_avg_1min_end']}.")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="FAMILY=CKPT")
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--iterations", type=int, default=100)
+    ap.add_argument("--tol", type=float, default=1e-5, help="the classic loop's stop test (authors: 1e-5); <= 0: off")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out")
+    ap.add_argument("--md")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ckpts = dict(c.split("=", 1) for c in args.checkpoint)
+    report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": args.threads,
+                          "torch": torch.__version__, "numpy": np.__version__,
+                          "load_avg_1min": round(os.getloadavg()[0], 2)},
+              "seconds": args.seconds, "repeat": args.repeat,
+              "models": {f: ckpts.get(f, f"untrained {f} (paper sizes)") for f in args.families.split(",")},
+              "results": []}
+    for family in args.families.split(","):
+        case = Case(family, ckpts.get(family), args.seconds, args.iterations, args.tol if args.tol > 0 else None)
+        report["results"].append(compare(case, args.repeat))
+    report["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+    text = json.dumps(report, indent=2)
+    print(text)
+    from pyro_minvae.atomic import write_text_atomic
+
+    if args.out:
+        write_text_atomic(Path(args.out), text + "\n")
+    if args.md:
+        write_text_atomic(Path(args.md), markdown(report))
+
+
+if __name__ == "__main__":
+    main()
