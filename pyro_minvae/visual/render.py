@@ -57,11 +57,23 @@ class SpeakerAppearance:
     head_rotation: float = 1.5  # std of head roll (degrees)
     noise_std: float = 3.0  # sensor noise (gray levels)
     blur: float = 0.5  # 0..1 strength of a 3x3 optical blur
+    # face texture ("ntcd" style; all 0 in the classic style, which then renders exactly as before)
+    skin_texture: float = 0.0  # relative std of a static, smooth skin texture (pores, stubble, make-up)
+    lip_striation: float = 0.0  # relative depth of the vertical lip wrinkles
+    chin_light: float = 0.0  # relative brightening of the chin below the lower lip
+    nose_shadow: float = 0.0  # relative darkening of the top rows (nose and philtrum shadow)
+    teeth_show: float = 0.0  # extra teeth visibility in proportion to the opening (speakers who bare them)
+    teeth_height: float = 0.22  # upper teeth band height as a fraction of the lip gap
+    texture_seed: int = 0
 
     @classmethod
-    def from_seed(cls, seed: int) -> "SpeakerAppearance":
-        """A random but plausible speaker, deterministic in ``seed``."""
+    def from_seed(cls, seed: int, style: str = "classic") -> "SpeakerAppearance":
+        """A random but plausible speaker, deterministic in ``seed``; ``style`` one of :data:`STYLES`."""
+        if style not in STYLES:
+            raise ValueError(f"unknown mouth style {style!r}; choose one of {', '.join(STYLES)}")
         r = np.random.default_rng(np.random.SeedSequence([int(seed), 0x11F5]))
+        if style == "ntcd":
+            return cls._ntcd(r, int(seed))
         u = r.uniform
         skin = u(95.0, 200.0)
         return cls(
@@ -72,6 +84,27 @@ class SpeakerAppearance:
             teeth_tone=u(175.0, 235.0), tongue_tone=u(80.0, 130.0), light_gain=u(0.8, 1.15),
             light_gradient_x=u(-0.3, 0.3), light_gradient_y=u(-0.3, 0.1), articulation_gain=u(0.8, 1.15),
             head_motion=u(0.3, 1.2), head_rotation=u(0.5, 2.5), noise_std=u(1.5, 5.0), blur=u(0.2, 0.9))
+
+    @classmethod
+    def _ntcd(cls, r: np.random.Generator, seed: int) -> "SpeakerAppearance":
+        """Mouth ROIs like NTCD-TIMIT's: the mouth fills the width (corners near the edges) and sits in the upper
+        half above the chin, full lips only slightly darker than the skin, teeth often visible, textured skin
+        and lips, wide ranges of lighting, pose and camera quality."""
+        u = r.uniform
+        skin = u(90.0, 215.0)
+        return cls(
+            half_width=u(23.0, 31.0), max_opening=u(9.0, 17.0), upper_thickness=u(5.5, 9.0),
+            lower_thickness=u(7.0, 11.5), bow_depth=u(0.5, 3.0), corner_curve=u(0.35, 0.75),
+            centre_x=u(-4.0, 4.0), centre_y=u(-15.0, -4.0), tilt=u(-7.0, 7.0),
+            skin_tone=skin, lip_contrast=u(8.0, 40.0) * skin / 150.0, cavity_tone=u(20.0, 70.0),
+            teeth_tone=u(165.0, 240.0), tongue_tone=u(70.0, 140.0), light_gain=u(0.75, 1.2),
+            light_gradient_x=u(-0.45, 0.45), light_gradient_y=u(-0.35, 0.25), articulation_gain=u(0.7, 1.2),
+            head_motion=u(0.4, 2.0), head_rotation=u(0.5, 3.0), noise_std=u(1.0, 6.0), blur=u(0.2, 1.0),
+            skin_texture=u(0.01, 0.04), lip_striation=u(0.0, 0.08), chin_light=u(0.0, 0.12),
+            nose_shadow=u(0.0, 0.25), teeth_show=u(0.3, 2.5), teeth_height=u(0.25, 0.55), texture_seed=seed)
+
+
+STYLES = ("classic", "ntcd")
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, rho: float, std: float) -> np.ndarray:
@@ -101,7 +134,7 @@ def _geometry(params: np.ndarray, app: SpeakerAppearance, scale: float) -> dict[
         "t_up": app.upper_thickness * scale * (1.0 + 0.35 * prot - 0.15 * width),
         "t_lo": app.lower_thickness * scale * (1.0 + 0.30 * prot - 0.15 * width),
         "shape": 0.5 + 0.25 * prot,  # exponent of the inner profile: rounder opening when protruded
-        "teeth": np.clip(params[:, 3], 0.0, 1.0),
+        "teeth": np.clip(params[:, 3] + app.teeth_show * opening, 0.0, 1.0),
         "tongue": np.clip(params[:, 4], 0.0, 1.0),
     }
 
@@ -169,19 +202,45 @@ def render_clip(phones: Sequence[PhoneSegment], n_frames: int, appearance: Speak
     cy = (size - 1) / 2.0 + app.centre_y * scale + dy
     cos, sin = np.cos(rot), np.sin(rot)
 
+    texture = _skin_texture(app, size)
     frames = np.empty((n_frames, size, size), dtype=np.uint8)
     for lo in range(0, n_frames, _CHUNK):  # chunks keep the (chunk, size, size) temporaries in cache
         sl = slice(lo, min(lo + _CHUNK, n_frames))
         frames[sl] = _raster({k: v[sl] for k, v in geo.items()}, app, scale, size, cx[sl], cy[sl], cos[sl], sin[sl],
-                             zoom[sl], gain[sl], rng)
+                             zoom[sl], gain[sl], rng, texture)
 
     landmarks = _landmarks(geo, app, scale, cx, cy, cos, sin, zoom, size)
     return frames, landmarks
 
 
+def _skin_texture(app: SpeakerAppearance, size: int) -> np.ndarray | None:
+    """A static multiplicative skin texture ``(size, size)`` around 1 (the speaker's face; ``None`` when off):
+    white noise smoothed over ~1.5 px plus a coarser blotch field, std ``app.skin_texture``."""
+    if app.skin_texture <= 0:
+        return None
+    r = np.random.default_rng(np.random.SeedSequence([app.texture_seed, 0x7E47]))
+    fine = _box_blur(r.standard_normal((size, size)), 1)
+    coarse = _box_blur(r.standard_normal((size, size)), 4)
+    field = fine / (fine.std() + 1e-9) + 0.4 * coarse / (coarse.std() + 1e-9)
+    return (1.0 + app.skin_texture * field / field.std()).astype(np.float32)
+
+
+def _box_blur(x: np.ndarray, radius: int) -> np.ndarray:
+    """Separable box blur of a 2-d array with edge padding."""
+    k = 2 * radius + 1
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius, radius)
+        c = np.cumsum(np.pad(x, pad, mode="edge"), axis=axis)
+        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+        x = (np.take(c, range(k, c.shape[axis]), axis=axis) - np.take(c, range(0, c.shape[axis] - k), axis=axis)) / k
+    return x
+
+
 def _raster(geo, app: SpeakerAppearance, scale: float, size: int, cx, cy, cos, sin, zoom, gain,
-            rng: np.random.Generator) -> np.ndarray:
-    """Frames ``(n, size, size)`` uint8 for per-frame geometry and pose arrays of length n."""
+            rng: np.random.Generator, texture: np.ndarray | None = None) -> np.ndarray:
+    """Frames ``(n, size, size)`` uint8 for per-frame geometry and pose arrays of length n; ``texture``
+    ``(size, size)`` multiplies the skin (see :func:`_skin_texture`)."""
     def ex(a):  # (N,) -> (N, 1, 1)
         return np.asarray(a, dtype=np.float32)[:, None, None]
 
@@ -204,21 +263,34 @@ def _raster(geo, app: SpeakerAppearance, scale: float, size: int, cx, cy, cos, s
     skin = np.float32(app.skin_tone) * (
         1.0 - 0.10 * np.exp(-((v - y_ol - 4.5 * scale) / (3.5 * scale)) ** 2) * _sat(1.1 * W - np.abs(u))
         - 0.06 * np.exp(-((v - y_ou + 1.5 * scale) / (2.0 * scale)) ** 2) * inside_w)
+    if app.chin_light > 0:  # the chin below the lower lip catches the light
+        skin = skin * (1.0 + app.chin_light * np.clip((v - y_ol - 7.0 * scale) / (10.0 * scale), 0.0, 1.0))
+    if app.nose_shadow > 0:  # nose and philtrum shade the top of the ROI
+        skin = skin * (1.0 - app.nose_shadow * np.exp(-(yy[None] / (7.0 * scale)) ** 2))
+    if texture is not None:
+        skin = skin * texture[None]
     # lips: darker than skin, lower lip with a highlight
     lip_base = app.skin_tone - app.lip_contrast
     t_lo = ex(geo["t_lo"])
     highlight = np.exp(-((v - (np.maximum(y_il, 0.0) + 0.45 * t_lo)) / (0.3 * t_lo + 0.5)) ** 2)
     lip = np.float32(lip_base) * (0.92 + 0.16 * highlight * (v > 0))
+    if app.lip_striation > 0:  # vertical wrinkles, moving with the lips
+        lip = lip * (1.0 - app.lip_striation * (0.5 + 0.5 * np.cos(2.0 * np.pi * u / (2.4 * scale))))
+    if texture is not None:
+        lip = lip * texture[None]
     # mouth cavity: dark; upper teeth band under the upper lip, lower teeth faint; tongue blob low in the gap
     gap = ex(geo["a_up"] + geo["a_lo"])
-    teeth_h = 0.22 * gap + 1.2 * scale
+    teeth_h = app.teeth_height * gap + 1.2 * scale
     teeth_mask = _sat(y_iu + teeth_h - v) * _sat(0.75 * Wi - np.abs(u)) * ex(geo["teeth"])
     low_teeth = _sat(v - (y_il - 0.5 * teeth_h)) * _sat(0.6 * Wi - np.abs(u)) * ex(geo["teeth"]) * 0.6
     tongue_mask = np.clip(1.0 - (u / (0.5 * Wi + 1e-3)) ** 2 - ((v - (y_il - 0.25 * gap)) / (0.3 * gap + 1.0)) ** 2,
                           0.0, 1.0) ** 0.5 * ex(geo["tongue"])
     cavity = np.float32(app.cavity_tone) + 0.0 * v
     cavity = cavity + (app.tongue_tone - cavity) * tongue_mask
-    cavity = cavity + (app.teeth_tone - cavity) * np.maximum(teeth_mask, low_teeth)
+    teeth_tone = np.float32(app.teeth_tone)
+    if app.teeth_show > 0:  # gaps between the incisors
+        teeth_tone = teeth_tone * (1.0 - 0.35 * np.cos(np.pi * u / (8.0 * scale)) ** 16)
+    cavity = cavity + (teeth_tone - cavity) * np.maximum(teeth_mask, low_teeth)
 
     img = skin * (1.0 - m_lip - m_in) + lip * m_lip + cavity * m_in
     # illumination: a linear gradient across the ROI and a per-frame gain

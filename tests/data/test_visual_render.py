@@ -138,3 +138,49 @@ def test_gaps_and_tail_are_silence():
     np.testing.assert_array_equal(fa, fb)
     with pytest.raises(ValueError, match="start <= end"):
         render_clip([PhoneSegment("AA", 0.5, 0.2)], 10, app)
+
+
+def test_unknown_mouth_style_is_refused_and_classic_is_the_default():
+    with pytest.raises(ValueError, match="unknown mouth style"):
+        SpeakerAppearance.from_seed(0, "cartoon")
+    classic = SpeakerAppearance.from_seed(5, "classic")
+    assert classic == SpeakerAppearance.from_seed(5)
+    # the texture fields stay off in the classic style, so it renders exactly as before they existed
+    assert (classic.skin_texture, classic.lip_striation, classic.chin_light, classic.nose_shadow,
+            classic.teeth_show) == (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _neutral_and_open(style: str, seed: int):
+    phones, dur = _segments([("SIL", 0.5), ("AA", 0.6), ("SIL", 0.3)])
+    return render_clip(phones, int(dur * FPS), SpeakerAppearance.from_seed(seed, style), seed=seed)
+
+
+def test_ntcd_style_mouth_fills_the_width_sits_high_and_shows_teeth():
+    """NTCD-TIMIT ROIs (../shared/real_av): lip corners near the edges, mouth in the upper half above the chin,
+    teeth visible when open. The classic style draws a small centred mouth."""
+    widths, heights, teeth = {}, {}, []
+    for style in ("classic", "ntcd"):
+        w, h = [], []
+        for seed in range(8):
+            frames, lm = _neutral_and_open(style, seed)
+            w.append(np.abs(lm[_frame_at(0.2), 6, 0] - lm[_frame_at(0.2), 0, 0]))
+            h.append(lm[_frame_at(0.2), :, 1].mean())
+            if style == "ntcd":
+                k = _frame_at(0.8)
+                inner = lm[k, 12:]
+                x0, x1 = int(inner[:, 0].min()) + 2, int(inner[:, 0].max()) - 2
+                y0, y1 = int(inner[:, 1].min()) + 1, int(inner[:, 1].max())
+                teeth.append(frames[k, y0:y1, x0:x1].max() > frames[k].mean())
+        widths[style], heights[style] = np.mean(w), np.mean(h)
+    assert widths["ntcd"] > 0.7 * 67 > widths["classic"]
+    assert heights["ntcd"] < 30.0 < heights["classic"] + 3.0
+    assert np.mean(teeth) >= 0.75
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_ntcd_style_keeps_the_articulation(seed):
+    app = SpeakerAppearance.from_seed(seed, "ntcd")
+    phones, dur = _segments([("SIL", 0.3), ("M", 0.5), ("AA", 0.5), ("SIL", 0.3)])
+    _, lm = render_clip(phones, int(dur * FPS), app, seed=seed)
+    op = mouth_opening(lm)
+    assert op[_frame_at(0.55)] < 0.5 and op[_frame_at(1.05)] > 6.0
