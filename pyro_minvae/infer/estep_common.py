@@ -17,6 +17,7 @@ import torch
 from ..models.likelihood import speech_variance
 from ..models.speech_vae import as_batch
 from ..noise.nmf import NMFNoise, NMFState
+from .gain_rule import GainRule
 
 log = logging.getLogger("pyro_minvae")
 
@@ -143,11 +144,13 @@ def sampled_m_step(nmf: NMFNoise, state: NMFState, power: torch.Tensor, speech_l
     return state, nmf.sampled_objective(state, power, speech_var)
 
 
-def wiener_estimate(spec: torch.Tensor, state: NMFState, speech_log_var: torch.Tensor) -> torch.Tensor:
-    """``S = mean_r [g s2_r / (g s2_r + V)] X``: the speech STFT ``(F, N)`` from the noisy ``spec`` ``(F, N)`` and
-    samples' decoder log-variances ``(R, N, F)``."""
+def wiener_estimate(spec: torch.Tensor, state: NMFState, speech_log_var: torch.Tensor,
+                    rule: GainRule = GainRule()) -> torch.Tensor:
+    """``S = rule(mean_r [g s2_r / (g s2_r + V)]) X``: the speech STFT ``(F, N)`` from the noisy ``spec`` ``(F, N)``
+    and samples' decoder log-variances ``(R, N, F)``; ``rule`` (default: identity) reshapes the posterior-mean
+    Wiener gain (:class:`~pyro_minvae.infer.gain_rule.GainRule`)."""
     vs = state.g.unsqueeze(-1) * speech_variance(speech_log_var.to(state.g.dtype))
-    gain = (vs / (vs + state.variance)).mean(0)  # (N, F)
+    gain = rule((vs / (vs + state.variance)).mean(0))  # (N, F)
     return spec * gain.transpose(0, 1).to(spec.real.dtype)
 
 

@@ -52,6 +52,7 @@ from ..noise.nmf import NMFNoise, NMFState
 from ..registry import ESTEPS, KERNELS
 from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
                            mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .gain_rule import GainRule
 from .kernels import ChainOutput, FrameMH, run_chain
 from .potentials import ExpectedPowerPotential, LikelihoodPotential
 
@@ -97,7 +98,7 @@ def mcem(model, spec: torch.Tensor, visual: dict | None = None, *, loop: str = "
          driver: str = "loop", init: str | None = None, seed: int = 0, generator: torch.Generator | None = None,
          nmf_dtype: torch.dtype | None = None, callback: Callable[[int, dict], None] | None = None,
          kernel: str = "frame-mh", kernel_options: dict | None = None, weights: str = "uniform",
-         update_weights: bool = True) -> MCEMResult:
+         update_weights: bool = True, gain_floor: float = 0.0, gain_exponent: float = 1.0) -> MCEMResult:
     """Enhance one spectrogram with MCEM (see module docstring).
 
     ``loop="auto"``: ``"classic"`` (for mixture priors: marginal prior + re-estimated weights; the published
@@ -110,7 +111,9 @@ def mcem(model, spec: torch.Tensor, visual: dict | None = None, *, loop: str = "
     re-estimating pi = mean responsibility each iteration. ``kernel``: the E-step kernel's name in
     ``KERNELS``, built as
     ``KERNELS.build(kernel, potential=..., step_var=step_var, generator=gen, **kernel_options)`` (a
-    :class:`~pyro_minvae.infer.kernels.FrameMH` subclass; see ``examples/custom_kernel.py``). Runs on ``spec``'s
+    :class:`~pyro_minvae.infer.kernels.FrameMH` subclass; see ``examples/custom_kernel.py``). ``gain_floor``,
+    ``gain_exponent``: the final gain is ``max(G ** gain_exponent, gain_floor)``
+    (:class:`~pyro_minvae.infer.gain_rule.GainRule`; the defaults are the paper's Wiener gain). Runs on ``spec``'s
     device; the model must live there too (it is put in eval mode).
     """
     with pyro.validation_enabled(False):  # distribution argument checks cost ~10% of an MH step
@@ -119,12 +122,12 @@ def mcem(model, spec: torch.Tensor, visual: dict | None = None, *, loop: str = "
                      final_mh_steps=final_mh_steps, final_burn_in=final_burn_in, scoring=scoring, marginal=marginal,
                      driver=driver, init=init, seed=seed, generator=generator, nmf_dtype=nmf_dtype,
                      callback=callback, kernel=kernel, kernel_options=kernel_options, weights=weights,
-                     update_weights=update_weights)
+                     update_weights=update_weights, rule=GainRule(gain_exponent, gain_floor))
 
 
 def _mcem(model, spec, visual, *, loop, iterations, mh_steps, burn_in, rank, step_var, update_gain, exponent, tol,
           final_mh_steps, final_burn_in, scoring, marginal, driver, init, seed, generator, nmf_dtype, callback,
-          kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True):
+          kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True, rule=GainRule()):
     check_inputs(model, spec, visual)
     if loop == "auto":
         loop = "classic"
@@ -144,7 +147,7 @@ def _mcem(model, spec, visual, *, loop, iterations, mh_steps, burn_in, rank, ste
     state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
     KERNELS.get(kernel)  # unknown names fail before any work, listing the valid ones
     args = dict(iterations=iterations, mh_steps=mh_steps, burn_in=burn_in, step_var=step_var, driver=driver,
-                gen=gen, callback=callback, kernel=kernel, kernel_options=kernel_options or {})
+                gen=gen, callback=callback, kernel=kernel, kernel_options=kernel_options or {}, rule=rule)
     if loop == "classic":
         return _classic(model, spec, batch, z, used, power, nmf, state, scoring=scoring, weights=weights,
                         update_weights=update_weights,
@@ -159,7 +162,7 @@ def _mcem(model, spec, visual, *, loop, iterations, mh_steps, burn_in, rank, ste
 
 def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, *, iterations, mh_steps, burn_in,
              step_var, driver, gen, callback, scoring, update_gain, exponent, tol, final_mh_steps, final_burn_in,
-             kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True):
+             kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True, rule=GainRule()):
     dtype = z.dtype
     kernel = _make_kernel(kernel, LikelihoodPotential(model, batch, scoring), step_var, gen, kernel_options)
     # the traced model always uses the prior's own weights: report against those, and keep them fixed
@@ -186,7 +189,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
             break
         prev = cost
     out = _chain(kernel, z, final_mh_steps, final_burn_in, driver, nmf.additive(state, dtype), *extra)
-    estimate = wiener_estimate(spec, state, out.aux["speech_log_var"])
+    estimate = wiener_estimate(spec, state, out.aux["speech_log_var"], rule)
     if log_w is not None:
         resp = responsibilities(model, out.z, log_w)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, out.state.z, used)
@@ -194,7 +197,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
 
 def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, *, iterations, mh_steps, burn_in,
             step_var, driver, gen, callback, scoring, marginal, update_gain, exponent, weights, update_weights,
-            kernel="frame-mh", kernel_options=None):
+            kernel="frame-mh", kernel_options=None, rule=GainRule()):
     dtype = z.dtype
     potential = ExpectedPowerPotential(model, batch, scoring, marginal=marginal)
     kernel = _make_kernel(kernel, potential, step_var, gen, kernel_options)
@@ -226,7 +229,7 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
         if callback is not None:
             callback(it, {"acceptance": out.accept_rate, "objective": cost,
                           "pi": None if log_w is None else log_w.exp()})
-    gain = gam / (state.variance + gam)
+    gain = rule(gam / (state.variance + gam))
     estimate = spec * gain.transpose(0, 1).to(spec.real.dtype)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, z, used)
 

@@ -28,6 +28,7 @@ from ..noise.nmf import NMFNoise
 from ..registry import ESTEPS
 from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
                            mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .gain_rule import GainRule
 from .potentials import LikelihoodPotential
 
 
@@ -36,7 +37,7 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
         exponent: float = 0.5, final_samples: int = 8, scoring: str = "direct", init: str | None = None,
         seed: int = 0, generator: torch.Generator | None = None, nmf_dtype: torch.dtype | None = None,
         callback: Callable[[int, dict], None] | None = None, weights: str = "uniform",
-        update_weights: bool = True) -> MCEMResult:
+        update_weights: bool = True, gain_floor: float = 0.0, gain_exponent: float = 1.0) -> MCEMResult:
     """Enhance one spectrogram ``spec`` ``(F, N)`` with variational EM; returns :class:`MCEMResult`.
 
     ``acceptance`` holds NaN (no MH); ``objective`` the sampled IS cost after each M-step. Defaults (15
@@ -46,8 +47,10 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
     up to 2.7 dB on the longer-trained models).
     Mixture priors (MIN-VAE) as in MCEM: ``weights`` ``"uniform"`` or ``"model"`` starts pi, and with
     ``update_weights`` each iteration re-estimates the responsibilities from ``samples`` draws of q and
-    ``pi = mean_n r_n``; ``MCEMResult.responsibilities`` reports the last ones.
+    ``pi = mean_n r_n``; ``MCEMResult.responsibilities`` reports the last ones. ``gain_floor``, ``gain_exponent``:
+    the final gain rule, as in :func:`~pyro_minvae.infer.mcem.mcem`.
     """
+    rule = GainRule(gain_exponent, gain_floor)
     check_inputs(model, spec, visual)
     if iterations < 1 or grad_steps < 0 or samples < 1 or final_samples < 1:
         raise ValueError("need iterations >= 1, grad_steps >= 0, samples >= 1, final_samples >= 1")
@@ -84,7 +87,7 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
             if callback is not None:
                 callback(it, {"objective": cost, "pi": None if log_w is None else log_w.exp()})
         with torch.no_grad():
-            estimate = wiener_estimate(spec, state, potential.decode(q.sample(final_samples, gen)))
+            estimate = wiener_estimate(spec, state, potential.decode(q.sample(final_samples, gen)), rule)
     return MCEMResult(estimate, state, torch.full((len(obj),), float("nan")), torch.stack(obj).cpu(), resp,
                       q.loc, used)
 
