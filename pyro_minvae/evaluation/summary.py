@@ -19,8 +19,14 @@ from scipy import stats as _st
 
 ALL = "all"
 
-LABELS = {"si_sdr": "SI-SDR (dB)", "sdr": "SDR (dB)", "pesq_wb": "PESQ wide-band", "pesq_nb": "PESQ narrow-band",
-          "stoi": "STOI", "estoi": "ESTOI"}
+LABELS = {"si_sdr": "SI-SDR (dB)", "sdr": "SDR (dB)", "pesq_wb": "PESQ wide-band (P.862.2)",
+          "pesq_nb": "PESQ narrow-band (P.862)", "stoi": "STOI", "estoi": "ESTOI"}
+
+# Which PESQ is which: published enhancement papers often quote narrow-band PESQ or another implementation, so
+# numbers from elsewhere are only comparable with the matching row.
+PESQ_NOTE = ("PESQ: the `pesq` package (the ITU-T reference code) on 16 kHz audio; *wide-band* is ITU-T P.862.2 "
+             "(MOS-LQO 1.04-4.64), *narrow-band* is ITU-T P.862 with the P.862.1 mapping (MOS-LQO 1.02-4.55). "
+             "Papers that report a single \"PESQ\" often mean narrow-band; compare like with like.")
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
@@ -108,7 +114,10 @@ def to_markdown(summary: dict, title: str = "Evaluation results", settings: dict
     if settings:
         out += ["Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items()), ""]
     out += ["Cells: mean ± 95% confidence interval (Student t) over files; (n=k) marks cells where some files "
-            "had no value (see results.csv, columns `reason` and `metric_errors`).", ""]
+            "had no value (see results.csv, columns `reason` and `metric_errors`). The input's own scores are the "
+            "`noisy` row (when evaluated) and every delta is output minus input, file by file.", ""]
+    if any(m.startswith("pesq") for m in summary["metrics"]):
+        out += [PESQ_NOTE, ""]
     out += ["## All noise types", ""]
     for m in summary["metrics"]:
         out += [f"### {LABELS.get(m, m)}", "", metric_table(summary, m), ""]
@@ -120,6 +129,8 @@ def to_markdown(summary: dict, title: str = "Evaluation results", settings: dict
         out += [f"### Noise: {noise}", ""]
         for m in summary["metrics"]:
             out += [f"#### {LABELS.get(m, m)} ({noise})", "", metric_table(summary, m, noise), ""]
+        for m in summary["metrics"]:
+            out += [f"#### Δ {LABELS.get(m, m)} ({noise})", "", metric_table(summary, f"delta_{m}", noise), ""]
     if bad:
         out += ["## Failed (method, file) pairs", "", "| method | file | reason |", "|---|---|---|"]
         out += [f"| {b['method']} | {b['id']} | {b['reason']} |" for b in bad]
