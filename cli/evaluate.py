@@ -16,12 +16,6 @@ import click
 from pyro_minvae.errors import UserInputError
 
 
-def _default_manifest() -> Path:
-    from pyro_minvae.paths import cache_dir
-
-    return cache_dir() / "corpora" / "demo" / "manifest.jsonl"
-
-
 def _csv(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -39,19 +33,6 @@ def _snrs(value: str | None) -> list[float] | None:
         raise UserInputError(f"--snr {value!r}: give SNRs in dB as a comma list, e.g. --snr=-5,0,5") from None
 
 
-def _shard(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    k, sep, n = value.partition("/")
-    try:
-        kk, nn = int(k), int(n)
-    except ValueError:
-        kk = nn = 0
-    if not sep or not (nn >= 1 and 1 <= kk <= nn):
-        raise UserInputError(f"--shard {value!r}: expected K/N with 1 <= K <= N, e.g. --shard 1/4")
-    return kk, nn
-
-
 def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for spec in specs:
@@ -66,7 +47,7 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
 
 @click.command(name="evaluate")
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None,
-              help="Test manifest (default: the demo corpus, <cache>/corpora/demo/manifest.jsonl).")
+              help="Test manifest (default: the demo corpus, <cache>/corpora/demo/manifest.jsonl, else demo-small).")
 @click.option("--split", default="test", show_default=True, help="Manifest split to evaluate.")
 @click.option("--methods", default=None,
               help="Comma list of methods (default: every baseline plus the methods of each checkpoint).")
@@ -75,6 +56,8 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
 @click.option("--out", type=click.Path(file_okay=False), default="evaluation", show_default=True,
               help="Output folder; re-running with the same folder resumes.")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch threads per worker process (1 is fastest on a busy machine).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Evaluate at most N files, balanced over SNR and noise type.")
 @click.option("--snr", default=None, help="Comma list of SNRs (dB) to keep, e.g. --snr=-5,0.")
@@ -90,13 +73,15 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
               help="Evaluate only the K-th of N interleaved parts (1 <= K <= N). Shards may share one --out; a final "
                    "run without --shard then skips every finished pair and writes the full summary.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def command(manifest, split, methods, checkpoints, out, jobs, limit, snr, noise, metrics, seed, save_audio, example,
-            figures, video_degrade, shard, no_progress) -> None:
+def command(manifest, split, methods, checkpoints, out, jobs, threads, limit, snr, noise, metrics, seed, save_audio,
+            example, figures, video_degrade, shard, no_progress) -> None:
     """Run enhancement methods over the test mixtures and report SI-SDR, SDR, PESQ and (E)STOI."""
     from pyro_minvae.evaluation import EvalConfig, default_checkpoints, resolve_methods, run_evaluation
     from pyro_minvae.metrics import DEFAULT_METRICS, METRICS
+    from pyro_minvae.parallel import parse_shard
+    from pyro_minvae.paths import default_manifest
 
-    manifest_path = Path(manifest) if manifest else _default_manifest()
+    manifest_path = Path(manifest) if manifest else default_manifest()
     if not manifest_path.exists():
         hint = "run `pyro-minvae prepare demo` first" if manifest is None else "check --manifest"
         raise UserInputError(f"{manifest_path}: manifest not found; {hint}")
@@ -106,10 +91,10 @@ def command(manifest, split, methods, checkpoints, out, jobs, limit, snr, noise,
         raise UserInputError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
     ckpts = _checkpoints(checkpoints) if checkpoints else default_checkpoints()
     chosen = resolve_methods(_csv(methods), ckpts)
-    cfg = EvalConfig(manifest=manifest_path, out_dir=Path(out), split=split, jobs=jobs, limit=limit, snrs=_snrs(snr),
-                     noise_types=_csv(noise), metrics=metric_names, seed=seed, save_audio=save_audio,
+    cfg = EvalConfig(manifest=manifest_path, out_dir=Path(out), split=split, jobs=jobs, threads=threads, limit=limit,
+                     snrs=_snrs(snr), noise_types=_csv(noise), metrics=metric_names, seed=seed, save_audio=save_audio,
                      figures=figures, example_id=example, progress=not no_progress,
-                     video_degradation=video_degrade, shard=_shard(shard))
+                     video_degradation=video_degrade, shard=parse_shard(shard) if shard is not None else None)
     report = run_evaluation(cfg, chosen)
     click.echo(f"{report.n_items} files x {len(chosen)} methods ({report.n_evaluated} pairs run now) "
                f"in {report.wall_s:.1f} s; results in {out}")

@@ -22,3 +22,14 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     root = root.expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def default_manifest() -> Path:
+    """The manifest commands read when ``--manifest`` is not given: the demo corpus, else the small demo corpus
+    (``<cache>/corpora/{demo,demo-small}/manifest.jsonl``); the demo path when neither exists (callers say to run
+    ``pyro-minvae prepare demo``)."""
+    root = cache_dir() / "corpora"
+    for name in ("demo", "demo-small"):
+        if (root / name / "manifest.jsonl").exists():
+            return root / name / "manifest.jsonl"
+    return root / "demo" / "manifest.jsonl"

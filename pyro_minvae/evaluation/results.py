@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from ..atomic import write_text_atomic
-from ..errors import UserInputError
+from ..errors import UserInputError, flatten
 
 BASE_COLUMNS = ("method", "id", "speaker", "noise_type", "snr_db", "status", "reason", "duration_s", "enhance_s",
                 "rtf", "metric_errors")
@@ -27,10 +27,6 @@ def columns(metrics: Sequence[str]) -> list[str]:
     for m in metrics:
         cols += [m, f"input_{m}", f"delta_{m}"]
     return cols
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 class ResultsFile:
@@ -133,4 +129,4 @@ def _cell(v) -> str:
         if v != v or v in (float("inf"), float("-inf")):
             return ""  # never write NaN/Inf; callers record the reason
         return repr(round(v, 6) + 0.0)  # + 0.0 turns -0.0 into 0.0
-    return _one_line(v)
+    return flatten(v)

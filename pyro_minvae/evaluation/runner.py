@@ -1,10 +1,12 @@
 """The evaluation engine: run every method on every test mixture, score it, summarise, plot.
 
 ``run_evaluation(config, methods)`` works file by file (all pending methods of one file in one task, so the input
-scores are computed once), in ``config.jobs`` processes (spawned, one torch thread each; ``jobs=1`` runs in this
-process). Each finished task appends its rows to ``out/results.csv`` at once (see :mod:`.results`), so a killed
-run resumes: finished (method, file) pairs are skipped, failed ones retried. A file that cannot be loaded or a
-method that raises yields rows with ``status="error"`` and the reason; the run goes on.
+scores are computed once), in ``config.jobs`` processes (spawned through :func:`pyro_minvae.parallel.run_tasks`,
+``config.threads`` torch threads each; ``jobs=1`` runs in this process). Each finished task appends its rows to
+``out/results.csv`` at once (see :mod:`.results`), so a killed run resumes: finished (method, file) pairs are
+skipped, failed ones retried. Ctrl-C or SIGTERM stops within seconds, keeps every row already appended and raises
+:class:`~pyro_minvae.errors.Interrupted`. A file that cannot be loaded or a method that raises yields rows with
+``status="error"`` and the reason; the run goes on.
 
 Outputs in ``config.out_dir``: ``results.csv``, ``summary.json``, ``summary.md``, ``figures/<metric>_vs_snr.png``,
 ``figures/spectrograms_<id>.png`` and, with ``save_audio``, ``audio/<method>/<id>.wav``.
@@ -17,17 +19,16 @@ import logging
 import pickle
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..atomic import write_text_atomic
-from ..errors import UserInputError
+from ..errors import Interrupted, UserInputError, one_line
 from ..metrics import DEFAULT_METRICS, score, score_input
+from ..parallel import run_tasks, take_shard
 from .degrade import parse_degradation
 from .items import load_item, select_items
 from .results import ResultsFile
@@ -44,6 +45,7 @@ class EvalConfig:
     out_dir: Path
     split: str = "test"
     jobs: int = 2
+    threads: int = 1  # torch threads per worker process (1: fastest on a shared machine, see docs/cli.md)
     limit: Optional[int] = None
     snrs: Optional[Sequence[float]] = None
     noise_types: Optional[Sequence[str]] = None
@@ -62,6 +64,8 @@ class EvalConfig:
         self.manifest, self.out_dir = Path(self.manifest), Path(self.out_dir)
         if self.jobs < 1:
             raise ValueError(f"jobs must be >= 1; got {self.jobs}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1; got {self.threads}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1; got {self.limit}")
         self.metrics = tuple(self.metrics)
@@ -97,11 +101,6 @@ def file_seed(seed: int, item_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(item_id.encode())) % (2 ** 31)
 
 
-def _one_line(exc: BaseException) -> str:
-    msg = " ".join(str(exc).split()) or type(exc).__name__
-    return msg if msg.startswith(type(exc).__name__) else f"{type(exc).__name__}: {msg}"
-
-
 def _call(method, item, sample_rate: int, seed: int) -> np.ndarray:
     """Run one method on one item; only oracle methods (``needs_clean``) see the clean reference."""
     clean = item.clean if getattr(method, "needs_clean", False) else None
@@ -130,7 +129,7 @@ def evaluate_file(rec: dict, manifest: str, methods: Mapping[str, object], pendi
         item = _load(rec, manifest, sample_rate, seed, need_video, video_degradation)
         inp = score_input(item.clean, item.noisy, sample_rate, metrics)
     except Exception as exc:  # the file is bad: one error row per method, the run goes on
-        reason = f"file: {_one_line(exc)}"
+        reason = f"file: {one_line(exc)}"
         return [dict(base, method=m, status="error", reason=reason) for m in pending]
     duration = item.noisy.size / sample_rate
     rows = []
@@ -152,7 +151,7 @@ def evaluate_file(rec: dict, manifest: str, methods: Mapping[str, object], pendi
                 write_audio(Path(audio_dir) / name / f"{item.id}.wav", est / peak if peak > 1.0 else est,
                             sample_rate)
         except Exception as exc:
-            row = dict(base, method=name, duration_s=duration, status="error", reason=f"method: {_one_line(exc)}")
+            row = dict(base, method=name, duration_s=duration, status="error", reason=f"method: {one_line(exc)}")
         rows.append(row)
     return rows
 
@@ -163,14 +162,13 @@ _WORKER_METHODS: Dict[str, object] = {}
 
 
 def _init_worker(methods_blob: bytes) -> None:
-    import os
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
     global _WORKER_METHODS
     _WORKER_METHODS = pickle.loads(methods_blob)
+
+
+def _use_methods(methods: Mapping[str, object]) -> None:
+    global _WORKER_METHODS
+    _WORKER_METHODS = dict(methods)
 
 
 def _worker_task(rec, manifest, pending, metrics, sample_rate, seed, audio_dir, video_degradation):
@@ -190,9 +188,9 @@ def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRep
     out.mkdir(parents=True, exist_ok=True)
     recs = select_items(config.manifest, config.split, config.snrs, config.noise_types, config.limit)
     if config.shard is not None:
-        k, n = config.shard
-        recs = recs[k - 1::n]
+        recs = take_shard(recs, config.shard)
         if not recs:
+            k, n = config.shard
             raise UserInputError(f"shard {k}/{n} has no files ({config.manifest}); use fewer shards")
     _check_run_identity(config, methods)
     results = ResultsFile(out / "results.csv", config.metrics)
@@ -207,28 +205,33 @@ def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRep
     common = (str(config.manifest),)
     tail = (tuple(config.metrics), config.sample_rate, config.seed, audio_dir, config.video_degradation)
     bar = _progress(n_pairs, config.progress)
-    if tasks and config.jobs == 1:
-        for rec, pending in tasks:
-            rows = evaluate_file(rec, *common, methods, pending, *tail)
-            results.append(rows)
-            bar.update(len(rows))
-    elif tasks:
-        blob = pickle.dumps(dict(methods))
-        ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(config.jobs, len(tasks)), mp_context=ctx,
-                                 initializer=_init_worker, initargs=(blob,)) as pool:
-            futs = {pool.submit(_worker_task, rec, *common, pending, *tail): (rec, pending) for rec, pending in tasks}
-            for fut in as_completed(futs):
-                rec, pending = futs[fut]
-                try:
-                    rows = fut.result()
-                except Exception as exc:  # a worker died (e.g. out of memory): record, keep going
-                    rows = [{"method": m, "id": rec["id"], "speaker": str(rec.get("speaker", "")),
-                             "noise_type": str(rec.get("noise_type", "")), "snr_db": float(rec.get("snr_db", 0)),
-                             "status": "error", "reason": f"worker: {_one_line(exc)}"} for m in pending]
-                results.append(rows)
-                bar.update(len(rows))
-    bar.close()
+    kept = [0]
+
+    def on_result(i: int, rows: List[dict]) -> None:
+        results.append(rows)  # flushed at once: an interruption keeps it
+        kept[0] += len(rows)
+        bar.update(len(rows))
+
+    def on_error(i: int, reason: str) -> None:  # a worker died (e.g. out of memory): record, keep going
+        rec, pending = tasks[i]
+        on_result(i, [{"method": m, "id": rec["id"], "speaker": str(rec.get("speaker", "")),
+                       "noise_type": str(rec.get("noise_type", "")), "snr_db": float(rec.get("snr_db", 0)),
+                       "status": "error", "reason": f"worker: {reason}"} for m in pending])
+
+    if config.jobs == 1:
+        init, initargs = _use_methods, (methods,)
+    else:
+        init, initargs = _init_worker, (pickle.dumps(dict(methods)),)
+    try:
+        run_tasks(_worker_task, [(rec, *common, pending, *tail) for rec, pending in tasks], jobs=config.jobs,
+                  threads=config.threads, initializer=init, initargs=initargs, on_result=on_result,
+                  on_error=on_error)
+    except Interrupted as exc:
+        raise Interrupted(exc.signum, f"{kept[0]} (method, file) pair(s) finished now and kept in "
+                          f"{results.path}; run the same command again to resume") from None
+    finally:
+        bar.close()
+        _use_methods({})
 
     ids = {r["id"] for r in recs}
     rows = [r for r in results.read() if r["id"] in ids and r["method"] in methods]
@@ -334,7 +337,7 @@ def _figures(config: EvalConfig, summary: dict, recs: List[dict], rows: List[dic
                               config.sample_rate, title=f"{item.id} ({rec['noise_type']}, {rec['snr_db']:g} dB)")
         paths["fig_spectrograms"] = str(p)
     except Exception as exc:  # a figure must not sink the evaluation
-        log.warning("example figures skipped: %s", _one_line(exc))
+        log.warning("example figures skipped: %s", one_line(exc))
     return paths
 
 

@@ -61,7 +61,7 @@ def test_failed_file_gives_exit_1_and_lists_it(tmp_path):
     (["--snr", "loud"], "give SNRs in dB"),
     (["--split", "train"], "no mixture records in split 'train'"),
     (["--video-degrade", "blur:1"], "expected NAME:VALUE"),
-    (["--shard", "3/2"], "expected K/N"),
+    (["--shard", "3/2"], "expected k/N"),
 ])
 def test_user_errors_are_one_line_exit_2(manifest, tmp_path, args, message):
     res = CliRunner().invoke(cli, ["evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "ev"), *FAST,
