@@ -13,7 +13,7 @@ import sys
 import click
 
 from pyro_minvae import __version__
-from pyro_minvae.errors import MissingDependencyError, UserInputError
+from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError
 
 # Sub-command modules; each exposes a click command or group named ``command``.
 SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate")
@@ -32,6 +32,9 @@ class FriendlyGroup(click.Group):
         except (UserInputError, MissingDependencyError) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except Interrupted as exc:  # a batch run stopped by Ctrl-C/SIGTERM after keeping its finished work
+            click.echo(str(exc), err=True)
+            ctx.exit(exc.exit_code)
         except OSError as exc:
             if exc.errno not in _ENV_ERRNOS:
                 raise
