@@ -16,7 +16,7 @@ from pyro_minvae import __version__
 from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError
 
 # Sub-command modules; each exposes a click command or group named ``command``.
-SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate")
+SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate", "tune")
 
 
 # Operating-system errors that are about the user's environment (full disk, permissions), not bugs.
