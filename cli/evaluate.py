@@ -72,9 +72,11 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
 @click.option("--shard", default=None, metavar="K/N",
               help="Evaluate only the K-th of N interleaved parts (1 <= K <= N). Shards may share one --out; a final "
                    "run without --shard then skips every finished pair and writes the full summary.")
+@click.option("--restart", is_flag=True,
+              help="Discard the results already in --out (made with other settings or checkpoints); start over.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def command(manifest, split, methods, checkpoints, out, jobs, threads, limit, snr, noise, metrics, seed, save_audio,
-            example, figures, video_degrade, shard, no_progress) -> None:
+            example, figures, video_degrade, shard, restart, no_progress) -> None:
     """Run enhancement methods over the test mixtures and report SI-SDR, SDR, PESQ and (E)STOI."""
     from pyro_minvae.evaluation import EvalConfig, default_checkpoints, resolve_methods, run_evaluation
     from pyro_minvae.metrics import DEFAULT_METRICS, METRICS
@@ -93,7 +95,7 @@ def command(manifest, split, methods, checkpoints, out, jobs, threads, limit, sn
     chosen = resolve_methods(_csv(methods), ckpts)
     cfg = EvalConfig(manifest=manifest_path, out_dir=Path(out), split=split, jobs=jobs, threads=threads, limit=limit,
                      snrs=_snrs(snr), noise_types=_csv(noise), metrics=metric_names, seed=seed, save_audio=save_audio,
-                     figures=figures, example_id=example, progress=not no_progress,
+                     figures=figures, example_id=example, progress=not no_progress, restart=restart,
                      video_degradation=video_degrade, shard=parse_shard(shard) if shard is not None else None)
     report = run_evaluation(cfg, chosen)
     click.echo(f"{report.n_items} files x {len(chosen)} methods ({report.n_evaluated} pairs run now) "

@@ -56,6 +56,7 @@ class EvalConfig:
     figures: bool = True
     example_id: Optional[str] = None
     retry_failed: bool = True
+    restart: bool = False  # discard earlier results in out_dir (results.csv, run_identity.json) first
     progress: bool = False
     video_degradation: Optional[str] = None  # e.g. "drop:0.5"; see pyro_minvae.evaluation.degrade
     shard: Optional[Tuple[int, int]] = None  # (k, N), 1 <= k <= N: evaluate every N-th file starting at the k-th
@@ -192,6 +193,8 @@ def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRep
         if not recs:
             k, n = config.shard
             raise UserInputError(f"shard {k}/{n} has no files ({config.manifest}); use fewer shards")
+    if config.restart:
+        _discard_results(out)
     _check_run_identity(config, methods)
     results = ResultsFile(out / "results.csv", config.metrics)
     done = results.done_pairs(retry_failed=config.retry_failed)
@@ -260,32 +263,70 @@ def _definition(method) -> str:
     return type(method).__qualname__ if " at 0x" in text else text
 
 
+def _checkpoint_hashes(methods: Mapping[str, object]) -> Dict[str, str]:
+    """``{method name: sha256 of its checkpoint file}`` for the methods built from a checkpoint: results are tied
+    to the model's contents, not to its path (a re-trained model at the same path is another model)."""
+    from ..data.manifest import sha256_file
+    from .vae_methods import CheckpointMethod
+
+    by_path: Dict[str, str] = {}
+    out = {}
+    for name, m in methods.items():
+        if isinstance(m, CheckpointMethod):
+            if m.path not in by_path:
+                try:
+                    by_path[m.path] = sha256_file(m.path)
+                except OSError as exc:
+                    raise UserInputError(f"{m.path}: cannot read the checkpoint ({exc.strerror or exc}); check "
+                                         "--checkpoint") from None
+            out[name] = by_path[m.path]
+    return out
+
+
 def _check_run_identity(config: EvalConfig, methods: Mapping[str, object]) -> None:
     """Refuse to resume into a folder whose results came from other settings, another package version (whose
-    method defaults may differ) or a method of the same name defined differently (its ``repr``)."""
+    method defaults may differ), a method of the same name defined differently (its ``repr``) or another
+    checkpoint (its contents' sha256)."""
     from .. import __version__
 
     path = config.out_dir / "run_identity.json"
     ident = {k: getattr(config, k) for k in _IDENTITY}
     ident["package_version"] = __version__
     defs = {name: _definition(m) for name, m in methods.items()}
-    old = json.loads(path.read_text()) if path.exists() else None
+    hashes = _checkpoint_hashes(methods)
+    try:
+        old = json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        raise UserInputError(f"{path}: unreadable; use a new --out directory or --restart") from None
     if old is not None:
         diff = {k: (old.get(k), v) for k, v in ident.items() if old.get(k) != v}
         old_defs = old.get("methods", {})
         diff.update({f"method {n}": (old_defs[n], d) for n, d in defs.items() if n in old_defs and old_defs[n] != d})
+        old_hashes = old.get("checkpoints", {})
+        changed = sorted(n for n, h in hashes.items() if n in old_defs and old_hashes.get(n) != h)
+        if changed:
+            raise UserInputError(f"{config.out_dir}: earlier results of {', '.join(changed)} were made with another "
+                                 "checkpoint (its contents changed, e.g. re-trained at the same path); use a new "
+                                 "--out directory or --restart")
         if diff:
             what = ", ".join(f"{k} was {o!r}, now {n!r}" for k, (o, n) in diff.items())
             raise UserInputError(f"{config.out_dir}: earlier results were made with other settings ({what}); "
-                                 "use a fresh --out directory")
+                                 "use a new --out directory or --restart")
         defs = {**old_defs, **defs}
-    write_text_atomic(path, json.dumps({**ident, "methods": defs}))
+        hashes = {**old_hashes, **hashes}
+    write_text_atomic(path, json.dumps({**ident, "methods": defs, "checkpoints": hashes}))
+
+
+def _discard_results(out: Path) -> None:
+    """``--restart``: forget the folder's earlier results (rows, identity, summaries) before a fresh run."""
+    for name in ("results.csv", "run_identity.json", "summary.json", "summary.md"):
+        (out / name).unlink(missing_ok=True)
 
 
 def _settings(config: EvalConfig, names: Sequence[str], n_items: int) -> dict:
     d = asdict(config)
     d = {k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)) for k, v in d.items()
-         if k not in ("progress", "figures", "retry_failed")}
+         if k not in ("progress", "figures", "retry_failed", "restart")}
     d["methods"] = list(names)
     d["n_files"] = n_items
     return d
