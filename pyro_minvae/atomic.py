@@ -1,11 +1,15 @@
 """Atomic file writes: write to a temporary name in the same directory, then rename.
 
-A killed process or a full disk never leaves a partially written output under the final name.
+A killed process or a full disk never leaves a partially written output under the final name. Outputs get the
+usual permissions of a new file (``0666 & ~umask``), not the private ``0600`` of a temporary file. When a write
+fails because of the file system, the user sees the operating system's reason and a fix that fits it
+(:func:`os_error_message`): free space for a full disk, a writable folder for a read-only or forbidden one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -16,6 +20,62 @@ from typing import Iterator
 
 from .errors import UserInputError
 
+# What to do about a failed write, per errno (the fix differs: a full disk needs space, a read-only or forbidden
+# folder needs another folder). Other errnos get the generic last hint.
+_FREE_SPACE = "free disk space or choose a writable folder"
+_WRITABLE = "choose a writable folder"
+WRITE_ERROR_HINTS = {
+    errno.ENOSPC: _FREE_SPACE,
+    errno.EDQUOT: "free space in your disk quota or choose a writable folder",
+    errno.EFBIG: "the file-size limit was reached (see `ulimit -f`); raise it, free disk space or choose a "
+                 "writable folder",
+    errno.EROFS: _WRITABLE,
+    errno.EACCES: _WRITABLE,
+    errno.EPERM: _WRITABLE,
+}
+ENV_ERRNOS = frozenset(WRITE_ERROR_HINTS) | {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                                             errno.EIO}
+_OTHER_HINT = "check free disk space and permissions, or choose a writable folder"
+
+
+class OutputWriteError(UserInputError):
+    """An output could not be written (full disk, read-only or forbidden folder): a problem of where the output
+    goes, not of one input, so a batch stops instead of skipping the input it was working on."""
+
+
+def write_error_hint(err: int | None) -> str:
+    """The fix to suggest for an ``OSError`` with errno ``err`` while writing (see ``WRITE_ERROR_HINTS``)."""
+    return WRITE_ERROR_HINTS.get(err, _OTHER_HINT)
+
+
+def os_error_message(exc: OSError, path: str | os.PathLike | None = None, what: str = "could not be written") -> str:
+    """``"PATH: what (OS reason); fix"``: one line for an ``OSError`` of the environment (disk, permissions).
+
+    ``path`` defaults to the file the error names; the reason is ``strerror`` (e.g. "No space left on device").
+    """
+    where = path if path is not None else exc.filename
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__)
+    text = f"{what} ({reason}); {write_error_hint(exc.errno)}"
+    return f"{where}: {text}" if where is not None else text
+
+
+def new_file_mode() -> int:
+    """The permission bits a newly created file gets in this process: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """This process's umask (new folders get ``0o777 & ~umask``)."""
+    try:  # Linux >= 4.7 reports it without changing it (os.umask() sets as it reads: racy with threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -24,25 +84,32 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     ``suffix`` defaults to the final path's suffix so format-sniffing writers (soundfile, numpy) work.
     """
     final = Path(path)
+    if final.is_dir():
+        raise OutputWriteError(f"{final}: is a folder; give the name of a file to write (e.g. "
+                               f"{final / ('out' + (suffix or final.suffix or '.wav'))})")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix if suffix is not None else final.suffix,
                                    dir=final.parent)
     except OSError as exc:
-        raise UserInputError(f"{final}: cannot create it ({exc.strerror or exc}); choose a writable folder") \
-            from None
+        raise OutputWriteError(os_error_message(exc, final, "cannot create it")) from None
+    try:
+        os.fchmod(fd, new_file_mode())  # mkstemp makes 0600; writers reopen the path and keep these bits
+    except OSError:
+        pass
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, final)
     except BaseException as exc:
+        os_exc = _os_reason(exc, tmp_path) if isinstance(exc, Exception) and _is_write_failure(exc) else None
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
-        if isinstance(exc, Exception) and _is_write_failure(exc):
-            reason = (exc.strerror if isinstance(exc, OSError) else None) or "write failed"
-            raise UserInputError(f"{final}: could not be written ({reason}); nothing was saved under that name; "
-                                 "free disk space or choose a writable folder") from exc
+        if os_exc is not None:
+            reason = (os_exc.strerror or os.strerror(os_exc.errno)) if os_exc.errno else "write failed"
+            raise OutputWriteError(f"{final}: could not be written ({reason}); nothing was saved under that name; "
+                                 f"{write_error_hint(os_exc.errno)}") from exc
         raise
 
 
@@ -54,6 +121,41 @@ def _is_write_failure(exc: Exception) -> bool:
         return True
     return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("PytorchStreamWriter", "inline_container",
                                                                          "file write failed"))
+
+
+def _os_reason(exc: Exception, tmp: Path) -> OSError:
+    """The ``OSError`` behind a failed write. Writers such as libsndfile and torch report a failed write without
+    its errno; then a probe write next to ``tmp`` (before ``tmp`` is deleted, so a full disk is still full) shows
+    the operating system's reason. Returns an ``OSError`` whose ``errno`` is ``None`` when nothing shows it."""
+    if isinstance(exc, OSError) and exc.errno:
+        return exc
+    with contextlib.suppress(OSError, ValueError):
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY and tmp.exists() and tmp.stat().st_size >= soft - 65536:
+            return OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    return _probe_write(tmp.parent) or OSError(None, "write failed")
+
+
+def _probe_write(folder: Path, size: int = 1 << 20) -> OSError | None:
+    """Write and delete ``size`` bytes in ``folder``; the ``OSError`` that stops it, or ``None``."""
+    probe = None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            block = b"\0" * 65536
+            for _ in range(size // len(block)):
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        return None
+    except OSError as exc:
+        return exc
+    finally:
+        if probe is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
 
 
 def remove_stale_temps(path: str | os.PathLike, suffix: str | None = None) -> int:
@@ -90,6 +192,8 @@ def replace_directory(staging: str | os.PathLike, final: str | os.PathLike) -> N
     """
     staging, final = Path(staging), Path(final)
     old = final.parent / f".{final.name}.old"
+    if old.is_dir() and not final.exists():  # an earlier swap was killed between its two renames: restore it
+        old.rename(final)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)

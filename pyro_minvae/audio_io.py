@@ -41,7 +41,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
     """
     p = Path(path)
     if not p.exists():
-        raise UserInputError(f"{p}: file not found; check the path")
+        raise UserInputError(f"{p}: file not found; check the path" if not p.is_symlink() else
+                             f"{p}: broken symbolic link (its target is missing or loops); fix or remove the link")
+    if p.is_dir():
+        raise UserInputError(f"{p}: is a folder; give an audio file")
+    if not p.is_file():  # a FIFO or device would block or never end
+        raise UserInputError(f"{p}: not a regular file (a pipe or device); give an audio file")
+    if not os.access(p, os.R_OK):
+        raise UserInputError(f"{p}: cannot read it (Permission denied); check the file's permissions")
     if p.stat().st_size == 0:
         raise UserInputError(f"{p}: file is empty (0 bytes); re-export the recording")
     try:
