@@ -1,35 +1,56 @@
-"""Name -> component registries (priors, encoders, decoders, guides, models, noise models, kernels, ...).
+"""Name -> component registries, each checking its contract (:mod:`pyro_minvae.contracts`) at registration.
 
 A new component is a class (or factory) plus one registration line::
 
-    from pyro_minvae.registry import ENCODERS
+    from pyro_minvae.contracts import Prior
+    from pyro_minvae.registry import PRIORS
 
-    @ENCODERS.register("my_encoder")
-    class MyEncoder(torch.nn.Module):
+    @PRIORS.register("my-prior")
+    class MyPrior(Prior):
         ...
 
-``Registry.build(name, **kwargs)`` constructs it and records the constructor arguments so that
-checkpoints can rebuild it (see :func:`serialize` / :func:`deserialize`).
+A class registered where a contract applies must subclass it and implement its abstract methods; otherwise
+``register`` raises ``TypeError`` naming the missing methods. Registries and what they hold:
+
+``PRIORS`` :class:`~pyro_minvae.contracts.Prior` classes; ``DECODERS`` :class:`~pyro_minvae.contracts.Decoder`
+classes; ``GUIDES`` :class:`~pyro_minvae.contracts.Guide` classes; ``ENCODERS`` encoder factories by **modality
+name** (``factory(in_dim, latent_dim, ...) -> module`` with ``.modality`` and ``forward(x, cond) -> (loc,
+scale)``); ``CONDITIONERS`` conditioning networks (AV-CVAE's visual embedding); ``MODELS`` family builders;
+``KERNELS`` :class:`~pyro_minvae.contracts.EStepKernel` classes; ``ESTEPS``
+:class:`~pyro_minvae.contracts.EStep` instances; ``MODALITIES`` visual stream loaders; ``BASELINES`` classical
+enhancement methods.
+
+Checkpoints store the family name and its arguments (``model.spec``) and rebuild through ``MODELS``, which looks
+the components up here by name: a component registered by a plugin reloads while the plugin is imported.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Generic, Iterator, TypeVar
 
+from .contracts import Decoder, EStep, EStepKernel, Guide, Prior, check_contract
+
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named collection of component factories of one kind."""
+    """A named collection of component factories of one kind; ``contract``: the base class (for classes) or
+    type (for instances) every entry must satisfy, checked by :meth:`register`."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, contract: type | None = None):
         self.kind = kind
+        self.contract = contract
         self._items: Dict[str, Callable[..., T]] = {}
 
     def register(self, name: str, obj: Callable[..., T] | None = None):
-        """Register ``obj`` under ``name``; usable as ``@REG.register("name")`` or ``REG.register("name", obj)``."""
+        """Register ``obj`` under ``name``; usable as ``@REG.register("name")`` or ``REG.register("name", obj)``.
+
+        Raises ``TypeError`` when ``obj`` breaks the registry's contract, ``ValueError`` when ``name`` is taken.
+        """
 
         def deco(o: Callable[..., T]) -> Callable[..., T]:
+            if self.contract is not None:
+                check_contract(self.kind, name, o, self.contract)
             if name in self._items and self._items[name] is not o:
                 raise ValueError(f"{self.kind} {name!r} is already registered to {self._items[name]!r}")
             self._items[name] = o
@@ -50,13 +71,8 @@ class Registry(Generic[T]):
             raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid}") from None
 
     def build(self, name: str, **kwargs: Any) -> T:
-        """Construct ``name`` with ``kwargs`` and remember both on the instance for :func:`serialize`."""
-        obj = self.get(name)(**kwargs)
-        try:
-            obj._registry_spec = {"kind": self.kind, "name": name, "kwargs": dict(kwargs)}  # type: ignore[attr-defined]
-        except (AttributeError, TypeError):
-            pass
-        return obj
+        """Construct ``name`` with ``kwargs``."""
+        return self.get(name)(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -68,33 +84,13 @@ class Registry(Generic[T]):
         return iter(sorted(self._items))
 
 
-def serialize(obj: Any) -> dict:
-    """Return ``{"kind", "name", "kwargs"}`` for an object built with :meth:`Registry.build`."""
-    spec = getattr(obj, "_registry_spec", None)
-    if spec is None:
-        raise ValueError(f"{type(obj).__name__} was not built through a registry; use Registry.build(name, **kwargs)")
-    return {"kind": spec["kind"], "name": spec["name"], "kwargs": dict(spec["kwargs"])}
-
-
-PRIORS: Registry = Registry("prior")
+PRIORS: Registry = Registry("prior", Prior)
 ENCODERS: Registry = Registry("encoder")
-DECODERS: Registry = Registry("decoder")
-GUIDES: Registry = Registry("guide")
+CONDITIONERS: Registry = Registry("conditioner")
+DECODERS: Registry = Registry("decoder", Decoder)
+GUIDES: Registry = Registry("guide", Guide)
 MODELS: Registry = Registry("model")
-NOISE_MODELS: Registry = Registry("noise model")
-KERNELS: Registry = Registry("kernel")
-ESTEPS: Registry = Registry("E-step method")
+KERNELS: Registry = Registry("kernel", EStepKernel)
+ESTEPS: Registry = Registry("E-step method", EStep)
 MODALITIES: Registry = Registry("modality")
 BASELINES: Registry = Registry("baseline")
-
-_ALL = {r.kind: r for r in (PRIORS, ENCODERS, DECODERS, GUIDES, MODELS, NOISE_MODELS, KERNELS, ESTEPS, MODALITIES,
-                            BASELINES)}
-
-
-def deserialize(spec: dict) -> Any:
-    """Rebuild an object from :func:`serialize`'s output."""
-    try:
-        reg = _ALL[spec["kind"]]
-    except KeyError:
-        raise ValueError(f"unknown component kind {spec.get('kind')!r}; valid kinds: {', '.join(sorted(_ALL))}") from None
-    return reg.build(spec["name"], **spec["kwargs"])

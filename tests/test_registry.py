@@ -1,9 +1,15 @@
+"""Registries: lookup, duplicate names, and the contracts checked at registration (pyro_minvae.contracts)."""
+
 import pytest
+import torch
 
-from pyro_minvae.registry import Registry, deserialize, serialize
+import pyro_minvae.infer  # noqa: F401  (registers kernels and E-steps)
+import pyro_minvae.models  # noqa: F401  (registers priors, decoders, guides, encoders)
+from pyro_minvae.contracts import Decoder, EStep, EStepKernel, Guide, MixturePrior, Prior
+from pyro_minvae.registry import (CONDITIONERS, DECODERS, ENCODERS, ESTEPS, GUIDES, KERNELS, PRIORS, Registry)
 
 
-def test_register_build_serialize_round_trip():
+def test_register_and_build():
     reg = Registry("widget")
 
     @reg.register("box")
@@ -11,10 +17,8 @@ def test_register_build_serialize_round_trip():
         def __init__(self, size=1):
             self.size = size
 
-    b = reg.build("box", size=3)
-    spec = serialize(b)
-    assert spec == {"kind": "widget", "name": "box", "kwargs": {"size": 3}}
-    assert "box" in reg and reg.names() == ["box"]
+    assert reg.build("box", size=3).size == 3
+    assert "box" in reg and reg.names() == ["box"] and Box.registry_name == "box"
 
 
 def test_unknown_name_lists_valid_ones():
@@ -32,12 +36,42 @@ def test_duplicate_registration_rejected():
         reg.register("a", list)
 
 
-def test_deserialize_rebuilds_registered_encoder():
-    from pyro_minvae.registry import ENCODERS
-    import pyro_minvae.models  # noqa: F401  (registers components)
+def test_shipped_components_satisfy_their_contracts():
+    for reg, contract in ((PRIORS, Prior), (DECODERS, Decoder), (GUIDES, Guide), (KERNELS, EStepKernel)):
+        for name in reg:
+            assert issubclass(reg.get(name), contract), (reg.kind, name)
+    for name in ESTEPS:
+        assert isinstance(ESTEPS.get(name), EStep)
+    assert issubclass(PRIORS.get("mixture"), MixturePrior)
 
-    enc = ENCODERS.build("audio", in_dim=513, latent_dim=8)
-    again = deserialize(serialize(enc))
-    assert again.latent_dim == 8 and again.modality == "audio"
-    with pytest.raises(ValueError, match="unknown component kind"):
-        deserialize({"kind": "nope", "name": "x", "kwargs": {}})
+
+def test_encoders_hold_modalities_and_conditioners_apart():
+    assert {"audio", "lips", "landmarks"} <= set(ENCODERS.names())
+    assert "embedding" not in ENCODERS and "mlp" not in ENCODERS
+    assert CONDITIONERS.names() == ["embedding"]
+
+
+def test_contract_names_the_missing_method():
+    class HalfMixture(MixturePrior):  # forward and log_weights, but no component_log_prob / component_means
+        def forward(self, batch, cond=None):
+            return torch.zeros(())
+
+        def log_weights(self):
+            return torch.zeros(2)
+
+    with pytest.raises(TypeError, match="does not implement component_log_prob, component_means"):
+        PRIORS.register("_half", HalfMixture)
+    assert "_half" not in PRIORS
+
+
+def test_contract_requires_the_base_class():
+    class NotAPrior(torch.nn.Module):
+        def forward(self, batch, cond=None):
+            return torch.zeros(())
+
+    with pytest.raises(TypeError, match="must subclass pyro_minvae.contracts.Prior"):
+        PRIORS.register("_not_a_prior", NotAPrior)
+    with pytest.raises(TypeError, match="must subclass pyro_minvae.contracts.EStepKernel"):
+        KERNELS.register("_not_a_kernel", dict)
+    with pytest.raises(TypeError, match="instance of pyro_minvae.contracts.EStep"):
+        ESTEPS.register("_fn", lambda model, spec: None)

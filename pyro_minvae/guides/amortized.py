@@ -12,11 +12,12 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from ..contracts import Guide
 from ..registry import GUIDES
 
 
 @GUIDES.register("gaussian")
-class GaussianGuide(nn.Module):
+class GaussianGuide(Guide):
     """q(z | one modality [, cond]) = N(mu(x), diag sigma^2(x)) from a single encoder (A-VAE, V-VAE, AV-CVAE)."""
 
     def __init__(self, encoder: nn.Module):

@@ -21,11 +21,12 @@ import torch
 from pyro.ops.indexing import Vindex
 from torch import nn
 
+from ..contracts import Guide
 from ..registry import GUIDES
 
 
 @GUIDES.register("mixture")
-class MixtureGuide(nn.Module):
+class MixtureGuide(Guide):
     """Mixture of M amortised Gaussian encoders, one per modality (order = mixture components)."""
 
     def __init__(self, encoders: Sequence[nn.Module], audio_noise_fraction: float = 0.5,

@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
+from ..contracts import EStepKernel
 from ..registry import KERNELS
 
 Potential = Callable[..., "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
@@ -50,8 +51,10 @@ class ChainOutput(NamedTuple):
 
 
 @KERNELS.register("frame-mh")
-class FrameMH(MCMCKernel):
+class FrameMH(MCMCKernel, EStepKernel):
     """Gaussian random-walk MH, independent per frame (paper: proposal variance 0.01).
+
+    Exact for frame-factorised targets only (``exact_for_coupled_frames = False``); needs nothing of the model.
 
     ``potential``: see module docstring. ``generator``: a ``torch.Generator`` on the latents' device (seeded
     by the caller) or ``None`` for the global RNG.
@@ -120,6 +123,14 @@ class FrameMH(MCMCKernel):
         return {self.site: self.state.z}
 
     # ---- one step -------------------------------------------------------------------------------------------------
+    def standard_normal(self, like: torch.Tensor) -> torch.Tensor:
+        """N(0, 1) draws shaped like ``like`` (the proposal noise; a hook: the batched kernel draws per utterance)."""
+        return torch.randn(like.shape, generator=self.generator, device=like.device, dtype=like.dtype)
+
+    def uniform(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """``n`` U[0, 1) draws with ``like``'s device and dtype (the accept test; a hook, as above)."""
+        return torch.rand(n, generator=self.generator, device=like.device, dtype=like.dtype)
+
     def step(self, state: FrameState) -> FrameState:
         """Propose for every frame, accept each frame on its own; returns the new state.
 
@@ -127,7 +138,7 @@ class FrameMH(MCMCKernel):
         burn-in steps need only ``z`` and the log target, and the ``(N, F)`` copy is a measurable share of a step.
         """
         z = state.z
-        noise = torch.randn(z.shape, generator=self.generator, device=z.device, dtype=z.dtype)
+        noise = self.standard_normal(z)
         prop = self.score(torch.add(z, noise, alpha=self.step_size))
         return self.accept_or_reject(state, prop)
 
@@ -135,14 +146,14 @@ class FrameMH(MCMCKernel):
         """Per-frame MH decision for a *symmetric* proposal ``prop``; frames where ``allowed`` ``(N,)`` is False
         are rejected outright (a proposal whose reverse move is impossible)."""
         z = state.z
-        u = torch.rand(z.shape[0], generator=self.generator, device=z.device, dtype=prop.log_target.dtype)
+        u = self.uniform(z.shape[0], prop.log_target)
         accept = u.log_() < (prop.log_target - state.log_target)
         if allowed is not None:
             accept &= allowed
         z_new = torch.where(accept.unsqueeze(-1), prop.z, z)
         t_new = torch.where(accept, prop.log_target, state.log_target)
         aux_new = {}
-        for k, v in (state.aux.items() if getattr(self, "carry_aux", True) else ()):
+        for k, v in (state.aux.items() if self.carry_aux else ()):
             mask = accept.reshape(accept.shape + (1,) * (v.dim() - 1))
             aux_new[k] = torch.where(mask, prop.aux[k], v)
         self._n_steps += 1

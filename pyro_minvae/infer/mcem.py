@@ -42,28 +42,24 @@ Randomness: one ``torch.Generator`` (seeded from ``seed`` on ``device``) draws W
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
 
 import pyro
 import torch
 
 from ..models.likelihood import speech_variance
 from ..noise.nmf import NMFNoise, NMFState
+from ..contracts import EStep, check_kernel_fits
 from ..registry import ESTEPS, KERNELS
 from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
                            mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .estep_config import EStepConfig
 from .gain_rule import GainRule
 from .kernels import ChainOutput, FrameMH, run_chain
 from .potentials import ExpectedPowerPotential, LikelihoodPotential
 
 LOOPS = ("classic", "minvae")
 DRIVERS = ("loop", "pyro")
-
-
-def _check(name: str, value: str, valid: tuple) -> str:
-    if value not in valid:
-        raise ValueError(f"{name} must be one of {valid}; got {value!r}")
-    return value
 
 
 def _chain(kernel: FrameMH, z: torch.Tensor, steps: int, burn_in: int, driver: str, *args) -> ChainOutput:
@@ -84,87 +80,108 @@ def _chain(kernel: FrameMH, z: torch.Tensor, steps: int, burn_in: int, driver: s
     return ChainOutput(zs, aux, kernel.accept_rate, kernel.state)
 
 
-def _make_kernel(name: str, potential, step_var: float, gen, options: dict | None) -> FrameMH:
-    """The E-step kernel registered as ``name`` in ``KERNELS`` (default ``"frame-mh"``)."""
-    return KERNELS.build(name, potential=potential, step_var=step_var, generator=gen, **(options or {}))
+def _make_kernel(config: "MCEMConfig", potential, gen) -> FrameMH:
+    """The E-step kernel registered as ``config.kernel`` in ``KERNELS`` (default ``"frame-mh"``)."""
+    return KERNELS.build(config.kernel, potential=potential, step_var=config.step_var, generator=gen,
+                         **config.kernel_options)
 
 
-# ---- the driver ----------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def mcem(model, spec: torch.Tensor, visual: dict | None = None, *, loop: str = "auto", iterations: int = 30,
-         mh_steps: int = 40, burn_in: int = 30, rank: int = 10, step_var: float = 0.01,
-         update_gain: bool | None = None, exponent: float | None = None, tol: float | None = None,
-         final_mh_steps: int = 100, final_burn_in: int = 75, scoring: str = "direct", marginal: bool = False,
-         driver: str = "loop", init: str | None = None, seed: int = 0, generator: torch.Generator | None = None,
-         nmf_dtype: torch.dtype | None = None, callback: Callable[[int, dict], None] | None = None,
-         kernel: str = "frame-mh", kernel_options: dict | None = None, weights: str = "uniform",
-         update_weights: bool = True, gain_floor: float = 0.0, gain_exponent: float = 1.0) -> MCEMResult:
-    """Enhance one spectrogram with MCEM (see module docstring).
+@dataclass(frozen=True)
+class MCEMConfig(EStepConfig):
+    """MCEM's options (see the module docstring; the shared ones in :class:`EStepConfig`).
 
-    ``loop="auto"``: ``"classic"`` (for mixture priors: marginal prior + re-estimated weights; the published
-    MIN-VAE loop is ``loop="minvae"``). ``update_gain`` defaults to
-    True (classic) / False (minvae, as published); ``exponent`` to 0.5 (classic) / 1 (minvae). ``tol``: stop the
-    classic loop when the cost changes by less than ``tol`` (``None``: run all iterations). ``driver``:
-    ``"loop"`` (default, :func:`run_chain`) or ``"pyro"`` (``pyro.infer.MCMC``). ``callback(it, info)`` is called
-    after each iteration. Mixture priors: ``weights`` = ``"uniform"`` (paper: pi = 1/M) or ``"model"`` (the
-    prior's trained weights) for the initial global weights, ``update_weights=False`` keeps them fixed instead of
-    re-estimating pi = mean responsibility each iteration. ``kernel``: the E-step kernel's name in
-    ``KERNELS``, built as
-    ``KERNELS.build(kernel, potential=..., step_var=step_var, generator=gen, **kernel_options)`` (a
-    :class:`~pyro_minvae.infer.kernels.FrameMH` subclass; see ``examples/custom_kernel.py``). ``gain_floor``,
-    ``gain_exponent``: the final gain is ``max(G ** gain_exponent, gain_floor)``
-    (:class:`~pyro_minvae.infer.gain_rule.GainRule`; the defaults are the paper's Wiener gain). Runs on ``spec``'s
-    device; the model must live there too (it is put in eval mode).
+    ``loop``: ``"auto"`` (= ``"classic"``; for mixture priors: marginal prior + re-estimated weights) or
+    ``"minvae"`` (MIN-VAE's published variational loop). ``mh_steps``/``burn_in`` per EM iteration and
+    ``final_mh_steps``/``final_burn_in`` for the classic final estimate (0 <= burn-in < steps); ``step_var``
+    the random-walk proposal variance (> 0). ``update_gain`` defaults to True (classic) / False (minvae, as
+    published); ``exponent`` to 0.5 (classic) / 1 (minvae). ``tol``: stop the classic loop when the cost changes
+    by less than ``tol`` (``None``: run all iterations). ``marginal``: the minvae loop's potential marginalises c
+    instead of weighting by the responsibilities. ``driver``: ``"loop"`` (:func:`run_chain`) or ``"pyro"``
+    (``pyro.infer.MCMC``, same draws). ``kernel``: a name in ``KERNELS``, built as ``KERNELS.build(kernel,
+    potential=..., step_var=step_var, generator=gen, **kernel_options)`` (see ``examples/custom_kernel.py``).
     """
-    with pyro.validation_enabled(False):  # distribution argument checks cost ~10% of an MH step
-        return _mcem(model, spec, visual, loop=loop, iterations=iterations, mh_steps=mh_steps, burn_in=burn_in,
-                     rank=rank, step_var=step_var, update_gain=update_gain, exponent=exponent, tol=tol,
-                     final_mh_steps=final_mh_steps, final_burn_in=final_burn_in, scoring=scoring, marginal=marginal,
-                     driver=driver, init=init, seed=seed, generator=generator, nmf_dtype=nmf_dtype,
-                     callback=callback, kernel=kernel, kernel_options=kernel_options, weights=weights,
-                     update_weights=update_weights, rule=GainRule(gain_exponent, gain_floor))
+
+    loop: str = "auto"
+    mh_steps: int = 40
+    burn_in: int = 30
+    step_var: float = 0.01
+    update_gain: bool | None = None
+    exponent: float | None = None
+    tol: float | None = None
+    final_mh_steps: int = 100
+    final_burn_in: int = 75
+    marginal: bool = False
+    driver: str = "loop"
+    kernel: str = "frame-mh"
+    kernel_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._choice("loop", ("auto",) + LOOPS)
+        self._choice("driver", DRIVERS)
+        for steps, burn in (("mh_steps", "burn_in"), ("final_mh_steps", "final_burn_in")):
+            self._require(isinstance(getattr(self, steps), int) and getattr(self, steps) >= 1, steps,
+                          "an integer >= 1")
+            self._require(0 <= getattr(self, burn) < getattr(self, steps), burn, f"in [0, {steps})")
+        self._require(self.step_var > 0, "step_var", "> 0")
+        self._require(self.tol is None or self.tol >= 0, "tol", ">= 0 or None")
+        self._require(isinstance(self.kernel, str), "kernel", "a KERNELS name")
+        object.__setattr__(self, "kernel_options", dict(self.kernel_options or {}))
+
+    @property
+    def resolved_loop(self) -> str:
+        return "classic" if self.loop == "auto" else self.loop
 
 
-def _mcem(model, spec, visual, *, loop, iterations, mh_steps, burn_in, rank, step_var, update_gain, exponent, tol,
-          final_mh_steps, final_burn_in, scoring, marginal, driver, init, seed, generator, nmf_dtype, callback,
-          kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True, rule=GainRule()):
+class MCEM(EStep):
+    """Monte-Carlo EM (registered as ``"mcem"``); call ``mcem(model, spec, visual, config, seed=...)`` or with
+    the config's fields as keywords, e.g. ``mcem(model, spec, visual, iterations=100)``.
+
+    Returns :class:`MCEMResult`. Runs on ``spec``'s device; the model must live there too (it is put in eval
+    mode). ``callback(it, info)`` is called after each iteration. The kernel's requirements are checked before
+    any work (``frame-mh-jump`` needs a mixture prior; a prior that couples frames needs a kernel exact for it).
+    """
+
+    config_class = MCEMConfig
+
+    def check(self, model, config: MCEMConfig) -> None:
+        check_kernel_fits(KERNELS.get(config.kernel), config.kernel, model)
+
+    @torch.no_grad()
+    def run(self, model, spec, visual, config: MCEMConfig, *, seed=0, generator=None, callback=None):
+        with pyro.validation_enabled(False):  # distribution argument checks cost ~10% of an MH step
+            return _mcem(model, spec, visual, config, seed, generator, callback)
+
+
+mcem = MCEM()
+
+
+def _mcem(model, spec, visual, config: MCEMConfig, seed: int, generator, callback):
     check_inputs(model, spec, visual)
-    if loop == "auto":
-        loop = "classic"
-    _check("loop", loop, LOOPS)
-    _check("driver", driver, DRIVERS)
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1; got {iterations}")
     model.eval()
     device = spec.device
     dtype = next(model.parameters()).dtype
-    nmf_dtype = nmf_dtype or dtype
+    nmf_dtype = config.nmf_dtype or dtype
     gen = generator if generator is not None else make_generator(seed, device)
     batch = model_batch(model, spec, visual, dtype)
-    z, used = initial_latents(model, batch, init)
+    z, used = initial_latents(model, batch, config.init)
     power = batch["audio"].to(nmf_dtype)
-    nmf = NMFNoise(rank)
+    nmf = NMFNoise(config.rank)
     state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
-    KERNELS.get(kernel)  # unknown names fail before any work, listing the valid ones
-    args = dict(iterations=iterations, mh_steps=mh_steps, burn_in=burn_in, step_var=step_var, driver=driver,
-                gen=gen, callback=callback, kernel=kernel, kernel_options=kernel_options or {}, rule=rule)
-    if loop == "classic":
-        return _classic(model, spec, batch, z, used, power, nmf, state, scoring=scoring, weights=weights,
-                        update_weights=update_weights,
-                        update_gain=True if update_gain is None else update_gain,
-                        exponent=0.5 if exponent is None else exponent, tol=tol, final_mh_steps=final_mh_steps,
-                        final_burn_in=final_burn_in, **args)
-    return _minvae(model, spec, batch, z, used, power, nmf, state, scoring=scoring, marginal=marginal,
-                   weights=weights, update_weights=update_weights,
-                   update_gain=False if update_gain is None else update_gain,
-                   exponent=1.0 if exponent is None else exponent, **args)
+    rule = GainRule(config.gain_exponent, config.gain_floor)
+    loop = _classic if config.resolved_loop == "classic" else _minvae
+    return loop(model, spec, batch, z, used, power, nmf, state, config, gen, callback, rule)
 
 
-def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, *, iterations, mh_steps, burn_in,
-             step_var, driver, gen, callback, scoring, update_gain, exponent, tol, final_mh_steps, final_burn_in,
-             kernel="frame-mh", kernel_options=None, weights="uniform", update_weights=True, rule=GainRule()):
+def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, config: MCEMConfig, gen, callback,
+             rule: GainRule):
     dtype = z.dtype
-    kernel = _make_kernel(kernel, LikelihoodPotential(model, batch, scoring), step_var, gen, kernel_options)
+    iterations, mh_steps, burn_in, driver = config.iterations, config.mh_steps, config.burn_in, config.driver
+    scoring, weights, update_weights, tol = config.scoring, config.weights, config.update_weights, config.tol
+    update_gain = True if config.update_gain is None else config.update_gain
+    exponent = 0.5 if config.exponent is None else config.exponent
+    potential = LikelihoodPotential(model, batch, scoring)
+    kernel = _make_kernel(config, potential, gen)
     # the traced model always uses the prior's own weights: report against those, and keep them fixed
     log_w, resp = initial_weights(model, "model" if scoring == "trace" else weights, power.shape[0],
                                   power.device, dtype)
@@ -175,7 +192,7 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
         out = _chain(kernel, z, mh_steps, burn_in, driver, nmf.additive(state, dtype), *extra)
         z = out.state.z
         if log_w is not None:  # test-time EM on the mixture: q(c_n) from the kept samples, pi = mean_n q(c_n)
-            resp = responsibilities(model, out.z, log_w)
+            resp = responsibilities(model, out.z, log_w, potential.component_log_prob)
             if update_weights and extra:
                 log_w = mean_log_weights(resp)
                 extra = (log_w,)
@@ -188,20 +205,22 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
         if tol is not None and prev is not None and abs(float(prev) - float(cost)) < tol:
             break
         prev = cost
-    out = _chain(kernel, z, final_mh_steps, final_burn_in, driver, nmf.additive(state, dtype), *extra)
+    out = _chain(kernel, z, config.final_mh_steps, config.final_burn_in, driver, nmf.additive(state, dtype), *extra)
     estimate = wiener_estimate(spec, state, out.aux["speech_log_var"], rule)
     if log_w is not None:
-        resp = responsibilities(model, out.z, log_w)
+        resp = responsibilities(model, out.z, log_w, potential.component_log_prob)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, out.state.z, used)
 
 
-def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, *, iterations, mh_steps, burn_in,
-            step_var, driver, gen, callback, scoring, marginal, update_gain, exponent, weights, update_weights,
-            kernel="frame-mh", kernel_options=None, rule=GainRule()):
+def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, config: MCEMConfig, gen, callback,
+            rule: GainRule):
     dtype = z.dtype
-    potential = ExpectedPowerPotential(model, batch, scoring, marginal=marginal)
-    kernel = _make_kernel(kernel, potential, step_var, gen, kernel_options)
-    log_w, resp = initial_weights(model, weights, power.shape[0], power.device, dtype)  # pi_n starts at pi
+    iterations, mh_steps, burn_in, driver = config.iterations, config.mh_steps, config.burn_in, config.driver
+    update_gain = False if config.update_gain is None else config.update_gain
+    exponent = 1.0 if config.exponent is None else config.exponent
+    potential = ExpectedPowerPotential(model, batch, config.scoring, marginal=config.marginal)
+    kernel = _make_kernel(config, potential, gen)
+    log_w, resp = initial_weights(model, config.weights, power.shape[0], power.device, dtype)  # pi_n starts at pi
     speech_power = power  # |mu_s|^2 + Sigma_s, starts at |x|^2 (mu_s = x, Sigma_s = 0)
     acc, obj = [], []
     gam = None
@@ -212,8 +231,8 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
         inv_sv = speech_variance(out.aux["speech_log_var"].to(power.dtype)).reciprocal_().mean(0)  # mean_r 1/s2_r
         gam = state.g.unsqueeze(-1) / inv_sv
         if resp is not None:
-            resp = responsibilities(model, out.z, log_w)
-            if update_weights:
+            resp = responsibilities(model, out.z, log_w, potential.component_log_prob)
+            if config.update_weights:
                 log_w = mean_log_weights(resp)
         v = state.variance  # previous V
         wiener = gam / (v + gam)
@@ -236,4 +255,4 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
 
 ESTEPS.register("mcem", mcem)
 
-__all__ = ["mcem", "MCEMResult", "LOOPS", "DRIVERS"]
+__all__ = ["mcem", "MCEM", "MCEMConfig", "MCEMResult", "LOOPS", "DRIVERS"]

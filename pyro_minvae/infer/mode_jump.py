@@ -14,8 +14,9 @@ symmetric on the frames where it is allowed and the others are rejected; exact M
 random walk of :class:`~pyro_minvae.infer.kernels.FrameMH`; a fixed cycle of two MH kernels leaves the target
 invariant.
 
-Shapes: ``z`` ``(N, L)``; ``means`` ``(M, L)`` (default: the mixture prior's component means, read from the
-potential's ``components``).
+Shapes: ``z`` ``(N, L)``; ``means`` ``(M, L)`` (default: the mixture prior's ``component_means()``, through the
+potential). Declares ``requires = {"mixture"}``: enhancing a model without a mixture prior with it is refused
+before any work (:func:`pyro_minvae.contracts.check_kernel_fits`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ import torch
 
 from ..registry import KERNELS
 from .kernels import FrameMH, FrameState
+from .potentials import FramePotential
 
 
 @KERNELS.register("frame-mh-jump")
 class FrameMHJump(FrameMH):
     """:class:`FrameMH` with a between-mode jump every ``jump_every`` steps (see the module docstring)."""
+
+    requires = frozenset({"mixture"})
 
     def __init__(self, potential, step_var: float = 0.01, generator: torch.Generator | None = None, site: str = "z",
                  jump_every: int = 5, means: torch.Tensor | None = None):
@@ -36,10 +40,9 @@ class FrameMHJump(FrameMH):
         if int(jump_every) < 2:  # jumps alone only translate between the means: the walk is what explores a mode
             raise ValueError(f"jump_every must be >= 2; got {jump_every}")
         if means is None:
-            components = getattr(potential, "components", None)
-            if components is None:
+            if not (isinstance(potential, FramePotential) and potential.is_mixture):
                 raise ValueError("frame-mh-jump needs a mixture prior (MIN-VAE) or explicit means (M, L)")
-            means = components.mean
+            means = potential.model.prior.component_means().detach()
         means = torch.as_tensor(means)
         if means.dim() != 2 or means.shape[0] < 2:
             raise ValueError(f"means must be (M >= 2, L); got {tuple(means.shape)}")

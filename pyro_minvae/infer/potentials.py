@@ -8,9 +8,11 @@ Two scoring paths give the same numbers (tested):
     :func:`pyro_minvae.models.scoring.frame_log_probs` on ``model.model`` conditioned on ``z`` (the house
     path: Pyro traces the model, mixture sites enumerated). About 2 ms of tracing overhead per call on CPU.
 ``scoring="direct"`` (default)
-    The same components called without Pyro's tracing: ``model.decoder`` -> ``observation`` ->
-    ``PowerSpectrum.log_prob`` and ``model.prior``'s own distributions. The conditioning tensor (AV-CVAE's
-    visual embedding) and the prior distribution are computed once per potential, not per step.
+    The same components called without tracing the whole model: ``model.decoder.bind`` -> ``observation`` ->
+    ``PowerSpectrum.log_prob``, and the prior's ``closed_form`` where the prior offers one (the shipped priors;
+    tested equal to the trace), else its own Pyro program traced with ``"z"`` observed and ``"c"`` enumerated
+    (:func:`~pyro_minvae.models.scoring.traced_prior_score`): any prior that gives ``log_prob`` works. The
+    conditioning tensor (AV-CVAE's visual embedding) and the prior's scorer are built once per potential.
 
 Targets:
 
@@ -28,8 +30,9 @@ from __future__ import annotations
 
 import torch
 
+from ..contracts import MixturePrior
 from ..models.likelihood import AdditiveNoise, observation
-from ..models.scoring import frame_log_probs
+from ..models.scoring import frame_log_probs, traced_prior_score
 
 SCORINGS = ("direct", "trace")
 
@@ -40,21 +43,21 @@ def _check_scoring(scoring: str) -> str:
     return scoring
 
 
-class _Base:
+class FramePotential:
+    """Shared set-up of the per-frame targets: the conditioning, the bound decoder and the prior's scorer
+    (``prior_score(z (..., N, L))``: ``(..., N)``, or ``(M, ..., N)`` component log densities for a mixture)."""
+
     def __init__(self, model, batch: dict, scoring: str = "direct"):
         self.model = model
         self.batch = batch
         self.scoring = _check_scoring(scoring)
         self.n_frames = model.validate_batch(batch)
-        self.is_mixture = model.is_mixture
+        self.is_mixture = isinstance(model.prior, MixturePrior)
         with torch.no_grad():  # fixed for the whole E-step: no gradients into the network's weights
             self.cond = model.condition(batch)
-            if not self.is_mixture:
-                self.prior_dist = model.prior.distribution(self.n_frames, self.cond)
-            build = getattr(model.prior, "component_distribution", None)  # fixed during the E-step: build once
-            self.components = build() if self.is_mixture and build is not None else None
-            bind = getattr(model.decoder, "bind", None)  # a decoder may precompute its conditioning's share
-            self.decode = bind(self.cond) if bind is not None else (lambda z: model.decoder(z, self.cond))
+            closed = model.prior.closed_form(self.n_frames, self.cond)
+            self.prior_score = closed if closed is not None else traced_prior_score(model.prior, batch, self.cond)
+            self.decode = model.decoder.bind(self.cond)
 
     def _trace(self, batch: dict, z: torch.Tensor, noise):
         captured = []
@@ -65,21 +68,17 @@ class _Base:
             hook.remove()
         return out, captured[-1]
 
-    def _prior_direct(self, z: torch.Tensor) -> torch.Tensor:
-        return self.prior_dist.log_prob(z)
-
     def component_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """``(M, ...)`` per-component prior log densities (mixture priors only)."""
-        if self.components is None:
-            return self.model.prior.component_log_prob(z)
-        return self.model.prior.component_log_prob(z, self.components)
+        """``(M, ..., N)`` per-component prior log densities (mixture priors only)."""
+        return self.prior_score(z)
 
 
-class LikelihoodPotential(_Base):
+class LikelihoodPotential(FramePotential):
     """``log p(x | z, noise) + log p(z)`` per frame; ``batch["audio"]`` is the noisy power ``(N, F)``."""
 
     def __call__(self, z: torch.Tensor, noise: AdditiveNoise | None, log_weights: torch.Tensor | None = None):
-        """``log_weights`` ``(M,)``: mixture weights to marginalise c with (default: the prior's own)."""
+        """``log_weights`` ``(M,)`` or per frame ``(M, N)``: mixture weights to marginalise c with (default: the
+        prior's own)."""
         if self.scoring == "trace" and log_weights is not None:
             raise ValueError("scoring='trace' uses the prior's own weights; pass log_weights with scoring='direct'")
         if self.scoring == "trace":
@@ -93,14 +92,14 @@ class LikelihoodPotential(_Base):
         if self.is_mixture:
             comp = self.component_log_prob(z)  # (M, ..., N)
             lw = log_weights if log_weights is not None else self.model.prior.log_weights()
-            lw = lw.reshape(-1, *([1] * (comp.dim() - 1)))
+            lw = lw.reshape(lw.shape[:1] + (1,) * (comp.dim() - lw.dim()) + lw.shape[1:])  # (M,) or per frame (M, N)
             prior = torch.logsumexp(lw + comp, 0)
         else:
-            prior = self._prior_direct(z)
+            prior = self.prior_score(z)
         return lik + prior, {"speech_log_var": lv}
 
 
-class ExpectedPowerPotential(_Base):
+class ExpectedPowerPotential(FramePotential):
     """MIN-VAE's E-z target: ``log p(P | z, g) + sum_m r_nm log p(z | c=m)`` per frame.
 
     ``batch`` holds the visual features (and any ``"audio"`` placeholder ``(N, F)``); the expected speech power
@@ -120,7 +119,7 @@ class ExpectedPowerPotential(_Base):
         else:
             lv = self.decode(z)
             lik = observation(lv, noise).log_prob(power).sum(-1)
-            comp = self.component_log_prob(z) if self.is_mixture else self._prior_direct(z)
+            comp = self.prior_score(z)
         if not self.is_mixture:
             return lik + comp, {"speech_log_var": lv}
         comp = comp.expand(comp.shape[0], z.shape[0])
@@ -134,4 +133,4 @@ class ExpectedPowerPotential(_Base):
         return lik + prior, {"speech_log_var": lv}
 
 
-__all__ = ["LikelihoodPotential", "ExpectedPowerPotential", "SCORINGS"]
+__all__ = ["FramePotential", "LikelihoodPotential", "ExpectedPowerPotential", "SCORINGS"]

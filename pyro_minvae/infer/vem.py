@@ -19,67 +19,104 @@ passes on N rows) and a cheap M-step (R = ``samples``). See ``benchmarks/enhance
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import pyro
 import torch
 
 from ..noise.nmf import NMFNoise
+from ..contracts import EStep
 from ..registry import ESTEPS
 from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
                            mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .estep_config import EStepConfig
 from .gain_rule import GainRule
 from .potentials import LikelihoodPotential
 
 
-def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: int = 15, grad_steps: int = 4,
-        samples: int = 1, lr: float = 0.3, init_scale: float = 0.1, rank: int = 10, update_gain: bool = True,
-        exponent: float = 0.5, final_samples: int = 8, scoring: str = "direct", init: str | None = None,
-        seed: int = 0, generator: torch.Generator | None = None, nmf_dtype: torch.dtype | None = None,
-        callback: Callable[[int, dict], None] | None = None, weights: str = "uniform",
-        update_weights: bool = True, gain_floor: float = 0.0, gain_exponent: float = 1.0) -> MCEMResult:
-    """Enhance one spectrogram ``spec`` ``(F, N)`` with variational EM; returns :class:`MCEMResult`.
+@dataclass(frozen=True)
+class VEMConfig(EStepConfig):
+    """The fast E-step's options (shared ones in :class:`EStepConfig`): ``grad_steps`` Adam steps per EM
+    iteration (>= 0) at learning rate ``lr`` on ``samples`` reparameterised draws (>= 1); ``init_scale``: q's
+    initial standard deviation; M-step ``update_gain`` and ``exponent`` (classic M-step); ``final_samples`` draws
+    for the Wiener estimate. ``scoring`` must be ``"direct"`` (several samples per frame are scored at once).
 
-    ``acceptance`` holds NaN (no MH); ``objective`` the sampled IS cost after each M-step. Defaults (15
-    iterations x 4 Adam steps, lr 0.3, one sample) were chosen on the demo corpus' *validation* mixtures with the
-    long-trained A-VAE, AV-CVAE and MIN-VAE: mean SI-SDR within 0.3 dB of the default 30-iteration MCEM for each
-    (+1.3 vs +1.5 dB MIN-VAE, -0.1 vs -0.1 A-VAE, -0.8 vs -1.1 AV-CVAE; the earlier 2 steps at lr 0.1 trailed by
-    up to 2.7 dB on the longer-trained models).
-    Mixture priors (MIN-VAE) as in MCEM: ``weights`` ``"uniform"`` or ``"model"`` starts pi, and with
-    ``update_weights`` each iteration re-estimates the responsibilities from ``samples`` draws of q and
-    ``pi = mean_n r_n``; ``MCEMResult.responsibilities`` reports the last ones. ``gain_floor``, ``gain_exponent``:
-    the final gain rule, as in :func:`~pyro_minvae.infer.mcem.mcem`.
+    Defaults (15 iterations x 4 Adam steps, lr 0.3, one sample) were chosen on the demo corpus' *validation*
+    mixtures with the long-trained A-VAE, AV-CVAE and MIN-VAE: mean SI-SDR within 0.3 dB of the default
+    30-iteration MCEM for each (+1.3 vs +1.5 dB MIN-VAE, -0.1 vs -0.1 A-VAE, -0.8 vs -1.1 AV-CVAE; the earlier 2
+    steps at lr 0.1 trailed by up to 2.7 dB on the longer-trained models).
     """
-    rule = GainRule(gain_exponent, gain_floor)
+
+    iterations: int = 15
+    grad_steps: int = 4
+    samples: int = 1
+    lr: float = 0.3
+    init_scale: float = 0.1
+    update_gain: bool = True
+    exponent: float = 0.5
+    final_samples: int = 8
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._require(self.scoring == "direct", "scoring", "'direct' for the fast E-step (it scores several "
+                      "samples per frame at once)")
+        self._require(isinstance(self.grad_steps, int) and self.grad_steps >= 0, "grad_steps", "an integer >= 0")
+        for name in ("samples", "final_samples"):
+            self._require(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an integer >= 1")
+        self._require(self.lr > 0, "lr", "> 0")
+        self._require(self.init_scale > 0, "init_scale", "> 0")
+
+
+class VEM(EStep):
+    """Variational EM (registered as ``"vem"`` and ``"fast"``): ``vem(model, spec (F, N), visual, config,
+    seed=...)`` or with :class:`VEMConfig`'s fields as keywords; returns :class:`MCEMResult`.
+
+    ``acceptance`` holds NaN (no MH); ``objective`` the sampled IS cost after each M-step. Mixture priors
+    (MIN-VAE) as in MCEM: ``weights`` ``"uniform"`` or ``"model"`` starts pi, and with ``update_weights`` each
+    iteration re-estimates the responsibilities from ``samples`` draws of q and ``pi = mean_n r_n``;
+    ``MCEMResult.responsibilities`` reports the last ones. Priors that couple frames are refused (one line).
+    """
+
+    config_class = VEMConfig
+
+    def run(self, model, spec, visual, config: VEMConfig, *, seed=0, generator=None, callback=None):
+        return _vem(model, spec, visual, config, seed, generator, callback)
+
+
+vem = VEM()
+
+
+def _vem(model, spec: torch.Tensor, visual: dict | None, config: VEMConfig, seed: int,
+         generator: torch.Generator | None, callback: Callable[[int, dict], None] | None) -> MCEMResult:
+    rule = GainRule(config.gain_exponent, config.gain_floor)
     check_inputs(model, spec, visual)
-    if iterations < 1 or grad_steps < 0 or samples < 1 or final_samples < 1:
-        raise ValueError("need iterations >= 1, grad_steps >= 0, samples >= 1, final_samples >= 1")
     model.eval()
     device = spec.device
     dtype = next(model.parameters()).dtype
-    nmf_dtype = nmf_dtype or dtype
+    nmf_dtype = config.nmf_dtype or dtype
     gen = generator if generator is not None else make_generator(seed, device)
+    samples, update_weights = config.samples, config.update_weights
     with pyro.validation_enabled(False), torch.no_grad():
         batch = model_batch(model, spec, visual, dtype)
-        z0, used = initial_latents(model, batch, init)
+        z0, used = initial_latents(model, batch, config.init)
         power = batch["audio"].to(nmf_dtype)
-        nmf = NMFNoise(rank)
+        nmf = NMFNoise(config.rank)
         state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
-        if scoring != "direct":
-            raise ValueError("vem needs scoring='direct' (it scores several samples per frame at once)")
-        potential = LikelihoodPotential(model, batch, scoring)
-        log_w, resp = initial_weights(model, weights, power.shape[0], device, dtype)
+        potential = LikelihoodPotential(model, batch, config.scoring)
+        log_w, resp = initial_weights(model, config.weights, power.shape[0], device, dtype)
     extra = () if log_w is None else (log_w,)
-    q = FrameGaussian(z0, init_scale, lr)
+    q = FrameGaussian(z0, config.init_scale, config.lr)
     obj = []
     with pyro.validation_enabled(False):
-        for it in range(iterations):
-            q.refine(potential, grad_steps, samples, gen, nmf.additive(state, dtype), *extra)
+        for it in range(config.iterations):
+            q.refine(potential, config.grad_steps, samples, gen, nmf.additive(state, dtype), *extra)
             with torch.no_grad():
                 zs = q.sample(samples, gen)
-                state, cost = sampled_m_step(nmf, state, power, potential.decode(zs), exponent, update_gain)
+                state, cost = sampled_m_step(nmf, state, power, potential.decode(zs), config.exponent,
+                                             config.update_gain)
                 if log_w is not None:
-                    resp = responsibilities(model, zs, log_w)
+                    resp = responsibilities(model, zs, log_w, potential.component_log_prob)
                     if update_weights:
                         log_w = mean_log_weights(resp)
                         extra = (log_w,)
@@ -87,7 +124,7 @@ def vem(model, spec: torch.Tensor, visual: dict | None = None, *, iterations: in
             if callback is not None:
                 callback(it, {"objective": cost, "pi": None if log_w is None else log_w.exp()})
         with torch.no_grad():
-            estimate = wiener_estimate(spec, state, potential.decode(q.sample(final_samples, gen)), rule)
+            estimate = wiener_estimate(spec, state, potential.decode(q.sample(config.final_samples, gen)), rule)
     return MCEMResult(estimate, state, torch.full((len(obj),), float("nan")), torch.stack(obj).cpu(), resp,
                       q.loc, used)
 
@@ -149,4 +186,4 @@ class _Adam:
 ESTEPS.register("vem", vem)
 ESTEPS.register("fast", vem)
 
-__all__ = ["vem", "FrameGaussian"]
+__all__ = ["vem", "VEM", "VEMConfig", "FrameGaussian"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Sequence
 
-from ..registry import DECODERS, ENCODERS, GUIDES, MODELS, PRIORS
+from ..registry import CONDITIONERS, DECODERS, ENCODERS, GUIDES, MODELS, PRIORS
 from .speech_vae import SpeechVAE
 
 
@@ -73,7 +73,7 @@ def build_avae(input_dims: dict, latent_dim: int = 32, decoder: str = "mlp") -> 
 def build_avcvae(input_dims: dict, latent_dim: int = 32, visual: str = "lips", embedding_dim: int = 32,
                  decoder: str = "mlp") -> SpeechVAE:
     """AV-CVAE: a visual embedding conditions the encoder q(z|s,v), the decoder p(s|z,v) and the prior p(z|v)."""
-    conditioner = ENCODERS.build("embedding", modality=visual, in_dim=input_dims[visual], out_dim=embedding_dim)
+    conditioner = CONDITIONERS.build("embedding", modality=visual, in_dim=input_dims[visual], out_dim=embedding_dim)
     enc = _encoder("audio", input_dims, latent_dim, cond_dim=embedding_dim)
     return SpeechVAE(PRIORS.build("conditional-gaussian", cond_dim=embedding_dim, latent_dim=latent_dim),
                      _decoder(input_dims, latent_dim, decoder, cond_dim=embedding_dim),

@@ -5,8 +5,11 @@ the site ``"z"`` of shape ``(B, L)`` (event dim 1) and any auxiliary sites it ne
 the discrete site ``"c"`` first, marked for parallel enumeration). ``cond`` is the model's conditioning
 tensor ``(B, C)`` or ``None``.
 
-Priors that define per-component densities also implement ``component_log_prob(z) -> (M, ...)`` and
-``log_weights() -> (M,)`` so enhancement can re-weight the components (see :mod:`pyro_minvae.infer`).
+Contracts (:mod:`pyro_minvae.contracts`): :class:`~pyro_minvae.contracts.ExplicitPrior` (an explicit per-frame
+distribution) and :class:`~pyro_minvae.contracts.MixturePrior` (``log_weights() -> (M,)``,
+``component_log_prob(z) -> (M, ...)``, ``component_means() -> (M, L)``, so enhancement can re-weight the
+components). Each prior here also offers ``closed_form``, the E-steps' fast path, tested equal to scoring its
+traced Pyro program (tests/models/test_priors.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from torch import nn
 from torch.distributions.utils import lazy_property
 
+from ..contracts import ExplicitPrior, MixturePrior
 from ..nn.encoders import mlp
 from ..registry import PRIORS
 
@@ -50,7 +54,7 @@ class DiagonalNormal(dist.Normal):
 
 
 @PRIORS.register("standard-normal")
-class StandardNormalPrior(nn.Module):
+class StandardNormalPrior(ExplicitPrior):
     """p(z) = N(0, I): the A-VAE prior."""
 
     def __init__(self, latent_dim: int = 32):
@@ -62,12 +66,9 @@ class StandardNormalPrior(nn.Module):
         loc = self._zero.expand(batch_size, self.latent_dim)
         return DiagonalNormal(loc, torch.ones_like(loc)).to_event(1)
 
-    def forward(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return pyro.sample("z", self.distribution(batch["audio"].shape[0]))
-
 
 @PRIORS.register("conditional-gaussian")
-class ConditionalGaussianPrior(nn.Module):
+class ConditionalGaussianPrior(ExplicitPrior):
     """p(z | v) = N(mu(v), diag sigma^2(v)) from the conditioning tensor: the AV-CVAE prior network."""
 
     def __init__(self, cond_dim: int = 32, latent_dim: int = 32, hidden: Sequence[int] = (64,)):
@@ -84,12 +85,9 @@ class ConditionalGaussianPrior(nn.Module):
         h = self.body(cond)
         return DiagonalNormal(self.loc(h), torch.exp(0.5 * self.log_var(h).clamp(-20.0, 10.0))).to_event(1)
 
-    def forward(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return pyro.sample("z", self.distribution(batch["audio"].shape[0], cond))
-
 
 @PRIORS.register("mixture")
-class MixtureGaussianPrior(nn.Module):
+class MixtureGaussianPrior(MixturePrior):
     """MIN-VAE prior: c ~ Categorical(pi), z | c ~ N(mu_c, s_c I) with learned means and scalar variances.
 
     ``components`` names one component per encoder (e.g. ``["audio", "lips"]``), in the guide's order.
@@ -138,6 +136,20 @@ class MixtureGaussianPrior(nn.Module):
         zz = z.unsqueeze(-2)  # (..., 1, L) against (M, L)
         lp = d.log_prob(zz)  # (..., M)
         return lp.movedim(-1, 0)
+
+    def component_means(self) -> torch.Tensor:
+        return self.loc
+
+    def closed_form(self, n_frames: int, cond: torch.Tensor | None = None):
+        """Component log densities with the components built once: ``z (..., N, L) -> (M, ..., N)``. Offered only
+        while the density is this class's own (a subclass overriding ``forward`` or ``component_log_prob`` is
+        scored by tracing its program instead)."""
+        own = type(self).forward is MixtureGaussianPrior.forward and \
+            type(self).component_log_prob is MixtureGaussianPrior.component_log_prob
+        if not own:
+            return None
+        components = self.component_distribution()
+        return lambda z: self.component_log_prob(z, components)
 
     def forward(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
         c = pyro.sample("c", dist.Categorical(logits=self.log_weights()), infer={"enumerate": "parallel"})

@@ -7,6 +7,7 @@ dims: ``(B,)`` for frame sites, ``(M, B)`` (or ``(M, 1)``) for sites depending o
 
 from __future__ import annotations
 
+import pyro
 import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
@@ -18,3 +19,40 @@ def frame_log_probs(model_fn, batch: dict, latents: dict, *args, **kwargs) -> di
     tr = poutine.trace(poutine.enum(conditioned, first_available_dim=-2)).get_trace(batch, *args, **kwargs)
     tr.compute_log_prob()
     return {name: site["log_prob"] for name, site in tr.nodes.items() if site["type"] == "sample" and not site_is_subsample(site)}
+
+
+def traced_prior_score(prior, batch: dict, cond: torch.Tensor | None):
+    """``score(z (..., N, L))`` from the prior's own Pyro program, traced with ``"z"`` observed and a mixture's
+    ``"c"`` enumerated: ``log p(z) (..., N)``, or for a mixture the component log densities ``log p(z | c=m)``
+    ``(M, ..., N)``. The generic enhancement path for any prior (no closed form needed)."""
+    n = batch["audio"].shape[0]
+
+    def program():
+        with pyro.plate("frames", n, dim=-1):
+            prior(batch, cond)
+
+    def score(z: torch.Tensor) -> torch.Tensor:
+        conditioned = poutine.condition(program, data={"z": z})
+        tr = poutine.trace(poutine.enum(conditioned, first_available_dim=-z.dim())).get_trace()
+        site = tr.nodes["z"]
+        lp = site["fn"].log_prob(z)
+        enumerated = [s for s in tr.nodes.values() if s["type"] == "sample" and s["infer"].get("_enumerate_dim")
+                      is not None]
+        if not enumerated:
+            return lp.expand(z.shape[:-1])
+        return lp.expand((lp.shape[0],) + tuple(z.shape[:-1]))  # (M, ..., N): c's values on the leftmost dim
+
+    return score
+
+
+def traced_prior_log_weights(prior, batch: dict, cond: torch.Tensor | None) -> torch.Tensor:
+    """log p(c = m) ``(M,)`` of a mixture prior, read from its traced program's enumerated ``"c"`` site."""
+    n = batch["audio"].shape[0]
+
+    def program():
+        with pyro.plate("frames", n, dim=-1):
+            prior(batch, cond)
+
+    tr = poutine.trace(poutine.enum(program, first_available_dim=-2)).get_trace()
+    site = tr.nodes["c"]
+    return site["fn"].log_prob(site["value"]).reshape(-1)

@@ -21,6 +21,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from ..contracts import ExplicitPrior, IncompatibleComponentError, MixturePrior
 from .likelihood import AdditiveNoise, observation
 
 
@@ -59,7 +60,8 @@ class SpeechVAE(nn.Module):
 
     @property
     def is_mixture(self) -> bool:
-        return hasattr(self.prior, "component_log_prob")
+        """The prior is a :class:`~pyro_minvae.contracts.MixturePrior` (MIN-VAE)."""
+        return isinstance(self.prior, MixturePrior)
 
     def validate_batch(self, batch: dict) -> int:
         """Check shapes at the boundary; returns B."""
@@ -104,6 +106,9 @@ class SpeechVAE(nn.Module):
 
     def prior_guide(self, batch: dict, noise: AdditiveNoise | None = None) -> None:
         """A guide that draws z from the (conditional) prior: AV-CVAE's extra reconstruction term."""
+        if not isinstance(self.prior, ExplicitPrior):
+            raise IncompatibleComponentError(f"the prior guide draws from an explicit prior distribution; "
+                                             f"{type(self.prior).__name__} is not an ExplicitPrior")
         pyro.module(self.name, self)
         b = self.validate_batch(batch)
         cond = self.condition(batch)

@@ -7,12 +7,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..contracts import Decoder
 from ..registry import DECODERS
 from .encoders import mlp
 
 
 @DECODERS.register("mlp")
-class LogVarianceDecoder(nn.Module):
+class LogVarianceDecoder(Decoder):
     """The paper's decoder: z (32) -> 128 tanh -> 513 log-variance (exp gives sigma^2(z)).
 
     With ``cond_dim > 0`` the conditioning vector is concatenated to z (AV-CVAE's decoder).

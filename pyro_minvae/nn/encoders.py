@@ -1,7 +1,9 @@
 """Encoders: plain torch modules mapping one modality's frame features to a diagonal Gaussian over z.
 
-Every encoder maps ``(B, D_in)`` -> ``(loc (B, L), scale (B, L))``. Sizes are constructor arguments and are
-stored in checkpoints through :func:`pyro_minvae.registry.serialize`.
+Every encoder maps ``(B, D_in)`` -> ``(loc (B, L), scale (B, L))``. ``ENCODERS`` holds one factory per **modality
+name** (``audio``, ``lips``, ``landmarks``; the model families build one encoder per modality by that name);
+``CONDITIONERS`` holds AV-CVAE's deterministic visual embedding (``embedding``). Sizes are constructor arguments;
+checkpoints record them through the family's arguments (``model.spec``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..registry import ENCODERS
+from ..registry import CONDITIONERS, ENCODERS
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 
@@ -33,7 +35,6 @@ def mlp(in_dim: int, hidden: Sequence[int], activations: Sequence[str]) -> nn.Se
     return nn.Sequential(*layers)
 
 
-@ENCODERS.register("mlp")
 class GaussianMLPEncoder(nn.Module):
     """MLP encoder ``(B, in_dim) -> (loc, scale)`` each ``(B, latent_dim)``.
 
@@ -161,4 +162,4 @@ class FeatureEmbedding(nn.Module):
         return self.out(self.body(x))
 
 
-ENCODERS.register("embedding", FeatureEmbedding)
+CONDITIONERS.register("embedding", FeatureEmbedding)

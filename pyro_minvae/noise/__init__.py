@@ -1,4 +1,4 @@
-"""Noise models for enhancement (registered in ``NOISE_MODELS``)."""
+"""Noise models for enhancement (the E-steps use :class:`NMFNoise`; its interface: ``contracts.NoiseModel``)."""
 
 from .nmf import NMFNoise, NMFState
 

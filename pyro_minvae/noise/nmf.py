@@ -30,7 +30,6 @@ from typing import NamedTuple
 import torch
 
 from ..models.likelihood import AdditiveNoise, PowerSpectrum
-from ..registry import NOISE_MODELS
 
 _EXPONENTS = (0.5, 1.0)
 
@@ -54,7 +53,6 @@ def _check_exponent(exponent: float) -> float:
     return float(exponent)
 
 
-@NOISE_MODELS.register("nmf")
 class NMFNoise:
     """Rank-``rank`` NMF noise variance with per-frame gain (paper: K = 10).
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from pyro_minvae.contracts import EStep
 from pyro_minvae.features import FeatureConfig
 from pyro_minvae.infer.enhance import chunk_bounds, crossfade_weights, enhance_waveform
+from pyro_minvae.infer.estep_config import EStepConfig
 from pyro_minvae.infer.mcem import MCEMResult
 from pyro_minvae.models import build_model
 from pyro_minvae.registry import ESTEPS
@@ -15,14 +17,18 @@ from pyro_minvae.registry import ESTEPS
 CFG = FeatureConfig(n_fft=128, win_length=128, hop_length=64)
 
 
-def _identity(model, spec, visual=None, *, seed=0, **opts):
+class _Identity(EStep):
     """A stand-in E-step returning the input STFT, to test chunk stitching exactly."""
-    z = torch.zeros(spec.shape[1], model.latent_dim)
-    return MCEMResult(spec.clone(), None, torch.zeros(0), torch.zeros(0), None, z, "audio")
+
+    config_class = EStepConfig
+
+    def run(self, model, spec, visual, config, *, seed=0, generator=None, callback=None):
+        z = torch.zeros(spec.shape[1], model.latent_dim)
+        return MCEMResult(spec.clone(), None, torch.zeros(0), torch.zeros(0), None, z, "audio")
 
 
 if "_test_identity" not in ESTEPS:
-    ESTEPS.register("_test_identity", _identity)
+    ESTEPS.register("_test_identity", _Identity())
 
 
 def _wave(seconds, seed=0):

@@ -5,7 +5,6 @@ import torch
 
 from pyro_minvae.models.likelihood import AdditiveNoise
 from pyro_minvae.noise import NMFNoise, NMFState
-from pyro_minvae.registry import NOISE_MODELS
 
 
 def _data(seed, n=40, f=30, r=5):
@@ -64,7 +63,7 @@ def test_single_update_matches_formula():
 
 
 def test_init_and_additive():
-    nmf = NOISE_MODELS.get("nmf")(rank=3)
+    nmf = NMFNoise(rank=3)
     gen = torch.Generator().manual_seed(1)
     s = nmf.init(7, 5, gen)
     assert s.W.shape == (7, 3) and s.H.shape == (3, 5) and s.g.shape == (5,)

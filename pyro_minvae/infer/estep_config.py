@@ -1,0 +1,86 @@
+"""E-step options as one frozen, validated object.
+
+:class:`EStepConfig` holds what every E-step method shares; each method subclasses it with its own fields and
+defaults (:class:`~pyro_minvae.infer.mcem.MCEMConfig`, :class:`~pyro_minvae.infer.vem.VEMConfig`) and declares
+it as its ``config_class`` (:class:`pyro_minvae.contracts.EStep`). Bad values fail in ``__post_init__`` with one
+line; ``build(config, **options)`` replaces fields by name and names the valid ones when an option is unknown.
+
+Seeds, generators, devices and progress callbacks are not options: they are arguments of the E-step call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from .estep_common import WEIGHTS
+from .gain_rule import GainRule
+
+SCORINGS = ("direct", "trace")
+
+
+@dataclass(frozen=True)
+class EStepConfig:
+    """``iterations`` EM iterations (>= 1); ``rank`` of the NMF noise model (paper K = 10); ``init``: the encoder
+    that initialises z (``None``: the model's choice, the lips for MIN-VAE); ``weights`` ``"uniform"`` (pi =
+    1/M, the paper) or ``"model"`` (the prior's trained pi) for mixture priors, re-estimated each iteration
+    unless ``update_weights`` is False; ``scoring`` ``"direct"`` or ``"trace"``
+    (:mod:`pyro_minvae.infer.potentials`); ``nmf_dtype``: dtype of the NMF state (default: the model's);
+    ``gain_floor``, ``gain_exponent``: the final gain rule ``max(G ** gain_exponent, gain_floor)``
+    (:class:`~pyro_minvae.infer.gain_rule.GainRule`; the defaults are the paper's Wiener gain)."""
+
+    iterations: int = 30
+    rank: int = 10
+    init: str | None = None
+    weights: str = "uniform"
+    update_weights: bool = True
+    scoring: str = "direct"
+    nmf_dtype: torch.dtype | None = None
+    gain_floor: float = 0.0
+    gain_exponent: float = 1.0
+
+    def __post_init__(self):
+        self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
+        self._require(isinstance(self.rank, int) and self.rank >= 1, "rank", "an integer >= 1")
+        self._choice("weights", WEIGHTS)
+        self._choice("scoring", SCORINGS)
+        GainRule(self.gain_exponent, self.gain_floor)  # validates both
+        self._require(self.nmf_dtype is None or isinstance(self.nmf_dtype, torch.dtype), "nmf_dtype",
+                      "a torch dtype or None")
+
+    # ---- helpers for subclasses' __post_init__ ---------------------------------------------------------------------
+    def _require(self, ok: bool, name: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"{name} must be {what}; got {getattr(self, name)!r}")
+
+    def _choice(self, name: str, valid: tuple) -> None:
+        if getattr(self, name) not in valid:
+            raise ValueError(f"{name} must be one of {valid}; got {getattr(self, name)!r}")
+
+    # ---- construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def build(cls, config: "EStepConfig | None" = None, **options) -> "EStepConfig":
+        """``config`` (default ``cls()``) with ``options`` replaced. Raises ``ValueError`` on unknown names or a
+        config of another method's class."""
+        if config is not None and not isinstance(config, cls):
+            raise ValueError(f"expected a {cls.__name__}; got a {type(config).__name__}")
+        unknown = sorted(set(options) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid: "
+                             f"{', '.join(cls.field_names())}")
+        base = config if config is not None else cls()
+        return dataclasses.replace(base, **options) if options else base
+
+    def plain_options(self) -> dict:
+        """The fields with int/float/str/bool values, except ``init`` (how a method is described in results)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "init" and isinstance(getattr(self, f.name), (int, float, str, bool))}
+
+
+__all__ = ["EStepConfig", "SCORINGS"]
