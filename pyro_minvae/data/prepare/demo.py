@@ -33,6 +33,7 @@ Extra manifest fields written here: ``transcript`` (when known), ``noise_source`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -91,10 +92,13 @@ class DemoConfig:
     small_clips_per_speaker: int = 10
     workers: int = 2
     recipe: str = RECIPE_VERSION
+    mouth_style: str = "classic"  # pyro_minvae.visual.render.STYLES
 
     def digest(self, exclude: Sequence[str] = ("workers",) + VALIDATION_SET_FIELDS) -> str:
         """Hash of the base corpus (the validation set is stamped apart: :func:`validation_set_key`)."""
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in exclude}
+        if d.get("mouth_style") == "classic":  # corpora rendered before the style existed stay valid
+            del d["mouth_style"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def clip_digest(self) -> str:
@@ -120,10 +124,11 @@ def _default_make_aligner():
     return PhoneAligner(sample_rate=16000)
 
 
-def _default_render(phones, n_frames, speaker_seed, seed, fps, size):
+def _default_render(phones, n_frames, speaker_seed, seed, fps, size, style: str = "classic"):
     from ...visual.render import SpeakerAppearance, render_clip
 
-    return render_clip(phones, n_frames, SpeakerAppearance.from_seed(speaker_seed), fps=fps, seed=seed, size=size)
+    return render_clip(phones, n_frames, SpeakerAppearance.from_seed(speaker_seed, style), fps=fps, seed=seed,
+                       size=size)
 
 
 def _default_segment(phone, start, end):
@@ -132,13 +137,15 @@ def _default_segment(phone, start, end):
     return PhoneSegment(phone, start, end)
 
 
-def default_backend() -> VisualBackend:
+def default_backend(mouth_style: str = "classic") -> VisualBackend:
+    """pocketsphinx phone timings and the package's renderer in ``mouth_style``."""
     try:
         import pyro_minvae.visual.align  # noqa: F401
         import pyro_minvae.visual.render  # noqa: F401
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(f"visual stream module missing ({exc.name}); reinstall pyro-minvae") from None
-    return VisualBackend(_default_make_aligner, _default_render, _default_segment)
+    render = _default_render if mouth_style == "classic" else functools.partial(_default_render, style=mouth_style)
+    return VisualBackend(_default_make_aligner, render, _default_segment)
 
 
 @dataclass
@@ -446,7 +453,7 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
                 log.debug("demo corpus already prepared at %s (config %s); nothing to do", out_dir, digest)
                 return DemoResult(out_dir, out_dir / "manifest.jsonl", True, time.time() - t0)
             return _extend_validation_set(out_dir, done, cfg, packages, cache_dir(cache), progress, t0)
-    backend = backend or default_backend()
+    backend = backend or default_backend(cfg.mouth_style)
     root = cache_dir(cache)
     timings: dict[str, float] = {}
 
