@@ -39,14 +39,16 @@ def flatten(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def one_line(exc: BaseException) -> str:
-    """A one-line reason for ``exc``: a user error's own message; otherwise ``"Type: message"`` (first line).
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """A one-line reason for ``exc``: a user error's own message; otherwise ``"Type: message"``; its lines joined,
+    cut to about ``limit`` characters.
 
     Used wherever a failure is reported in a list (batch enhancement, evaluation rows, worker deaths) rather than
     raised.
     """
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    text = flatten(lines[0]) if lines else ""
+    text = flatten(exc)
+    if len(text) > limit:
+        text = text[:limit].rstrip() + " ..."
     if isinstance(exc, (UserInputError, MissingDependencyError)):
         return text or type(exc).__name__
     name = type(exc).__name__
