@@ -1,4 +1,4 @@
-"""The ``pyro-minvae`` command: prepare | train | enhance | evaluate.
+"""The ``pyro-minvae`` command: prepare | train | enhance | evaluate | tune.
 
 User errors (``UserInputError``, ``MissingDependencyError``) print one line and exit with status 2; no traceback.
 """
@@ -39,7 +39,9 @@ class FriendlyGroup(click.Group):
             if exc.errno not in _ENV_ERRNOS:
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror or exc}; free disk space or choose a writable folder", err=True)
+            from pyro_minvae.atomic import write_error_hint  # the fix differs per errno (full disk vs read-only)
+
+            click.echo(f"error: {where}{exc.strerror or exc}; {write_error_hint(exc.errno)}", err=True)
             ctx.exit(2)
 
 
@@ -86,7 +88,9 @@ def cli(verbose: int, quiet: bool, plugins: tuple) -> None:
 
 
 def load_plugin(spec: str) -> None:
-    """Import ``spec``: a dotted module name, or the path of a ``.py`` file (run once, as a module)."""
+    """Import ``spec``: a dotted module name, or the path of a ``.py`` file (run once, as a module, with its folder
+    on ``sys.path`` so it can import its siblings). An error raised by the plugin's own code becomes a
+    :class:`UserInputError` of a few lines: the plugin, the exception, and where in the user's files it happened."""
     import importlib.util
     from pathlib import Path
 
@@ -98,35 +102,49 @@ def load_plugin(spec: str) -> None:
             name = f"pyro_minvae_plugin_{path.stem}"
             if name in sys.modules:
                 return
+            folder = str(path.resolve().parent)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
-            module_spec.loader.exec_module(module)
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
         else:
             importlib.import_module(spec)
+    except UserInputError:
+        raise
     except ModuleNotFoundError as exc:
-        raise UserInputError(f"--plugin {spec}: no module named {exc.name!r}; give an importable module or a "
-                             ".py file") from None
+        if exc.name == spec:
+            raise UserInputError(f"--plugin {spec}: no module named {exc.name!r}; give an importable module or a "
+                                 ".py file") from None
+        raise UserInputError(_plugin_failure(spec, exc)) from None
+    except Exception as exc:  # the plugin's own code failed: show its error, not our stack
+        raise UserInputError(_plugin_failure(spec, exc)) from None
 
 
-def _not_yet(name: str) -> click.Command:
-    @click.command(name=name, context_settings={"ignore_unknown_options": True},
-                   help=f"{name.capitalize()} (not yet available).")
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def stub(args):
-        raise UserInputError(f"`pyro-minvae {name}` is not yet available in this version")
+def _plugin_failure(spec: str, exc: BaseException) -> str:
+    """``--plugin SPEC failed: Type: message`` and the innermost frames that are the user's code (outside this
+    package and Python's import machinery)."""
+    import traceback
+    from pathlib import Path
 
-    return stub
+    import pyro_minvae
+
+    ours = (str(Path(pyro_minvae.__file__).resolve().parent), str(Path(__file__).resolve().parent))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen") and not str(Path(f.filename).resolve()).startswith(ours)]
+    lines = [f"--plugin {spec} failed: {type(exc).__name__}: {exc}"]
+    for f in frames[-3:]:
+        lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else ""))
+    return "\n".join(lines)
 
 
 for _name in SUBCOMMANDS:
-    try:
-        _mod = importlib.import_module(f"pyro_minvae.cli.{_name}")
-        cli.add_command(_mod.command, name=_name)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"pyro_minvae.cli.{_name}":
-            raise
-        cli.add_command(_not_yet(_name), name=_name)
+    cli.add_command(importlib.import_module(f"pyro_minvae.cli.{_name}").command, name=_name)
 
 
 def main() -> None:
