@@ -16,6 +16,7 @@ Registered (``FACE_DETECTORS``):
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import NamedTuple, Optional, Protocol, runtime_checkable
@@ -130,6 +131,13 @@ FACE_DETECTORS.register("dlib", DlibDetector)
 FACE_DETECTORS.register("dlib-hog", lambda: DlibDetector(landmarks=False))
 
 
+@functools.lru_cache(maxsize=4)
+def shared_detector(name: str) -> FaceDetector:
+    """One instance of the detector ``name`` per process (dlib's landmark model takes seconds to load);
+    detectors keep no state between frames, so sharing is safe."""
+    return FACE_DETECTORS.build(name)
+
+
 def default_detector() -> FaceDetector:
     """The detector used when none is named: ``dlib`` (with lip landmarks when their model is installed)."""
-    return FACE_DETECTORS.build("dlib")
+    return shared_detector("dlib")

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..features import FeatureConfig
 from .container import VideoInfo, probe, read_audio_track
-from .faces import FACE_DETECTORS
+from .faces import shared_detector
 from .kind import CROPS
 from .mouth import MouthConfig
 from .sheet import save_lips
@@ -80,7 +80,7 @@ def read_video(path: str | os.PathLike, cfg: FeatureConfig, *, wanted: Optional[
     if not want_lips and options.save_lips is None:
         return VideoRead(wave, cfg.sample_rate, {}, VideoDetails(info, None, False))
     mouth = replace(options.mouth, size=cfg.lip_size)
-    detector = FACE_DETECTORS.build(options.detector) if options.crop != "none" else None
+    detector = shared_detector(options.detector) if options.crop != "none" else None
     track = track_mouth(path, mouth, options.crop, detector, info)
     if options.save_lips is not None:
         npy, png = save_lips(options.save_lips, Path(path).stem, track.rois, track.found)

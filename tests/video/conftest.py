@@ -28,3 +28,11 @@ def talk_mp4(carphone, tmp_path_factory):
     path = tmp_path_factory.mktemp("talk") / "talk.mp4"
     mux_audio(carphone, wave, SR, path)
     return path, wave
+
+
+@pytest.fixture(scope="session")
+def carphone_track(carphone):
+    """The default mouth track of carphone (67x67 ROIs, 120 frames)."""
+    from pyro_minvae.video.track import track_mouth
+
+    return track_mouth(carphone, crop="face")

