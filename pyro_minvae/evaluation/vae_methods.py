@@ -2,7 +2,8 @@
 
 Registered per model family in :data:`pyro_minvae.evaluation.methods.CHECKPOINT_METHODS`:
 
-- every family: ``<label>-mcem`` (the paper's Monte-Carlo EM) and ``<label>-fast`` (the fast E-step);
+- every family: ``<label>-mcem`` (the paper's Monte-Carlo EM), ``<label>-fast`` (the fast E-step) and
+  ``<label>-<name>`` for every other registered E-step (e.g. one a ``--plugin`` file registers);
 - MIN-VAE also: ``<label>-audio-init`` (MCEM initialised from the audio encoder instead of the lips: the paper's
   ablation), ``<label>-paper-loop`` (the published variational MCEM loop with its 100 iterations), and both
   MCEM loops with jumps between the prior's components in the E-step, ``<label>-jump`` and
@@ -77,40 +78,55 @@ class CheckpointMethod:
         if sample_rate != cfg.sample_rate:
             raise ValueError(f"the model works at {cfg.sample_rate} Hz, got {sample_rate} Hz audio")
         visual = {k: torch.from_numpy(v) for k, v in self.visual_features(model, cfg, video, len(noisy)).items()}
-        opts = dict(self.opts)
-        if self.init is not None:
-            opts["init"] = self.init
         res = enhance_waveform(model, cfg, np.asarray(noisy, dtype=np.float32), visual=visual, method=self.estep,
-                               seed=seed, device=self.device, **opts)
+                               seed=seed, device=self.device, config=self.config())
         self.last_info = {"frame_rate": cfg.frame_rate, "init": res.init}
         if len(res.chunks) == 1 and res.result.responsibilities is not None:
             self.last_info["responsibilities"] = res.result.responsibilities.detach().cpu().numpy()
             self.last_info["component_names"] = list(model.guide_net.modalities)
         return res.waveform.numpy()
 
+    def config(self):
+        """The E-step's config (its ``config_class``) from ``opts`` and ``init``; unknown options raise here."""
+        from ..infer import enhance  # noqa: F401  (registers the E-steps)
+        from ..registry import ESTEPS
+
+        opts = dict(self.opts)
+        if self.init is not None:
+            opts["init"] = self.init
+        return ESTEPS.get(self.estep).make_config(**opts)
+
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in sorted(self.effective_options().items()))
         return f"CheckpointMethod({self.path!r}, estep={self.estep!r}, init={self.init!r}{opts})"
 
     def effective_options(self) -> dict:
-        """The E-step's options as it will run: its signature's plain defaults overridden by ``opts`` (so a
+        """The E-step's options as it will run: its config class's plain defaults overridden by ``opts`` (so a
         changed default shows as a changed method, e.g. when ``evaluate`` resumes into older results)."""
-        import inspect
-
         from ..infer import enhance  # noqa: F401  (registers the E-steps)
         from ..registry import ESTEPS
 
-        try:
-            params = inspect.signature(ESTEPS.get(self.estep)).parameters.values()
-        except ValueError:
-            params = []
-        defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY
-                    and isinstance(p.default, (int, float, str, bool)) and p.name not in ("seed", "init")}
-        return {**defaults, **self.opts}
+        return {**ESTEPS.get(self.estep).config_class().plain_options(), **self.opts}
+
+
+def estep_names() -> list:
+    """Registered E-step names, ``mcem`` and ``fast`` first, without aliases (``vem`` is ``fast``) or private
+    names (leading ``_``): a plugin's E-step (``--plugin``) becomes the method ``<label>-<name>``."""
+    from ..infer import enhance  # noqa: F401  (registers the E-steps)
+    from ..registry import ESTEPS
+
+    names, seen = [], set()
+    for name in ["mcem", "fast"] + ESTEPS.names():
+        obj = ESTEPS.get(name)
+        if name.startswith("_") or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        names.append(name)
+    return names
 
 
 def _standard(label: str, path: Path) -> dict:
-    return {f"{label}-mcem": CheckpointMethod(path, "mcem"), f"{label}-fast": CheckpointMethod(path, "fast")}
+    return {f"{label}-{name}": CheckpointMethod(path, name) for name in estep_names()}
 
 
 def _minvae(label: str, path: Path) -> dict:

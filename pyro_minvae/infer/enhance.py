@@ -9,7 +9,9 @@
 ``noisy``: mono waveform ``(T,)`` (numpy or torch) at ``cfg.sample_rate``. ``visual``: frame-aligned model features
 ``{name: (N, D)}`` with ``N = cfg.n_frames(T)`` (see :func:`pyro_minvae.features.video.align_to_stft` and the
 modality loaders); without them MIN-VAE starts from its audio encoder (logged). ``method``: a name in ``ESTEPS``
-(``"mcem"`` = the paper's MCEM; ``"fast"`` = variational EM); ``**opts`` go to that method (e.g. ``iterations``).
+(``"mcem"`` = the paper's MCEM; ``"fast"`` = variational EM); its options are ``config=`` (the method's
+``config_class``, e.g. :class:`~pyro_minvae.infer.mcem.MCEMConfig`) and/or ``**opts`` naming its fields (e.g.
+``iterations``), built into one config before any work.
 
 The waveform is peak-normalised as in the paper, enhanced, and scaled back. Long recordings are processed in
 chunks of ``chunk_seconds`` STFT frames overlapping by ``overlap_seconds``, each chunk with its own noise model

@@ -50,7 +50,7 @@ import torch
 from ..models.likelihood import speech_variance
 from ..noise.nmf import NMFNoise, NMFState
 from ..contracts import EStep, check_kernel_fits
-from ..registry import ESTEPS, KERNELS
+from ..registry import ESTEPS, KERNELS, Registry
 from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
                            mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
 from .estep_config import EStepConfig
@@ -58,8 +58,10 @@ from .gain_rule import GainRule
 from .kernels import ChainOutput, FrameMH, run_chain
 from .potentials import ExpectedPowerPotential, LikelihoodPotential
 
-LOOPS = ("classic", "minvae")
 DRIVERS = ("loop", "pyro")
+#: EM loops of MCEM by name (``MCEMConfig.loop``); each ``loop(model, spec, batch, z, init_name, power, nmf, state,
+#: config, generator, callback, rule) -> MCEMResult``. ``enhance --loop`` offers these names.
+MCEM_LOOPS: Registry = Registry("MCEM loop")
 
 
 def _chain(kernel: FrameMH, z: torch.Tensor, steps: int, burn_in: int, driver: str, *args) -> ChainOutput:
@@ -117,7 +119,7 @@ class MCEMConfig(EStepConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        self._choice("loop", ("auto",) + LOOPS)
+        self._choice("loop", ("auto",) + tuple(MCEM_LOOPS.names()))
         self._choice("driver", DRIVERS)
         for steps, burn in (("mh_steps", "burn_in"), ("final_mh_steps", "final_burn_in")):
             self._require(isinstance(getattr(self, steps), int) and getattr(self, steps) >= 1, steps,
@@ -169,7 +171,7 @@ def _mcem(model, spec, visual, config: MCEMConfig, seed: int, generator, callbac
     nmf = NMFNoise(config.rank)
     state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
     rule = GainRule(config.gain_exponent, config.gain_floor)
-    loop = _classic if config.resolved_loop == "classic" else _minvae
+    loop = MCEM_LOOPS.get(config.resolved_loop)
     return loop(model, spec, batch, z, used, power, nmf, state, config, gen, callback, rule)
 
 
@@ -253,6 +255,8 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, z, used)
 
 
+MCEM_LOOPS.register("classic", _classic)
+MCEM_LOOPS.register("minvae", _minvae)
 ESTEPS.register("mcem", mcem)
 
-__all__ = ["mcem", "MCEM", "MCEMConfig", "MCEMResult", "LOOPS", "DRIVERS"]
+__all__ = ["mcem", "MCEM", "MCEMConfig", "MCEMResult", "MCEM_LOOPS", "DRIVERS"]

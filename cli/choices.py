@@ -1,0 +1,61 @@
+"""Command-line choices read from the registries when the command line is parsed, i.e. after ``--plugin`` files
+have registered their components: a plugin's E-step, kernel or loop is a valid ``--method``/``--kernel``/
+``--loop`` value like the built-in ones."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+
+class RegistryChoice(click.ParamType):
+    """A name registered in ``registry()`` (called lazily, so plugin registrations count)."""
+
+    name = "name"
+
+    def __init__(self, registry: Callable, extra: tuple = ()):
+        self._registry = registry
+        self._extra = tuple(extra)
+
+    def choices(self) -> list:
+        return list(self._extra) + [n for n in self._registry().names() if not n.startswith("_")]
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(self.choices()) + "]"
+
+    def convert(self, value, param, ctx):
+        if value in self._extra or value in self._registry():
+            return value
+        self.fail(f"{value!r} is not registered; valid: {', '.join(self.choices())} (a plugin registers more: "
+                  "pyro-minvae --plugin FILE.py ...)", param, ctx)
+
+
+def _estep_registry():
+    from pyro_minvae.infer import enhance  # noqa: F401  (registers the built-in E-steps)
+    from pyro_minvae.registry import ESTEPS
+
+    return ESTEPS
+
+
+def _kernel_registry():
+    import pyro_minvae.infer  # noqa: F401  (registers the built-in kernels)
+    from pyro_minvae.registry import KERNELS
+
+    return KERNELS
+
+
+def _loop_registry():
+    from pyro_minvae.infer.mcem import MCEM_LOOPS
+
+    return MCEM_LOOPS
+
+
+ESTEP_CHOICE = RegistryChoice(_estep_registry)
+KERNEL_CHOICE = RegistryChoice(_kernel_registry)
+LOOP_CHOICE = RegistryChoice(_loop_registry)
+
+
+def estep_takes(method: str, option: str) -> bool:
+    """Whether the E-step ``method``'s config has the field ``option`` (e.g. ``kernel``, ``loop``)."""
+    return option in _estep_registry().get(method).config_class.field_names()
