@@ -1,0 +1,164 @@
+"""Batched MCEM: several utterances in one pass give each utterance's one-by-one ``mcem`` result (same seeds)."""
+
+import pytest
+import torch
+
+from pyro_minvae.infer.batched import SegmentedFrameMH, Segments, mcem_batch
+from pyro_minvae.infer.mcem import mcem
+from pyro_minvae.models.families import build_model
+
+F, LIPS = 12, 10
+LENGTHS = (9, 5, 12)
+SEEDS = (7, 3, 11)
+SMALL = dict(iterations=3, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3)
+
+
+def _model(family):
+    torch.manual_seed(2)
+    dims = {"audio": F} if family == "avae" else {"audio": F, "lips": LIPS}
+    m = build_model(family, input_dims=dims, latent_dim=3).double().eval()
+    if family == "minvae":
+        with torch.no_grad():  # distinct component priors so responsibilities move
+            m.prior.loc.copy_(torch.tensor([[0.5, -0.2, 0.1], [-0.4, 0.3, 0.0]], dtype=torch.float64))
+            m.prior.log_var.copy_(torch.tensor([-0.3, 0.4], dtype=torch.float64))
+    return m
+
+
+def _inputs(family):
+    g = torch.Generator().manual_seed(0)
+    specs = [torch.complex(torch.randn(F, n, generator=g, dtype=torch.float64),
+                           torch.randn(F, n, generator=g, dtype=torch.float64)) * (1 + i) for i, n in
+             enumerate(LENGTHS)]
+    if family == "avae":
+        return specs, [None] * len(specs)
+    return specs, [{"lips": torch.rand(n, LIPS, generator=g, dtype=torch.float64)} for n in LENGTHS]
+
+
+def _assert_same(batched, alone):
+    for b, a in zip(batched, alone):
+        torch.testing.assert_close(b.estimate, a.estimate, rtol=1e-9, atol=1e-12)
+        for x, y in ((b.W, a.W), (b.H, a.H), (b.g, a.g), (b.latents, a.latents), (b.objective, a.objective)):
+            torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(b.acceptance.double(), a.acceptance.double(), rtol=1e-6, atol=1e-7)
+        assert (b.responsibilities is None) == (a.responsibilities is None) and b.init == a.init
+        if a.responsibilities is not None:
+            torch.testing.assert_close(b.responsibilities, a.responsibilities, rtol=1e-9, atol=1e-12)
+    assert 0 < float(batched[0].acceptance.min()) and float(batched[0].acceptance.max()) < 1
+
+
+@pytest.mark.parametrize("family,opts", [
+    ("avae", {}),
+    ("avcvae", {}),
+    ("minvae", {}),  # classic loop on the mixture prior, weights re-estimated per utterance
+    ("minvae", {"weights": "model", "update_weights": False}),
+    ("minvae", {"loop": "minvae"}),  # the published variational loop
+    ("minvae", {"loop": "minvae", "update_gain": True}),
+    ("avae", {"update_gain": False, "exponent": 1.0, "gain_exponent": 2.0, "gain_floor": 0.1}),
+])
+def test_batched_equals_one_by_one(family, opts):
+    model = _model(family)
+    specs, visuals = _inputs(family)
+    kw = {**SMALL, **opts}
+    if kw.get("loop") == "minvae":
+        kw = {k: v for k, v in kw.items() if not k.startswith("final")}
+    alone = [mcem(model, s, v, seed=seed, **kw) for s, v, seed in zip(specs, visuals, SEEDS)]
+    _assert_same(mcem_batch(model, specs, visuals, SEEDS, **kw), alone)
+    if family == "minvae":
+        assert (alone[0].responsibilities - alone[0].responsibilities.mean()).abs().max() > 1e-3
+
+
+def test_batch_order_does_not_matter():
+    model = _model("avae")
+    specs, visuals = _inputs("avae")
+    fwd = mcem_batch(model, specs, visuals, SEEDS, **SMALL)
+    rev = mcem_batch(model, specs[::-1], visuals[::-1], SEEDS[::-1], **SMALL)
+    _assert_same(fwd, rev[::-1])
+
+
+def test_tolerance_stop_leaves_the_batch_per_utterance():
+    """Utterances meeting ``tol`` at different iterations stop as they would alone."""
+    model = _model("avae")
+    specs, visuals = _inputs("avae")
+    kw = {**SMALL, "iterations": 12, "tol": 1e-2}  # stops after 6, 12 and 6 iterations
+    alone = [mcem(model, s, v, seed=seed, **kw) for s, v, seed in zip(specs, visuals, SEEDS)]
+    ran = sorted(len(a.objective) for a in alone)
+    assert ran[0] < ran[-1], ran  # the test needs utterances that stop at different iterations
+    _assert_same(mcem_batch(model, specs, visuals, SEEDS, **kw), alone)
+
+
+def test_one_utterance_and_empty_batch():
+    model = _model("avae")
+    specs, visuals = _inputs("avae")
+    _assert_same(mcem_batch(model, specs[:1], visuals[:1], SEEDS[:1], **SMALL),
+                 [mcem(model, specs[0], None, seed=SEEDS[0], **SMALL)])
+    assert mcem_batch(model, [], []) == []
+
+
+@pytest.mark.parametrize("opts", [{"scoring": "trace"}, {"driver": "pyro"}, {"loop": "minvae", "marginal": True},
+                                  {"kernel": "frame-mh-jump"}])
+def test_unsupported_options_are_refused(opts):
+    model = _model("minvae")
+    specs, visuals = _inputs("minvae")
+    with pytest.raises(ValueError, match="mcem_batch supports"):
+        mcem_batch(model, specs, visuals, SEEDS, **opts)
+
+
+def test_mismatched_inputs_are_refused():
+    model = _model("minvae")
+    specs, visuals = _inputs("minvae")
+    with pytest.raises(ValueError, match="one visual dict and one seed"):
+        mcem_batch(model, specs, visuals, SEEDS[:2])
+    with pytest.raises(ValueError, match="same streams"):
+        mcem_batch(model, specs, [visuals[0], {}, visuals[2]], SEEDS)
+
+
+def test_segmented_kernel_draws_each_segment_from_its_own_generator():
+    segs = Segments((2, 3))
+    gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    kernel = SegmentedFrameMH(lambda z: (z.sum(-1), {}), segs, gens)
+    like = torch.zeros(5, 4)
+    draws = kernel.standard_normal(like)
+    torch.testing.assert_close(draws[:2], torch.randn(2, 4, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(draws[2:], torch.randn(3, 4, generator=torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="segments of 5"):
+        kernel.uniform(4, like)
+
+
+# ---- device hygiene: the batched path on PyTorch's meta device (a CPU tensor mixed in fails as on CUDA) ----------
+META = torch.device("meta")
+
+
+@pytest.mark.parametrize("family", ["avae", "avcvae", "minvae"])
+def test_batched_steps_stay_on_the_device(family):
+    import pyro
+
+    from pyro_minvae.infer.batched import _noise, _per_frame
+    from pyro_minvae.infer.estep_common import initial_weights, sampled_m_step
+    from pyro_minvae.infer.potentials import ExpectedPowerPotential, LikelihoodPotential
+    from pyro_minvae.noise import NMFNoise
+
+    f, lips = 33, 16 * 16
+    dims = {"audio": f} if family == "avae" else {"audio": f, "lips": lips}
+    model = build_model(family, input_dims=dims).to(META).eval()
+    segs = Segments((4, 3))
+    batch = {k: torch.rand(segs.total, d, device=META) for k, d in dims.items()}
+    nmf = NMFNoise(3)
+    states = [nmf.init(f, n, device=META) for n in segs.lengths]
+    log_ws = [initial_weights(model, "uniform", n, META, torch.float32)[0] for n in segs.lengths]
+    extra = () if log_ws[0] is None else (_per_frame(log_ws, segs),)
+    with torch.no_grad(), pyro.validation_enabled(False):
+        kernel = SegmentedFrameMH(LikelihoodPotential(model, batch), segs, [None, None])
+        kernel.setup(0, _noise(nmf, states, torch.float32), *extra)
+        state = kernel.score(torch.randn(segs.total, model.latent_dim, device=META))
+        for _ in range(2):
+            state = kernel.step(state)
+        rates = kernel.segment_accept_rates()
+        lv = state.aux["speech_log_var"].unsqueeze(0)
+        new, cost = sampled_m_step(nmf, states[0], batch["audio"][:4], segs.split(lv, 1)[0], 0.5, True)
+        tensors = [state.z, state.log_target, lv, *rates, *new, cost]
+        if family == "minvae":
+            pot = ExpectedPowerPotential(model, batch)
+            resp = torch.full((segs.total, 2), 0.5, device=META)
+            t, aux = pot(state.z, batch["audio"], None, resp)
+            tensors += [t, *aux.values()]
+    assert all(t.device == META for t in tensors)
