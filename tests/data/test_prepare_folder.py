@@ -11,7 +11,7 @@ import soundfile as sf
 from pyro_minvae.data.manifest import read_manifest, resolve
 from pyro_minvae.data.prepare.folder import crop_mouth_video, prepare_folder
 from pyro_minvae.data.prepare.lips import load_lips, to_frames
-from pyro_minvae.errors import MissingDependencyError, UserInputError
+from pyro_minvae.errors import UserInputError
 from prepare_fakes import speechlike
 
 
@@ -95,24 +95,13 @@ def test_lip_layouts_round_trip(tmp_path):
         load_lips(tmp_path / "junk.npy")
 
 
-def test_mp4_without_mediapipe_names_the_extra(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_mediapipe(name, *a, **k):
-        if name == "mediapipe":
-            raise ImportError("No module named 'mediapipe'")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_mediapipe)
-    with pytest.raises(MissingDependencyError, match=r"pip install pyro-minvae\[video\]"):
-        crop_mouth_video(tmp_path / "v.mp4")
-
-
 def test_mp4_mouth_crop_on_a_real_face_video(tmp_path):
-    """Runs where the [video] extra (mediapipe) and scikit-video's sample face video are installed."""
-    pytest.importorskip("mediapipe")
+    """Runs where the [video] extra (dlib's landmark model) and scikit-video's sample face video are installed."""
+    pytest.importorskip("dlib")
+    from pyro_minvae.video.faces import landmark_model_path
+
+    if landmark_model_path() is None:
+        pytest.skip("face_recognition_models (dlib's landmark model) not installed")
     skvideo = pytest.importorskip("skvideo")
     import shutil
     from pathlib import Path
@@ -128,7 +117,7 @@ def test_mp4_mouth_crop_on_a_real_face_video(tmp_path):
     rec = read_manifest(path)[0]
     lips = np.load(resolve(path, rec["lips"]))
     lm = np.load(resolve(path, rec["landmarks"]))
-    assert lips.shape == (120, 67, 67) and lm.shape == (120, 40, 2)
+    assert lips.shape == (120, 67, 67) and lm.shape == (120, 20, 2)
     assert rec["fps"] == pytest.approx(29.97, abs=0.01)
     # the lips sit in the middle of the crop
     assert 20 < lm[..., 0].mean() < 47 and 20 < lm[..., 1].mean() < 47

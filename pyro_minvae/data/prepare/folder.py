@@ -2,7 +2,8 @@
 
 Input: ``NAME.wav`` (any rate/channels; resampled to 16 kHz mono with a message) paired with
 ``NAME.npy`` / ``NAME.mat`` lip ROIs (see ``lips.py`` for layouts, 30 fps unless ``--fps``) or ``NAME.mp4``
-video (the mouth is cropped with mediapipe's face mesh: ``pip install pyro-minvae[video]``). Sub-folders of
+video (mouth found with dlib; lip landmarks need
+``pip install pyro-minvae[video]``). Sub-folders of
 ``DIR`` name speakers (files directly in ``DIR`` get speaker ``"speaker0"``). A wav without a visual partner
 is indexed audio-only (with a warning). A recording that cannot be read (corrupt wav, lips of the wrong length,
 no face in the video) is skipped with its reason and the others are indexed; :func:`index_folder` returns the
@@ -194,72 +195,21 @@ def _index_one(wav: Path, root: Path, stem: str, stage: Path, cfg: FeatureConfig
     return rec, False
 
 
-# Lip contour points of mediapipe's 468-point face mesh (outer then inner lip).
-_MP_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185,
-            78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+def crop_mouth_video(path: Path, size: int = LIP_SIZE) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Mouth ROIs ``(N, size, size)`` uint8, lip landmarks ``(N, 20, 2)`` in ROI pixels (``None`` without dlib's
+    landmark model, ``pip install pyro-minvae[video]``) and the video's fps.
 
-
-def crop_mouth_video(path: Path, size: int = LIP_SIZE) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mouth ROIs ``(N, size, size)`` uint8, lip landmarks ``(N, 40, 2)`` (ROI pixels) and the video fps.
-
-    Needs mediapipe (``pip install pyro-minvae[video]``); frames where no face is found reuse the last box.
+    The mouth is found by :func:`pyro_minvae.video.track_mouth` (the same code as ``enhance talk.mp4``; an
+    already-cropped mouth video is used as it is); frames without a face get boxes and landmarks interpolated
+    between their neighbours. A video without any face raises ``UserInputError``.
     """
-    try:
-        import mediapipe as mp  # type: ignore[import-not-found]
-    except ImportError:
-        raise MissingDependencyError(f"{path}: cropping the mouth from video needs mediapipe; "
-                                     "run `pip install pyro-minvae[video]` or give NAME.npy lip arrays") from None
-    import av
+    from ...video import MouthConfig, track_mouth
+    from ...video.mouth import fill_and_smooth
 
-    frames, marks = [], []
-    box = None
-    try:
-        container = av.open(str(path))
-    except Exception as exc:
-        raise UserInputError(f"{path}: not a readable video ({type(exc).__name__}); re-encode it as H.264 mp4") \
-            from None
-    with container, mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
-                                                     refine_landmarks=False) as mesh:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 30.0)
-        for frame in container.decode(stream):
-            rgb = frame.to_ndarray(format="rgb24")
-            h, w = rgb.shape[:2]
-            res = mesh.process(rgb)
-            pts = None
-            if res.multi_face_landmarks:
-                lm = res.multi_face_landmarks[0].landmark
-                pts = np.array([[lm[i].x * w, lm[i].y * h] for i in _MP_LIPS], dtype=np.float32)
-                cx, cy = pts.mean(axis=0)
-                half = 0.8 * float(pts[:, 0].max() - pts[:, 0].min())
-                box = (cx - half, cy - half, 2 * half)
-            if box is None:
-                continue
-            x0, y0, side = box
-            gray = frame.to_ndarray(format="gray")
-            frames.append(_crop_resize(gray, x0, y0, side, size))
-            if pts is None:
-                pts = marks[-1] * (side / size) + np.array([x0, y0], np.float32) if marks else \
-                    np.full((len(_MP_LIPS), 2), np.nan, np.float32)
-            marks.append(((pts - np.array([x0, y0], np.float32)) * (size / side)).astype(np.float32))
-    if not frames:
-        raise UserInputError(f"{path}: no face found in any frame; give a frontal face video or NAME.npy lips")
-    return np.stack(frames), np.nan_to_num(np.stack(marks)), fps
-
-
-def _crop_resize(gray: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
-    """Square crop (padded at borders) resized to ``size`` x ``size`` by bilinear sampling."""
-    h, w = gray.shape
-    t = (np.arange(size) + 0.5) * side / size
-    xs = np.clip(x0 + t - 0.5, 0, w - 1)
-    ys = np.clip(y0 + t - 0.5, 0, h - 1)
-    x_lo = np.floor(xs).astype(int)
-    y_lo = np.floor(ys).astype(int)
-    x_hi = np.minimum(x_lo + 1, w - 1)
-    y_hi = np.minimum(y_lo + 1, h - 1)
-    fx = (xs - x_lo)[None, :]
-    fy = (ys - y_lo)[:, None]
-    g = gray.astype(np.float32)
-    top = g[y_lo][:, x_lo] * (1 - fx) + g[y_lo][:, x_hi] * fx
-    bot = g[y_hi][:, x_lo] * (1 - fx) + g[y_hi][:, x_hi] * fx
-    return np.clip(np.round(top * (1 - fy) + bot * fy), 0, 255).astype(np.uint8)
+    track = track_mouth(path, MouthConfig(size=size))
+    frames = np.round(track.rois * 255.0).astype(np.uint8)
+    lips = track.lips
+    if lips is not None:
+        n = lips.shape[0]
+        lips = fill_and_smooth(lips.reshape(n, -1).astype(np.float64), 0).reshape(n, -1, 2).astype(np.float32)
+    return frames, lips, track.fps
