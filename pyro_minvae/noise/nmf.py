@@ -21,6 +21,12 @@ Two families of multiplicative (IS-NMF) updates are shipped, each with the objec
     monotone).
 
 All updates are pure functions returning a new :class:`NMFState`; tensors stay on their device.
+
+Temporal tying (``h_block`` = B > 1, a regulariser against the noise model absorbing speech): the activations are
+shared by blocks of B consecutive frames (``H[:, n]`` equal within a block), so the noise variance may change only
+every B frames and cannot follow a syllable. The H update then sums its numerator and denominator over each block
+before the ratio, which is the exact majorise-minimise step for the shared parameter (both costs stay monotone).
+``h_block = 1`` is the paper's free per-frame H.
 """
 
 from __future__ import annotations
@@ -57,14 +63,27 @@ class NMFNoise:
     """Rank-``rank`` NMF noise variance with per-frame gain (paper: K = 10).
 
     ``eps``: positivity floor applied after every update (``None``: the dtype's machine epsilon, as the
-    authors' ``np.finfo(float).eps``).
+    authors' ``np.finfo(float).eps``). ``h_block``: frames that share one activation vector (module docstring;
+    1 = the paper).
     """
 
-    def __init__(self, rank: int = 10, eps: float | None = None):
+    def __init__(self, rank: int = 10, eps: float | None = None, h_block: int = 1):
         if int(rank) < 1:
             raise ValueError(f"NMF rank must be >= 1; got {rank}")
+        if int(h_block) < 1:
+            raise ValueError(f"NMF h_block must be >= 1; got {h_block}")
         self.rank = int(rank)
         self.eps = eps
+        self.h_block = int(h_block)
+
+    def _tie(self, x: torch.Tensor) -> torch.Tensor:
+        """``(K, N)`` -> the sums over each block of ``h_block`` frames, repeated over the block's frames."""
+        b = self.h_block
+        if b == 1:
+            return x
+        n = x.shape[1]
+        sums = torch.nn.functional.pad(x, (0, (-n) % b)).reshape(x.shape[0], -1, b).sum(-1)
+        return sums.repeat_interleave(b, dim=1)[:, :n]
 
     def _eps(self, t: torch.Tensor) -> float:
         return float(torch.finfo(t.dtype).eps) if self.eps is None else float(self.eps)
@@ -77,6 +96,8 @@ class NMFNoise:
             raise ValueError(f"NMF needs n_freq >= 1 and n_frames >= 1; got {n_freq}, {n_frames}")
         w = torch.rand(n_freq, self.rank, generator=generator, device=device, dtype=dtype)
         h = torch.rand(self.rank, n_frames, generator=generator, device=device, dtype=dtype)
+        if self.h_block > 1:  # one activation vector per block: the first frame's draw
+            h = h[:, ::self.h_block].repeat_interleave(self.h_block, dim=1)[:, :n_frames].contiguous()
         floor = self.eps if self.eps is not None else float(torch.finfo(dtype).eps)
         return NMFState(w.clamp_min(floor), h.clamp_min(floor), torch.ones(n_frames, device=device, dtype=dtype))
 
@@ -147,7 +168,7 @@ class NMFNoise:
         num, den = accumulate(h.T @ w.T, False)
         w = step(w, num.T @ h.T, den.T @ h.T)
         num, den = accumulate(h.T @ w.T, False)
-        h = step(h, (num @ w).T, (den @ w).T)
+        h = step(h, self._tie((num @ w).T), self._tie((den @ w).T))
         if update_gain:
             num, den = accumulate(h.T @ w.T, True)  # sum_{r,f} s2 P / Vx^2 and sum_{r,f} s2 / Vx
             g = step(g, num.sum(-1), den.sum(-1))
@@ -179,7 +200,7 @@ class NMFNoise:
         w = step(w, a.T @ h.T, b.T @ h.T)
         v = h.T @ w.T
         a, b = noise_power / v.square(), torch.reciprocal(v)
-        h = step(h, (a @ w).T, (b @ w).T)
+        h = step(h, self._tie((a @ w).T), self._tie((b @ w).T))
         if normalise:
             c = w.sum(0)  # (K,)
             w = w / c
