@@ -1,8 +1,10 @@
 """Test items: mixture records of a manifest and the arrays an evaluation needs from them.
 
 An :class:`EvalItem` holds ``noisy`` and ``clean`` float32 ``(T,)`` at ``sample_rate`` and ``video``, a dict with
-``"lips"`` ``(N_v, 67, 67)`` uint8 and/or ``"landmarks"`` ``(N_v, P, 2)`` float32 plus ``"fps"`` (streams the
-record lacks are left out; an empty dict when it has none).
+the record's raw streams at video rate, e.g. ``"lips"`` ``(N_v, 67, 67)`` uint8 and/or ``"landmarks"``
+``(N_v, P, 2)`` float32 (one per registered modality the record has), plus ``"fps"`` (the record's, checked:
+0/NaN/negative are refused; absent: 30). Streams the record lacks are left out; an empty dict when it has none.
+Their content is checked where they are aligned to the STFT (``Modality.from_array``), as for ``enhance``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..audio_io import load_audio
+from ..data import modalities as _modalities  # noqa: F401  (registers "lips", "landmarks")
 from ..data.manifest import read_manifest, resolve, select
+from ..data.modalities import record_fps
 from ..errors import UserInputError
+from ..features import FeatureConfig
+from ..registry import MODALITIES
 
 REQUIRED = ("clean", "noise_type", "snr_db")
 
@@ -95,24 +101,15 @@ def load_item(rec: dict, manifest: str | Path, sample_rate: int = 16000, need_vi
                              f"{noisy.size}; regenerate the mixture")
     n = min(noisy.size, clean.size)
     video: dict = {}
-    if need_video:
-        for key in ("lips", "landmarks"):
-            if rec.get(key):
-                video[key] = _load_array(resolve(manifest, rec[key]))
+    if need_video:  # the raw streams at video rate; methods align them (data.modalities, the one stream path)
+        for name in MODALITIES.names():
+            mod = MODALITIES.get(name)
+            if rec.get(mod.field):
+                video[name] = mod.load_array(rec, manifest)
         if video:
-            video["fps"] = float(rec.get("fps") or 30.0)
+            video["fps"] = record_fps(rec, FeatureConfig(sample_rate=sample_rate), manifest)
     return EvalItem(id=rec["id"], noisy=noisy[:n], clean=clean[:n], video=video, sample_rate=sample_rate,
                     meta=record_meta(rec))
-
-
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found; re-run `pyro-minvae prepare`") from None
-    except Exception as exc:
-        raise UserInputError(f"{path}: not a readable .npy array ({type(exc).__name__}); re-run "
-                             "`pyro-minvae prepare`") from None
 
 
 def ids_of(recs: Iterable[dict]) -> list[str]:

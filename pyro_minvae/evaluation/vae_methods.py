@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from ..data import modalities as _modalities  # noqa: F401  (registers "lips", "landmarks" in MODALITIES)
-from ..registry import MODALITIES
 from .methods import register_checkpoint_methods
 
 
@@ -57,17 +56,13 @@ class CheckpointMethod:
 
     def visual_features(self, model, cfg, video: dict | None, n_samples: int) -> dict:
         """Frame-aligned features ``{name: (N, D)}`` for the model's visual modalities present in ``video``."""
-        out = {}
-        if not video:
-            return out
-        n = cfg.n_frames(n_samples)
-        fps = video.get("fps")
-        for name in model.modalities:
-            if name == "audio" or name not in video:
-                continue
-            out[name] = MODALITIES.get(name).from_array(np.asarray(video[name]), n, cfg, fps, n_samples=n_samples,
-                                                        source=f"{name} stream")
-        return out
+        from ..enhancement.inputs import Stream
+        from ..enhancement.visual import visual_features
+
+        video = video or {}
+        streams = {name: Stream(np.asarray(video[name]), video.get("fps"), f"{name} stream")
+                   for name in model.modalities if name != "audio" and name in video}
+        return visual_features(model, cfg, streams, n_samples, "the record has no such stream")
 
     def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:
         import torch

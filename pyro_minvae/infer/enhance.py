@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -114,15 +114,61 @@ def _as_wave(noisy) -> torch.Tensor:
     return x.to(torch.float32)
 
 
+class EnhanceProgress(Protocol):
+    """Progress hooks of :func:`enhance_waveform` (e.g. a terminal bar): ``start(n_chunks)`` once, then per chunk
+    ``iteration(chunk, it, info)`` after each EM iteration (the E-step's ``callback``) and ``chunk_done(chunk)``;
+    ``close()`` at the end, also on error."""
+
+    def start(self, n_chunks: int) -> None: ...
+
+    def iteration(self, chunk: int, it: int, info: dict) -> None: ...
+
+    def chunk_done(self, chunk: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def enhance_waveform(model, cfg: FeatureConfig, noisy, visual: dict | None = None, method: str = "mcem",
                      seed: int = 0, device="cpu", chunk_seconds: float = 30.0, overlap_seconds: float = 2.0,
-                     **opts) -> EnhanceResult:
+                     progress: EnhanceProgress | None = None, **opts) -> EnhanceResult:
     """Enhance ``noisy`` ``(T,)`` with ``model`` (moved to ``device``, eval mode); see module docstring.
 
+    ``progress``: optional :class:`EnhanceProgress` hooks (they receive the E-step's ``callback``).
     Raises :class:`NonFiniteOutputError` (a ``ValueError``) instead of returning NaN/Inf audio.
     """
+    if progress is None:
+        return _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds,
+                                 None, **opts)
+    try:
+        return _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds,
+                                 progress, **opts)
+    finally:
+        progress.close()
+
+
+def _with_progress(estep, progress: EnhanceProgress | None, chunk: int):
+    """``estep`` with its per-iteration ``callback`` also reporting to ``progress`` (unchanged without one)."""
+    if progress is None:
+        return estep
+
+    def run(*args, callback=None, **kwargs):
+        def report(it, info):
+            progress.iteration(chunk, it, info)
+            if callback is not None:
+                callback(it, info)
+
+        res = estep(*args, callback=report, **kwargs)
+        progress.chunk_done(chunk)
+        return res
+
+    return run
+
+
+def _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds, progress,
+                      **opts) -> EnhanceResult:
     t0 = time.perf_counter()
     estep = ESTEPS.get(method)
+    opts = {"config": estep.make_config(opts.pop("config", None), **opts)}  # bad options fail before any work
     device = torch.device(device)
     if model.n_freq != cfg.n_freq:
         raise ValueError(f"the model has {model.n_freq} bins, the feature config {cfg.n_freq}")
@@ -144,6 +190,8 @@ def enhance_waveform(model, cfg: FeatureConfig, noisy, visual: dict | None = Non
     chunk = max(2, int(round(chunk_seconds * cfg.frame_rate)))
     overlap = min(int(round(overlap_seconds * cfg.frame_rate)), chunk - 1)
     bounds = chunk_bounds(n, chunk, overlap)
+    if progress is not None:
+        progress.start(len(bounds))
 
     def visual_chunk(s: int, e: int) -> dict:
         return {name: torch.as_tensor(np.asarray(v[s:e]) if not torch.is_tensor(v) else v[s:e]).to(device)
@@ -151,12 +199,13 @@ def enhance_waveform(model, cfg: FeatureConfig, noisy, visual: dict | None = Non
 
     if len(bounds) == 1:  # one chunk: the whole STFT at once
         spec = stft((x * scale).to(device), cfg)  # (F, N)
-        res = estep(model, spec, visual_chunk(0, n), seed=seed, **opts)
+        res = _with_progress(estep, progress, 0)(model, spec, visual_chunk(0, n), seed=seed, **opts)
         _check_finite(res.estimate)
         wave = istft(res.estimate, cfg, length=n_samples) / scale
         return EnhanceResult(wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), method, res.init,
                              time.perf_counter() - t0)
-    wave, results = _enhance_chunked(estep, model, cfg, x, scale, bounds, visual_chunk, seed, device, opts)
+    wave, results = _enhance_chunked(estep, model, cfg, x, scale, bounds, visual_chunk, seed, device, opts,
+                                     progress)
     return EnhanceResult(wave, None, tuple(results), method, results[0][1].init, time.perf_counter() - t0)
 
 
@@ -166,7 +215,8 @@ def _check_finite(estimate: torch.Tensor) -> None:
 
 
 def _enhance_chunked(estep, model, cfg: FeatureConfig, x: torch.Tensor, scale: float, bounds, visual_chunk,
-                     seed: int, device, opts: dict) -> tuple[torch.Tensor, list]:
+                     seed: int, device, opts: dict, progress: EnhanceProgress | None = None
+                     ) -> tuple[torch.Tensor, list]:
     """Chunk by chunk, with memory bounded by the chunk size plus a few copies of the waveform: each chunk's STFT
     frames are cut from the zero-padded signal (the frames ``s..e-1`` of ``stft(x)``), enhanced, weighted by the
     cross-fade and overlap-added straight into the output; the output is then divided by the summed squared
@@ -190,7 +240,7 @@ def _enhance_chunked(estep, model, cfg: FeatureConfig, x: torch.Tensor, scale: f
         for k, ((s, e), w) in enumerate(zip(bounds, weights)):
             spec = torch.stft(xp[s * hop:(e - 1) * hop + n_fft], n_fft=n_fft, hop_length=hop,
                               win_length=cfg.win_length, window=win, center=False, return_complex=True)  # (F, e - s)
-            res = estep(model, spec, visual_chunk(s, e), seed=seed + k, **opts)
+            res = _with_progress(estep, progress, k)(model, spec, visual_chunk(s, e), seed=seed + k, **opts)
             _check_finite(res.estimate)
             _overlap_add(out, torch.fft.irfft(res.estimate * w, n=n_fft, dim=0) * win_full[:, None], s * hop, hop)
             results.append(((s, e), res._replace(estimate=None)))
@@ -232,4 +282,5 @@ def _overlap_add(buf: torch.Tensor, frames: torch.Tensor, start: int, hop: int) 
     buf[start:start + length] += folded.reshape(-1)
 
 
-__all__ = ["enhance_waveform", "EnhanceResult", "NonFiniteOutputError", "chunk_bounds", "crossfade_weights"]
+__all__ = ["enhance_waveform", "EnhanceResult", "EnhanceProgress", "NonFiniteOutputError", "chunk_bounds",
+           "crossfade_weights"]

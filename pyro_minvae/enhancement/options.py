@@ -1,0 +1,106 @@
+"""Checks of the enhancement settings a user gives (device, E-step, its options), each a one-line
+``UserInputError`` before any work starts, and the default thread count of one file's enhancement."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from ..errors import UserInputError
+
+# torch threads for one file's enhancement when the user gives none. Measured on a 2-core machine with another
+# process busy on one core (docs/cli.md): 1 thread is faster than 2 there (0.9x the time on an idle machine, 2.6x
+# faster under load), so the default does not depend on how busy the machine is.
+DEFAULT_THREADS = 1
+
+
+def check_device(device) -> torch.device:
+    """``device`` as a ``torch.device``; unknown names and devices this machine lacks are refused."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserInputError(f"device {device!r}: not a torch device; use cpu, cuda, cuda:1 or mps") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserInputError(f"device {device!r}: this torch build or machine has no CUDA GPU; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserInputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here; use cuda:0 "
+                                 "or cpu")
+        return dev
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserInputError(f"device {device!r}: MPS is not available here; use cpu")
+        return dev
+    raise UserInputError(f"device {device!r}: enhancement runs on cpu, cuda or mps")
+
+
+def estep_config(method: str, options: Mapping):
+    """The E-step ``method``'s config built from ``options`` (``UserInputError`` for unknown methods, unknown
+    option names and bad values), before any work. ``iterations`` < 1 is named as the CLI option."""
+    import pyro_minvae.infer  # noqa: F401  (registers the built-in E-steps and kernels)
+
+    from ..registry import ESTEPS
+
+    try:
+        estep = ESTEPS.get(method)
+    except ValueError as exc:
+        raise UserInputError(f"--method: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)") from None
+    iters = options.get("iterations")
+    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
+        raise UserInputError(f"--iterations {iters}: must be a whole number >= 1 (EM iterations)")
+    if options.get("loop") is not None and method != "mcem":
+        raise UserInputError(f"--loop applies to --method mcem only, not {method!r}")
+    if options.get("kernel") is not None and method != "mcem":
+        raise UserInputError(f"--kernel {options['kernel']}: kernels drive the MCMC E-step; use it with --method mcem")
+    try:
+        return estep.make_config(options.get("config"), **{k: v for k, v in options.items() if k != "config"})
+    except ValueError as exc:
+        raise UserInputError(f"--method {method}: {exc}") from None
+
+
+def check_method_options(method: str, options: Mapping) -> None:
+    """Checks that need no model: the E-step exists and accepts ``options``, ``iterations`` >= 1, ``loop`` and
+    ``kernel`` only with MCEM, a registered kernel."""
+    from ..registry import KERNELS
+
+    estep_config(method, options)
+    kernel = options.get("kernel")
+    if kernel is not None:
+        try:
+            KERNELS.get(kernel)
+        except ValueError as exc:
+            raise UserInputError(f"--kernel: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)") \
+                from None
+
+
+def check_model_options(model, method: str, options: Mapping) -> None:
+    """Checks against the loaded ``model``: the ``init`` encoder exists, the kernel's declared requirements
+    (:func:`pyro_minvae.contracts.check_kernel_fits`) and the E-step's own check of the model."""
+    from ..contracts import check_kernel_fits
+    from ..registry import ESTEPS, KERNELS
+
+    check_method_options(method, options)
+    init = options.get("init")
+    encoders = list(model.guide_net.modalities)
+    if init is not None and init not in encoders:
+        raise UserInputError(f"--init {init}: this checkpoint's encoders are {', '.join(encoders)}; pick one of them")
+    kernel = options.get("kernel")
+    if kernel is not None:
+        check_kernel_fits(KERNELS.get(kernel), kernel, model)
+    ESTEPS.get(method).check(model, estep_config(method, options))
+
+
+def check_threads(threads) -> int:
+    if threads is None or isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise UserInputError(f"--threads {threads}: must be a whole number >= 1")
+    return threads
+
+
+def check_seconds(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise UserInputError(f"{name} {value!r}: must be a positive number of seconds")
+    return float(value)
