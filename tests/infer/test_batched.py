@@ -162,3 +162,26 @@ def test_batched_steps_stay_on_the_device(family):
             t, aux = pot(state.z, batch["audio"], None, resp)
             tensors += [t, *aux.values()]
     assert all(t.device == META for t in tensors)
+
+
+def test_enhance_waveforms_equals_enhance_waveform():
+    import numpy as np
+
+    from pyro_minvae.features import FeatureConfig
+    from pyro_minvae.infer.batched import enhance_waveforms
+    from pyro_minvae.infer.enhance import enhance_waveform
+
+    cfg = FeatureConfig(n_fft=64, win_length=64, hop_length=32)
+    torch.manual_seed(0)
+    model = build_model("minvae", input_dims={"audio": cfg.n_freq, "lips": LIPS}, latent_dim=3).eval()
+    rng = np.random.default_rng(0)
+    waves = [(0.3 * k * rng.standard_normal(n)).astype(np.float32) for k, n in ((1, 300), (2, 170), (3, 410))]
+    visuals = [{"lips": torch.rand(cfg.n_frames(len(w)), LIPS)} for w in waves]
+    kw = dict(iterations=2, mh_steps=4, burn_in=2, rank=2, loop="minvae")
+    batched = enhance_waveforms(model, cfg, waves, visuals, seeds=[4, 5, 6], **kw)
+    for w, v, seed, b in zip(waves, visuals, (4, 5, 6), batched):
+        alone = enhance_waveform(model, cfg, w, v, seed=seed, **kw)
+        assert b.waveform.shape == alone.waveform.shape == (len(w),)
+        torch.testing.assert_close(b.waveform, alone.waveform, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="longer than one chunk"):
+        enhance_waveforms(model, cfg, waves[:1], visuals[:1], chunk_seconds=0.01, **kw)
