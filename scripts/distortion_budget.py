@@ -33,7 +33,7 @@ def _rule(spec: str):
     return s.name, GainRule(**s.options)
 
 
-def file_rows(label, model, cfg, item, rec, estep, rules, seed) -> list[dict]:
+def file_rows(label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(), estep_options=None) -> list[dict]:
     import numpy as np
     import torch
 
@@ -55,8 +55,14 @@ def file_rows(label, model, cfg, item, rec, estep, rules, seed) -> list[dict]:
            CheckpointMethod("unused").visual_features(model, cfg, item.video, len(item.noisy)).items()}
     gains = oracle_gains(model, s, n, vis)
     diag = gains.pop("_nmf")
+    for vname, opts in nmf_variants:  # the NMF oracles again with other NMF options
+        more = oracle_gains(model, s, n, vis, **opts)
+        more_diag = more.pop("_nmf")
+        for k in ("vae-oracle-nmf", "true-speech-nmf"):
+            gains[f"{k}+{vname}"] = more[k]
+            diag[f"{k}+{vname}"] = more_diag[k]
     t0 = time.perf_counter()
-    res = ESTEPS.get(estep)(model, x, vis, seed=file_seed(seed, item.id))
+    res = ESTEPS.get(estep)(model, x, vis, seed=file_seed(seed, item.id), **(estep_options or {}))
     elapsed = time.perf_counter() - t0
     g_method = (res.estimate / torch.where(x.abs() > 0, x, torch.ones_like(x))).real.clamp(0, 1)
     name = f"{label}-{estep}"
@@ -87,6 +93,9 @@ def main(argv=None) -> None:
     ap.add_argument("--estep", default="fast")
     ap.add_argument("--limit", type=int, default=None, help="files, balanced over SNR and noise type")
     ap.add_argument("--rule", action="append", default=[], metavar="NAME:key=value,...")
+    ap.add_argument("--nmf", action="append", default=[], metavar="NAME:rank=5,h_block=8",
+                    help="also fit the two NMF oracles with these NMF options")
+    ap.add_argument("--estep-options", default="", metavar="key=value,...", help="options of the E-step run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -103,7 +112,11 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     manifest = args.manifest or cache_dir() / "corpora" / "demo" / "manifest.jsonl"
     recs = select_items(manifest, "valid", limit=args.limit)
+    from pyro_minvae.evaluation.tuning import Setting
+
     rules = [_rule(r) for r in args.rule]
+    nmf_variants = [(s.name, dict(s.options)) for s in map(Setting.parse, args.nmf)]
+    estep_options = dict(Setting.parse("x:" + args.estep_options).options)
     args.out.mkdir(parents=True, exist_ok=True)
     rows_path = args.out / "rows.jsonl"
     rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
@@ -116,7 +129,7 @@ def main(argv=None) -> None:
             if rec["id"] in done:
                 continue
             item = load_item(rec, manifest, cfg.sample_rate, need_video=True)
-            new = file_rows(label, model, cfg, item, rec, args.estep, rules, args.seed)
+            new = file_rows(label, model, cfg, item, rec, args.estep, rules, args.seed, nmf_variants, estep_options)
             rows += new
             with open(rows_path, "a") as f:
                 f.write("".join(json.dumps(r) + "\n" for r in new))

@@ -55,9 +55,10 @@ def ml_gain(speech_power: torch.Tensor, speech_var: torch.Tensor) -> torch.Tenso
 
 
 def fit_nmf(noisy_power: torch.Tensor, speech_var: torch.Tensor, iterations: int = 30, rank: int = 10,
-            update_gain: bool = True, seed: int = 0) -> NMFState:
-    """W, H (and g) fitted to ``noisy_power`` ``(N, F)`` by the classic M-step with the speech variance held fixed."""
-    nmf = NMFNoise(rank)
+            update_gain: bool = True, seed: int = 0, h_block: int = 1) -> NMFState:
+    """W, H (and g) fitted to ``noisy_power`` ``(N, F)`` by the classic M-step with the speech variance held fixed
+    (``rank``, ``h_block``: :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
+    nmf = NMFNoise(rank, h_block=h_block)
     gen = torch.Generator().manual_seed(seed)
     state = nmf.init(noisy_power.shape[1], noisy_power.shape[0], gen, dtype=noisy_power.dtype)
     sv = speech_var.unsqueeze(0)
@@ -67,9 +68,10 @@ def fit_nmf(noisy_power: torch.Tensor, speech_var: torch.Tensor, iterations: int
 
 
 def oracle_gains(model, clean_spec: torch.Tensor, noise_spec: torch.Tensor,
-                 visual: Dict[str, torch.Tensor] | None = None, iterations: int = 30, seed: int = 0) -> dict:
+                 visual: Dict[str, torch.Tensor] | None = None, iterations: int = 30, seed: int = 0,
+                 rank: int = 10, h_block: int = 1) -> dict:
     """``{variant: G (F, N)}`` for the :data:`VARIANTS` (module docstring), plus ``"_nmf"`` diagnostics:
-    ``{variant: NMFState}`` of the two NMF variants."""
+    ``{variant: NMFState}`` of the two NMF variants (fitted with ``rank`` and ``h_block``)."""
     s2, n2 = power(clean_spec).double(), power(noise_spec).double()
     x2 = power(clean_spec + noise_spec).double()
     sv = clean_posterior_variance(model, clean_spec, visual).double()
@@ -77,10 +79,10 @@ def oracle_gains(model, clean_spec: torch.Tensor, noise_spec: torch.Tensor,
     out = {"wiener-oracle": s2 / (s2 + n2 + _TINY),
            "vae-oracle": g * sv / (g * sv + n2 + _TINY),
            "vae-oracle-g1": sv / (sv + n2 + _TINY)}
-    st = fit_nmf(x2, sv, iterations, seed=seed)
+    st = fit_nmf(x2, sv, iterations, rank, seed=seed, h_block=h_block)
     vs = st.g.unsqueeze(-1) * sv
     out["vae-oracle-nmf"] = vs / (vs + st.variance)
-    st2 = fit_nmf(x2, s2.clamp_min(_TINY), iterations, update_gain=False, seed=seed)
+    st2 = fit_nmf(x2, s2.clamp_min(_TINY), iterations, rank, update_gain=False, seed=seed, h_block=h_block)
     out["true-speech-nmf"] = s2 / (s2 + st2.variance + _TINY)
     gains = {k: v.transpose(0, 1).to(clean_spec.real.dtype) for k, v in out.items()}
     gains["_nmf"] = {"vae-oracle-nmf": st, "true-speech-nmf": st2, "oracle_g": g.squeeze(-1)}
