@@ -130,24 +130,13 @@ def load_array_file(path: str | Path, missing_hint: str = "re-run `pyro-minvae p
 
 
 def read_lip_video(path: Path, size: int) -> tuple[np.ndarray, float]:
-    """A mouth-ROI video (already cropped to the mouth) -> grayscale ``(N_v, size, size)`` uint8 and its fps
-    (``None`` when the container does not state one)."""
-    try:
-        import av
+    """A video given as the lips stream -> grayscale mouth ROIs ``(N_v, size, size)`` float32 in [0, 1] and its
+    fps: the mouth is found in a face video, an already-cropped mouth video is used as it is
+    (:func:`pyro_minvae.video.track_mouth`, ``--crop auto``); no face at all is refused in one line."""
+    from ..video import MouthConfig, track_mouth
 
-        with av.open(str(path)) as container:
-            stream = next(s for s in container.streams if s.type == "video")
-            rate = stream.average_rate or stream.base_rate
-            fps = float(rate) if rate else None
-            frames = [f.reformat(width=size, height=size, format="gray").to_ndarray() for f in container.decode(stream)]
-    except StopIteration:
-        raise UserInputError(f"{path}: no video stream; give a mouth-ROI video or a .npy array of lip frames") from None
-    except Exception as exc:
-        raise UserInputError(f"{path}: not a readable video ({type(exc).__name__}); convert it to mp4 or give a "
-                             ".npy array (N, 67, 67)") from None
-    if not frames:
-        raise UserInputError(f"{path}: the video has no frames; give a mouth-ROI video")
-    return np.stack(frames).astype(np.uint8), (None if fps is None else check_fps(fps, str(path)))
+    track = track_mouth(path, MouthConfig(size=size))
+    return track.rois, check_fps(track.fps, str(path))
 
 
 def load_audio_power(record: dict, manifest_path, cfg: FeatureConfig, field: str = "audio"

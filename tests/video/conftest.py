@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from video_fixtures import SR, carphone_path, noisy_speech

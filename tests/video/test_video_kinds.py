@@ -87,3 +87,12 @@ def test_video_without_sound_or_unreadable_is_one_line(carphone, tmp_path):
     bad.write_bytes(b"not a video")
     with pytest.raises(UserInputError, match="not a readable video"):
         probe(bad)
+
+
+def test_small_blank_video_is_not_taken_for_a_mouth_crop(tmp_path):
+    """64x64 has the shape of a mouth crop, but a plain grey picture is no mouth: it is searched for a face."""
+    frames = np.stack([np.full((64, 64, 3), 40 + i, np.uint8) for i in range(20)])
+    path = write_video(tmp_path / "grey.mp4", frames, 30)
+    assert resolve_crop("auto", path) == "face"
+    with pytest.raises(NoFaceError):
+        track_mouth(path)
