@@ -36,3 +36,5 @@ __all__ = [
            "resolve_output",
            "visual_features",
 ]
+
+from ..video import enhance_io as _video_io  # noqa: E402,F401  (registers the .mp4/.mkv/... readers and writers)

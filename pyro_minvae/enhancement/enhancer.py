@@ -71,15 +71,20 @@ class Enhancer:
 
     def enhance_file(self, noisy: str | os.PathLike, output: str | os.PathLike, video: str | os.PathLike | None = None,
                      landmarks: str | os.PathLike | None = None, *, fps: float | None = None,
-                     overwrite: bool = False, seed: int | None = None) -> FileResult:
+                     overwrite: bool = False, seed: int | None = None, reader_options: Mapping | None = None
+                     ) -> FileResult:
         """Enhance ``noisy`` into ``output`` (a ``.wav``, or a folder: ``output/<stem>.wav``); returns
         ``FileResult(output=Path written, result=EnhanceResult)``.
 
         ``video``: lip ROIs (``.npy`` ``(N, H, W)`` or a mouth-ROI video); ``landmarks``: ``.npy`` ``(N, P, 2)``;
         ``fps``: their frame rate. The inputs are never overwritten, an existing output only with ``overwrite``.
+        ``noisy`` may be a video (``talk.mp4``: audio track + mouth found in the frames) and ``output`` a video
+        (``.mp4``/``.mkv``/...: the input's video with the enhanced audio); ``reader_options``: see
+        :func:`~pyro_minvae.enhancement.inputs.read_input`.
         """
         return enhance_file(self.model, self.cfg, noisy, output, streams={"lips": video, "landmarks": landmarks},
-                            fps=fps, overwrite=overwrite, **self._run(seed=self.seed if seed is None else seed))
+                            fps=fps, overwrite=overwrite, reader_options=reader_options,
+                            **self._run(seed=self.seed if seed is None else seed))
 
     def enhance_batch(self, items: Iterable, *, overwrite: bool = False, skip_errors: bool = False
                       ) -> list:

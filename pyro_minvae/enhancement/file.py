@@ -109,16 +109,17 @@ def enhance_input(model, cfg: FeatureConfig, inp: EnhanceInput, *, method: str =
 def enhance_file(model, cfg: FeatureConfig, noisy: str | os.PathLike, output: str | os.PathLike, *,
                  streams: Mapping[str, str | os.PathLike | None] | None = None, fps: float | None = None,
                  overwrite: bool = False, checkpoint: str | None = None, method: str = "mcem", seed: int = 0,
-                 device="cpu", progress=None, **options) -> FileResult:
+                 device="cpu", progress=None, reader_options: Mapping | None = None, **options) -> FileResult:
     """Enhance the file ``noisy`` into ``output`` (see :func:`resolve_output`); returns the file written.
 
     ``streams``: ``{"lips": "lips.npy" | "mouth.mp4", "landmarks": "pts.npy"}`` (``None`` values are skipped);
-    ``fps``: their frame rate (default: the video's own, else ``cfg.video_fps``). Everything is read and checked
-    before the E-step starts; nothing is written on failure.
+    ``fps``: their frame rate (default: the video's own, else ``cfg.video_fps``); ``reader_options``: see
+    :func:`~pyro_minvae.enhancement.inputs.read_input`. Everything is read and checked before the E-step starts;
+    nothing is written on failure.
     """
     streams = dict(streams or {})
     out = resolve_output(output, noisy, [noisy, checkpoint, *streams.values()], overwrite)
-    inp = read_input(noisy, cfg, streams=streams, fps=fps, wanted=model.modalities)
+    inp = read_input(noisy, cfg, streams=streams, fps=fps, wanted=model.modalities, reader_options=reader_options)
     resolve_output(out, noisy, inp.paths, overwrite)  # files a plugged-in reader opened itself
     res = enhance_input(model, cfg, inp, method=method, seed=seed, device=device, progress=progress,
                         checkpoint=checkpoint, **options)

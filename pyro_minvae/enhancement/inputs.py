@@ -96,12 +96,14 @@ def read_audio_input(noisy: str | Path, cfg: FeatureConfig, *, streams: Mapping[
 
 
 def read_input(noisy: str | Path, cfg: FeatureConfig, *, streams: Mapping[str, str | Path | None] = {},
-               fps: float | None = None, wanted: Collection[str] | None = None) -> EnhanceInput:
+               fps: float | None = None, wanted: Collection[str] | None = None,
+               reader_options: Mapping | None = None) -> EnhanceInput:
     """Read ``noisy`` (and its stream files) with the reader registered for its suffix, else
-    :func:`read_audio_input`."""
+    :func:`read_audio_input`; ``reader_options``: extra keyword arguments for that reader (e.g.
+    ``{"video": VideoOptions(crop="none")}`` for the video reader of :mod:`pyro_minvae.video.enhance_io`)."""
     suffix = Path(noisy).suffix.lower()
     reader = INPUT_READERS.get(suffix) if suffix in INPUT_READERS else read_audio_input
-    return reader(noisy, cfg, streams=streams, fps=fps, wanted=wanted)
+    return reader(noisy, cfg, streams=streams, fps=fps, wanted=wanted, **(reader_options or {}))
 
 
 def record_input(record: dict, manifest: str | Path, cfg: FeatureConfig,
