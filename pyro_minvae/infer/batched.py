@@ -167,7 +167,7 @@ def mcem_batch(model, specs: Sequence[torch.Tensor], visuals: Sequence[dict | No
 def _run(model, specs, visuals, seeds, config: MCEMConfig, device) -> list:
     dtype = next(model.parameters()).dtype
     nmf_dtype = config.nmf_dtype or dtype
-    nmf = NMFNoise(config.rank)
+    nmf = config.noise_model()
     batches = [model_batch(model, s, v, dtype) for s, v in zip(specs, visuals)]
     segments = Segments(tuple(b["audio"].shape[0] for b in batches))
     batch = _concat_batches(batches)

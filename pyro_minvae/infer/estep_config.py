@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .estep_common import WEIGHTS
+from ..noise.nmf import NMFNoise
 from .gain_rule import GainRule
 
 SCORINGS = ("direct", "trace")
@@ -29,7 +30,8 @@ class EStepConfig:
     unless ``update_weights`` is False; ``scoring`` ``"direct"`` or ``"trace"``
     (:mod:`pyro_minvae.infer.potentials`); ``nmf_dtype``: dtype of the NMF state (default: the model's);
     ``gain_floor``, ``gain_exponent``: the final gain rule ``max(G ** gain_exponent, gain_floor)``
-    (:class:`~pyro_minvae.infer.gain_rule.GainRule`; the defaults are the paper's Wiener gain)."""
+    (:class:`~pyro_minvae.infer.gain_rule.GainRule`; the defaults are the paper's Wiener gain); ``h_block``:
+    frames that share one NMF activation vector (1 = the paper; :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
 
     iterations: int = 30
     rank: int = 10
@@ -40,10 +42,12 @@ class EStepConfig:
     nmf_dtype: torch.dtype | None = None
     gain_floor: float = 0.0
     gain_exponent: float = 1.0
+    h_block: int = 1
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
         self._require(isinstance(self.rank, int) and self.rank >= 1, "rank", "an integer >= 1")
+        self._require(isinstance(self.h_block, int) and self.h_block >= 1, "h_block", "an integer >= 1")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
         GainRule(self.gain_exponent, self.gain_floor)  # validates both
@@ -58,6 +62,10 @@ class EStepConfig:
     def _choice(self, name: str, valid: tuple) -> None:
         if getattr(self, name) not in valid:
             raise ValueError(f"{name} must be one of {valid}; got {getattr(self, name)!r}")
+
+    def noise_model(self) -> NMFNoise:
+        """The NMF noise model these options describe."""
+        return NMFNoise(self.rank, h_block=self.h_block)
 
     # ---- construction ---------------------------------------------------------------------------------------------
     @classmethod

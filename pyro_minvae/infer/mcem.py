@@ -168,7 +168,7 @@ def _mcem(model, spec, visual, config: MCEMConfig, seed: int, generator, callbac
     batch = model_batch(model, spec, visual, dtype)
     z, used = initial_latents(model, batch, config.init)
     power = batch["audio"].to(nmf_dtype)
-    nmf = NMFNoise(config.rank)
+    nmf = config.noise_model()
     state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
     rule = GainRule(config.gain_exponent, config.gain_floor)
     loop = MCEM_LOOPS.get(config.resolved_loop)

@@ -25,7 +25,6 @@ from typing import Callable
 import pyro
 import torch
 
-from ..noise.nmf import NMFNoise
 from ..contracts import EStep
 from ..registry import ESTEPS
 from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
@@ -101,7 +100,7 @@ def _vem(model, spec: torch.Tensor, visual: dict | None, config: VEMConfig, seed
         batch = model_batch(model, spec, visual, dtype)
         z0, used = initial_latents(model, batch, config.init)
         power = batch["audio"].to(nmf_dtype)
-        nmf = NMFNoise(config.rank)
+        nmf = config.noise_model()
         state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
         potential = LikelihoodPotential(model, batch, config.scoring)
         log_w, resp = initial_weights(model, config.weights, power.shape[0], device, dtype)

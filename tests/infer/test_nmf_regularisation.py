@@ -73,3 +73,18 @@ def test_tied_update_equals_the_free_update_on_stacked_blocks():
 def test_bad_block():
     with pytest.raises(ValueError, match="h_block"):
         NMFNoise(h_block=0)
+
+
+@pytest.mark.parametrize("estep", ["mcem", "fast"])
+def test_h_block_is_an_estep_option(estep):
+    from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
+    from pyro_minvae.models.families import build_model
+    from pyro_minvae.registry import ESTEPS
+
+    torch.manual_seed(0)
+    model = build_model("avae", input_dims={"audio": 12}, latent_dim=3).double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.complex(torch.randn(12, 10, generator=g, dtype=torch.float64),
+                      torch.randn(12, 10, generator=g, dtype=torch.float64))
+    res = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=4, seed=0)
+    assert _tied(res.nmf.H, 4) and not _tied(ESTEPS.get(estep)(model, x, None, iterations=2, seed=0).nmf.H, 4)
