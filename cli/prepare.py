@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -27,18 +29,25 @@ def command() -> None:
               help="Cache root (default $PYRO_MINVAE_CACHE or ~/.cache/pyro-minvae).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, utterances, noise, video.")
 @click.option("--small", is_flag=True, help="A tiny corpus (12 speakers, 10 clips each) for quick checks.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Worker processes.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
 @click.option("--stats", "show_stats", is_flag=True, help="Print minutes/speakers per split and mixture counts.")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG (spectrogram, phones, mouth frames) of one test clip.")
 @click.option("--force", is_flag=True, help="Rebuild even if the corpus is already prepared.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def demo(cache_dir, seed, small, workers, show_stats, preview, force, no_progress) -> None:
+@click.option("--mouth-style", type=click.Choice(["classic", "ntcd"]), default="classic", show_default=True,
+              help="Rendered mouths: 'classic' (small centred lips) or 'ntcd' (NTCD-TIMIT-like ROIs: the mouth "
+                   "fills the frame, teeth, skin texture).")
+def demo(cache_dir, seed, small, workers, show_stats, preview, force, no_progress, mouth_style) -> None:
     """Build the embedded audio-visual demo corpus from Debian packages (idempotent)."""
     from pyro_minvae.data.prepare.demo import DemoConfig, prepare_demo
 
-    res = prepare_demo(cache_dir, DemoConfig(seed=seed, small=small, workers=workers), progress=not no_progress,
-                       force=force)
+    if preview:
+        from pyro_minvae.atomic import check_writable
+
+        check_writable(preview)  # now, not after the build
+    cfg = DemoConfig(seed=seed, small=small, workers=workers, mouth_style=mouth_style)
+    res = prepare_demo(cache_dir, cfg, progress=not no_progress, force=force)
     if res.skipped:
         click.echo(f"demo corpus already prepared at {res.out_dir}; nothing to do (use --force to rebuild)")
     else:
@@ -59,18 +68,24 @@ def demo(cache_dir, seed, small, workers, show_stats, preview, force, no_progres
               help="Comma-separated validation speakers (default: every sixth non-test speaker).")
 @click.option("--all-noisy", is_flag=True, help="Index noisy files of training speakers too.")
 @click.option("--stats", "show_stats", is_flag=True, help="Print counts per split.")
-def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats) -> None:
+@click.option("--force", is_flag=True, help="Re-index even if the copy is unchanged since the last run.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats, force, no_progress) -> None:
     """Index an NTCD-TIMIT copy (clean + noisy audio, 67x67 lip ROIs) into a manifest.
 
-    Test speakers follow the published protocol (09F 24M 26M 27M 33F 40F 47M 49F 56M).
+    Test speakers follow the published protocol (09F 24M 26M 27M 33F 40F 47M 49F 56M). Files that cannot be
+    read are skipped and listed (exit status 1); the rest is indexed.
     """
-    from pyro_minvae.data.prepare.ntcd_timit import prepare_ntcd_timit
+    from pyro_minvae.data.prepare.ntcd_timit import index_ntcd_timit
 
     vs = [v.strip() for v in valid_speakers.split(",") if v.strip()] if valid_speakers else None
-    path = prepare_ntcd_timit(root, out, valid_speakers=vs, all_noisy=all_noisy)
+    with _stoppable(out):
+        path, skipped = index_ntcd_timit(root, out, valid_speakers=vs, all_noisy=all_noisy, force=force,
+                                         progress=not no_progress)
     click.echo(f"manifest: {path}")
     if show_stats:
         _print_stats(path)
+    _exit_if_skipped(skipped, "file(s)")
 
 
 @command.command("folder")
@@ -81,21 +96,52 @@ def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats) -> None:
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
               help="Split recorded for every clip.")
 @click.option("--fps", type=float, default=30.0, show_default=True, help="Frame rate of the .npy/.mat lip arrays.")
-def folder(root, out, split, fps) -> None:
-    """Index a folder of your own recordings (wav + lip arrays or mp4 video) into a manifest."""
+@click.option("--kind", type=click.Choice(["noisy", "clean"]), default=None,
+              help="noisy: recordings to enhance (default for --split test); clean: training speech (default for "
+                   "train/valid).")
+@click.option("--force", is_flag=True, help="Re-index even if the folder is unchanged since the last run.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def folder(root, out, split, fps, kind, force, no_progress) -> None:
+    """Index a folder of your own recordings (wav + lip arrays or mp4 video) into a manifest.
+
+    Record ids are the file paths below --root without the extension, folders joined by '~'
+    (alice/take1.wav -> alice~take1); they name the files `enhance --manifest` writes.
+    """
     from pyro_minvae.data.prepare.folder import index_folder
 
-    path, skipped = index_folder(root, out, split=split, fps=fps)
+    with _stoppable(out):
+        path, skipped = index_folder(root, out, split=split, fps=fps, kind=kind, force=force,
+                                     progress=not no_progress)
     click.echo(f"manifest: {path}")
+    _exit_if_skipped(skipped, "recording(s)")
+
+
+@contextlib.contextmanager
+def _stoppable(out):
+    """Ctrl-C and SIGTERM stop an index at once; the staging folder is removed and the previous index kept."""
+    from pyro_minvae.errors import Interrupted
+    from pyro_minvae.parallel import stop_signals
+
+    try:
+        with stop_signals(raise_now=True):
+            yield
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        where = out or "the output folder"
+        raise Interrupted(signum, f"{where} was left as it was; run the command again") from None
+
+
+def _exit_if_skipped(skipped: list, what: str) -> None:
+    """List the skipped inputs and exit with status 1 (the index of the others is written)."""
     if skipped:
-        click.echo(f"{len(skipped)} recording(s) skipped; fix or remove them and run again:")
+        click.echo(f"{len(skipped)} {what} skipped; fix or remove them and run again:")
         for item in skipped:
             click.echo(f"  {item['reason']}")
         click.get_current_context().exit(1)
 
 
 @command.command("stats")
-@click.argument("manifest", type=click.Path(dir_okay=False), required=False)
+@click.argument("manifest", type=click.Path(), required=False)
 @click.option("--small", is_flag=True, help="Stats of the --small demo corpus.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def stats(manifest, small, as_json) -> None:
@@ -103,6 +149,8 @@ def stats(manifest, small, as_json) -> None:
     from pyro_minvae.data.prepare.demo import corpus_dir
 
     path = Path(manifest) if manifest else corpus_dir(small) / "manifest.jsonl"
+    if path.is_dir():  # the folder a prepare command wrote
+        path = path / "manifest.jsonl"
     _print_stats(path, as_json)
 
 

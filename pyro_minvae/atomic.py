@@ -32,6 +32,8 @@ WRITE_ERROR_HINTS = {
     errno.EROFS: _WRITABLE,
     errno.EACCES: _WRITABLE,
     errno.EPERM: _WRITABLE,
+    errno.ENOENT: "check the path or " + _WRITABLE,
+    errno.ENOTDIR: "check the path (a part of it is a file) or " + _WRITABLE,
 }
 ENV_ERRNOS = frozenset(WRITE_ERROR_HINTS) | {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
                                              errno.EIO}
@@ -156,6 +158,23 @@ def _probe_write(folder: Path, size: int = 1 << 20) -> OSError | None:
         if probe is not None:
             with contextlib.suppress(OSError):
                 os.unlink(probe)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse early (before hours of work) an output file ``path`` that cannot be written: a folder under that
+    name, a parent that is a file, or a nearest existing folder without write permission."""
+    final = Path(path)
+    if final.is_dir():
+        raise OutputWriteError(f"{final}: is a folder; give the name of a file to write")
+    parent = final.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputWriteError(os_error_message(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), final,
+                                                "cannot create it"))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputWriteError(os_error_message(OSError(errno.EACCES, os.strerror(errno.EACCES)), final,
+                                                "cannot create it"))
 
 
 def remove_stale_temps(path: str | os.PathLike, suffix: str | None = None) -> int:

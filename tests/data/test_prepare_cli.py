@@ -22,7 +22,7 @@ def fake_debian(monkeypatch, tmp_path):
         return pk
 
     monkeypatch.setattr(demo_mod, "fetch_packages", fetch)
-    monkeypatch.setattr(demo_mod, "default_backend", lambda: standin_backend())
+    monkeypatch.setattr(demo_mod, "default_backend", lambda *a, **k: standin_backend())
     return calls
 
 

@@ -34,13 +34,13 @@ def test_folder_indexes_pairs_and_converts_audio(tmp_path, caplog):
         path = prepare_folder(root, tmp_path / "out")
     assert "downmixed" in caplog.text and "resampled from 44100" in caplog.text and "audio-only" in caplog.text
     recs = {r["id"]: r for r in read_manifest(path)}
-    assert set(recs) == {"alice-a1", "bob-b1", "bob-no_video"}
-    assert recs["alice-a1"]["speaker"] == "alice" and recs["alice-a1"]["split"] == "test"
-    np.testing.assert_array_equal(np.load(resolve(path, recs["alice-a1"]["lips"])), lips_a)
-    assert recs["alice-a1"]["audio"].startswith("/")  # 16 kHz mono wav used in place
-    x, sr = sf.read(resolve(path, recs["bob-b1"]["audio"]))
+    assert set(recs) == {"alice~a1", "bob~b1", "bob~no_video"}
+    assert recs["alice~a1"]["speaker"] == "alice" and recs["alice~a1"]["split"] == "test"
+    np.testing.assert_array_equal(np.load(resolve(path, recs["alice~a1"]["lips"])), lips_a)
+    assert recs["alice~a1"]["audio"].startswith("/")  # 16 kHz mono wav used in place
+    x, sr = sf.read(resolve(path, recs["bob~b1"]["audio"]))
     assert sr == 16000 and x.ndim == 1  # converted copy
-    assert "lips" not in recs["bob-no_video"]
+    assert "lips" not in recs["bob~no_video"]
     # idempotent
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="pyro_minvae"):
@@ -68,7 +68,7 @@ def test_empty_or_corrupt_wav(tmp_path, content):
 
 
 def test_no_wavs_and_missing_root(tmp_path):
-    with pytest.raises(UserInputError, match="no .wav"):
+    with pytest.raises(UserInputError, match="no audio files"):
         prepare_folder(tmp_path)
     with pytest.raises(UserInputError, match="not a folder"):
         prepare_folder(tmp_path / "nope")

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from pyro_minvae.data.manifest import read_manifest, resolve
-from pyro_minvae.data.prepare.ntcd_timit import assign_splits, prepare_ntcd_timit
+from pyro_minvae.data.prepare.ntcd_timit import assign_splits, index_ntcd_timit, prepare_ntcd_timit
 from pyro_minvae.errors import UserInputError
 from prepare_fakes import speechlike
 
@@ -67,11 +67,26 @@ def test_all_noisy_and_default_valid_rule(tmp_path):
     assert sp["09F"] == "test" and list(sp.values()).count("valid") == 3
 
 
-def test_bad_lip_length_and_empty_root(tmp_path):
+def test_bad_files_are_skipped_and_listed(tmp_path):
+    """Lips of the wrong length, a corrupt clean wav and a corrupt noisy wav: each is skipped with its reason
+    (the sentence, with its noisy versions, or the one noisy file), the rest is indexed."""
     _tree(tmp_path / "NTCD", bad_lips=True)
-    with pytest.raises(UserInputError, match="09F"):
-        prepare_ntcd_timit(tmp_path / "NTCD", tmp_path / "out", progress=False)
-    assert not (tmp_path / "out").exists()
+    (tmp_path / "NTCD/clean/01M/sa1.wav").write_bytes(b"RIFF" + b"junk" * 50)
+    (tmp_path / "NTCD/noisy/LR/10/volunteers/56M/straightcam/sa1.wav").write_bytes(b"")
+    path, skipped = index_ntcd_timit(tmp_path / "NTCD", tmp_path / "out", progress=False)
+    files = sorted(s["file"] for s in skipped)
+    assert files == ["clean/01M/sa1.wav", "clean/09F/sa1Raw.npy", "lips/09F/si1373.mat",
+                     "noisy/LR/10/volunteers/56M/straightcam/sa1.wav"]
+    assert all(s["reason"].count("\n") == 0 for s in skipped)
+    assert "20 frames at 30 fps" in next(s["reason"] for s in skipped if s["file"].endswith(".mat"))
+    ids = {r["id"] for r in read_manifest(path)}
+    assert "01M_sa1" not in ids and "09F_sa1" not in ids and "09F_sa1__Babble_m05" not in ids
+    assert "56M_sa1__LR_p10" not in ids and "56M_sa1__LR_m05" in ids and "01M_si1373" in ids
+    # unchanged copy: nothing to do, the same list
+    assert index_ntcd_timit(tmp_path / "NTCD", tmp_path / "out", progress=False).skipped == skipped
+
+
+def test_empty_root(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserInputError, match="no clean wavs"):
         prepare_ntcd_timit(tmp_path / "empty", tmp_path / "out2", progress=False)

@@ -1,47 +1,59 @@
 """``pyro-minvae prepare folder --root DIR``: index a folder of the user's own recordings.
 
-Input: ``NAME.wav`` (any rate/channels; resampled to 16 kHz mono with a message) paired with
-``NAME.npy`` / ``NAME.mat`` lip ROIs (see ``lips.py`` for layouts, 30 fps unless ``--fps``) or ``NAME.mp4``
-video (mouth found with dlib; lip landmarks need
-``pip install pyro-minvae[video]``). Sub-folders of
-``DIR`` name speakers (files directly in ``DIR`` get speaker ``"speaker0"``). A wav without a visual partner
-is indexed audio-only (with a warning). A recording that cannot be read (corrupt wav, lips of the wrong length,
-no face in the video) is skipped with its reason and the others are indexed; :func:`index_folder` returns the
-skipped ones, and ``prepare folder`` lists them and exits 1. When no recording can be read, nothing is written.
+Input: audio files ``NAME.wav`` (also ``.flac``, ``.ogg``, ``.mp3``, ``.m4a``; any rate and channel count,
+converted to 16 kHz mono with a message) paired with ``NAME.npy`` / ``NAME.mat`` lip ROIs (see ``lips.py`` for
+layouts, 30 fps unless ``--fps``) or ``NAME.mp4`` video (mouth found with dlib; lip landmarks need
+``pip install pyro-minvae[video]``). Sub-folders of ``DIR`` name speakers (files directly in ``DIR`` get speaker
+``"speaker0"``); symbolic links are followed (each folder once, so link loops end), hidden files and folders
+(``.name``) are ignored. A recording without a visual partner is indexed audio-only (with a warning). A
+recording that cannot be read (corrupt audio, lips of the wrong length, no face in the video, a broken link, an
+unreadable folder) or whose id would clash with another's is skipped with its reason and the others are indexed;
+:func:`index_folder` returns the skipped ones, and ``prepare folder`` lists them and exits 1. When no recording
+can be read, nothing is written.
 
-Output (under ``out``, default ``cache_dir()/corpora/folder-<name of DIR>``): ``manifest.jsonl``,
-``lips/<speaker>/NAME.npy`` ``(N, 67, 67)`` uint8, converted audio under ``audio/`` when the input was not
-16 kHz mono PCM wav. Audio paths in the manifest are absolute when the original file is used as is.
+Record ids: the path below ``DIR`` without the extension, folders joined by ``~`` and unusual characters escaped
+(:func:`pyro_minvae.data.manifest.id_from_path`): ``alice/take 1.wav`` -> ``alice~take 1``. Ids are safe file
+names and unique even ignoring letter case; ``x.wav`` next to ``x.WAV`` or ``x.flac`` (or ``X.wav``) would be one
+id, so all of them are skipped with a line asking to rename them.
+
+Records: ``kind`` "noisy" for ``split="test"`` (recordings to enhance, no clean reference; ``enhance --manifest``
+takes them) and "clean" for train/valid (training material), unless ``kind`` is given.
+
+Output (under ``out``, default ``cache_dir()/corpora/folder-<name of DIR>``; see ``output.py`` for what may be
+replaced): ``manifest.jsonl``, ``lips/ID.npy`` ``(N, 67, 67)`` uint8, ``landmarks/ID.npy`` from videos, converted
+audio ``audio/ID.wav`` when the input was not 16 kHz mono PCM wav. Audio paths in the manifest are absolute when
+the original file is used as is.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
 
-from ...atomic import atomic_path, replace_directory, write_text_atomic
+from ...atomic import OutputWriteError, atomic_path, write_text_atomic
 from ...audio_io import load_audio, write_audio
 from ...errors import MissingDependencyError, UserInputError
 from ...features.config import FeatureConfig
-from ...features.video import check_duration
+from ...features.video import check_duration, check_fps
 from ...paths import cache_dir
-from ..manifest import sha256_file, write_manifest
+from ..manifest import id_from_path, id_key, sha256_file, write_manifest
 from .lips import LIP_SIZE, load_lips
+from .output import staged_output
 
 log = logging.getLogger("pyro_minvae")
 
 SR = 16000
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
 LIP_EXTS = (".npy", ".mat")
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv")
+FOLDER_KINDS = ("clean", "noisy")
 
 
 def ingest_audio(path: Path, out_dir: Path, rel_name: str, sample_rate: int = SR) -> tuple[str, int, str]:
@@ -53,7 +65,7 @@ def ingest_audio(path: Path, out_dir: Path, rel_name: str, sample_rate: int = SR
     """
     path = Path(path)
     try:
-        info = sf.info(str(path)) if path.exists() and path.stat().st_size > 0 else None
+        info = sf.info(str(path)) if path.is_file() and path.stat().st_size > 0 else None
     except Exception:
         info = None
     as_is = (info is not None and info.samplerate == sample_rate and info.channels == 1
@@ -71,36 +83,22 @@ def save_lips(frames: np.ndarray, dst: Path) -> None:
         np.save(tmp, np.ascontiguousarray(frames, dtype=np.uint8))
 
 
-@contextlib.contextmanager
-def staged_output(out_dir: Path):
-    """Yield a fresh staging folder next to ``out_dir``; on success it replaces ``out_dir``, on error it is removed.
-
-    Nothing half-written is ever left under ``out_dir``.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    replace_directory(staging, out_dir)
-
-
-def _speaker_of(wav: Path, root: Path) -> str:
-    rel = wav.relative_to(root)
-    return rel.parts[0] if len(rel.parts) > 1 else "speaker0"
-
-
 def _listing_hash(files: list[Path], extra: dict) -> str:
     h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
     for f in files:
         st = f.stat()
         h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+def read_stamp(out_dir: Path) -> dict:
+    """The ``.done.json`` of an earlier complete index in ``out_dir`` (``{}`` when absent or unreadable)."""
+    stamp, manifest = out_dir / ".done.json", out_dir / "manifest.jsonl"
+    try:
+        done = json.loads(stamp.read_text()) if manifest.is_file() and stamp.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return done if isinstance(done, dict) else {}
 
 
 class FolderIndex(NamedTuple):
@@ -110,88 +108,196 @@ class FolderIndex(NamedTuple):
     skipped: list
 
 
+class Recording(NamedTuple):
+    """One audio file found under the root, its record id, speaker and visual partner (if any)."""
+
+    audio: Path
+    rel: str  # path below the root, with "/"
+    id: str
+    speaker: str
+    lips: Path | None
+    video: Path | None
+
+
 def prepare_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
-                   fps: float = 30.0, force: bool = False) -> Path:
+                   fps: float = 30.0, force: bool = False, kind: str | None = None) -> Path:
     """Index ``root`` (see module docstring); returns the manifest path (skipped files are logged)."""
-    manifest, skipped = index_folder(root, out, split, fps, force)
+    manifest, skipped = index_folder(root, out, split, fps, force, kind=kind)
     for item in skipped:
         log.warning("skipped %s", item["reason"])
     return manifest
 
 
+def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording], list[dict]]:
+    """Recordings under ``root`` (module docstring) and the problems found while looking: ``[{"file",
+    "reason"}]`` for unreadable folders, broken links, special files and clashing ids. ``exclude`` (a resolved
+    folder, e.g. the output inside the root) is not entered."""
+    problems: list[dict] = []
+    found: list[tuple[Path, tuple[str, ...]]] = []
+    partners: dict[tuple[Path, str], dict[str, Path]] = {}
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def rel(p: Path) -> str:
+        try:
+            return p.relative_to(root).as_posix()
+        except ValueError:
+            return str(p)
+
+    def on_error(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        problems.append({"file": rel(where), "reason": f"{where}: cannot open the folder ({exc.strerror}); check "
+                                                        "its permissions"})
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+        d = Path(dirpath)
+        try:
+            st = d.stat()
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a link back to a folder already indexed (or a loop)
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        keep = []
+        for n in sorted(dirnames):
+            sub = d / n
+            if n.startswith("."):
+                continue
+            if sub.is_symlink() and not sub.exists():
+                problems.append({"file": rel(sub), "reason": f"{sub}: broken symbolic link (its target is missing "
+                                                             "or loops); fix or remove the link"})
+                continue
+            if exclude is not None and sub.resolve() == exclude:
+                continue
+            keep.append(n)
+        dirnames[:] = keep
+        for fn in sorted(filenames):
+            if fn.startswith("."):
+                continue
+            f = d / fn
+            ext = f.suffix.lower()
+            if ext not in AUDIO_EXTS + LIP_EXTS + VIDEO_EXTS:
+                continue
+            if not f.is_file():
+                why = "broken symbolic link (its target is missing or loops); fix or remove the link" \
+                    if f.is_symlink() and not f.exists() else "not a regular file (a pipe or device); remove it"
+                if ext in AUDIO_EXTS:
+                    problems.append({"file": rel(f), "reason": f"{f}: {why}"})
+                continue
+            if ext in AUDIO_EXTS:
+                found.append((f, (*f.relative_to(root).parent.parts, f.stem)))
+            else:
+                partners.setdefault((d, f.stem), {}).setdefault(ext, f)
+
+    by_key: dict[str, list[tuple[Path, str]]] = {}
+    for f, parts in found:
+        rid = id_from_path(parts)
+        by_key.setdefault(id_key(rid), []).append((f, rid))
+    recs = []
+    for f, parts in found:
+        rid = id_from_path(parts)
+        group = by_key[id_key(rid)]
+        if len(group) > 1:
+            others = ", ".join(rel(g) for g, _ in group if g != f)
+            problems.append({"file": rel(f), "reason": f"{f}: has the same name as {others} apart from letter case "
+                                                       "or extension (one record id for both); rename one of them"})
+            continue
+        own = partners.get((f.parent, f.stem), {})
+        lips = next((own[e] for e in LIP_EXTS if e in own), None)
+        video = next((own[e] for e in VIDEO_EXTS if e in own), None)
+        speaker = parts[0] if len(parts) > 1 else "speaker0"
+        recs.append(Recording(f, rel(f), rid, speaker, lips, video))
+    return recs, problems
+
+
 def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
-                 fps: float = 30.0, force: bool = False) -> FolderIndex:
+                 fps: float = 30.0, force: bool = False, kind: str | None = None,
+                 progress: bool = False) -> FolderIndex:
     """Index ``root`` (see module docstring). Idempotent for an unchanged folder (the skipped list is kept)."""
     root = Path(root)
+    fps = check_fps(fps, "--fps")
+    kind = kind or ("noisy" if split == "test" else "clean")
+    if kind not in FOLDER_KINDS:
+        raise UserInputError(f"--kind {kind}: a folder of recordings is 'clean' (training speech) or 'noisy' "
+                             "(recordings to enhance)")
     if not root.is_dir():
         raise UserInputError(f"{root}: not a folder; give --root the folder holding NAME.wav + NAME.npy/mp4 pairs")
-    wavs = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
-    if not wavs:
-        raise UserInputError(f"{root}: no .wav files found; put NAME.wav next to NAME.npy (lips) or NAME.mp4")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise UserInputError(f"{root}: cannot open the folder (Permission denied); check its permissions")
     out_dir = Path(out) if out else cache_dir() / "corpora" / f"folder-{root.resolve().name}"
+    recordings, problems = scan_folder(root, exclude=out_dir.resolve())
+    if not recordings and not problems:
+        raise UserInputError(f"{root}: no audio files ({', '.join(AUDIO_EXTS)}) found; put NAME.wav next to "
+                             "NAME.npy (lips) or NAME.mp4 (the sound of a video is not read: export it as NAME.wav)")
     manifest = out_dir / "manifest.jsonl"
-    stamp = out_dir / ".done.json"
-    companions = [p for w in wavs for p in (w.with_suffix(e) for e in LIP_EXTS + VIDEO_EXTS) if p.exists()]
-    digest = _listing_hash(wavs + companions, {"split": split, "fps": fps, "v": 1})
-    done = json.loads(stamp.read_text()) if manifest.exists() and stamp.exists() else {}
+    files = [p for r in recordings for p in (r.audio, r.lips, r.video) if p is not None]
+    digest = _listing_hash(files, {"split": split, "fps": fps, "kind": kind, "problems": problems, "v": 2})
+    done = read_stamp(out_dir)
     if not force and done.get("hash") == digest:
         log.info("%s already indexed in %s; nothing to do", root, manifest)
         return FolderIndex(manifest, done.get("skipped", []))
-    with staged_output(out_dir) as stage:
+    if not recordings:
+        raise UserInputError(problems[0]["reason"] if len(problems) == 1 else
+                             f"{root}: none of the {len(problems)} recordings could be read; first: "
+                             f"{problems[0]['reason']}")
+    from tqdm.auto import tqdm
+
+    with staged_output(out_dir, inputs=root) as stage:
         cfg = FeatureConfig()
-        records, skipped = [], []
+        records, skipped = [], list(problems)
         n_audio_only = 0
-        for wav in wavs:
-            stem = wav.relative_to(root).with_suffix("").as_posix()
+        bar = tqdm(recordings, desc="index", unit="file", disable=None if progress else True, mininterval=1.0)
+        for r in bar:
             try:
-                rec, audio_only = _index_one(wav, root, stem, stage, cfg, split, fps)
-            except UserInputError as exc:  # this recording only; MissingDependencyError stops the whole run
-                for rel in (f"audio/{stem}.wav", f"lips/{stem}.npy", f"landmarks/{stem}.npy"):
-                    (stage / rel).unlink(missing_ok=True)
-                skipped.append({"file": wav.relative_to(root).as_posix(), "reason": str(exc)})
+                rec, audio_only = _index_one(r, stage, cfg, split, fps, kind)
+            except (OutputWriteError, MissingDependencyError):  # where the output goes / a missing tool: stop
+                raise
+            except UserInputError as exc:  # this recording only
+                for sub in (f"audio/{r.id}.wav", f"lips/{r.id}.npy", f"landmarks/{r.id}.npy"):
+                    (stage / sub).unlink(missing_ok=True)
+                skipped.append({"file": r.rel, "reason": str(exc)})
                 continue
             records.append(rec)
             n_audio_only += audio_only
+        skipped.sort(key=lambda s: s["file"])
         if not records:
             raise UserInputError(skipped[0]["reason"] if len(skipped) == 1 else
                                  f"{root}: none of the {len(skipped)} recordings could be read; first: "
                                  f"{skipped[0]['reason']}")
         if n_audio_only:
             log.warning("%d of %d recordings have no NAME.npy/.mat/.mp4 partner and are indexed audio-only",
-                        n_audio_only, len(wavs))
+                        n_audio_only, len(records))
         write_manifest(stage / "manifest.jsonl", records)
         write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records),
-                                                            "skipped": skipped}))
+                                                            "root": str(root.resolve()), "skipped": skipped}))
     log.info("indexed %d recordings from %s (%d skipped)", len(records), root, len(skipped))
     return FolderIndex(manifest, skipped)
 
 
-def _index_one(wav: Path, root: Path, stem: str, stage: Path, cfg: FeatureConfig, split: str,
-               fps: float) -> tuple[dict, bool]:
+def _index_one(r: Recording, stage: Path, cfg: FeatureConfig, split: str, fps: float, kind: str
+               ) -> tuple[dict, bool]:
     """Ingest one recording into ``stage``: ``(manifest record, audio_only)``; unreadable input raises
     ``UserInputError`` naming the file."""
-    spk = _speaker_of(wav, root)
-    audio, n, sha = ingest_audio(wav, stage, f"audio/{stem}.wav")
-    rec = {"id": stem.replace("/", "-"), "split": split, "speaker": spk, "kind": "clean", "audio": audio,
+    audio, n, sha = ingest_audio(r.audio, stage, f"audio/{r.id}.wav")
+    rec = {"id": r.id, "split": split, "speaker": r.speaker, "kind": kind, "audio": audio,
            "duration": round(n / SR, 4), "sha256": sha,
-           "source": {"package": "user-folder", "version": None, "file": wav.relative_to(root).as_posix()}}
-    lip_file = next((wav.with_suffix(e) for e in LIP_EXTS if wav.with_suffix(e).exists()), None)
-    video = next((wav.with_suffix(e) for e in VIDEO_EXTS if wav.with_suffix(e).exists()), None)
+           "source": {"package": "user-folder", "version": None, "file": r.rel}}
     frames, landmarks, v_fps = None, None, fps
-    if lip_file is not None:
-        frames = load_lips(lip_file)
-        check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(lip_file))
-    elif video is not None:
-        frames, landmarks, v_fps = crop_mouth_video(video)
-        check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(video))
+    if r.lips is not None:
+        frames = load_lips(r.lips)
+        check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(r.lips))
+    elif r.video is not None:
+        frames, landmarks, v_fps = crop_mouth_video(r.video)
+        check_duration(frames.shape[0], n, cfg, fps=v_fps, source=str(r.video))
     if frames is None:
         return rec, True
-    save_lips(frames, stage / f"lips/{stem}.npy")
-    rec.update(lips=f"lips/{stem}.npy", fps=float(v_fps))
+    save_lips(frames, stage / f"lips/{r.id}.npy")
+    rec.update(lips=f"lips/{r.id}.npy", fps=float(v_fps))
     if landmarks is not None:
-        with atomic_path(stage / f"landmarks/{stem}.npy", suffix=".npy") as tmp:
+        with atomic_path(stage / f"landmarks/{r.id}.npy", suffix=".npy") as tmp:
             np.save(tmp, landmarks.astype(np.float32))
-        rec["landmarks"] = f"landmarks/{stem}.npy"
+        rec["landmarks"] = f"landmarks/{r.id}.npy"
     return rec, False
 
 

@@ -18,6 +18,11 @@ speakers (all speakers with ``all_noisy``), as ``kind="mixture"`` records with `
 Output: ``out`` (default ``cache_dir()/corpora/ntcd-timit``) with ``manifest.jsonl`` and
 ``lips/<speaker>/<sentence>.npy`` ``(N, 67, 67)`` uint8; audio is referenced in place (absolute paths) unless it
 had to be resampled or downmixed.
+
+A file that cannot be read (a corrupt or too short wav, a lip array of the wrong shape or length) is skipped
+with its reason and the rest is indexed: a bad clean wav or lip file drops that sentence (and its noisy
+versions), a bad noisy wav drops that noisy file. :func:`index_ntcd_timit` returns the skipped files;
+``prepare ntcd-timit`` lists them and exits 1. When no clean sentence can be read, nothing is written.
 """
 
 from __future__ import annotations
@@ -29,14 +34,15 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from ...atomic import write_text_atomic
+from ...atomic import OutputWriteError, write_text_atomic
 from ...errors import UserInputError
 from ...features.config import FeatureConfig
 from ...features.video import check_duration
 from ...paths import cache_dir
-from ..manifest import write_manifest
-from .folder import _listing_hash, ingest_audio, save_lips, staged_output
+from ..manifest import id_from_path, write_manifest
+from .folder import FolderIndex, _listing_hash, ingest_audio, read_stamp, save_lips
 from .lips import load_lips
+from .output import staged_output
 
 log = logging.getLogger("pyro_minvae")
 
@@ -70,13 +76,15 @@ def _sentence(stem: str) -> str:
     return s.lower()
 
 
-def scan(root: Path) -> tuple[dict, dict, list]:
-    """``(clean {(spk, sent): wav}, lips {(spk, sent): file}, noisy [(spk, sent, type, snr, wav)])``."""
+def scan(root: Path, exclude: Path | None = None) -> tuple[dict, dict, list]:
+    """``(clean {(spk, sent): wav}, lips {(spk, sent): file}, noisy [(spk, sent, type, snr, wav)])``; hidden
+    folders and ``exclude`` (a resolved folder, e.g. an output folder inside the root) are not entered."""
     clean: dict[tuple[str, str], Path] = {}
     lips: dict[tuple[str, str], Path] = {}
     noisy: list[tuple[str, str, str, int, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIP_DIRS)
+        dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIP_DIRS and not d.startswith(".")
+                             and (exclude is None or (Path(dirpath) / d).resolve() != exclude))
         for fn in sorted(filenames):
             f = Path(dirpath) / fn
             parts = f.relative_to(root).parts
@@ -114,59 +122,102 @@ def assign_splits(speakers: Iterable[str], valid_speakers: Iterable[str] | None 
 def prepare_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = None,
                        valid_speakers: Iterable[str] | None = None, all_noisy: bool = False,
                        force: bool = False, progress: bool = True) -> Path:
-    """Index an NTCD-TIMIT tree (module docstring); returns the manifest path. Idempotent."""
+    """Index an NTCD-TIMIT tree (module docstring); returns the manifest path (skipped files are logged)."""
+    manifest, skipped = index_ntcd_timit(root, out, valid_speakers, all_noisy, force, progress)
+    for item in skipped:
+        log.warning("skipped %s", item["reason"])
+    return manifest
+
+
+def index_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = None,
+                     valid_speakers: Iterable[str] | None = None, all_noisy: bool = False,
+                     force: bool = False, progress: bool = True) -> FolderIndex:
+    """Index an NTCD-TIMIT tree (module docstring); returns the manifest path and the skipped files
+    (``[{"file": path relative to root, "reason": one line}]``). Idempotent."""
     from tqdm.auto import tqdm
 
     root = Path(root)
     if not root.is_dir():
         raise UserInputError(f"{root}: not a folder; give --root the NTCD-TIMIT folder")
-    clean, lips, noisy = scan(root)
+    out_dir = Path(out) if out else cache_dir() / "corpora" / "ntcd-timit"
+    clean, lips, noisy = scan(root, exclude=out_dir.resolve())
     if not clean:
         raise UserInputError(f"{root}: no clean wavs under speaker folders (09F, 24M, ...); point --root at the "
                              "NTCD-TIMIT copy holding clean/<speaker>/<sentence>.wav")
-    out_dir = Path(out) if out else cache_dir() / "corpora" / "ntcd-timit"
     vs = sorted(valid_speakers) if valid_speakers is not None else None
+    if vs is not None:
+        known = {k[0] for k in clean}
+        unknown = [v for v in vs if v not in known]
+        if unknown:
+            raise UserInputError(f"--valid-speakers: {', '.join(unknown)} not among the speakers found in {root} "
+                                 f"({', '.join(sorted(known))}); give speaker folder names")
     digest = _listing_hash(sorted(set(clean.values()) | set(lips.values()) | {n[-1] for n in noisy}),
-                           {"valid": vs, "all_noisy": all_noisy, "v": 1})
-    stamp = out_dir / ".done.json"
-    if not force and stamp.exists() and (out_dir / "manifest.jsonl").exists() \
-            and json.loads(stamp.read_text()).get("hash") == digest:
+                           {"valid": vs, "all_noisy": all_noisy, "v": 2})
+    done = read_stamp(out_dir)
+    if not force and done.get("hash") == digest:
         log.info("NTCD-TIMIT already indexed in %s; nothing to do", out_dir)
-        return out_dir / "manifest.jsonl"
+        return FolderIndex(out_dir / "manifest.jsonl", done.get("skipped", []))
     splits = assign_splits({k[0] for k in clean}, vs)
     cfg = FeatureConfig()
     records: list[dict] = []
+    skipped: list[dict] = []
     by_key: dict[tuple[str, str], dict] = {}
     n_no_lips = 0
-    with staged_output(out_dir) as stage:
-        for (spk, sent), wav in tqdm(sorted(clean.items()), desc="clean", disable=not progress, mininterval=1.0):
-            audio, n, sha = ingest_audio(wav, stage, f"audio/{spk}/{sent}.wav")
-            rid = f"{spk}_{sent}"
-            rec = {"id": rid, "split": splits[spk], "speaker": spk, "kind": "clean", "audio": audio,
-                   "duration": round(n / cfg.sample_rate, 4), "sha256": sha,
-                   "source": {"package": "NTCD-TIMIT", "version": None, "file": wav.relative_to(root).as_posix()}}
+
+    def skip(f: Path, exc: UserInputError) -> None:
+        skipped.append({"file": f.relative_to(root).as_posix(), "reason": str(exc)})
+
+    with staged_output(out_dir, inputs=root) as stage:
+        hide = None if progress else True  # None: shown on a terminal only
+        for (spk, sent), wav in tqdm(sorted(clean.items()), desc="clean", disable=hide, mininterval=1.0):
+            sid = id_from_path([sent])
             lp = lips.get((spk, sent))
-            if lp is not None:
-                frames = load_lips(lp)
-                check_duration(frames.shape[0], n, cfg, fps=30.0, source=str(lp))
-                save_lips(frames, stage / f"lips/{spk}/{sent}.npy")
-                rec.update(lips=f"lips/{spk}/{sent}.npy", fps=30.0)
-            else:
-                n_no_lips += 1
+            try:
+                audio, n, sha = ingest_audio(wav, stage, f"audio/{spk}/{sid}.wav")
+                rec = {"id": f"{spk}_{sid}", "split": splits[spk], "speaker": spk, "kind": "clean", "audio": audio,
+                       "duration": round(n / cfg.sample_rate, 4), "sha256": sha,
+                       "source": {"package": "NTCD-TIMIT", "version": None,
+                                  "file": wav.relative_to(root).as_posix()}}
+                if lp is not None:
+                    frames = load_lips(lp)
+                    check_duration(frames.shape[0], n, cfg, fps=30.0, source=str(lp))
+                    save_lips(frames, stage / f"lips/{spk}/{sid}.npy")
+                    rec.update(lips=f"lips/{spk}/{sid}.npy", fps=30.0)
+                else:
+                    n_no_lips += 1
+            except OutputWriteError:
+                raise
+            except UserInputError as exc:  # this sentence only
+                (stage / f"audio/{spk}/{sid}.wav").unlink(missing_ok=True)
+                skip(lp if lp is not None and str(lp) in str(exc) else wav, exc)
+                continue
             records.append(rec)
             by_key[(spk, sent)] = rec
+        if not records:
+            raise UserInputError(skipped[0]["reason"] if len(skipped) == 1 else
+                                 f"{root}: none of the {len(skipped)} clean sentences could be read; first: "
+                                 f"{skipped[0]['reason']}")
         if n_no_lips:
-            log.warning("%d of %d sentences have no lip ROI file; indexed audio-only", n_no_lips, len(clean))
+            log.warning("%d of %d sentences have no lip ROI file; indexed audio-only", n_no_lips, len(records))
         wanted = [x for x in noisy if all_noisy or splits.get(x[0]) in ("test", "valid")]
         n_orphan = 0
-        for spk, sent, ntype, snr, wav in tqdm(wanted, desc="noisy", disable=not progress, mininterval=1.0):
+        for spk, sent, ntype, snr, wav in tqdm(wanted, desc="noisy", disable=hide, mininterval=1.0):
             c = by_key.get((spk, sent))
             if c is None:
                 n_orphan += 1
                 continue
             tag = ("m" if snr < 0 else "p") + f"{abs(snr):02d}"
-            audio, n, sha = ingest_audio(wav, stage, f"audio/noisy/{ntype}/{snr}/{spk}/{sent}.wav")
-            rec = {"id": f"{spk}_{sent}__{ntype}_{tag}", "split": c["split"], "speaker": spk, "kind": "mixture",
+            sid = id_from_path([sent])
+            rel = f"audio/noisy/{ntype}/{snr}/{spk}/{sid}.wav"
+            try:
+                audio, n, sha = ingest_audio(wav, stage, rel)
+            except OutputWriteError:
+                raise
+            except UserInputError as exc:  # this noisy file only
+                (stage / rel).unlink(missing_ok=True)
+                skip(wav, exc)
+                continue
+            rec = {"id": f"{spk}_{sid}__{ntype}_{tag}", "split": c["split"], "speaker": spk, "kind": "mixture",
                    "audio": audio, "clean": c["audio"], "clean_id": c["id"], "noise_type": ntype,
                    "snr_db": float(snr), "gain": 1.0, "duration": round(n / cfg.sample_rate, 4), "sha256": sha,
                    "source": {"package": "NTCD-TIMIT", "version": None, "file": wav.relative_to(root).as_posix()}}
@@ -174,8 +225,11 @@ def prepare_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = 
                 rec.update(lips=c["lips"], fps=c["fps"])
             records.append(rec)
         if n_orphan:
-            log.warning("%d noisy files have no clean counterpart and were skipped", n_orphan)
+            log.warning("%d noisy files have no readable clean counterpart and were skipped", n_orphan)
         write_manifest(stage / "manifest.jsonl", records)
-        write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records)}))
-    log.info("indexed %d clean and %d noisy NTCD-TIMIT files", len(clean), len(records) - len(clean))
-    return out_dir / "manifest.jsonl"
+        write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records),
+                                                            "skipped": skipped}))
+    n_clean = len(by_key)
+    log.info("indexed %d clean and %d noisy NTCD-TIMIT files (%d skipped)", n_clean, len(records) - n_clean,
+             len(skipped))
+    return FolderIndex(out_dir / "manifest.jsonl", skipped)
