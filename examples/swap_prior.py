@@ -33,10 +33,11 @@ class MoGMixturePrior(MixtureGaussianPrior):
     """``c ~ Cat(pi)``; ``z | c ~ sum_k w_ck N(mu_ck, s_ck I)`` with learned ``mu (M, K, L)``, ``log s (M, K)``
     and mode logits ``(M, K)``.
 
-    The interface enhancement relies on is inherited or overridden here: ``forward`` samples ``"c"`` (enumerated)
-    then ``"z"``; ``component_log_prob(z (..., L)) -> (M, ...)``; ``log_weights() -> (M,)``; ``set_weights``.
-    The constructor takes the arguments the ``minvae`` builder passes (``components``, ``latent_dim``,
-    ``learn_weights``); ``n_modes`` keeps its default because the builder does not forward it.
+    The :class:`~pyro_minvae.contracts.MixturePrior` contract is inherited or overridden here: ``forward`` samples
+    ``"c"`` (enumerated) then ``"z"``; ``component_log_prob(z (..., L)) -> (M, ...)``; ``component_means() -> (M,
+    L)``; ``log_weights() -> (M,)``. Enhancement scores it by tracing ``forward`` (no closed form needed). The
+    constructor takes the arguments the ``minvae`` builder passes (``components``, ``latent_dim``,
+    ``learn_weights``) and ``n_modes`` through ``prior_options``.
     """
 
     def __init__(self, components=("audio", "lips"), latent_dim: int = 32, learn_weights: bool = False,
@@ -57,6 +58,9 @@ class MoGMixturePrior(MixtureGaussianPrior):
 
     def component_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return self._mixture().log_prob(z.unsqueeze(-2)).movedim(-1, 0)  # (..., M) -> (M, ...)
+
+    def component_means(self) -> torch.Tensor:
+        return (torch.softmax(self.mode_logits, -1).unsqueeze(-1) * self.loc).sum(-2)  # (M, L)
 
     def forward(self, batch: dict, cond=None) -> torch.Tensor:
         c = pyro.sample("c", dist.Categorical(logits=self.log_weights()), infer={"enumerate": "parallel"})
