@@ -25,10 +25,13 @@ class RegistryChoice(click.ParamType):
         return "[" + "|".join(self.choices()) + "]"
 
     def convert(self, value, param, ctx):
-        if value in self._extra or value in self._registry():
+        if value in self._extra:
             return value
-        self.fail(f"{value!r} is not registered; valid: {', '.join(self.choices())} (a plugin registers more: "
-                  "pyro-minvae --plugin FILE.py ...)", param, ctx)
+        try:
+            self._registry().get(value)
+        except ValueError as exc:  # "unknown kernel 'x'; valid kernels: ..."
+            self.fail(f"{exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)", param, ctx)
+        return value
 
 
 def _estep_registry():
