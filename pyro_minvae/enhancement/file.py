@@ -70,8 +70,8 @@ def resolve_output(output: str | os.PathLike, noisy: str | os.PathLike, inputs: 
     if suffix not in OUTPUT_WRITERS:
         kinds = ", ".join(OUTPUT_WRITERS.names())
         what = f"{suffix!r} files" if suffix else "a file without a suffix"
-        raise UserInputError(f"{out}: cannot write {what}; name the output {kinds} (e.g. -o enhanced.wav) or give "
-                             "a folder ending in /")
+        raise UserInputError(f"{out}: cannot write {what}; end the output's name with one of {kinds} (e.g. -o "
+                             "enhanced.wav) or give a folder ending in /")
     if out.is_dir():
         raise UserInputError(f"{out}: is a folder; give a file name for the output")
     if out.exists():

@@ -10,9 +10,10 @@ import torch
 
 from ..errors import UserInputError
 
-# torch threads for one file's enhancement when the user gives none. Measured on a 2-core machine with another
-# process busy on one core (docs/cli.md): 1 thread is faster than 2 there (0.9x the time on an idle machine, 2.6x
-# faster under load), so the default does not depend on how busy the machine is.
+# torch threads for one file's enhancement when the user gives none. Measured on the 2-core machine while other
+# jobs kept it busy (load average 14; 10 s of audio, paper-size MIN-VAE, mcem 5 iterations; docs/cli.md): 1 thread
+# 3.3 s, 2 threads 56 s (median of 3): OpenMP threads that wait for a busy core cost
+# far more than the second core gains, so the default is 1 whatever the load (--threads 2 on an idle machine).
 DEFAULT_THREADS = 1
 
 
@@ -52,9 +53,10 @@ def estep_config(method: str, options: Mapping):
     iters = options.get("iterations")
     if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
         raise UserInputError(f"--iterations {iters}: must be a whole number >= 1 (EM iterations)")
-    if options.get("loop") is not None and method != "mcem":
+    fields = estep.config_class.field_names()  # what the method's config takes (plugin E-steps too)
+    if options.get("loop") is not None and "loop" not in fields:
         raise UserInputError(f"--loop applies to --method mcem only, not {method!r}")
-    if options.get("kernel") is not None and method != "mcem":
+    if options.get("kernel") is not None and "kernel" not in fields:
         raise UserInputError(f"--kernel {options['kernel']}: kernels drive the MCMC E-step; use it with --method mcem")
     try:
         return estep.make_config(options.get("config"), **{k: v for k, v in options.items() if k != "config"})

@@ -91,10 +91,10 @@ def test_directory_instead_of_file_is_a_usage_error(ckpt, tmp_path):
 
 
 def test_existing_output_survives_a_failed_run(ckpt, bad_dir, tmp_path):
-    """A failing run never touches an output that already exists (no data loss)."""
+    """A failing run never touches an output that already exists (no data loss), even with --overwrite."""
     out = write_wav(tmp_path / "keep.wav", speech_like(1.0))
     before = out.read_bytes()
-    res = _enhance(ckpt, bad_dir / "text.wav", out)
+    res = _enhance(ckpt, bad_dir / "text.wav", out, "--overwrite", *FAST)
     assert_user_error(res, "not a readable audio file")
     record(data_loss=out.read_bytes() != before)
     assert out.read_bytes() == before

@@ -97,7 +97,7 @@ def test_unreadable_and_missing_lip_files(files, tmp_path):
     res = _enhance(files, tmp_path / "o.wav", "--video", tmp_path / "none.npy")
     assert_user_error(res, "none.npy: file not found")
     res = _enhance(files, tmp_path / "o.wav", "--video", tmp_path / "none.mp4")
-    assert_user_error(res, "none.mp4: file not found; check the --video path")
+    assert_user_error(res, "none.mp4: file not found; check the path")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all" * 100)
     res = _enhance(files, tmp_path / "o.wav", "--video", junk)
