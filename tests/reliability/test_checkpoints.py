@@ -311,7 +311,7 @@ def test_disk_full_during_write(files, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sf, "write", full_disk)
-    res = _enhance(files["avae"], files["noisy"], out)
+    res = run_cli("enhance", "--checkpoint", files["avae"], files["noisy"], "-o", out, "--overwrite", *FAST)
     assert_user_error(res, "o.wav: could not be written (No space left on device); nothing was saved under that "
                            "name; free disk space or choose a writable folder")
     record(data_loss=out.read_bytes() != b"older result")
