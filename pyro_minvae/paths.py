@@ -20,7 +20,14 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     else:
         root = Path.home() / ".cache" / "pyro-minvae"
     root = root.expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. $PYRO_MINVAE_CACHE names a file or a read-only place: one line, no traceback
+        from .atomic import os_error_message
+        from .errors import UserInputError
+
+        raise UserInputError(os_error_message(exc, root, "cannot create the cache folder")
+                             + f" (set ${CACHE_ENV} to one)") from None
     return root
 
 

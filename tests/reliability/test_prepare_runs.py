@@ -240,7 +240,7 @@ def test_corrupt_lips_and_audio_next_to_good_ones(tmp_path):
 
 
 # ---- where the index goes -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("where", ["root", "parent", "user-folder", "file", "index-with-extra"])
+@pytest.mark.parametrize("where", ["root", "parent", "user-folder", "file", "index-with-extra", "symlink"])
 def test_output_folder_that_would_lose_files_is_refused(tmp_path, where):
     root = tmp_path / "in"
     _rec(root, "a")
@@ -251,13 +251,30 @@ def test_output_folder_that_would_lose_files_is_refused(tmp_path, where):
     idx = tmp_path / "idx"
     assert _prepare(root, idx).exit_code == 0
     (idx / "notes.txt").write_text("precious")
+    idx2 = tmp_path / "idx2"
+    assert _prepare(root, idx2).exit_code == 0
+    os.symlink(idx2, tmp_path / "link")
     out = {"root": root, "parent": tmp_path, "user-folder": user, "file": tmp_path / "file",
-           "index-with-extra": idx}[where]
+           "index-with-extra": idx, "symlink": tmp_path / "link"}[where]
     before = _snapshot(tmp_path)
     res = _prepare(root, out, "--force")
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert res.output.lower().count("error:") == 1 and "--out" in res.output  # ours, or click's for a file
     _same(tmp_path, before)
+
+
+@pytest.mark.parametrize("cache", ["file", "unreachable"])
+def test_unusable_cache_folder_is_one_line(tmp_path, monkeypatch, cache):
+    """The default --out lies in the cache folder; $PYRO_MINVAE_CACHE naming a file or a place that cannot be
+    created is one line naming it."""
+    root = tmp_path / "in"
+    _rec(root, "a")
+    (tmp_path / "file").write_text("x")
+    where = {"file": tmp_path / "file", "unreachable": tmp_path / "file" / "sub"}[cache]
+    monkeypatch.setenv("PYRO_MINVAE_CACHE", str(where))
+    res = run_cli("prepare", "folder", "--root", root, "--no-progress")
+    assert_user_error(res, f"{where}: cannot create the cache folder (")
+    assert "PYRO_MINVAE_CACHE" in res.output
 
 
 def test_output_inside_the_root_is_not_indexed_again(tmp_path):

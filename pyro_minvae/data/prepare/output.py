@@ -39,7 +39,9 @@ def check_output_folder(out_dir: Path, inputs: Path | None = None) -> None:
     if inputs is not None and _inside(Path(inputs).resolve(), out_dir.resolve()):
         raise UserInputError(f"{out_dir}: the output folder holds the input folder {inputs} (the index replaces "
                              "its output folder as a whole); choose another --out")
-    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+    if out_dir.is_symlink():  # the swap would replace the link, not the folder it points to
+        raise UserInputError(f"{out_dir}: is a symbolic link; give the folder it points to as --out")
+    if out_dir.exists() and not out_dir.is_dir():
         raise UserInputError(f"{out_dir}: exists and is not a folder; choose another --out")
     if not out_dir.exists():
         return
