@@ -301,3 +301,37 @@ def test_enhancer_refuses_bad_arrays(files):
     ]:
         err = api_call(enh.enhance_waveform, wave, SR, visual)
         assert isinstance(err, UserInputError) and message in str(err), err
+
+
+# ---- evaluate and the training datasets read streams through the same checks -----------------------------------
+@pytest.mark.parametrize("fps", [0, "nan", -25])
+def test_evaluate_and_datasets_refuse_an_unusable_record_fps(tmp_path, fps):
+    from pyro_minvae.data.datasets import FrameDataset
+    from pyro_minvae.evaluation.items import load_item
+
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    np.save(tmp_path / "a.npy", lips(30))
+    base = {"id": "a", "audio": "a.wav", "lips": "a.npy", "fps": fps, "speaker": "s", "duration": 1.0}
+    recs = [dict(base, split="test", kind="mixture", clean="a.wav", noise_type="white", snr_db=0.0),
+            dict(base, id="c", split="train", kind="clean")]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    err = api_call(load_item, recs[0], tmp_path / "m.jsonl")
+    assert isinstance(err, UserInputError) and "record 'a' field \"fps\"" in str(err) and "not a usable fps" in \
+        str(err), err
+    err = api_call(FrameDataset.from_manifest, tmp_path / "m.jsonl", "train", ("audio", "lips"), use_cache=False)
+    assert isinstance(err, UserInputError) and "not a usable fps" in str(err), err
+
+
+def test_datasets_read_integer_lips_like_uint8(tmp_path):
+    from pyro_minvae.data.datasets import FrameDataset
+
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    arr = lips(30)
+    recs = []
+    for rid, a in (("u8", arr), ("i64", arr.astype(np.int64))):
+        np.save(tmp_path / f"{rid}.npy", a)
+        recs.append({"id": rid, "split": rid, "kind": "clean", "audio": "a.wav", "lips": f"{rid}.npy", "fps": 30.0})
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    ds = {rid: FrameDataset.from_manifest(tmp_path / "m.jsonl", rid, ("audio", "lips"), use_cache=False)
+          for rid in ("u8", "i64")}
+    assert ds["u8"].visual["lips"].equal(ds["i64"].visual["lips"])
