@@ -1,6 +1,6 @@
 """Training throughput (frames per second) of every model family on this machine.
 
-Each measurement runs the real training step (objective from :mod:`pyro_minvae.infer.train_objectives`,
+Each measurement runs the real training step (objective from :mod:`pyro_minvae.training.objectives`,
 ``backward``, fused Adam) on synthetic batches of paper-sized features (513 power bins, 67x67 lips). Families are
 measured *interleaved* over several rounds so that load from other processes hits all of them alike; the table
 reports the median and the spread, and the MIN-VAE / A-VAE cost ratio per round.
@@ -38,8 +38,9 @@ def make_runner(label: str, batch_size: int, seed: int = 0):
     import pyro
 
     from pyro_minvae.data.datasets import FrameDataset
-    from pyro_minvae.infer.svi import TrainConfig, make_model, make_optimizer
-    from pyro_minvae.infer.train_objectives import OBJECTIVES, default_objective
+    from pyro_minvae.training import OBJECTIVES, TrainConfig, make_model
+    from pyro_minvae.training.loop import make_optimizer
+    from pyro_minvae.training.objectives import default_objective
 
     family, encoders, resp, model_kwargs = FAMILIES[label]
     pyro.set_rng_seed(seed)

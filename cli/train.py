@@ -1,7 +1,8 @@
 """``pyro-minvae train``: fit a speech model (vae, avae, avcvae, minvae) on a prepared corpus with SVI.
 
-Reads the manifest's clean ``train`` and ``valid`` records, trains with :func:`pyro_minvae.infer.svi.train` and
-writes ``last.pt``, ``best.pt``, ``log.csv`` (and ``responsibilities.json`` for MIN-VAE) into ``--out``.
+Reads the manifest's clean ``train`` and ``valid`` records, trains with :func:`pyro_minvae.training.train` and
+writes ``last.pt``, ``best.pt``, ``log.csv`` (and ``responsibilities.json`` for MIN-VAE) into ``--out``. A folder
+that already holds a run is refused unless ``--resume`` (continue it) or ``--overwrite`` (replace it) is given.
 Multi-process: ``torchrun --nproc_per_node N -m pyro_minvae.cli.main train ...`` (``--batch-size`` per process).
 """
 
@@ -18,13 +19,9 @@ log = logging.getLogger("pyro_minvae")
 
 
 def _default_manifest() -> Path:
-    from pyro_minvae.paths import cache_dir
+    from pyro_minvae.paths import default_manifest
 
-    root = cache_dir() / "corpora"
-    for name in ("demo", "demo-small"):
-        if (root / name / "manifest.jsonl").exists():
-            return root / name / "manifest.jsonl"
-    return root / "demo" / "manifest.jsonl"
+    return default_manifest()
 
 
 @click.command(name="train")
@@ -35,26 +32,31 @@ def _default_manifest() -> Path:
 @click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Corpus manifest (default: the demo corpus under the cache dir).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Checkpoint folder (default: <cache>/runs/<model>).")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=0))
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Checkpoint folder (default: <cache>/runs/<model>). A folder holding a run is refused unless "
+                   "--resume or --overwrite is given.")
+@click.option("--epochs", default=20, show_default=True, type=int,
+              help="Total epochs (with --resume: may be raised to train on).")
+@click.option("--batch-size", default=128, show_default=True, type=int,
               help="Frames per batch (per process under torchrun).")
-@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="Adam learning rate (finite, > 0).")
 @click.option("--schedule", type=click.Choice(["plateau", "cosine", "constant"]), default="plateau",
               show_default=True, help="Learning-rate schedule.")
-@click.option("--latent-dim", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--latent-dim", default=32, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--patience", default=20, show_default=True, type=click.IntRange(min=1),
+@click.option("--patience", default=20, show_default=True, type=int,
               help="Early stopping: epochs without validation improvement.")
-@click.option("--resume", is_flag=True, help="Continue from <out>/last.pt (bit-for-bit).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (bit-for-bit); the "
+              "settings must be the run's own (only --epochs and --device may change).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out; the old files stay until the new run has "
+              "finished its first epoch.")
 @click.option("--init-from", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Warm start from a checkpoint (repeatable; earlier ones win), e.g. A-VAE then V-VAE for MIN-VAE.")
 @click.option("--responsibilities", type=click.Choice(["marginal", "epoch"]), default="marginal",
               show_default=True, help="MIN-VAE q(c): optimal per batch, or the paper's per-epoch closed form.")
-@click.option("--cvae-weight", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--cvae-weight", default=0.5, show_default=True, type=float,
               help="AV-CVAE: weight of the reconstruction-from-prior term.")
-@click.option("--max-frames", default=None, type=click.IntRange(min=1),
+@click.option("--max-frames", default=None, type=int,
               help="Use at most this many training frames (quick runs).")
 @click.option("--encoder-option", "encoder_option", multiple=True, metavar="MODALITY.KEY=JSON",
               help="Extra encoder argument for MIN-VAE / V-VAE (repeatable); e.g. lips.pool=1 "
@@ -67,30 +69,31 @@ def _default_manifest() -> Path:
                    "package: pip install 'pyro-minvae[tensorboard]').")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedule, latent_dim, device, seed, patience,
-            resume, init_from, responsibilities, cvae_weight, max_frames, encoder_option, model_arg, tensorboard_dir,
-            no_progress):
+            resume, overwrite, init_from, responsibilities, cvae_weight, max_frames, encoder_option, model_arg,
+            tensorboard_dir, no_progress):
     """Train a speech model with SVI and write checkpoints."""
     import torch
 
     from pyro_minvae.data.datasets import FrameDataset
-    from pyro_minvae.infer.svi import TrainConfig, required_modalities, train
+    from pyro_minvae.parallel import stop_signals
     from pyro_minvae.paths import cache_dir
+    from pyro_minvae.training import TrainConfig, required_modalities, train
+    from pyro_minvae.training.builders import check_model_settings
+    from pyro_minvae.training.run_folder import check_run_folder
 
-    enc = tuple(e.strip() for e in encoders.split(",") if e.strip()) if encoders else None
+    enc = tuple(e.strip() for e in encoders.split(",")) if encoders is not None else None
     try:
         import pyro_minvae.models  # noqa: F401  (registers families and components)
 
-        modalities = required_modalities(family, enc)
         model_kwargs = parse_model_args(model_arg)
         if encoder_option:
             model_kwargs["encoder_options"] = parse_encoder_options(encoder_option)
-        from pyro_minvae.models.families import check_model_kwargs
-
-        check_model_kwargs(family, model_kwargs)
         cfg = TrainConfig(family=family, encoders=enc, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
                           lr=lr, schedule=schedule, patience=patience, responsibilities=responsibilities,
                           cvae_weight=cvae_weight, seed=seed, device=device, max_frames=max_frames,
                           model_kwargs=model_kwargs)
+        modalities = required_modalities(family, enc)
+        check_model_settings(family, enc, model_kwargs)
         torch.device(device)
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(str(exc).splitlines()[0]) from None
@@ -99,14 +102,14 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
     for path in init_from:  # fail before the (slow) data loading
         if not Path(path).exists():
             raise UserInputError(f"{path}: checkpoint not found; train one with `pyro-minvae train`")
-    if resume and not (out_dir / "last.pt").exists():
-        raise UserInputError(f"{out_dir / 'last.pt'}: nothing to resume; train without --resume first")
+    check_run_folder(out_dir, resume, overwrite)  # also before the data loading; train() checks again under lock
     train_ds = FrameDataset.from_manifest(manifest, "train", modalities, max_frames=max_frames)
     valid_ds = FrameDataset.from_manifest(manifest, "valid", modalities)
     log.info("training %s on %d frames (%d utterances), validating on %d frames -> %s", family, len(train_ds),
              len(train_ds.ids), len(valid_ds), out_dir)
-    result = train(cfg, train_ds, valid_ds, out_dir, resume=resume, init_from=list(init_from),
-                   progress=not no_progress, tensorboard_dir=tensorboard_dir)
+    with stop_signals(raise_now=True):  # SIGTERM stops like Ctrl-C: finished epochs kept, exit 143
+        result = train(cfg, train_ds, valid_ds, out_dir, resume=resume, init_from=list(init_from),
+                       progress=not no_progress, tensorboard_dir=tensorboard_dir, overwrite=overwrite)
     if result.history:
         last = result.history[-1]
         best = max(r["valid_elbo"] for r in result.history)

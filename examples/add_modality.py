@@ -28,7 +28,7 @@ from pyro_minvae.checkpoint import load_model
 from pyro_minvae.data.datasets import FrameDataset
 from pyro_minvae.data.modalities import Modality
 from pyro_minvae.infer.enhance import enhance_waveform
-from pyro_minvae.infer.svi import TrainConfig, train
+from pyro_minvae.training import TrainConfig, train
 from pyro_minvae.metrics import si_sdr
 from pyro_minvae.nn.encoders import GaussianMLPEncoder
 from pyro_minvae.registry import ENCODERS, MODALITIES

@@ -31,7 +31,7 @@ from pyro_minvae.data.datasets import FrameDataset
 from pyro_minvae.data.modalities import MODALITIES
 from pyro_minvae.infer.enhance import enhance_waveform
 from pyro_minvae.infer.kernels import FrameMH, FrameState
-from pyro_minvae.infer.svi import TrainConfig, train
+from pyro_minvae.training import TrainConfig, train
 from pyro_minvae.metrics import si_sdr
 from pyro_minvae.registry import KERNELS
 from tiny_corpus import demo_manifest, first_mixture, make_tiny_corpus

@@ -23,7 +23,7 @@ from pyro_minvae.data.datasets import FrameDataset
 from pyro_minvae.data.manifest import resolve
 from pyro_minvae.data.modalities import MODALITIES
 from pyro_minvae.infer.enhance import enhance_waveform
-from pyro_minvae.infer.svi import TrainConfig, train
+from pyro_minvae.training import TrainConfig, train
 from pyro_minvae.metrics import score
 from pyro_minvae.paths import cache_dir
 from tiny_corpus import demo_manifest, first_mixture, make_tiny_corpus

@@ -22,7 +22,7 @@ from torch import nn
 
 from pyro_minvae.checkpoint import load_model
 from pyro_minvae.data.datasets import FrameDataset
-from pyro_minvae.infer.svi import TrainConfig, train
+from pyro_minvae.training import TrainConfig, train
 from pyro_minvae.models.priors import MixtureGaussianPrior
 from pyro_minvae.registry import PRIORS
 from tiny_corpus import demo_manifest, make_tiny_corpus

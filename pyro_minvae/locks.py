@@ -5,9 +5,9 @@ The lock is a POSIX record lock (``fcntl.lockf``) on ``<folder>/.pyro-minvae.loc
 its process dies: a lock file left by a killed run (its pid no longer running) is simply taken over. Record locks
 are per process, not inherited by forked workers, and do not conflict inside one process, hence the in-process
 table of held folders (which also answers for this process: closing *any* descriptor of a locked file drops a
-record lock, so this process never reads its own lock file). The file holds ``{"pid", "host", "what", "since"}`` as JSON for the message and is removed on
-release; an acquirer checks that the file it locked is still the one at the path (another releaser may have
-unlinked it in between) and retries otherwise.
+record lock, so this process never reads its own lock file). The file holds ``{"pid", "host", "what", "since"}``
+as JSON for the message and is removed on release; an acquirer checks that the file it locked is still the one at
+the path (another releaser may have unlinked it in between) and retries otherwise.
 """
 
 from __future__ import annotations
@@ -96,6 +96,29 @@ def run_lock(folder: str | os.PathLike, what: str) -> Iterator[Path]:
             os.close(fd)  # closing drops the record lock
         with _HELD_GUARD:
             _HELD.pop(key, None)
+
+
+def assert_free(folder: str | os.PathLike, what: str) -> None:
+    """Raise :class:`FolderInUseError` if another process (or this one) holds ``folder``'s lock; creates nothing.
+
+    For early checks before slow work; :func:`run_lock` is what actually excludes others.
+    """
+    folder = Path(folder)
+    with _HELD_GUARD:
+        mine = _HELD.get(str(folder.resolve()))
+    if mine is not None:
+        raise _busy(folder, mine, what)
+    try:
+        fd = os.open(lock_path(folder), os.O_RDWR)
+    except OSError:
+        return  # no lock file (or not readable: run_lock will say so)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a probe: closing the descriptor drops it again
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN):
+            raise _busy(folder, _read_file(folder), what) from None
+    finally:
+        os.close(fd)
 
 
 def _acquire(folder: Path, info: dict) -> int:

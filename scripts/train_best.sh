@@ -5,14 +5,15 @@
 #
 # The documented checkpoints were trained with these settings in steps (AV-CVAE 25 epochs, then resumed to 40 with
 # --patience 5; MIN-VAE 25, then resumed to 45 with --patience 8): same data, seed and learning-rate schedule, so
-# this script gives the same curves up to the early-stopping patience.
+# this script gives the same curves up to the early-stopping patience. A folder under $RUNS that already holds a
+# run is refused (exit 2): remove it, or set TRAIN_FLAGS=--overwrite to replace the runs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PM=".venv/bin/pyro-minvae"
 CACHE="${PYRO_MINVAE_CACHE:-$HOME/.cache/pyro-minvae}"
 RUNS="$CACHE/runs/best"
 export OMP_NUM_THREADS=1
-common=(--lr 3e-4 --no-progress)
+common=(--lr 3e-4 --no-progress ${TRAIN_FLAGS:-})
 $PM train --model avae --epochs 40 --patience 5 --out "$RUNS/avae" "${common[@]}" &
 $PM train --model avcvae --epochs 40 --patience 5 --out "$RUNS/avcvae" "${common[@]}" &
 wait %1

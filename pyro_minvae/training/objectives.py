@@ -1,4 +1,4 @@
-"""Training objectives per model family (registered in :data:`OBJECTIVES`), used by :mod:`pyro_minvae.infer.svi`.
+"""Training objectives per model family (registered in :data:`OBJECTIVES`), used by :mod:`pyro_minvae.training.loop`.
 
 Each objective computes a differentiable loss *summed over the frames of a batch* (negative ELBO-like) and,
 for mixture models, the responsibilities q(c) ``(B, M)`` it used. All of them evaluate the model's own Pyro
@@ -30,7 +30,7 @@ import pyro
 import torch
 
 from ..registry import Registry
-from .objectives import component_responsibilities, frame_elbo_terms, marginalise_components
+from ..infer.objectives import component_responsibilities, frame_elbo_terms, marginalise_components
 
 OBJECTIVES: Registry = Registry("objective")
 

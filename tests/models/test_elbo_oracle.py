@@ -14,7 +14,7 @@ import torch
 from pyro import poutine
 
 from pyro_minvae.infer.objectives import MarginalMixtureELBO, component_responsibilities
-from pyro_minvae.infer.train_objectives import OBJECTIVES
+from pyro_minvae.training.objectives import OBJECTIVES
 from pyro_minvae.models import build_model
 
 F, B, L = 513, 6, 4
@@ -176,7 +176,7 @@ M3 = {"encoders": ("audio", "lips", "landmarks")}
                                             ("minvae", M3, "marginal"), ("minvae", M3, "epoch")])
 def test_gradients_finite_for_every_parameter(batch, family, kw, resp):
     from pyro_minvae.data.datasets import FrameDataset
-    from pyro_minvae.infer.train_objectives import default_objective
+    from pyro_minvae.training.objectives import default_objective
 
     model = build_model(family, input_dims=DIMS, latent_dim=L, **kw).train()
     name = default_objective(model, resp or "marginal")

@@ -184,7 +184,7 @@ def _same_checkpoints(a: Path, b: Path) -> None:
 def test_training_killed_mid_epoch_resumes_identically(corpus, tmp_path, monkeypatch):
     """The optimiser raises KeyboardInterrupt in the middle of epoch 3; `--resume` redoes epoch 3 from last.pt
     (epoch 2) and ends bit-for-bit where an uninterrupted run ends."""
-    from pyro_minvae.infer import svi
+    from pyro_minvae.training import loop as svi
 
     full = tmp_path / "full"
     assert run_cli(*_train_args(corpus, full, 4)).exit_code == 0

@@ -8,11 +8,10 @@ import subprocess
 import sys
 
 import pyro
-import torch
 
 from pyro_minvae.checkpoint import load_checkpoint, load_model
-from pyro_minvae.infer import svi
-from pyro_minvae.infer.svi import TrainConfig, train
+from pyro_minvae.training import TrainConfig, loop, train
+from pyro_minvae.training.builders import make_model
 
 
 def test_two_process_torchrun_matches_single_process_with_doubled_batch(fake_manifest, tmp_path):
@@ -36,21 +35,21 @@ def test_two_process_torchrun_matches_single_process_with_doubled_batch(fake_man
                    tmp_path / "single", progress=False)
     ddp_model = load_model(tmp_path / "ddp" / "last.pt")[0]
     pyro.set_rng_seed(3)  # train() seeds like this before building the model: the common initial point
-    init = svi.make_model(TrainConfig(family="avae", latent_dim=4), tr.input_dims).state_dict()
+    init = make_model(TrainConfig(family="avae", latent_dim=4), tr.input_dims).state_dict()
     hist_d = load_checkpoint(tmp_path / "ddp" / "last.pt")["history"]
     assert [r["step"] for r in hist_d] == [r["step"] for r in single.history]  # same number of global steps
     # the scale of Monte-Carlo noise: the same single-process run with other latent samples (same data order)
-    orig = svi._epoch_seed
+    orig = loop.epoch_seed
 
     def other_noise(seed, epoch, rank=None):
         return orig(seed, epoch, 0) if rank is None else orig(seed, epoch, rank + 7)
 
-    svi._epoch_seed = other_noise
+    loop.epoch_seed = other_noise
     try:
         noisy = train(TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3), tr, va,
                       tmp_path / "single2", progress=False)
     finally:
-        svi._epoch_seed = orig
+        loop.epoch_seed = orig
 
     def dist(a, b):
         return sum((a[k] - b[k]).pow(2).sum().item() for k in init) ** 0.5

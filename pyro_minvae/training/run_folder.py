@@ -1,0 +1,92 @@
+"""What may be done with a run folder (``--out``): the files a run owns, refusing to replace a run unless asked
+(``--resume`` continues it, ``--overwrite`` replaces it), and refusing to resume with other settings or data.
+
+A run folder holds :data:`RUN_FILES`. Without ``resume``/``overwrite`` a folder holding any of them is refused,
+so a quick test run can never replace a trained model. With ``overwrite`` nothing of the old run is touched until
+the new run has finished its first epoch: then its ``best.pt``, ``last.pt`` and ``log.csv`` replace the old ones
+(atomically, one by one) and the old run's ``summary.json`` / ``responsibilities.json`` are removed; a new run
+stopped or failing before that leaves the old run as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+
+from ..errors import UserInputError
+from ..locks import assert_free
+from .config import TrainConfig
+
+RUN_FILES = ("last.pt", "best.pt", "log.csv", "summary.json", "responsibilities.json")
+STALE_AFTER_OVERWRITE = ("summary.json", "responsibilities.json")  # written only at the end of a run
+
+
+def run_files(out_dir: str | Path) -> list[str]:
+    """The run files present in ``out_dir``."""
+    return [n for n in RUN_FILES if (Path(out_dir) / n).exists()]
+
+
+def check_run_folder(out_dir: str | Path, resume: bool = False, overwrite: bool = False,
+                     locked: bool = False) -> None:
+    """Raise ``UserInputError`` when training into ``out_dir`` would replace a run the user did not ask to replace,
+    when ``resume`` has nothing to continue, or (unless ``locked``: the caller holds the folder's lock) when
+    another process is writing there (:class:`~pyro_minvae.locks.FolderInUseError`, naming its pid)."""
+    out_dir = Path(out_dir)
+    if not locked:
+        assert_free(out_dir, "train")
+    if resume and overwrite:
+        raise UserInputError("--resume continues the run in --out and --overwrite replaces it; give only one")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserInputError(f"{out_dir}: is a file, not a folder; give --out a folder")
+    if resume:
+        if not (out_dir / "last.pt").exists():
+            raise UserInputError(f"{out_dir / 'last.pt'}: nothing to resume; train without --resume first")
+        return
+    found = run_files(out_dir)
+    if found and not overwrite:
+        raise UserInputError(f"{out_dir}: holds a training run ({', '.join(found)}); continue it with --resume, "
+                             "train into a new folder with --out NEW_DIR, or replace it with --overwrite")
+
+
+def remove_stale_files(out_dir: str | Path) -> None:
+    """After an ``overwrite`` run's first checkpoint: drop what only the old run wrote."""
+    for name in STALE_AFTER_OVERWRITE:
+        with contextlib.suppress(FileNotFoundError):
+            (Path(out_dir) / name).unlink()
+
+
+def data_fingerprint(train_ds, valid_ds) -> dict:
+    """What identifies the training data of a run: utterance ids, frame counts, modalities and a checksum of the
+    audio features (stored in checkpoints as ``extra["data"]``, compared on resume)."""
+    ids = hashlib.sha256("\n".join(map(str, train_ds.ids)).encode()).hexdigest()[:16]
+    return {"train_frames": len(train_ds), "train_utterances": len(train_ds.ids), "valid_frames": len(valid_ds),
+            "train_ids": ids, "modalities": list(train_ds.modalities),
+            "audio_sum": f"{float(train_ds.audio.double().sum()):.12g}"}
+
+
+def check_resume(last_path: Path, stored: dict, cfg: TrainConfig, data: dict, feature_cfg: dict,
+                 init_from) -> None:
+    """Refuse to continue a run with settings, data or front end other than those it was started with.
+
+    ``stored``: the checkpoint dict of ``last.pt``. Only ``epochs`` (not under the cosine schedule) and ``device``
+    may change (see :data:`~pyro_minvae.training.config.RESUMABLE_CHANGES`).
+    """
+    if init_from:
+        raise UserInputError(f"--init-from has no effect with --resume (the run continues from {last_path}); "
+                             "drop --init-from")
+    diffs = cfg.resume_differences(stored.get("train_config") or {})
+    old = stored.get("extra", {}).get("data")
+    if old is not None and old != data:
+        diffs.append(f"training data: {old.get('train_frames')} frames of {old.get('train_utterances')} utterances "
+                     f"in the checkpoint, {data['train_frames']} frames of {data['train_utterances']} now"
+                     + ("" if old.get("train_frames") != data["train_frames"] else " (other contents)")
+                     + " (other --manifest or --max-frames?)")
+    old_fc = stored.get("feature_config")
+    if old_fc is not None and old_fc != feature_cfg:
+        keys = [k for k in dict.fromkeys([*old_fc, *feature_cfg]) if old_fc.get(k) != feature_cfg.get(k)]
+        diffs += [f"{k}: {old_fc.get(k)!r} in the checkpoint, {feature_cfg.get(k)!r} now" for k in keys]
+    if diffs:
+        raise UserInputError(f"{last_path}: --resume needs the settings the run was started with; these differ: "
+                             f"{'; '.join(diffs)}; resume with the same options, or start a new run with "
+                             f"--out NEW_DIR --init-from {last_path}")
