@@ -33,7 +33,8 @@ def _rule(spec: str):
     return s.name, GainRule(**s.options)
 
 
-def file_rows(label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(), estep_options=None) -> list[dict]:
+def file_rows(label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(), estep_options=None,
+              lsa=False) -> list[dict]:
     import numpy as np
     import torch
 
@@ -69,6 +70,12 @@ def file_rows(label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(),
     gains[name] = g_method
     for rname, rule in rules:
         gains[f"{name}+{rname}"] = rule(g_method)
+    if lsa:  # log-spectral amplitude gain of the same posterior: G exp(E1(G |X|^2 / V) / 2), at most 1
+        from scipy.special import exp1
+
+        gamma = (x.real.square() + x.imag.square()) / res.nmf.variance.transpose(0, 1).to(x.real.dtype)
+        v = (g_method * gamma).double().clamp_min(1e-8).numpy()
+        gains[f"{name}+lsa"] = (g_method * torch.from_numpy(np.exp(0.5 * exp1(v))).to(g_method.dtype)).clamp(0, 1)
     inp = score_input(item.clean, item.noisy, sr, METRICS)
     base = {"id": item.id, "snr_db": float(rec["snr_db"]), "noise_type": rec["noise_type"], "status": "ok"}
     rows = []
@@ -95,6 +102,7 @@ def main(argv=None) -> None:
     ap.add_argument("--rule", action="append", default=[], metavar="NAME:key=value,...")
     ap.add_argument("--nmf", action="append", default=[], metavar="NAME:rank=5,h_block=8",
                     help="also fit the two NMF oracles with these NMF options")
+    ap.add_argument("--lsa", action="store_true", help="also the log-spectral amplitude gain of the E-step")
     ap.add_argument("--estep-options", default="", metavar="key=value,...", help="options of the E-step run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
@@ -129,7 +137,8 @@ def main(argv=None) -> None:
             if rec["id"] in done:
                 continue
             item = load_item(rec, manifest, cfg.sample_rate, need_video=True)
-            new = file_rows(label, model, cfg, item, rec, args.estep, rules, args.seed, nmf_variants, estep_options)
+            new = file_rows(label, model, cfg, item, rec, args.estep, rules, args.seed, nmf_variants, estep_options,
+                            args.lsa)
             rows += new
             with open(rows_path, "a") as f:
                 f.write("".join(json.dumps(r) + "\n" for r in new))
