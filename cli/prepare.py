@@ -99,9 +99,12 @@ def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats, force, no_progr
 @click.option("--kind", type=click.Choice(["noisy", "clean"]), default=None,
               help="noisy: recordings to enhance (default for --split test); clean: training speech (default for "
                    "train/valid).")
+@click.option("--valid-speakers", default=None,
+              help="With --split train: comma-separated speakers (sub-folders) held out for validation (default: "
+                   "every sixth speaker, at least one; one speaker: every tenth recording).")
 @click.option("--force", is_flag=True, help="Re-index even if the folder is unchanged since the last run.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def folder(root, out, split, fps, kind, force, no_progress) -> None:
+def folder(root, out, split, fps, kind, valid_speakers, force, no_progress) -> None:
     """Index a folder of your own recordings (wav + lip arrays or mp4 video) into a manifest.
 
     Record ids are the file paths below --root without the extension, folders joined by '~'
@@ -109,9 +112,10 @@ def folder(root, out, split, fps, kind, force, no_progress) -> None:
     """
     from pyro_minvae.data.prepare.folder import index_folder
 
+    vs = [v.strip() for v in valid_speakers.split(",") if v.strip()] if valid_speakers else None
     with _stoppable(out):
         path, skipped = index_folder(root, out, split=split, fps=fps, kind=kind, force=force,
-                                     progress=not no_progress)
+                                     progress=not no_progress, valid_speakers=vs)
     click.echo(f"manifest: {path}")
     _exit_if_skipped(skipped, "recording(s)")
 

@@ -171,6 +171,31 @@ def test_documented_own_data_flow_enhances_every_recording(tmp_path):
         "solo.wav", "spk1~take 1.wav", "spk1~take2.wav", "spk2~no-lips.wav"]
 
 
+def test_train_split_holds_out_validation_speakers(tmp_path):
+    """`train` needs a train and a valid split in one manifest: `--split train` holds some out."""
+    one, many = tmp_path / "one", tmp_path / "many"
+    for i in range(10):
+        _rec(one, f"me/t{i}", with_lips=False, seed=i)
+    for k in range(7):
+        _rec(many, f"s{k}/t", with_lips=False, seed=k)
+    assert _prepare(one, tmp_path / "o1", "--split", "train").exit_code == 0
+    splits = {r["id"]: r["split"] for r in read_manifest(tmp_path / "o1" / "manifest.jsonl")}
+    assert sorted(splits.values()).count("valid") == 1 and splits["me~t9"] == "valid"
+    assert _prepare(many, tmp_path / "o2", "--split", "train").exit_code == 0
+    recs = read_manifest(tmp_path / "o2" / "manifest.jsonl")
+    assert {r["speaker"] for r in recs if r["split"] == "valid"} == {"s5"}
+    assert _prepare(many, tmp_path / "o3", "--split", "train", "--valid-speakers", "s1,s2").exit_code == 0
+    recs = read_manifest(tmp_path / "o3" / "manifest.jsonl")
+    assert {r["speaker"] for r in recs if r["split"] == "valid"} == {"s1", "s2"}
+    assert_user_error(_prepare(many, tmp_path / "o4", "--split", "train", "--valid-speakers", "nope"),
+                      "--valid-speakers: nope not among the speakers")
+    assert_user_error(_prepare(many, tmp_path / "o4", "--split", "test", "--valid-speakers", "s1"),
+                      "--valid-speakers: only with --split train")
+    assert_user_error(_prepare(many, tmp_path / "o4", "--split", "train", "--valid-speakers",
+                               ",".join(f"s{k}" for k in range(7))), "leaves no speaker to train on")
+    assert not (tmp_path / "o4").exists()
+
+
 # ---- odd folders -----------------------------------------------------------------------------------------------------
 def test_links_loops_pipes_hidden_and_empty_things(tmp_path):
     root = tmp_path / "in"

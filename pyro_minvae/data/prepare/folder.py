@@ -17,7 +17,8 @@ names and unique even ignoring letter case; ``x.wav`` next to ``x.WAV`` or ``x.f
 id, so all of them are skipped with a line asking to rename them.
 
 Records: ``kind`` "noisy" for ``split="test"`` (recordings to enhance, no clean reference; ``enhance --manifest``
-takes them) and "clean" for train/valid (training material), unless ``kind`` is given.
+takes them) and "clean" for train/valid (training material), unless ``kind`` is given. ``split="train"`` holds
+some speakers (or recordings) out as "valid", since ``train`` needs both splits (:func:`assign_splits`).
 
 Output (under ``out``, default ``cache_dir()/corpora/folder-<name of DIR>``; see ``output.py`` for what may be
 replaced): ``manifest.jsonl``, ``lips/ID.npy`` ``(N, 67, 67)`` uint8, ``landmarks/ID.npy`` from videos, converted
@@ -211,10 +212,43 @@ def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording
     return recs, problems
 
 
+def assign_splits(recordings: list[Recording], split: str, valid_speakers: list[str] | None = None
+                  ) -> dict[str, str]:
+    """``{record id: split}``. ``split`` "valid"/"test": every recording. ``split`` "train": training needs a
+    validation split too, so some are held out as "valid": the recordings of ``valid_speakers``, by default every
+    sixth speaker in sorted order (at least one when there are two or more speakers); a single speaker gives
+    every tenth of its recordings (at least one; then the splits share that speaker)."""
+    if split != "train":
+        if valid_speakers:
+            raise UserInputError("--valid-speakers: only with --split train (it picks the speakers held out for "
+                                 "validation)")
+        return {r.id: split for r in recordings}
+    speakers = sorted({r.speaker for r in recordings})
+    if valid_speakers:
+        unknown = [v for v in valid_speakers if v not in speakers]
+        if unknown:
+            raise UserInputError(f"--valid-speakers: {', '.join(unknown)} not among the speakers (sub-folders) "
+                                 f"found: {', '.join(speakers)}")
+        if set(valid_speakers) >= set(speakers):
+            raise UserInputError("--valid-speakers: that leaves no speaker to train on; hold out fewer speakers")
+        held = set(valid_speakers)
+    elif len(speakers) >= 2:
+        held = set(speakers[5::6] or speakers[-1:])
+    else:
+        ids = sorted(r.id for r in recordings)
+        valid_ids = set(ids[9::10] or ids[-1:]) if len(ids) >= 2 else set()
+        log.info("one speaker: %d of its %d recordings are held out for validation (not speaker-disjoint)",
+                 len(valid_ids), len(ids))
+        return {i: "valid" if i in valid_ids else "train" for i in ids}
+    log.info("validation speakers (held out from training): %s", ", ".join(sorted(held)))
+    return {r.id: "valid" if r.speaker in held else "train" for r in recordings}
+
+
 def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
                  fps: float = 30.0, force: bool = False, kind: str | None = None,
-                 progress: bool = False) -> FolderIndex:
-    """Index ``root`` (see module docstring). Idempotent for an unchanged folder (the skipped list is kept)."""
+                 progress: bool = False, valid_speakers: list[str] | None = None) -> FolderIndex:
+    """Index ``root`` (see module docstring). Idempotent for an unchanged folder (the skipped list is kept).
+    With ``split="train"`` some recordings are held out as "valid" (:func:`assign_splits`)."""
     root = Path(root)
     fps = check_fps(fps, "--fps")
     kind = kind or ("noisy" if split == "test" else "clean")
@@ -230,9 +264,11 @@ def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, 
     if not recordings and not problems:
         raise UserInputError(f"{root}: no audio files ({', '.join(AUDIO_EXTS)}) found; put NAME.wav next to "
                              "NAME.npy (lips) or NAME.mp4 (the sound of a video is not read: export it as NAME.wav)")
+    splits = assign_splits(recordings, split, valid_speakers)
     manifest = out_dir / "manifest.jsonl"
     files = [p for r in recordings for p in (r.audio, r.lips, r.video) if p is not None]
-    digest = _listing_hash(files, {"split": split, "fps": fps, "kind": kind, "problems": problems, "v": 2})
+    digest = _listing_hash(files, {"split": split, "fps": fps, "kind": kind, "problems": problems, "v": 2,
+                                   "valid": sorted(valid_speakers) if valid_speakers else None})
     done = read_stamp(out_dir)
     if not force and done.get("hash") == digest:
         log.info("%s already indexed in %s; nothing to do", root, manifest)
@@ -250,7 +286,7 @@ def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, 
         bar = tqdm(recordings, desc="index", unit="file", disable=None if progress else True, mininterval=1.0)
         for r in bar:
             try:
-                rec, audio_only = _index_one(r, stage, cfg, split, fps, kind)
+                rec, audio_only = _index_one(r, stage, cfg, splits[r.id], fps, kind)
             except (OutputWriteError, MissingDependencyError):  # where the output goes / a missing tool: stop
                 raise
             except UserInputError as exc:  # this recording only
