@@ -36,6 +36,8 @@ def resolve(tokens: list[str]) -> tuple[click.Command, list[str]]:
     cmd, rest = cli, tokens
     while isinstance(cmd, click.Group):
         rest = [t for t in rest if t not in ("-v", "-vv", "-q")]
+        while rest[:1] == ["--plugin"]:  # the group's own option with a value
+            rest = rest[2:]
         if not rest or rest[0].startswith("-"):
             break
         assert rest[0] in cmd.commands, f"unknown sub-command {rest[0]!r}"

@@ -14,7 +14,8 @@ Checkpoint-based methods are added through a registry, keyed by the model name s
         return {f"{label}-mcem": CheckpointMethod(path, "mcem"), f"{label}-fast": CheckpointMethod(path, "fast")}
 
 ``pyro-minvae evaluate --checkpoint LABEL=PATH`` reads the model family (``model_spec["family"]`` of
-:mod:`pyro_minvae.checkpoint`) with :func:`checkpoint_kind` and calls the factory registered for it. The returned objects are pickled into each worker process once: keep them light
+:mod:`pyro_minvae.checkpoint`) with :func:`checkpoint_kind` and calls the factory registered for it; a family
+registered in ``MODELS`` without one (e.g. by a ``--plugin`` file) gets ``<label>-<E-step>`` for every E-step. The returned objects are pickled into each worker process once: keep them light
 (store the path, load the network lazily on first call).
 """
 
@@ -63,11 +64,18 @@ def checkpoint_kind(path: str | Path) -> str:
 
 def methods_from_checkpoint(label: str, path: str | Path) -> Dict[str, Method]:
     """``{method name: method}`` for one checkpoint, through the factory registered for its model name."""
+    from ..registry import MODELS
+
     kind = checkpoint_kind(path)
-    if kind not in CHECKPOINT_METHODS:
+    if kind in CHECKPOINT_METHODS:
+        factory = CHECKPOINT_METHODS.get(kind)
+    elif kind in MODELS:  # a family without its own method set (e.g. a plugin's): one method per E-step
+        from .vae_methods import standard_methods as factory
+    else:
         valid = ", ".join(CHECKPOINT_METHODS.names()) or "(none registered)"
-        raise UserInputError(f"{path}: no evaluation methods for model {kind!r}; models with methods: {valid}")
-    methods = dict(CHECKPOINT_METHODS.get(kind)(label, Path(path)))
+        raise UserInputError(f"{path}: no evaluation methods for model {kind!r}; models with methods: {valid} "
+                             "(a family registered by a --plugin file gets one method per E-step)")
+    methods = dict(factory(label, Path(path)))
     if not methods:
         raise UserInputError(f"{path}: the {kind!r} factory returned no methods")
     return methods

@@ -120,12 +120,13 @@ def estep_names() -> list:
     return names
 
 
-def _standard(label: str, path: Path) -> dict:
+def standard_methods(label: str, path: Path) -> dict:
+    """``{"<label>-<name>": CheckpointMethod(path, name)}`` for every E-step (:func:`estep_names`)."""
     return {f"{label}-{name}": CheckpointMethod(path, name) for name in estep_names()}
 
 
 def _minvae(label: str, path: Path) -> dict:
-    methods = _standard(label, path)
+    methods = standard_methods(label, path)
     methods[f"{label}-audio-init"] = CheckpointMethod(path, "mcem", init="audio")
     methods[f"{label}-paper-loop"] = CheckpointMethod(path, "mcem", loop="minvae", iterations=100)
     methods[f"{label}-jump"] = CheckpointMethod(path, "mcem", kernel="frame-mh-jump")
@@ -135,5 +136,5 @@ def _minvae(label: str, path: Path) -> dict:
 
 
 for _family in ("vae", "avae", "avcvae"):
-    register_checkpoint_methods(_family, _standard)
+    register_checkpoint_methods(_family, standard_methods)
 register_checkpoint_methods("minvae", _minvae)
