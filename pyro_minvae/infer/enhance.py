@@ -168,7 +168,10 @@ def _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_sec
                       **opts) -> EnhanceResult:
     t0 = time.perf_counter()
     estep = ESTEPS.get(method)
+    callback = opts.pop("callback", None)  # the E-step's per-iteration hook is not a config field
     opts = {"config": estep.make_config(opts.pop("config", None), **opts)}  # bad options fail before any work
+    if callback is not None:
+        opts["callback"] = callback
     device = torch.device(device)
     if model.n_freq != cfg.n_freq:
         raise ValueError(f"the model has {model.n_freq} bins, the feature config {cfg.n_freq}")

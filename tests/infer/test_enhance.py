@@ -143,3 +143,43 @@ def test_huge_decoder_outputs_stay_finite(avae):
     finally:
         with torch.no_grad():
             avae.decoder.out.bias.sub_(100.0)
+
+
+class _Recorder:
+    """An EnhanceProgress that records its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start(self, n_chunks):
+        self.calls.append(("start", n_chunks))
+
+    def iteration(self, chunk, it, info):
+        self.calls.append(("it", chunk, it))
+
+    def chunk_done(self, chunk):
+        self.calls.append(("done", chunk))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_progress_hooks_see_every_iteration_of_every_chunk_and_leave_the_result_unchanged(avae):
+    x = _wave(9.0, seed=2)
+    seen = []
+    prog = _Recorder()
+    res = enhance_waveform(avae, CFG, x, method="fast", iterations=2, chunk_seconds=4.0, overlap_seconds=1.0,
+                           progress=prog, callback=lambda it, info: seen.append(it))
+    n = len(res.chunks)
+    assert n == 3
+    expected = [("start", n)]
+    for k in range(n):
+        expected += [("it", k, 0), ("it", k, 1), ("done", k)]
+    assert prog.calls == expected + [("close",)]
+    assert seen == [0, 1] * n  # the caller's own callback still runs
+    plain = enhance_waveform(avae, CFG, x, method="fast", iterations=2, chunk_seconds=4.0, overlap_seconds=1.0)
+    torch.testing.assert_close(res.waveform, plain.waveform)
+    prog = _Recorder()
+    with pytest.raises(ValueError):
+        enhance_waveform(avae, CFG, x, method="fast", iterations=0, progress=prog)
+    assert prog.calls[-1] == ("close",)  # closed on error too
