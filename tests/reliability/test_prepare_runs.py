@@ -328,6 +328,14 @@ def test_rerun_is_idempotent_and_a_changed_folder_replaces_the_index(tmp_path):
     _no_leftovers(tmp_path)
 
 
+def test_replacing_the_index_of_another_folder_says_so(tmp_path):
+    for side in "ab":
+        _rec(tmp_path / side / "rec", "x")
+    assert _prepare(tmp_path / "a" / "rec", tmp_path / "out").exit_code == 0
+    res = _prepare(tmp_path / "b" / "rec", tmp_path / "out")
+    assert res.exit_code == 0 and "held the index of" in res.output and "give --out to keep both" in res.output
+
+
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
     import fcntl
 

@@ -273,6 +273,9 @@ def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, 
     if not force and done.get("hash") == digest:
         log.info("%s already indexed in %s; nothing to do", root, manifest)
         return FolderIndex(manifest, done.get("skipped", []))
+    if done.get("root") and done["root"] != str(root.resolve()):  # e.g. two folders of one name, default --out
+        log.warning("%s held the index of %s; it is replaced by the index of %s (give --out to keep both)",
+                    out_dir, done["root"], root.resolve())
     if not recordings:
         raise UserInputError(problems[0]["reason"] if len(problems) == 1 else
                              f"{root}: none of the {len(problems)} recordings could be read; first: "
