@@ -96,9 +96,16 @@ class MixturePrior(Prior):
     def component_means(self) -> torch.Tensor:
         """Where each component sits, ``(M, L)`` (the mode-jump kernel translates frames between them)."""
 
+    @property
+    def weights_learned(self) -> bool:
+        """True when pi is a parameter trained by the ELBO; False (default): training sets it in closed form
+        with :meth:`set_weights` after each epoch (the paper)."""
+        return False
+
     def set_weights(self, weights: torch.Tensor) -> None:
-        """Closed-form update of pi from ``(M,)`` positive weights (training's per-epoch M-step); optional."""
-        raise NotImplementedError(f"{type(self).__name__} keeps its weights fixed or learns them by the ELBO")
+        """Closed-form update of pi from ``(M,)`` positive weights (training's per-epoch M-step)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement set_weights; implement it or make "
+                                  "weights_learned True")
 
 
 class Decoder(nn.Module, abc.ABC):

@@ -75,3 +75,15 @@ def test_contract_requires_the_base_class():
         KERNELS.register("_not_a_kernel", dict)
     with pytest.raises(TypeError, match="instance of pyro_minvae.contracts.EStep"):
         ESTEPS.register("_fn", lambda model, spec: None)
+
+
+def test_capabilities_the_core_asks_for():
+    from pyro_minvae.models.families import build_model
+
+    minvae = build_model("minvae", input_dims={"audio": 9, "lips": 4})
+    assert minvae.is_mixture and not minvae.prior.weights_learned
+    assert build_model("minvae", input_dims={"audio": 9, "lips": 4}, learn_weights=True).prior.weights_learned
+    assert [e.modality for e in minvae.guide_net.encoder_modules()] == ["audio", "lips"]
+    avae = build_model("avae", input_dims={"audio": 9})
+    assert not avae.is_mixture and [e.modality for e in avae.guide_net.encoder_modules()] == ["audio"]
+    assert minvae.prior.component_means().shape == (2, 32)

@@ -111,6 +111,10 @@ class MixtureGaussianPrior(MixturePrior):
         else:
             self.register_buffer("weight_logits", logits)
 
+    @property
+    def weights_learned(self) -> bool:
+        return self.weight_logits.requires_grad
+
     def log_weights(self) -> torch.Tensor:
         """log pi, shape ``(M,)``."""
         return torch.log_softmax(self.weight_logits, dim=-1)
