@@ -215,7 +215,25 @@ def replace_directory(staging: str | os.PathLike, final: str | os.PathLike) -> N
     if old.is_dir() and not final.exists():  # an earlier swap was killed between its two renames: restore it
         old.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
+    with _signals_deferred():  # Ctrl-C/SIGTERM between the two renames would leave no folder under ``final``
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for a few system calls; they are delivered right after."""
+    import signal
+
+    stop = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    except (AttributeError, OSError, ValueError):  # not on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
