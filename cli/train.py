@@ -79,6 +79,7 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
     from pyro_minvae.paths import cache_dir
     from pyro_minvae.training import TrainConfig, required_modalities, train
     from pyro_minvae.training.builders import check_model_settings
+    from pyro_minvae.training.distributed import is_main_process
     from pyro_minvae.training.run_folder import check_run_folder
 
     enc = tuple(e.strip() for e in encoders.split(",")) if encoders is not None else None
@@ -102,7 +103,8 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
     for path in init_from:  # fail before the (slow) data loading
         if not Path(path).exists():
             raise UserInputError(f"{path}: checkpoint not found; train one with `pyro-minvae train`")
-    check_run_folder(out_dir, resume, overwrite)  # also before the data loading; train() checks again under lock
+    # also before the data loading; train() checks again under the lock (rank 0 holds it under torchrun)
+    check_run_folder(out_dir, resume, overwrite, probe_lock=is_main_process())
     train_ds = FrameDataset.from_manifest(manifest, "train", modalities, max_frames=max_frames)
     valid_ds = FrameDataset.from_manifest(manifest, "valid", modalities)
     log.info("training %s on %d frames (%d utterances), validating on %d frames -> %s", family, len(train_ds),

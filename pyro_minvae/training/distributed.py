@@ -28,6 +28,11 @@ class DistInfo(NamedTuple):
         return self.world_size > 1
 
 
+def is_main_process() -> bool:
+    """Whether this is rank 0 (or the only process), from torchrun's environment; usable before :func:`setup`."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device: str) -> tuple[DistInfo, torch.device]:
     """Read torchrun's environment, start the process group if needed; returns ``(info, device)``.
 

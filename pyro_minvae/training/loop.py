@@ -161,9 +161,10 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserInputError("--device cuda requested but no CUDA device is available; use --device cpu")
     out_dir = Path(out_dir)
-    check_run_folder(out_dir, resume, overwrite)  # before taking the lock: no folder made for a refused run
+    # before taking the lock (no folder made for a refused run), and again once no other run can write there
+    check_run_folder(out_dir, resume, overwrite, probe_lock=info.is_main)
     with run_lock(out_dir, "train") if info.is_main else contextlib.nullcontext():
-        check_run_folder(out_dir, resume, overwrite, locked=True)  # again, now that no other run can write here
+        check_run_folder(out_dir, resume, overwrite, probe_lock=False)
         if info.is_main:  # temporary files of a run killed mid-write (the final files are intact)
             for name in RUN_FILES:
                 remove_stale_temps(out_dir / name)

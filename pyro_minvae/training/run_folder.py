@@ -28,12 +28,13 @@ def run_files(out_dir: str | Path) -> list[str]:
 
 
 def check_run_folder(out_dir: str | Path, resume: bool = False, overwrite: bool = False,
-                     locked: bool = False) -> None:
+                     probe_lock: bool = True) -> None:
     """Raise ``UserInputError`` when training into ``out_dir`` would replace a run the user did not ask to replace,
-    when ``resume`` has nothing to continue, or (unless ``locked``: the caller holds the folder's lock) when
-    another process is writing there (:class:`~pyro_minvae.locks.FolderInUseError`, naming its pid)."""
+    when ``resume`` has nothing to continue, or (``probe_lock``) when another process is writing there
+    (:class:`~pyro_minvae.locks.FolderInUseError`, naming its pid). Pass ``probe_lock=False`` where the caller holds
+    the lock, or on the non-main ranks of a multi-process run (rank 0 holds it)."""
     out_dir = Path(out_dir)
-    if not locked:
+    if probe_lock:
         assert_free(out_dir, "train")
     if resume and overwrite:
         raise UserInputError("--resume continues the run in --out and --overwrite replaces it; give only one")

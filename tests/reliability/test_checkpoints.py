@@ -279,7 +279,7 @@ def test_output_folder_is_a_file(files, tmp_path):
     assert res.exit_code == 2 and "Invalid value for '--out'" in res.output and "is a file" in res.output
     res = run_cli("-q", "train", "--no-progress", "--model", "avae", "--manifest", manifest, "--out",
                   tmp_path / "afile" / "run", "--epochs", "1")
-    assert_user_error(res, "afile/run/last.pt: cannot create it (Not a directory); choose a writable folder")
+    assert_user_error(res, "afile/run: cannot create it (Not a directory); choose a writable folder")
     assert_no_partial_files(tmp_path)
 
 
