@@ -61,7 +61,10 @@ def track_mouth(path: str | os.PathLike, config: MouthConfig = MouthConfig(), cr
     if mode == "none":
         rois = np.stack([_squash(g, config.size) for g in iter_frames(path, "gray")])
         return MouthTrack(rois, np.ones(rois.shape[0], bool), info.fps, "none")
-    findings = [detector.find(rgb) for rgb in iter_frames(path)]
+    findings: list = []
+    for rgb in iter_frames(path):
+        prev = findings[-1] if findings else None
+        findings.append(detector.find(rgb, near=None if prev is None else prev.box))
     if not findings:
         raise UserInputError(f"{path}: the video has no frames; give a talking-face video")
     raw = raw_boxes(findings, config.scale, config.lift)
