@@ -322,6 +322,11 @@ def test_rerun_is_idempotent_and_a_changed_folder_replaces_the_index(tmp_path):
     assert res.exit_code == 0 and "nothing to do" in res.output
     (out / ".done.json").write_text("{not json")  # a damaged stamp: index again, no traceback
     assert _prepare(root, out).exit_code == 0
+    (out / "lips" / "a.npy").unlink()  # a file of the index deleted by hand: index again
+    res = _prepare(root, out)
+    assert res.exit_code == 0 and "nothing to do" not in res.output and (out / "lips" / "a.npy").is_file()
+    (out / "manifest.jsonl").write_text("garbage\n")  # a damaged manifest: index again
+    assert _prepare(root, out).exit_code == 0 and _ids(out / "manifest.jsonl") == ["a"]
     _rec(root, "b")
     assert _prepare(root, out).exit_code == 0
     assert _ids(out / "manifest.jsonl") == ["a", "b"]

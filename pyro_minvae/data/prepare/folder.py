@@ -44,7 +44,7 @@ from ...errors import MissingDependencyError, UserInputError
 from ...features.config import FeatureConfig
 from ...features.video import check_duration, check_fps
 from ...paths import cache_dir
-from ..manifest import id_from_path, id_key, sha256_file, write_manifest
+from ..manifest import id_from_path, id_key, read_manifest, sha256_file, write_manifest
 from .lips import LIP_SIZE, load_lips
 from .output import staged_output
 
@@ -93,13 +93,22 @@ def _listing_hash(files: list[Path], extra: dict) -> str:
 
 
 def read_stamp(out_dir: Path) -> dict:
-    """The ``.done.json`` of an earlier complete index in ``out_dir`` (``{}`` when absent or unreadable)."""
+    """The ``.done.json`` of an earlier complete index in ``out_dir``; ``{}`` when absent, unreadable, or when a
+    file the manifest names inside ``out_dir`` is missing (deleted by hand: the index must be written again)."""
     stamp, manifest = out_dir / ".done.json", out_dir / "manifest.jsonl"
     try:
         done = json.loads(stamp.read_text()) if manifest.is_file() and stamp.is_file() else {}
-    except (OSError, ValueError):
+        if not isinstance(done, dict):
+            return {}
+        for rec in (read_manifest(manifest) if done else []):
+            for key in ("audio", "lips", "landmarks", "clean"):
+                rel = rec.get(key)
+                if isinstance(rel, str) and not Path(rel).is_absolute() and not (out_dir / rel).is_file():
+                    log.info("%s: %s is missing; indexing again", manifest, rel)
+                    return {}
+    except (OSError, ValueError):  # UserInputError (a damaged manifest) is a ValueError
         return {}
-    return done if isinstance(done, dict) else {}
+    return done
 
 
 class FolderIndex(NamedTuple):
