@@ -121,7 +121,7 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
     if p.is_dir():
         raise UserInputError(f"{p}: is a folder; give the manifest.jsonl file inside it")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not an error
     except UnicodeDecodeError:
         raise UserInputError(f"{p}: not a text file (not UTF-8); give a manifest.jsonl written by "
                              "`pyro-minvae prepare`") from None
