@@ -1,3 +1,3 @@
 """Inference: training objectives, E-step kernels and enhancement drivers."""
 
-from . import kernels, mcem, mode_jump, vem  # noqa: F401  (register KERNELS "frame-mh", "frame-mh-jump", ESTEPS)
+from . import kernels, mcem, mode_jump, odd_even, vem  # noqa: F401  (register KERNELS and ESTEPS)
