@@ -118,3 +118,35 @@ def test_faceless_video_is_refused_for_av_models_in_one_line(tmp_path):
         assert str(err.value) == (f"{wall}: no face found in any of its 30 frames; give a video with a frontal "
                                   "face (or --crop none if it is already a mouth crop)")
         assert not (tmp_path / f"{family}.wav").exists()
+
+
+def test_lips_of_a_25_fps_video_are_aligned_at_25_fps(carphone_track, minvae, tmp_path):
+    """A 25 fps mouth-crop video with sound: STFT frame n gets the ROI of video frame floor(n * hop / sr * 25)."""
+    from pyro_minvae.enhancement.inputs import read_input
+    from pyro_minvae.enhancement.visual import visual_features
+    from video_fixtures import noisy_speech
+
+    model, cfg, _ = minvae
+    rois = (carphone_track.rois[:100] * 255).round().astype(np.uint8)  # 4.0 s at 25 fps
+    rois = np.pad(rois, ((0, 0), (0, 1), (0, 1)), mode="edge")  # 68x68: H.264 4:2:0 needs even sides
+    path = write_video(tmp_path / "mouth25.mp4", rois, 25, noisy_speech(4 * SR))
+    inp = read_input(path, cfg, wanted=model.modalities)
+    lips = inp.streams["lips"]
+    assert lips.fps == 25.0 and lips.array.shape == (100, 67, 67)
+    feats = visual_features(model, cfg, inp.streams, inp.wave.shape[0])["lips"]
+    n = cfg.n_frames(inp.wave.shape[0])
+    idx = np.minimum(np.floor(np.arange(n) * cfg.hop_length / cfg.sample_rate * 25 + 1e-9).astype(int), 99)
+    np.testing.assert_allclose(feats, lips.array[idx].reshape(n, -1), atol=1e-6)
+
+
+def test_silent_face_video_gets_the_enhanced_sound_of_a_wav(carphone, minvae, tmp_path):
+    """noisy.wav --video face.mp4 -o out.mp4: the face video (no sound) with the enhanced wav as its sound."""
+    from video_fixtures import noisy_speech
+
+    model, cfg, ckpt = minvae
+    sf.write(tmp_path / "noisy.wav", noisy_speech(int(round(probe(carphone).duration * SR))), SR)
+    res = enhance_file(model, cfg, tmp_path / "noisy.wav", tmp_path / "out.mp4", streams={"lips": carphone},
+                       progress=False, **FAST)
+    assert res.result.init == "lips"
+    got = probe(res.output)
+    assert got.has_audio and got.duration == pytest.approx(probe(carphone).duration, abs=1e-6)
