@@ -55,7 +55,9 @@ class Prior(nn.Module, abc.ABC):
     def closed_form(self, n_frames: int, cond: torch.Tensor | None = None) -> Callable | None:
         """Optional fast path: ``score(z (..., N, L)) -> log p(z) (..., N)`` (mixtures: component log densities
         ``(M, ..., N)``) for fixed parameters, built once per E-step; ``None`` (the default): enhancement scores
-        the prior by tracing its Pyro program (:mod:`pyro_minvae.models.scoring`). Must equal the trace."""
+        the prior by tracing its Pyro program (:mod:`pyro_minvae.models.scoring`). Must equal the trace. A prior
+        with coupled frames returns per-frame terms that sum to log p(z), each depending on ``z_n`` and
+        ``z_{n-1}`` only (e.g. ``log p(z_n | z_{n-1})``), as the ``odd-even-mh`` kernel needs."""
         return None
 
 
