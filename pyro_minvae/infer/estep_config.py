@@ -18,8 +18,7 @@ import torch
 from .estep_common import WEIGHTS
 from ..noise.nmf import NMFNoise
 from .gain_rule import GainRule
-
-SCORINGS = ("direct", "trace")
+from .potentials import SCORINGS
 
 
 @dataclass(frozen=True)
@@ -91,4 +90,4 @@ class EStepConfig:
                 if f.name != "init" and isinstance(getattr(self, f.name), (int, float, str, bool))}
 
 
-__all__ = ["EStepConfig", "SCORINGS"]
+__all__ = ["EStepConfig"]
