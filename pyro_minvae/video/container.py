@@ -75,31 +75,56 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 def iter_frames(path: str | os.PathLike, fmt: str = "rgb24") -> Iterator[np.ndarray]:
     """Decoded frames in display order: ``(H, W, 3)`` uint8 for ``rgb24``, ``(H, W)`` for ``gray``."""
+    import av
+
     with _open(path) as c:
         s = _video_stream(c, path)
         s.thread_type = "AUTO"
         try:
             for frame in c.decode(s):
                 yield frame.to_ndarray(format=fmt)
-        except Exception as exc:  # av.error.InvalidDataError mid-stream
-            if isinstance(exc, GeneratorExit):
-                raise
+        except av.error.FFmpegError as exc:  # e.g. InvalidDataError mid-stream
             raise UserInputError(f"{path}: the video stream is damaged ({type(exc).__name__}); re-encode it") \
                 from None
 
 
 def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """The container's first audio track as mono float32 ``(T,)`` at ``sample_rate`` Hz (downmixed, resampled).
+    """The container's first audio track as mono float32 ``(T,)`` at ``sample_rate`` Hz: decoded by FFmpeg (any
+    codec, planar or packed), channels averaged (as :func:`pyro_minvae.audio_io.load_audio` does), then
+    resampled with soxr.
 
-    ``UserInputError`` when the container has no audio track.
+    ``UserInputError`` when the container has no audio track, a damaged one, or less than
+    :data:`pyro_minvae.audio_io.MIN_DURATION_S` of sound.
     """
+    import av
+
+    from ..audio_io import MIN_DURATION_S, resample
+
     with _open(path) as c:
         if not c.streams.audio:
             raise UserInputError(f"{path}: the video has no audio track; nothing to enhance (give a video with "
                                  "sound, or the wav with --video)")
-    from ..audio_io import load_audio
-
-    return load_audio(path, sample_rate)
+        stream = c.streams.audio[0]
+        rate = int(stream.rate or stream.codec_context.sample_rate)
+        planar = av.AudioResampler(format="fltp", rate=rate)  # (channels, n) float frames, layout kept
+        chunks = []
+        try:
+            for frame in c.decode(stream):
+                chunks += [f.to_ndarray().mean(axis=0) for f in planar.resample(frame)]
+            chunks += [f.to_ndarray().mean(axis=0) for f in planar.resample(None)]
+        except av.error.FFmpegError as exc:
+            raise UserInputError(f"{path}: the audio track is damaged ({type(exc).__name__}); re-encode the "
+                                 "video") from None
+    x = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if not np.isfinite(x).all():
+        raise UserInputError(f"{path}: the audio track contains NaN or Inf samples; re-encode the video")
+    if rate != sample_rate:
+        log.info("%s: audio track resampled from %d Hz to %d Hz", path, rate, sample_rate)
+        x = resample(x, rate, sample_rate)
+    if x.shape[0] < MIN_DURATION_S * sample_rate:
+        raise UserInputError(f"{path}: only {x.shape[0] / sample_rate:.3f} s of sound, at least {MIN_DURATION_S:g} s "
+                             "is needed; give a longer video")
+    return x
 
 
 def mux_audio(src: str | os.PathLike, wave: np.ndarray, sample_rate: int, dst: str | os.PathLike) -> None:

