@@ -56,6 +56,26 @@ def training_table(runs: Path) -> str:
     return "\n".join(lines)
 
 
+def real_clips_section(root: Path, ckpts: dict) -> str:
+    """Every default method on the real NTCD-TIMIT clips of ``root`` (``""`` when the folder is absent)."""
+    from pyro_minvae.evaluation.real_clips import clip_dirs
+
+    if not clip_dirs(root):
+        return ""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import real_clips
+
+    from pyro_minvae.evaluation.methods import resolve_methods
+    from pyro_minvae.evaluation.real_clips import score_clips
+
+    available = resolve_methods(None, {k: str(v) for k, v in ckpts.items()})
+    methods = {m: available[m] for m in real_clips.DEFAULT_METHODS if m in available}
+    rows = list(score_clips(root, methods, real_clips.METRICS))
+    return ("Two real NTCD-TIMIT recordings with real mouth images (`../shared/real_av`, see its README): "
+            "`ntcd_av_dkf` has a clean reference; `ntcd_avse_vae` has none, so only its output level is shown. "
+            "Each cell: the output's score (its change over the noisy input).\n\n" + real_clips.table(rows))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=30, help="test files (0: all); 30 = the make demo subset")
@@ -64,9 +84,12 @@ def main(argv=None) -> None:
     ap.add_argument("--robust-limit", type=int, default=10, help="test files per visual degradation")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-robustness", action="store_true")
+    ap.add_argument("--real-av", type=Path, default=ROOT.parent / "shared" / "real_av",
+                    help="real NTCD-TIMIT clips for the sanity-check section (skipped when absent)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from pyro_minvae.atomic import write_text_atomic
+    from pyro_minvae.evaluation.summary import PESQ_NOTE
     from pyro_minvae.paths import cache_dir
 
     runs = args.runs or cache_dir() / "runs" / "demo"
@@ -98,6 +121,7 @@ def main(argv=None) -> None:
         run([sys.executable, "benchmarks/speed.py", "--out", str(spd), "--md", str(out / "speed.md"),
              *[a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")]])
         speed_md = (out / "speed.md").read_text()
+    real_md = real_clips_section(args.real_av, ckpts)
     summary = (main_dir / "summary.md").read_text()
     figs_src = main_dir / "figures"
     figs_dst = ROOT / "docs" / "figures" / "results"
@@ -118,11 +142,14 @@ def main(argv=None) -> None:
         f"training), {'a subset balanced over SNR and noise type (--limit %d)' % args.limit if args.limit else 'all files'}; "
         f"methods: {', '.join(settings['methods'])}. Cells are mean ± 95% confidence interval over files. "
         f"Wall time of this page: {time.time() - t0:.0f} s on this machine.",
+        PESQ_NOTE,
         "## Training", training_table(runs),
         "## All noise types", section(summary, "All noise types"),
         "## Improvement over the noisy input", section(summary, "Improvement over the noisy input"),
         "## Per noise type", section(summary, "Per noise type"),
     ]
+    if real_md:
+        parts += ["## Real recordings (sanity check, never tuned on)", real_md]
     if robust:
         parts.append("## Robustness: degraded lips (SNR -5 and 0 dB)")
         for deg, text in robust.items():
