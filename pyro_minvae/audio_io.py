@@ -20,6 +20,8 @@ from .errors import UserInputError
 log = logging.getLogger("pyro_minvae")
 
 MIN_DURATION_S = 0.25
+# Sample rates a recording may have; outside, the header is damaged (1 Hz would turn 1 s of samples into hours).
+MIN_RATE, MAX_RATE = 4000, 768000
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -55,6 +57,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError for corrupt files
         data, sr = _read_with_av(p, exc)
+    if not MIN_RATE <= sr <= MAX_RATE:
+        raise UserInputError(f"{p}: the file says its sample rate is {sr} Hz, not a usable rate ({MIN_RATE}-"
+                             f"{MAX_RATE} Hz; damaged header?); re-export the recording")
     if data.shape[0] == 0:
         raise UserInputError(f"{p}: audio has no samples; re-export the recording")
     _warn_if_truncated(p, data.shape[0])

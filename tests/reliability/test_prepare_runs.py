@@ -250,6 +250,22 @@ def test_empty_folder_a_file_as_root_and_only_videos(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("rate", [1, 100, 1_000_000])
+def test_a_damaged_sample_rate_is_refused_not_resampled_for_hours(tmp_path, rate):
+    """A header saying 1 Hz would make 1 s of samples into 4.4 hours of audio at 16 kHz."""
+    import struct
+
+    from pyro_minvae.audio_io import load_audio
+
+    wav = write_wav(tmp_path / "r.wav", speech_like(1.0))
+    b = bytearray(wav.read_bytes())
+    b[24:28], b[28:32] = struct.pack("<I", rate), struct.pack("<I", 2 * rate)  # sample rate, byte rate
+    wav.write_bytes(bytes(b))
+    exc = api_call(load_audio, wav)
+    assert isinstance(exc, UserInputError), exc
+    assert f"sample rate is {rate} Hz, not a usable rate" in str(exc)
+
+
 def test_corrupt_lips_and_audio_next_to_good_ones(tmp_path):
     root = tmp_path / "in"
     _rec(root, "good")
