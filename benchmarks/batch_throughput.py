@@ -13,7 +13,10 @@ twice with MCEM at ``--iterations``, seed 0 for every record:
   (every W-th), enhancing them in batches of ``--batch-size`` with
   :func:`pyro_minvae.infer.batched.enhance_waveforms`, writing one wav per record.
 
-Both wall times include process start, checkpoint loading, reading and writing. The outputs of the two runs are
+Both runs are timed in wall seconds and in CPU seconds of all their processes (user + system), which include
+process start, checkpoint loading, reading and writing; "files per hour on 2 cores" is the files over half the
+CPU seconds, i.e. the rate when the machine's two cores are the run's alone (a shared machine's wall time
+is not). The outputs of the two runs are
 compared (SI-SDR of the batched output against the per-file one: equal up to float32 rounding unless an MH
 decision flips, which then gives a different chain of the same distribution). Without ``--checkpoint`` an
 untrained paper-sized model of ``--family`` is used: the cost does not depend on training.
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from enhance_speed import synthetic_pair  # noqa: E402
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of all finished child processes (and theirs) so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def make_corpus(folder: Path, n_files: int, with_lips: bool, cfg) -> Path:
@@ -101,6 +111,38 @@ def compare_outputs(dir_a: Path, dir_b: Path) -> dict:
             "identical_to_float32_rounding (>= 60 dB)": int((scores >= 60).sum())}
 
 
+def batch_size_sweep(family: str, sizes: list, n_files: int, iterations: int, loop: str) -> list:
+    """CPU seconds per file of :func:`~pyro_minvae.infer.batched.mcem_batch` in this process (1 torch thread,
+    no file I/O) for each batch size, on ``n_files`` spectrograms of 2-4 s."""
+    import torch
+
+    from pyro_minvae.features import FeatureConfig, stft
+    from pyro_minvae.infer.batched import mcem_batch
+    from pyro_minvae.models import build_model
+
+    torch.set_num_threads(1)
+    cfg = FeatureConfig()
+    torch.manual_seed(0)
+    dims = {"audio": cfg.n_freq} if family == "avae" else {"audio": cfg.n_freq, "lips": cfg.lip_size ** 2}
+    model = build_model(family, input_dims=dims).eval()
+    rng = np.random.default_rng(0)
+    specs = [stft(torch.from_numpy(synthetic_pair(float(rng.uniform(2.0, 4.0)), seed=i)[1]), cfg)
+             for i in range(n_files)]
+    visuals = [{"lips": torch.rand(s.shape[1], cfg.lip_size ** 2)} if "lips" in model.modalities else None
+               for s in specs]
+    rows = []
+    for size in sizes:
+        c0 = time.process_time()
+        for start in range(0, n_files, size):
+            mcem_batch(model, specs[start:start + size], visuals[start:start + size], [0] * len(specs[start:start +
+                       size]), iterations=iterations, loop=loop)
+        cpu = time.process_time() - c0
+        rows.append({"batch_size": size, "cpu_s_per_file": round(cpu / n_files, 3),
+                     "files_per_hour_2_cores": round(2 * 3600 * n_files / cpu)})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint")
@@ -110,10 +152,23 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--loop", default="auto")
+    ap.add_argument("--sweep", help="batch sizes (e.g. 1,5,10,20): time mcem_batch in this process instead "
+                    "(CPU seconds per file, untrained --family model, no file I/O)")
     ap.add_argument("--out")
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     options = {"iterations": args.iterations, "loop": args.loop}
+    if args.sweep:
+        rows = batch_size_sweep(args.family, [int(x) for x in args.sweep.split(",")], args.files, args.iterations,
+                                args.loop)
+        text = json.dumps({"family": args.family, "files": args.files, "iterations": args.iterations,
+                           "loop": args.loop, "load_avg_1min": round(os.getloadavg()[0], 2), "sweep": rows}, indent=2)
+        print(text)
+        if args.out:
+            from pyro_minvae.atomic import write_text_atomic
+
+            write_text_atomic(Path(args.out), text + "\n")
+        return
     if args.worker:
         ckpt, manifest, out_dir, index, workers = args.worker
         batched_worker(ckpt, manifest, out_dir, int(index), int(workers), args.batch_size, options)
@@ -147,19 +202,19 @@ def main(argv=None) -> None:
                      "--jobs", str(args.workers), "--iterations", str(args.iterations), "--no-progress"]
         if args.loop != "auto":
             cmd += ["--loop", args.loop]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), children_cpu()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        per_file = time.perf_counter() - t0
+        per_file, per_file_cpu = time.perf_counter() - t0, children_cpu() - c0
         if proc.returncode != 0:
             raise SystemExit(f"per-file run failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
         (tmp / "batched").mkdir()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), children_cpu()
         procs = [subprocess.Popen([sys.executable, __file__, "--batch-size", str(args.batch_size), "--iterations",
                                    str(args.iterations), "--loop", args.loop, "--worker", str(ckpt), str(manifest),
                                    str(tmp / "batched"), str(i), str(args.workers)], env=env,
                                   stderr=subprocess.PIPE, text=True) for i in range(args.workers)]
         errors = [p.communicate()[1] for p in procs]
-        batched = time.perf_counter() - t0
+        batched, batched_cpu = time.perf_counter() - t0, children_cpu() - c0
         if any(p.returncode for p in procs):
             raise SystemExit("batched run failed:\n" + "\n".join(e[-2000:] for e in errors))
         report = {
@@ -168,10 +223,14 @@ def main(argv=None) -> None:
             "model": str(args.checkpoint or f"untrained {args.family} (paper sizes)"),
             "files": args.files, "audio_s": round(audio_s, 1), "workers": args.workers, "torch_threads": 1,
             "iterations": args.iterations, "loop": args.loop, "batch_size": args.batch_size,
-            "per_file_s": round(per_file, 2), "batched_s": round(batched, 2),
-            "per_file_files_per_hour": round(args.files / per_file * 3600),
-            "batched_files_per_hour": round(args.files / batched * 3600),
-            "speedup": round(per_file / batched, 2),
+            "per_file_wall_s": round(per_file, 2), "batched_wall_s": round(batched, 2),
+            "per_file_cpu_s": round(per_file_cpu, 2), "batched_cpu_s": round(batched_cpu, 2),
+            "per_file_files_per_hour_wall": round(args.files / per_file * 3600),
+            "batched_files_per_hour_wall": round(args.files / batched * 3600),
+            # the machine's 2 cores all ours: files per hour = files / (CPU seconds / 2) * 3600
+            "per_file_files_per_hour_2_cores": round(args.files / (per_file_cpu / 2) * 3600),
+            "batched_files_per_hour_2_cores": round(args.files / (batched_cpu / 2) * 3600),
+            "speedup_wall": round(per_file / batched, 2), "speedup_cpu": round(per_file_cpu / batched_cpu, 2),
             "outputs": compare_outputs(tmp / "per_file", tmp / "batched"),
         }
     text = json.dumps(report, indent=2)

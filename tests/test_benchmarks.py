@@ -118,3 +118,15 @@ def test_authors_classic_loop_m_step_equals_ours_on_shared_draws():
     np.testing.assert_allclose(ours.H.numpy(), theirs.H, rtol=1e-4)
     np.testing.assert_allclose(ours.g.numpy(), theirs.g, rtol=1e-4)
     assert np.isfinite(theirs.S_hat).all() and theirs.S_hat.shape == spec.shape
+
+
+def test_batch_throughput_runs_and_batched_outputs_equal_per_file(tmp_path):
+    out = tmp_path / "throughput.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "batch_throughput.py"), "--files", "3",
+                           "--iterations", "1", "--batch-size", "2", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["files"] == 3 and report["per_file_cpu_s"] > 0 and report["batched_cpu_s"] > 0
+    assert report["outputs"]["files"] == 3 and report["outputs"]["si_sdr_batched_vs_per_file_min"] > 60

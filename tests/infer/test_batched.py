@@ -185,3 +185,10 @@ def test_enhance_waveforms_equals_enhance_waveform():
         torch.testing.assert_close(b.waveform, alone.waveform, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="longer than one chunk"):
         enhance_waveforms(model, cfg, waves[:1], visuals[:1], chunk_seconds=0.01, **kw)
+
+
+@pytest.mark.parametrize("name", ["standard_normal", "uniform", "accept_or_reject", "segment_accept_rates"])
+def test_batched_kernel_hot_path_stays_on_device(name):
+    from test_device_hygiene import _host_transfers
+
+    assert _host_transfers(getattr(SegmentedFrameMH, name)) == []
