@@ -32,8 +32,7 @@ from ..atomic import write_text_atomic
 from ..errors import UserInputError
 
 SPLITS = ("train", "valid", "test")
-KINDS = ("clean", "mixture", "noisy")
-INPUT_KINDS = ("mixture", "noisy")  # records that ``enhance --manifest`` takes as noisy input
+KINDS = ("clean", "mixture", "noisy")  # ``enhance --manifest`` takes mixture and noisy records (enhancement.batch)
 MAX_ID_BYTES = 200  # ids become file names (``ID.wav``): stay below the usual 255-byte limit with room for suffixes
 
 # Characters kept as they are in ids made from file paths; anything else (path separators, ``%``, ``~``, control
@@ -68,25 +67,6 @@ def _escape_part(part: str) -> str:
 def id_key(rid: str) -> str:
     """What makes two ids the same file name on a case-insensitive (or normalising, e.g. macOS) file system."""
     return unicodedata.normalize("NFC", rid).casefold()
-
-
-def check_record_id(rid: object) -> str | None:
-    """Why ``rid`` cannot be used as a file name (``OUT/ID.wav``), or ``None`` when it can.
-
-    Refused: non-strings, empty ids, ``/`` or ``\\`` (would leave the output folder), a leading ``.`` (``..``,
-    hidden files), control characters, more than :data:`MAX_ID_BYTES` bytes.
-    """
-    if not isinstance(rid, str) or not rid:
-        return "an id must be a non-empty string"
-    if "/" in rid or "\\" in rid:
-        return "an id must not contain '/' or '\\' (it names a file inside the output folder)"
-    if rid.startswith("."):
-        return "an id must not start with '.' (no '..' or hidden files)"
-    if any(unicodedata.category(ch) == "Cc" for ch in rid):
-        return "an id must not contain control characters"
-    if len(rid.encode("utf-8")) > MAX_ID_BYTES:
-        return f"an id must have at most {MAX_ID_BYTES} bytes"
-    return None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -168,7 +148,3 @@ def select(records: Iterable[dict], split: str | None = None, kind: str | Sequen
             continue
         yield r
 
-
-def enhancement_inputs(records: Iterable[dict], split: str | None = None) -> Iterator[dict]:
-    """The records ``enhance --manifest`` enhances: mixtures and noisy recordings (:data:`INPUT_KINDS`)."""
-    return select(records, split=split, kind=INPUT_KINDS)
