@@ -325,6 +325,21 @@ def test_unusable_cache_folder_is_one_line(tmp_path, monkeypatch, cache):
     assert "PYRO_MINVAE_CACHE" in res.output
 
 
+@pytest.mark.parametrize("spelling", [".", "sub/.."])
+def test_output_given_as_dot(tmp_path, monkeypatch, spelling):
+    root = tmp_path / "in"
+    _rec(root, "a")
+    (tmp_path / "o" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "o")
+    res = _prepare(root, spelling)
+    assert "not an index" in res.output and res.exit_code == 2  # it holds sub/
+    (tmp_path / "o" / "sub").rmdir()
+    res = _prepare(root, ".")
+    assert res.exit_code == 0, res.output
+    assert _ids(tmp_path / "o" / "manifest.jsonl") == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "o"]
+
+
 def test_output_inside_the_root_is_not_indexed_again(tmp_path):
     root = tmp_path / "in"
     _rec(root, "a", sr=44100)  # converted: audio/ in the index holds a wav

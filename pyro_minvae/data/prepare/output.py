@@ -97,7 +97,7 @@ def staged_output(out_dir: Path, inputs: Path | None = None) -> Iterator[Path]:
     """Yield a fresh staging folder next to ``out_dir``; on success it replaces ``out_dir``, on any error or
     interruption it is removed and ``out_dir`` is left as it was. ``inputs`` (the folder being indexed) must not
     lie inside ``out_dir``."""
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." or "x/.." have no name to stage and lock next to
     check_output_folder(out_dir, inputs)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
