@@ -87,7 +87,11 @@ def save_lips(frames: np.ndarray, dst: Path) -> None:
 def _listing_hash(files: list[Path], extra: dict) -> str:
     h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
     for f in files:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except OSError:  # removed since the scan: reading it will say so
+            h.update(f"{f}|gone\n".encode())
+            continue
         h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
