@@ -339,7 +339,7 @@ def test_real_write_failures_in_a_child_process(files, tmp_path, corpus):
                     16_000, tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "o.wav: could not be written (write failed); nothing was saved under that name" in proc.stderr
+    assert "o.wav: could not be written (File too large); nothing was saved under that name" in proc.stderr
     assert not (tmp_path / "out" / "o.wav").exists()
     # training: the feature cache (small) fits, the checkpoint (about 1.6 MB with Adam's state) does not
     run = tmp_path / "run"
@@ -347,6 +347,6 @@ def test_real_write_failures_in_a_child_process(files, tmp_path, corpus):
                      "--epochs", "1", "--latent-dim", "4"], 1_000_000, tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "last.pt: could not be written (write failed); nothing was saved under that name" in proc.stderr
+    assert ".pt: could not be written (File too large); nothing was saved under that name" in proc.stderr
     assert not (run / "last.pt").exists()
     assert_no_partial_files(tmp_path)
