@@ -100,10 +100,11 @@ def _check_init(model, init: str | None) -> None:
 def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, out_dir, method, iterations, loop,
             init_from, kernel, seed, device, jobs, threads, shard, overwrite, crop, save_lips, progress):
     """Enhance NOISY.wav (or every mixture of a manifest split) with a trained checkpoint."""
-    from pyro_minvae.enhancement.options import check_device, check_method_options, check_threads
+    from pyro_minvae.enhancement.options import check_device, check_method_options, check_seed, check_threads
 
     check_method_options(method, _opts(iterations, init_from, kernel, loop))
     check_device(device)
+    check_seed(seed)
     if threads is not None:
         check_threads(threads)
     if manifest is not None:
@@ -116,7 +117,7 @@ def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, o
         _enhance_manifest(checkpoint, manifest, split, out_dir, method, seed, device, jobs, threads, shard,
                           overwrite, _opts(iterations, init_from, kernel, loop))
         return
-    if noisy is None or output is None:
+    if noisy is None or output is None or not output.strip():
         raise UserInputError("missing input: give NOISY.wav -o OUT.wav (or --manifest M --out-dir DIR)")
     _enhance_one(checkpoint, noisy, output, video, landmarks, fps, method, seed, device, threads, overwrite, progress,
                  _opts(iterations, init_from, kernel, loop), _video_reader_options(noisy, crop, save_lips))

@@ -27,7 +27,7 @@ from ..errors import UserInputError
 from ..features import FeatureConfig
 from .file import FileResult, enhance_file, enhance_input
 from .inputs import EnhanceInput, Stream
-from .options import check_device, check_model_options
+from .options import check_device, check_model_options, check_seed
 
 
 class Enhancer:
@@ -46,7 +46,7 @@ class Enhancer:
         self.model = model.to(self.device)
         self.cfg = cfg
         self.method = method
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.progress = progress
         self.options = dict(options)
 
@@ -84,7 +84,7 @@ class Enhancer:
         """
         return enhance_file(self.model, self.cfg, noisy, output, streams={"lips": video, "landmarks": landmarks},
                             fps=fps, overwrite=overwrite, reader_options=reader_options,
-                            **self._run(seed=self.seed if seed is None else seed))
+                            **self._run(seed=self.seed if seed is None else check_seed(seed)))
 
     def enhance_batch(self, items: Iterable, *, overwrite: bool = False, skip_errors: bool = False
                       ) -> list:
@@ -129,7 +129,7 @@ class Enhancer:
         streams = {name: Stream(np.asarray(arr), rate, f"visual[{name!r}]") for name, arr in (visual or {}).items()}
         inp = EnhanceInput(x, self.cfg.sample_rate, streams, "waveform")
         return enhance_input(self.model, self.cfg, inp, missing_fix="pass it in visual={...}",
-                             **self._run(seed=self.seed if seed is None else seed))
+                             **self._run(seed=self.seed if seed is None else check_seed(seed)))
 
 
 def _batch_item(item) -> dict:

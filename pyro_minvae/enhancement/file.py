@@ -63,6 +63,8 @@ def resolve_output(output: str | os.PathLike, noisy: str | os.PathLike, inputs: 
     file without ``overwrite``; a suffix no writer is registered for.
     """
     text = os.fspath(output)
+    if not text.strip():
+        raise UserInputError("output: the name is empty; give a file (e.g. enhanced.wav) or a folder ending in /")
     out = Path(text)
     if text.endswith(("/", os.sep)) or out.is_dir():
         out = out / f"{Path(noisy).stem}.wav"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
@@ -97,12 +96,22 @@ def check_model_options(model, method: str, options: Mapping) -> None:
 
 
 def check_threads(threads) -> int:
+    """``threads`` for torch: a whole number from 1 to this machine's core count (more only slows down)."""
+    import os
+
+    cores = os.cpu_count() or 1
     if threads is None or isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise UserInputError(f"--threads {threads}: must be a whole number >= 1")
+    if threads > cores:
+        raise UserInputError(f"--threads {threads}: this machine has {cores} core(s); use at most {cores}")
     return threads
 
 
-def check_seconds(name: str, value: float) -> float:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise UserInputError(f"{name} {value!r}: must be a positive number of seconds")
-    return float(value)
+MAX_SEED = 2 ** 63 - 2 ** 20  # chunk k of a recording uses seed + k; torch generators take signed 64-bit seeds
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int, or ``UserInputError`` unless it is a whole number from 0 to ``MAX_SEED``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserInputError(f"--seed {seed}: must be a whole number from 0 to {MAX_SEED}")
+    return seed

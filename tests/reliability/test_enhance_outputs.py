@@ -138,6 +138,28 @@ def test_manifest_record_with_unusable_fps_fails_that_record(files, tmp_path, fp
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["good.wav"]
 
 
+@pytest.mark.parametrize("option,value,message", [
+    ("--seed", "-1", "--seed -1: must be a whole number from 0 to"),
+    ("--seed", str(2 ** 70), "must be a whole number from 0 to"),
+    ("--threads", "100000", "--threads 100000: this machine has"),
+    ("--threads", "0", "--threads 0: must be a whole number >= 1"),
+    ("-o", "", "missing input: give NOISY.wav -o OUT.wav"),
+    ("-o", " ", "missing input: give NOISY.wav -o OUT.wav"),
+])
+def test_seed_threads_and_empty_output(files, noisy, tmp_path, option, value, message):
+    args = ["-o", tmp_path / "o.wav"] if option != "-o" else []
+    res = run_cli("enhance", "--checkpoint", files["avae"], noisy, *args, option, value, *FAST)
+    assert_user_error(res, message)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_empty_output_name_through_the_api(files, noisy):
+    err = api_call(Enhancer.from_checkpoint(files["avae"], method="fast", iterations=1).enhance_file, noisy, "")
+    assert isinstance(err, UserInputError) and "the name is empty" in str(err), err
+    err = api_call(Enhancer.from_checkpoint, files["avae"], seed=2 ** 64)
+    assert isinstance(err, UserInputError) and "--seed" in str(err), err
+
+
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_iterations_below_one(files, noisy, tmp_path, value):
     res = run_cli("enhance", "--checkpoint", files["avae"], noisy, "-o", tmp_path / "o.wav", "--iterations", value)
