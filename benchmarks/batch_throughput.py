@@ -11,7 +11,7 @@ twice with MCEM at ``--iterations``, seed 0 for every record:
   one record per task: the manifest runner as shipped);
 * batched: W worker processes of 1 torch thread started together, each reading its share of the records
   (every W-th), enhancing them in batches of ``--batch-size`` with
-  :func:`pyro_minvae.infer.batched.enhance_waveforms`, writing one wav per record.
+  :func:`pyro_minvae.enhancement.batched.enhance_records`, writing one wav per record.
 
 Both runs are timed in wall seconds and in CPU seconds of all their processes (user + system), which include
 process start, checkpoint loading, reading and writing; "files per hour on 2 cores" is the files over half the
@@ -77,25 +77,21 @@ def batched_worker(checkpoint: str, manifest: str, out_dir: str, index: int, wor
     """Enhance every ``workers``-th record from ``index`` in batches (one process, 1 torch thread)."""
     import torch
 
-    from pyro_minvae.audio_io import write_audio
     from pyro_minvae.checkpoint import load_model
     from pyro_minvae.data.manifest import read_manifest
-    from pyro_minvae.enhancement.inputs import record_input
-    from pyro_minvae.enhancement.visual import visual_features
-    from pyro_minvae.infer.batched import enhance_waveforms
+    from pyro_minvae.enhancement.batched import enhance_records
 
     torch.set_num_threads(1)
     model, cfg, _ = load_model(checkpoint, "cpu")
     records = sorted(read_manifest(manifest), key=lambda r: r["id"])[index::workers]
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
-        inputs = [record_input(r, manifest, cfg, wanted=model.modalities) for r in chunk]
-        visuals = [{k: torch.from_numpy(v) for k, v in
-                    visual_features(model, cfg, inp.streams, inp.wave.shape[0]).items()} for inp in inputs]
-        results = enhance_waveforms(model, cfg, [inp.wave for inp in inputs], visuals, seeds=[0] * len(chunk),
-                                    **options)
-        for r, res in zip(chunk, results):
-            write_audio(Path(out_dir) / f"{r['id']}.wav", res.waveform.numpy(), cfg.sample_rate)
+        outcome = enhance_records(model, cfg, chunk, manifest, {r["id"]: Path(out_dir) / f"{r['id']}.wav"
+                                                                for r in chunk}, checkpoint=checkpoint, seed=0,
+                                  **options)
+        failed = {k: v for k, v in outcome.items() if v is not None}
+        if failed:
+            raise SystemExit(f"error: {failed}")
 
 
 def compare_outputs(dir_a: Path, dir_b: Path) -> dict:
