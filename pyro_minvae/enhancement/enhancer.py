@@ -109,8 +109,8 @@ class Enhancer:
                          fps: float | None = None, seed: int | None = None):
         """Enhance ``wave`` ``(T,)`` (numpy or torch, mono) recorded at ``sample_rate`` Hz.
 
-        ``visual``: video-rate streams ``{"lips": (N_v, H, W), "landmarks": (N_v, P, 2)}`` at ``fps`` (default
-        ``cfg.video_fps``); they are checked and aligned like files. Returns the ``EnhanceResult``; its
+        ``visual``: video-rate streams ``{"lips": (N_v, H, W), "landmarks": (N_v, P, 2)}`` at ``fps`` (default: a
+        ``"fps"`` entry of ``visual``, else ``cfg.video_fps``); they are checked and aligned like files. Returns the ``EnhanceResult``; its
         ``waveform`` is ``(T',)`` float32 at :attr:`sample_rate` (``T' = T`` when the rates agree).
         """
         from ..audio_io import resample
@@ -125,8 +125,10 @@ class Enhancer:
         if int(sample_rate) <= 0:
             raise UserInputError(f"sample_rate {sample_rate}: must be a positive number of Hz")
         x = resample(x, int(sample_rate), self.cfg.sample_rate)
-        rate = self.cfg.video_fps if fps is None else fps
-        streams = {name: Stream(np.asarray(arr), rate, f"visual[{name!r}]") for name, arr in (visual or {}).items()}
+        visual = dict(visual or {})
+        given = visual.pop("fps", None)  # evaluate's video dicts carry their frame rate
+        rate = fps if fps is not None else given
+        streams = {name: Stream(np.asarray(arr), rate, f"visual[{name!r}]") for name, arr in visual.items()}
         inp = EnhanceInput(x, self.cfg.sample_rate, streams, "waveform")
         return enhance_input(self.model, self.cfg, inp, missing_fix="pass it in visual={...}",
                              **self._run(seed=self.seed if seed is None else check_seed(seed)))

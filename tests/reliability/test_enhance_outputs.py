@@ -287,6 +287,8 @@ def test_enhancer_api_matches_the_cli(files, noisy, tmp_path):
     np.testing.assert_array_equal(sf.read(tmp_path / "cli.wav")[0], sf.read(tmp_path / "api.wav")[0])
     wav = enh.enhance_waveform(sf.read(noisy, dtype="float32")[0], SR, visual={"lips": arr}, fps=30)
     np.testing.assert_allclose(wav.waveform.numpy(), written.result.waveform.numpy())
+    as_evaluate = enh.enhance_waveform(sf.read(noisy, dtype="float32")[0], SR, visual={"lips": arr, "fps": 30.0})
+    np.testing.assert_array_equal(as_evaluate.waveform.numpy(), wav.waveform.numpy())
     # 48 kHz input is resampled to the model's rate
     assert enh.enhance_waveform(np.repeat(speech_like(1.0), 3), 3 * SR).waveform.shape == (SR,)
 
