@@ -100,6 +100,8 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
         raise UserInputError(f"{p}: manifest not found; run `pyro-minvae prepare` first")
     if p.is_dir():
         raise UserInputError(f"{p}: is a folder; give the manifest.jsonl file inside it")
+    if not p.is_file():  # a pipe or device would block or never end
+        raise UserInputError(f"{p}: not a regular file (a pipe or device); give a manifest.jsonl file")
     try:
         text = p.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not an error
     except UnicodeDecodeError:

@@ -124,6 +124,8 @@ def test_manifest_with_duplicate_ids_is_refused_with_the_line(tmp_path):
         assert isinstance(exc, UserInputError) and frag in str(exc)
     assert frag in str(api_call(read_manifest, m))
     assert "is a folder" in str(api_call(read_manifest, tmp_path))
+    os.mkfifo(tmp_path / "pipe.jsonl")  # reading it would block forever
+    assert "not a regular file" in str(api_call(read_manifest, tmp_path / "pipe.jsonl"))
     m.write_bytes(("\ufeff" + json.dumps(rows[0]) + "\r\n").encode("utf-8"))  # BOM + CRLF (a Windows editor)
     assert [r["id"] for r in read_manifest(m)] == ["a"]
 
