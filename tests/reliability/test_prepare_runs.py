@@ -588,9 +588,11 @@ def test_ntcd_timit_skips_a_bad_wav_lists_it_and_exits_1(tmp_path):
             _rec(root / "clean" / spk, sent, seconds=1.0, with_lips=False)
             _rec(root / "noisy" / "Babble" / "5" / "volunteers" / spk / "straightcam", sent, with_lips=False)
     (root / "clean" / "09F" / "sa2.wav").write_bytes(b"RIFF" + b"x" * 40)
+    os.mkfifo(root / "clean" / "01M" / "sa2.npy")  # lips that would block a reader forever
     res = run_cli("prepare", "ntcd-timit", "--root", root, "--out", tmp_path / "out", "--no-progress")
     assert res.exit_code == 1, res.output
-    assert "1 file(s) skipped" in res.output and "sa2.wav" in res.output and "Traceback" not in res.output
+    assert "2 file(s) skipped" in res.output and "sa2.wav" in res.output and "Traceback" not in res.output
+    assert "sa2.npy: not a regular file" in res.output
     ids = _ids(tmp_path / "out" / "manifest.jsonl")
-    assert "09F_sa1" in ids and "09F_sa1__Babble_p05" in ids and "09F_sa2" not in ids
+    assert "09F_sa1" in ids and "09F_sa1__Babble_p05" in ids and "09F_sa2" not in ids and "01M_sa2" not in ids
     assert "09F_sa2__Babble_p05" not in ids

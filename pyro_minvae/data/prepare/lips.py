@@ -29,6 +29,8 @@ def load_lips(path: str | os.PathLike, size: int = LIP_SIZE) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise UserInputError(f"{p}: lip array not found; check the path")
+    if not p.is_file():  # a folder, or a pipe that would block the reader
+        raise UserInputError(f"{p}: not a regular file; give a lip array (.npy or .mat)")
     try:
         if p.suffix.lower() == ".mat":
             arr = _load_mat(p, size)
