@@ -230,3 +230,19 @@ def test_enhance_records_writes_each_record_as_one_by_one(tmp_path):
         np.testing.assert_allclose(written, alone, atol=2 / 32768)  # 16-bit wav
     with pytest.raises(ValueError, match="only --method mcem"):
         enhance_records(model, cfg, records, manifest, outs, method="fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (no session of this project had one)")
+@pytest.mark.parametrize("loop", ["classic", "minvae"])
+def test_batched_on_cuda_equals_one_by_one(loop):
+    model = _model("minvae").cuda()
+    specs, visuals = _inputs("minvae")
+    specs = [s.cuda() for s in specs]
+    visuals = [{k: v.cuda() for k, v in vis.items()} for vis in visuals]
+    kw = {**SMALL, "loop": loop}
+    if loop == "minvae":
+        kw = {k: v for k, v in kw.items() if not k.startswith("final")}
+    alone = [mcem(model, s, v, seed=seed, **kw) for s, v, seed in zip(specs, visuals, SEEDS)]
+    batched = mcem_batch(model, specs, visuals, SEEDS, **kw)
+    assert all(b.estimate.device.type == "cuda" for b in batched)
+    _assert_same(batched, alone)
