@@ -8,6 +8,8 @@ from typing import Callable
 
 import click
 
+from pyro_minvae.errors import UserInputError
+
 
 class RegistryChoice(click.ParamType):
     """A name registered in ``registry()`` (called lazily, so plugin registrations count)."""
@@ -29,8 +31,10 @@ class RegistryChoice(click.ParamType):
             return value
         try:
             self._registry().get(value)
-        except ValueError as exc:  # "unknown kernel 'x'; valid kernels: ..."
-            self.fail(f"{exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)", param, ctx)
+        except ValueError as exc:  # "unknown kernel 'x'; valid kernels: ...": the house one-line error, exit 2
+            option = param.opts[0] if param is not None and param.opts else self.name
+            raise UserInputError(f"{option} {value}: {exc} (a plugin registers more: pyro-minvae --plugin "
+                                 "FILE.py ...)") from None
         return value
 
 
