@@ -87,3 +87,23 @@ def test_capabilities_the_core_asks_for():
     avae = build_model("avae", input_dims={"audio": 9})
     assert not avae.is_mixture and [e.modality for e in avae.guide_net.encoder_modules()] == ["audio"]
     assert minvae.prior.component_means().shape == (2, 32)
+
+
+@pytest.mark.parametrize("option,value,kind", [("--method", "nope", "E-step method"), ("--kernel", "nope", "kernel"),
+                                               ("--loop", "nope", "MCEM loop")])
+def test_cli_choices_come_from_the_registries(option, value, kind):
+    from click.testing import CliRunner
+
+    from pyro_minvae.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["enhance", "-c", "x.pt", option, value, "a.wav", "-o", "b.wav"])
+    assert res.exit_code == 2
+    assert res.output.strip() == (f"error: {option} {value}: unknown {kind} {value!r}; valid {kind}s: "
+                                  f"{', '.join(n for n in _registry(option).names())} (a plugin registers more: "
+                                  "pyro-minvae --plugin FILE.py ...)")
+
+
+def _registry(option):
+    from pyro_minvae.infer.mcem import MCEM_LOOPS
+
+    return {"--method": ESTEPS, "--kernel": KERNELS, "--loop": MCEM_LOOPS}[option]
