@@ -123,6 +123,8 @@ def load_array_file(path: str | Path, missing_hint: str = "re-run `pyro-minvae p
         raise UserInputError(f"{path}: file not found; {missing_hint}")
     if path.is_dir():
         raise UserInputError(f"{path}: is a folder, not a .npy array; give the array file")
+    if not path.is_file():  # a pipe or device: np.load would block forever
+        raise UserInputError(f"{path}: not a regular file (a pipe or device); give the array file")
     try:
         return np.load(path, allow_pickle=False)
     except Exception as exc:

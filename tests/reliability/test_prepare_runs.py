@@ -580,6 +580,21 @@ def test_writing_onto_a_folder_is_refused(tmp_path):
     assert (tmp_path / "d").is_dir()
 
 
+@pytest.mark.parametrize("what", ["noisy", "video", "manifest"])
+def test_a_pipe_given_as_an_input_file_never_blocks(tmp_path, what):
+    """A FIFO where a wav, a lip array or a manifest is expected: one line, at once (reading it would block)."""
+    from reliability_helpers import FAST, make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "m.pt", "minvae")
+    noisy = write_wav(tmp_path / "n.wav", speech_like(1.0))
+    pipe = tmp_path / {"noisy": "p.wav", "video": "p.npy", "manifest": "p.jsonl"}[what]
+    os.mkfifo(pipe)
+    args = {"noisy": [pipe, "-o", tmp_path / "o.wav"], "video": [noisy, "--video", pipe, "-o", tmp_path / "o.wav"],
+            "manifest": ["--manifest", pipe, "--out-dir", tmp_path / "od"]}[what]
+    res = run_cli("enhance", "-c", ckpt, *args, *FAST)
+    assert res.exit_code == 2 and "not a regular file" in res.output and "Traceback" not in res.output, res.output
+
+
 # ---- prepare ntcd-timit ---------------------------------------------------------------------------------------------
 def test_ntcd_timit_skips_a_bad_wav_lists_it_and_exits_1(tmp_path):
     root = tmp_path / "NTCD"
