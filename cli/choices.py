@@ -62,7 +62,3 @@ ESTEP_CHOICE = RegistryChoice(_estep_registry)
 KERNEL_CHOICE = RegistryChoice(_kernel_registry)
 LOOP_CHOICE = RegistryChoice(_loop_registry)
 
-
-def estep_takes(method: str, option: str) -> bool:
-    """Whether the E-step ``method``'s config has the field ``option`` (e.g. ``kernel``, ``loop``)."""
-    return option in _estep_registry().get(method).config_class.field_names()

@@ -44,15 +44,3 @@ def traced_prior_score(prior, batch: dict, cond: torch.Tensor | None):
 
     return score
 
-
-def traced_prior_log_weights(prior, batch: dict, cond: torch.Tensor | None) -> torch.Tensor:
-    """log p(c = m) ``(M,)`` of a mixture prior, read from its traced program's enumerated ``"c"`` site."""
-    n = batch["audio"].shape[0]
-
-    def program():
-        with pyro.plate("frames", n, dim=-1):
-            prior(batch, cond)
-
-    tr = poutine.trace(poutine.enum(program, first_available_dim=-2)).get_trace()
-    site = tr.nodes["c"]
-    return site["fn"].log_prob(site["value"]).reshape(-1)
