@@ -20,7 +20,7 @@ import logging
 import click
 
 from pyro_minvae.cli.choices import ESTEP_CHOICE, KERNEL_CHOICE, LOOP_CHOICE
-from pyro_minvae.errors import UserInputError
+from pyro_minvae.errors import Interrupted, UserInputError
 from pyro_minvae.parallel import parse_shard
 
 log = logging.getLogger("pyro_minvae")
@@ -166,7 +166,11 @@ def _enhance_one(checkpoint, noisy, output, video, landmarks, fps, method, seed,
     resolve_output(output, noisy, [noisy, video, landmarks, checkpoint], overwrite)  # before loading the model
     torch.set_num_threads(threads or DEFAULT_THREADS)
     enh = Enhancer.from_checkpoint(checkpoint, device=device, method=method, seed=seed, progress=progress, **opts)
-    res = enh.enhance_file(noisy, output, video, landmarks, fps=fps, overwrite=overwrite, reader_options=reader_options)
+    try:
+        res = enh.enhance_file(noisy, output, video, landmarks, fps=fps, overwrite=overwrite,
+                               reader_options=reader_options)
+    except Interrupted as exc:  # Ctrl-C/SIGTERM: the output is only written, atomically, once enhanced
+        raise Interrupted(exc.signum, f"nothing was written to {output}") from None
     log.info("%s: %.1f s of audio enhanced in %.1f s (%s, z initialised from the %s encoder)", res.output,
              res.result.waveform.shape[0] / enh.sample_rate, res.result.seconds, method, res.result.init)
     click.echo(f"wrote {res.output}")

@@ -359,3 +359,36 @@ def test_datasets_read_integer_lips_like_uint8(tmp_path):
     ds = {rid: FrameDataset.from_manifest(tmp_path / "m.jsonl", rid, ("audio", "lips"), use_cache=False)
           for rid in ("u8", "i64")}
     assert ds["u8"].visual["lips"].equal(ds["i64"].visual["lips"])
+
+
+# ---- Ctrl-C / SIGTERM ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_single_file_stops_quickly_and_writes_nothing(files, tmp_path, sig):
+    """The signal arrives in the E-step (after MIN-VAE's audio-initialisation note): exit 130/143 within seconds,
+    one line, no output and no temporary file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 20))
+    out = tmp_path / "o.wav"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen([sys.executable, "-c", "from pyro_minvae.cli.main import main; main()", "enhance",
+                             "--checkpoint", str(files["minvae"]), str(noisy), "-o", str(out), "--method", "mcem",
+                             "--iterations", "1000"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()  # "no visual input: ..." once the E-step runs
+        assert "no visual input" in line, line
+        proc.send_signal(getattr(signal, sig))
+        t0 = time.monotonic()
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    record(traceback="Traceback" in rest)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 128 + getattr(signal, sig), rest
+    assert f"interrupted ({sig}); nothing was written to {out}" in rest, rest
+    assert not out.exists()
+    assert_no_partial_files(tmp_path)
