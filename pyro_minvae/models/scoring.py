@@ -3,6 +3,9 @@
 ``frame_log_probs(model.model, batch, {"z": z}, noise)`` traces the model conditioned on ``z`` (mixture sites
 left free are enumerated in parallel) and returns each sample site's log-probability summed over its event
 dims: ``(B,)`` for frame sites, ``(M, B)`` (or ``(M, 1)``) for sites depending on an enumerated ``c``.
+
+``traced_prior_score(prior, batch, cond)`` does the same for the prior's program alone: the E-steps' prior term
+for priors that offer no closed form (:meth:`pyro_minvae.contracts.Prior.closed_form`).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def traced_prior_score(prior, batch: dict, cond: torch.Tensor | None):
         tr = poutine.trace(poutine.enum(conditioned, first_available_dim=-z.dim())).get_trace()
         site = tr.nodes["z"]
         lp = site["fn"].log_prob(z)
-        enumerated = [s for s in tr.nodes.values() if s["type"] == "sample" and s["infer"].get("_enumerate_dim")
-                      is not None]
+        enumerated = [s for s in tr.nodes.values() if s["type"] == "sample" and s["infer"].get("enumerate") ==
+                      "parallel"]
         if not enumerated:
             return lp.expand(z.shape[:-1])
         return lp.expand((lp.shape[0],) + tuple(z.shape[:-1]))  # (M, ..., N): c's values on the leftmost dim
