@@ -72,12 +72,11 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
             resume, overwrite, init_from, responsibilities, cvae_weight, max_frames, encoder_option, model_arg,
             tensorboard_dir, no_progress):
     """Train a speech model with SVI and write checkpoints."""
-    import torch
-
     from pyro_minvae.data.datasets import FrameDataset
     from pyro_minvae.parallel import stop_signals
     from pyro_minvae.paths import cache_dir
     from pyro_minvae.training import TrainConfig, required_modalities, train
+    from pyro_minvae.training.config import check_device_available
     from pyro_minvae.training.builders import check_model_settings
     from pyro_minvae.training.distributed import is_main_process
     from pyro_minvae.training.run_folder import check_run_folder
@@ -95,7 +94,7 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
                           model_kwargs=model_kwargs)
         modalities = required_modalities(family, enc)
         check_model_settings(family, enc, model_kwargs)
-        torch.device(device)
+        check_device_available(device)
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(str(exc).splitlines()[0]) from None
     manifest = manifest or _default_manifest()

@@ -4,12 +4,18 @@ reads, the checks of ``--model-arg`` / ``--encoder-option`` against the registri
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Sequence
 
-from ..errors import UserInputError
+from ..errors import UserInputError, one_line
 from ..registry import DECODERS, ENCODERS, MODELS, PRIORS
 from .config import TrainConfig
 
+# Builder arguments that other options set (never through --model-arg).
+_SET_BY_OPTIONS = {"input_dims": "the data", "latent_dim": "--latent-dim", "encoders": "--encoders",
+                   "encoder": "--encoders", "visual": "--encoders"}
+_KIND_EXAMPLE = {"boolean": "true or false", "integer": "a whole number", "number": "a number", "string": "a name",
+                 "list": "a JSON list, e.g. [1, 2]", "object": 'a JSON object, e.g. {"key": 1}'}
 # Builder arguments whose string value names a registered component (checked against that registry).
 _NAMED_COMPONENTS = {"prior": PRIORS, "decoder": DECODERS, "encoder": ENCODERS, "visual": ENCODERS}
 _SIZED_BY_THE_BUILDER = {"in_dim", "latent_dim", "cond_dim", "modality"}
@@ -68,6 +74,17 @@ def check_model_settings(family: str, encoders: Sequence[str] | None, model_kwar
         check_model_kwargs(family, model_kwargs)
     except ValueError as exc:
         raise UserInputError(f"--model-arg: {exc}") from None
+    params = inspect.signature(MODELS.get(family)).parameters
+    for key, value in model_kwargs.items():
+        if key in _SET_BY_OPTIONS:
+            raise UserInputError(f"--model-arg {key}: set by {_SET_BY_OPTIONS[key]}, not by --model-arg")
+        default = params[key].default if key in params else inspect.Parameter.empty
+        expected = _json_kind(default)
+        if expected is not None and _json_kind(value) != expected and not (expected == "number"
+                                                                            and _json_kind(value) == "integer"):
+            shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+            raise UserInputError(f"--model-arg {key}={json.dumps(value)}: expected {_KIND_EXAMPLE[expected]} "
+                                 f"(the default is {shown})")
     for key, registry in _NAMED_COMPONENTS.items():
         value = model_kwargs.get(key)
         if isinstance(value, str) and value not in registry:
@@ -91,6 +108,17 @@ def check_model_settings(family: str, encoders: Sequence[str] | None, model_kwar
                                      f"{name!r}; valid: {', '.join(valid) or '(none)'}")
 
 
+def _json_kind(value) -> str | None:
+    """The JSON kind of a builder default or a parsed value (``None``: no default, or ``None``: anything goes)."""
+    if value is inspect.Parameter.empty or value is None:
+        return None
+    for kind, types in (("boolean", bool), ("integer", int), ("number", float), ("string", str),
+                        ("list", (list, tuple)), ("object", dict)):
+        if isinstance(value, types):
+            return kind
+    return None
+
+
 def spec_difference(old: dict, new: dict) -> str:
     """``"latent_dim: 4 in the checkpoint, 8 now"`` for each setting in which two model specs differ."""
     a = {"model": old.get("family"), **dict(old.get("kwargs") or {})}
@@ -110,8 +138,11 @@ def make_model(cfg: TrainConfig, input_dims: dict):
                   **family_encoder_kwargs(cfg.family, cfg.encoders), **cfg.model_kwargs)
     try:
         return build_model(cfg.family, **kwargs)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, UserInputError):
-            raise
-        raise UserInputError(f"model {cfg.family!r} cannot be built with these settings "
-                             f"({str(exc).splitlines()[0]}); check --model-arg and --encoder-option") from None
+    except UserInputError:
+        raise
+    except Exception as exc:
+        if not cfg.model_kwargs and not isinstance(exc, (TypeError, ValueError)):
+            raise  # nothing the user gave reaches the builder's internals: a bug, not bad input
+        reason = one_line(exc) if not isinstance(exc, (TypeError, ValueError)) else str(exc).splitlines()[0]
+        raise UserInputError(f"model {cfg.family!r} cannot be built with these settings ({reason}); check "
+                             "--model-arg and --encoder-option") from None

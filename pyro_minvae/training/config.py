@@ -67,6 +67,11 @@ class TrainConfig:
         for name, (value, low) in ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 out.append(f"--{name.replace('_', '-')} {value}: must be a whole number >= {low}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
+            out.append(f"--seed {self.seed}: must be a whole number from 0 to 2**32 - 1")
+        device_problem = _device_problem(self.device)
+        if device_problem:
+            out.append(device_problem)
         if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
             out.append(f"--max-frames {self.max_frames}: must be a whole number >= 1")
         if not _positive(self.lr):
@@ -102,6 +107,31 @@ class TrainConfig:
         allowed = set(RESUMABLE_CHANGES) - ({"epochs"} if self.schedule == "cosine" else set())
         return [f"{k}: {then.get(k)!r} in the checkpoint, {now[k]!r} now" for k in now
                 if k not in allowed and _norm(then.get(k)) != _norm(now[k])]
+
+
+def check_device_available(device: str) -> None:
+    """Raise ``UserInputError`` when ``device`` is a CUDA device this machine does not have."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UserInputError(f"--device {device}: no CUDA device is available; use --device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise UserInputError(f"--device {device}: this machine has {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
+
+
+def _device_problem(device) -> str | None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError, ValueError):
+        return f"--device {device}: not a device; use cpu, cuda or cuda:N"
+    if kind not in ("cpu", "cuda"):
+        return f"--device {device}: training runs on cpu or cuda (cuda:N)"
+    return None
 
 
 def _positive(x) -> bool:

@@ -44,7 +44,7 @@ from ..errors import Interrupted, UserInputError
 from ..locks import run_lock
 from . import distributed as ddp
 from .builders import make_model, spec_difference
-from .config import TrainConfig
+from .config import TrainConfig, check_device_available
 from .history import evaluate, responsibility_report, write_csv
 from .objectives import OBJECTIVES, default_objective
 from .run_folder import (RUN_FILES, check_resume, check_run_folder, data_fingerprint, remove_stale_files,
@@ -155,14 +155,27 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
     ``tensorboard_dir``: also write the epoch log as TensorBoard scalars there (main process only).
     Raises :class:`TrainingDiverged` on a NaN loss and :class:`TrainingInterrupted` on Ctrl-C.
     """
-    from ..features import FeatureConfig
-
+    check_device_available(cfg.device)
     info, device = ddp.setup(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda requested but no CUDA device is available; use --device cpu")
     out_dir = Path(out_dir)
     # before taking the lock (no folder made for a refused run), and again once no other run can write there
     check_run_folder(out_dir, resume, overwrite, probe_lock=info.is_main)
+    make_model(cfg, train_ds.input_dims)  # settings that cannot build a model fail here, before the folder is made
+    created = not out_dir.exists()
+    try:
+        return _locked_train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg,
+                             tensorboard_dir, overwrite, info, device)
+    except BaseException:
+        if created and info.is_main:  # a run that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
+
+
+def _locked_train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, tensorboard_dir,
+                  overwrite, info, device) -> TrainResult:
+    from ..features import FeatureConfig
+
     with run_lock(out_dir, "train") if info.is_main else contextlib.nullcontext():
         check_run_folder(out_dir, resume, overwrite, probe_lock=False)
         if info.is_main:  # temporary files of a run killed mid-write (the final files are intact)

@@ -208,6 +208,17 @@ def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
     (["--model", "minvae", "--model-arg", "decoder=nosuch"], "unknown decoder; valid decoders:"),
     (["--model", "minvae", "--model-arg", "bogus=1"], "model 'minvae' has no argument(s) bogus; valid:"),
     (["--resume", "--overwrite"], "give only one"),
+    (["--seed", "-1"], "--seed -1: must be a whole number from 0 to 2**32 - 1"),
+    (["--device", "bogus"], "--device bogus: not a device; use cpu, cuda or cuda:N"),
+    (["--device", "meta"], "--device meta: training runs on cpu or cuda"),
+    (["--device", "cuda:99"], "--device cuda:99: "),
+    (["--model", "minvae", "--model-arg", "learn_weights=notabool"],
+     '--model-arg learn_weights="notabool": expected true or false (the default is false)'),
+    (["--model", "minvae", "--model-arg", "latent_dim=8"], "--model-arg latent_dim: set by --latent-dim"),
+    (["--model", "minvae", "--model-arg", 'encoders=["audio"]'], "--model-arg encoders: set by --encoders"),
+    (["--model", "minvae", "--encoder-option", "lips.pool=0"],
+     "model 'minvae' cannot be built with these settings (ZeroDivisionError"),
+    (["--model", "minvae", "--encoders", "lips"], "a mixture prior needs at least 2 components"),
 ])
 def test_bad_settings_are_refused_before_any_work(corpus, tmp_path, args, message):
     out = tmp_path / "run"
