@@ -14,8 +14,7 @@ from ..errors import UserInputError
 
 def _encoders_by_modality(model) -> dict:
     g = model.guide_net
-    encs = list(g.encoders) if hasattr(g, "encoders") else [g.encoder]
-    return {e.modality: e for e in encs}
+    return dict(zip(g.modalities, g.encoder_modules()))
 
 
 def warm_start(model, paths: Sequence[str | Path]) -> list[str]:
@@ -23,7 +22,8 @@ def warm_start(model, paths: Sequence[str | Path]) -> list[str]:
 
     Encoders are matched by modality (e.g. MIN-VAE's audio encoder from an A-VAE, its lips encoder from a V-VAE:
     the paper's recipe), every other tensor by name and shape (the shared decoder). A mixture prior's component
-    for a copied encoder takes the source's prior mean/variance (0 and 1 for a standard normal prior).
+    for a copied encoder takes the source's prior mean/variance (0 and 1 for a standard normal prior): this needs
+    the ``loc`` / ``log_var`` parameters of the built-in Gaussian mixture prior.
     """
     done: set[str] = set()
     copied: list[str] = []
