@@ -82,6 +82,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     labels = [s.strip() for s in args.families.split(",") if s.strip()]
+    unknown = [lab for lab in labels if lab not in FAMILIES]
+    if unknown:
+        ap.error(f"unknown --families label(s) {', '.join(map(repr, unknown))}; valid: {', '.join(FAMILIES)}")
     runners = {}
     for lab in labels:
         step, hook = make_runner(lab, args.batch_size)
