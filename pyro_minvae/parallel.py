@@ -74,6 +74,18 @@ class StopRequest:
             raise Interrupted(signum)
 
 
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def raise_on_stop_signals() -> None:
+    """From now on SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (the CLI's setting: a command
+    stopped anywhere unwinds, so atomic writes clean up, and exits 130 / 143 with one line)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in _STOP_SIGNALS:
+            signal.signal(s, _raise_interrupted)
+
+
 @contextlib.contextmanager
 def stop_signals(raise_now: bool = False) -> Iterator[StopRequest]:
     """Catch SIGINT and SIGTERM for the duration (main thread only; elsewhere nothing is installed)."""
@@ -91,6 +103,7 @@ def stop_signals(raise_now: bool = False) -> Iterator[StopRequest]:
 
 # ---- worker side ---------------------------------------------------------------------------------------------------
 def _exit_on_term(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM (group + parent) must not cut the unwinding
     raise SystemExit(128 + signum)  # unwinds: atomic writes delete their temporary files
 
 
@@ -126,8 +139,25 @@ def _set_threads(threads: int) -> None:
 
 
 def _worker_main(conn, parent_pid: int, threads: int, payload: bytes) -> None:
+    code = 0
+    try:
+        _serve(conn, parent_pid, threads, payload)
+    except SystemExit as exc:  # SIGTERM: the stack is unwound (temporary files deleted); stop without more ado
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        # no interpreter teardown (slow with torch loaded, and noisy when a signal lands in it)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _serve(conn, parent_pid: int, threads: int, payload: bytes) -> None:
     become_worker(parent_pid)  # before the heavy imports that unpickling ``fn`` triggers: a worker is stoppable
     try:
+        from .plugins import load_env_plugins
+
+        load_env_plugins()  # the parent's --plugin files: their components must be known before unpickling
         fn, initializer, initargs = pickle.loads(payload)
         _set_threads(threads)
         if initializer is not None:
@@ -268,11 +298,14 @@ def _run_pool(fn, tasks, jobs, threads, initializer, initargs, on_result, on_err
                         if w.proc.is_alive():
                             continue
                         drain(w)
-                        if w.task is not None:
-                            on_error(w.task, f"worker process died (exit code {w.proc.exitcode}) in this task")
+                        stopped = _stopped_by(w.proc.exitcode)
+                        if stopped is not None:  # SIGTERM/SIGINT reached the worker (e.g. a system shutdown)
+                            stop.signum = stop.signum or stopped
+                        elif w.task is not None:
+                            on_error(w.task, f"worker process died ({_exit_text(w.proc.exitcode)}) in this task")
                         elif not w.ready:
-                            raise UserInputError(f"a worker process died while starting (exit code "
-                                                 f"{w.proc.exitcode})")
+                            raise UserInputError(f"a worker process died while starting "
+                                                 f"({_exit_text(w.proc.exitcode)})")
                         workers.remove(w)
                         w.conn.close()
                         if todo:
@@ -281,6 +314,21 @@ def _run_pool(fn, tasks, jobs, threads, initializer, initargs, on_result, on_err
             _shut_down(workers, graceful=stop.signum is None, grace_s=grace_s, drain=drain)
         if stop.signum is not None:
             raise Interrupted(stop.signum)
+
+
+def _stopped_by(exitcode: Optional[int]) -> Optional[int]:
+    """The stop signal (SIGINT/SIGTERM) that ended a worker with ``exitcode``, else ``None``."""
+    for sig in _STOP_SIGNALS:
+        if exitcode in (-sig, 128 + sig):
+            return sig
+    return None
+
+
+def _exit_text(exitcode: Optional[int]) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in iter(signal.Signals) else str(-exitcode)
+        return f"killed by {name}" + (", out of memory?" if -exitcode == signal.SIGKILL else "")
+    return f"exit code {exitcode}"
 
 
 def _shut_down(workers, graceful: bool, grace_s: float, drain) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from ..atomic import write_text_atomic
 from ..errors import Interrupted, UserInputError, one_line
 from ..metrics import DEFAULT_METRICS, score, score_input
-from ..parallel import run_tasks, take_shard
+from ..parallel import run_tasks, stop_signals, take_shard
 from .degrade import parse_degradation
 from .items import load_item, select_items
 from .results import ResultsFile
@@ -181,7 +181,22 @@ def _worker_task(rec, manifest, pending, metrics, sample_rate, seed, audio_dir, 
 
 
 def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalReport:
-    """Evaluate ``methods`` (name -> enhancement callable) on the mixtures of ``config.manifest``."""
+    """Evaluate ``methods`` (name -> enhancement callable) on the mixtures of ``config.manifest``.
+
+    SIGINT/SIGTERM at any point raise :class:`~pyro_minvae.errors.Interrupted` (after the finished rows are in
+    results.csv; files are written atomically).
+    """
+    with stop_signals(raise_now=True):
+        try:
+            return _run_evaluation(config, methods)
+        except Interrupted as exc:
+            if exc.message:
+                raise
+            raise Interrupted(exc.signum, f"finished rows are in {config.out_dir / 'results.csv'}; run the same "
+                              "command again to resume") from None
+
+
+def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalReport:
     if not methods:
         raise ValueError("no methods to evaluate")
     t_start = time.perf_counter()

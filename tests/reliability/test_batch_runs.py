@@ -48,7 +48,7 @@ def test_batch_enhance_finishes_good_files_and_lists_bad_ones(corpus, tmp_path, 
     assert res.exit_code == 1, res.output
     assert f"enhanced {len(GOOD)} file(s) into {out}" in res.output
     _check_failure_listing(res.output)
-    written = sorted(p.name for p in out.iterdir())
+    written = sorted(p.name for p in out.glob("*.wav"))
     record(data_loss=written != [f"{g}.wav" for g in GOOD])
     assert written == [f"{g}.wav" for g in GOOD]
     for g in GOOD:
@@ -97,7 +97,7 @@ def test_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path, m
     monkeypatch.setattr(enh, "enhance_waveform", dies_on_third)
     res = run_cli(*args, "--out-dir", out)
     assert res.exit_code != 0
-    assert sorted(p.name for p in out.iterdir()) == ["good-00.wav", "good-01.wav"]
+    assert sorted(p.name for p in out.glob("*.wav")) == ["good-00.wav", "good-01.wav"]
     assert_no_partial_files(out)
 
     calls.clear()
