@@ -148,6 +148,9 @@ for _name in SUBCOMMANDS:
 
 
 def main() -> None:
+    from pyro_minvae.parallel import raise_on_stop_signals
+
+    raise_on_stop_signals()  # Ctrl-C and SIGTERM anywhere: Interrupted -> one line, exit 130 / 143
     cli(prog_name="pyro-minvae")
 
 
