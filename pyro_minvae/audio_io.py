@@ -54,7 +54,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
     if p.stat().st_size == 0:
         raise UserInputError(f"{p}: file is empty (0 bytes); re-export the recording")
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        data, sr = sf.read(os.fsencode(p), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError for corrupt files
         data, sr = _read_with_av(p, exc)
     if not MIN_RATE <= sr <= MAX_RATE:
@@ -80,7 +80,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
 def _warn_if_truncated(p: Path, n_present: int) -> None:
     """Warn when a wav's header announces more data than the file holds (e.g. an interrupted recording)."""
     try:
-        info = sf.info(str(p)).extra_info
+        info = sf.info(os.fsencode(p)).extra_info
     except Exception:
         return
     m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info, re.M)
@@ -123,4 +123,4 @@ def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16
         log.warning("%s: %d sample(s) beyond [-1, 1] (peak %.2f) were clipped in the 16-bit wav", path, over,
                     float(np.abs(w).max()))
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(w, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(os.fsencode(tmp), np.clip(w, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

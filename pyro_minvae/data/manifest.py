@@ -60,8 +60,13 @@ def id_from_path(parts: Sequence[str]) -> str:
 
 
 def _escape_part(part: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in _ID_KEEP else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
+    return "".join(ch if ch.isalnum() or ch in _ID_KEEP else "".join(f"%{b:02X}" for b in _bytes(ch))
                    for ch in part)
+
+
+def _bytes(ch: str) -> bytes:
+    """UTF-8 of ``ch``; a file-name byte that is not UTF-8 (Python's surrogate escape) gives that byte back."""
+    return ch.encode("utf-8", "surrogateescape")
 
 
 def id_key(rid: str) -> str:

@@ -245,6 +245,25 @@ def test_a_folder_that_cannot_be_opened_is_listed(tmp_path, monkeypatch):
     assert _ids(tmp_path / "out" / "manifest.jsonl") == ["ok"]
 
 
+def test_file_names_that_are_not_utf8(tmp_path):
+    """Linux file names are bytes: a Latin-1 name (``caf\\xe9.wav``) is indexed, its id escapes the byte."""
+    root = tmp_path / "in"
+    root.mkdir()
+    name = os.fsdecode(b"caf\xe9")
+    write_wav(root / "tmp.wav", speech_like(1.0)).rename(root / f"{name}.wav")
+    np.save(root / f"{name}.npy", lips(30))
+    (root / os.fsdecode(b"b\xe9d.wav")).write_text("junk")
+    res = _prepare(root, tmp_path / "out")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "b\ufffdd.wav: not a readable audio file (LibsndfileError)" in res.output
+    m = tmp_path / "out" / "manifest.jsonl"
+    (rec,) = read_manifest(m)
+    assert rec["id"] == "caf%E9" and Path(rec["audio"]).is_file() and resolve(m, rec["lips"]).is_file()
+    from pyro_minvae.audio_io import load_audio, write_audio
+
+    write_audio(Path(rec["audio"]).with_name(os.fsdecode(b"o\xe9.wav")), load_audio(rec["audio"]))
+
+
 def test_empty_folder_a_file_as_root_and_only_videos(tmp_path):
     (tmp_path / "empty").mkdir()
     assert_user_error(_prepare(tmp_path / "empty", tmp_path / "o"), "no audio files")
@@ -534,7 +553,7 @@ def test_write_failures_say_the_os_reason_and_the_fitting_fix(tmp_path, monkeypa
     out.write_bytes(b"older")
 
     def failing(file, *a, **k):
-        Path(file).write_bytes(b"half")
+        Path(os.fsdecode(file)).write_bytes(b"half")
         raise sf.LibsndfileError(0, "Error : ")  # libsndfile's report of a failed write: no errno
 
     monkeypatch.setattr(sf, "write", failing)

@@ -66,7 +66,7 @@ def ingest_audio(path: Path, out_dir: Path, rel_name: str, sample_rate: int = SR
     """
     path = Path(path)
     try:
-        info = sf.info(str(path)) if path.is_file() and path.stat().st_size > 0 else None
+        info = sf.info(os.fsencode(path)) if path.is_file() and path.stat().st_size > 0 else None
     except Exception:
         info = None
     as_is = (info is not None and info.samplerate == sample_rate and info.channels == 1
@@ -90,9 +90,9 @@ def _listing_hash(files: list[Path], extra: dict) -> str:
         try:
             st = f.stat()
         except OSError:  # removed since the scan: reading it will say so
-            h.update(f"{f}|gone\n".encode())
+            h.update(f"{f}|gone\n".encode("utf-8", "surrogateescape"))
             continue
-        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:16]
 
 
