@@ -105,9 +105,9 @@ def output_paths(records: Sequence[dict], out_dir: str | os.PathLike, manifest: 
         key = str(rel).casefold()
         if key in seen:
             other = seen[key]
-            how = "twice" if other == rid else f"as {other!r} and {rid!r} (equal but for case)"
-            raise UserInputError(f"{manifest}: record id given {how}; both would write {out / rel}; make the ids "
-                                 "unique (re-run `pyro-minvae prepare`)")
+            how = f"{rid!r} given twice" if other == rid else f"{other!r} and {rid!r} equal but for case"
+            raise UserInputError(f"{manifest}: record ids {how}; both would write {out / rel}; make the ids unique "
+                                 "(re-run `pyro-minvae prepare`)")
         seen[key] = rid
         path = out / rel
         if not path.resolve().is_relative_to(root):
