@@ -236,6 +236,11 @@ def _loop(run: _Run, state: TrainingState) -> TrainResult:
     # elapsed_s counts training time across --resume: a resumed run continues from the last logged epoch
     t_run = time.perf_counter() - state.elapsed_s
     start = state.epoch + 1 if state.bad_epochs < cfg.patience else cfg.epochs + 1  # a stopped run stays stopped
+    if state.epoch and start > cfg.epochs and run.info.is_main:
+        log.warning("%s: nothing to train: %s", run.out_dir / "last.pt",
+                    f"the run stopped early after epoch {state.epoch} (no validation improvement for "
+                    f"{state.bad_epochs} epochs)" if state.bad_epochs >= cfg.patience else
+                    f"it already has {state.epoch} epochs (--epochs {cfg.epochs}); raise --epochs to train on")
     run.saved_epoch = epoch = state.epoch
     try:
         for epoch in range(start, cfg.epochs + 1):

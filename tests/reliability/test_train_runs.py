@@ -396,3 +396,12 @@ def test_lock_is_released_when_training_fails(corpus, tmp_path):
     assert_user_error(_train(corpus, out, small=DIVERGE), "the loss became NaN")
     with run_lock(out, "train"):  # free again
         pass
+
+
+def test_resume_of_a_finished_run_says_there_is_nothing_to_train(corpus, two_epochs):
+    before = _snapshot(two_epochs)
+    res = _train(corpus, two_epochs, "--resume", epochs=2)
+    assert res.exit_code == 0, res.output
+    assert "nothing to train: it already has 2 epochs (--epochs 2); raise --epochs to train on" in res.output
+    assert load_checkpoint(two_epochs / "last.pt")["epoch"] == 2
+    assert _snapshot(two_epochs)["best.pt"] == before["best.pt"]
