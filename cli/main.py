@@ -14,6 +14,7 @@ import click
 
 from pyro_minvae import __version__
 from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError
+from pyro_minvae.plugins import load_plugin
 
 # Sub-command modules; each exposes a click command or group named ``command``.
 SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate", "tune")
@@ -85,62 +86,6 @@ def cli(verbose: int, quiet: bool, plugins: tuple) -> None:
         logger.addHandler(handler)
     for plugin in plugins:
         load_plugin(plugin)
-
-
-def load_plugin(spec: str) -> None:
-    """Import ``spec``: a dotted module name, or the path of a ``.py`` file (run once, as a module, with its folder
-    on ``sys.path`` so it can import its siblings). An error raised by the plugin's own code becomes a
-    :class:`UserInputError` of a few lines: the plugin, the exception, and where in the user's files it happened."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(spec)
-    try:
-        if path.suffix == ".py":
-            if not path.exists():
-                raise UserInputError(f"{path}: plugin file not found; check the --plugin path")
-            name = f"pyro_minvae_plugin_{path.stem}"
-            if name in sys.modules:
-                return
-            folder = str(path.resolve().parent)
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            try:
-                module_spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        else:
-            importlib.import_module(spec)
-    except UserInputError:
-        raise
-    except ModuleNotFoundError as exc:
-        if exc.name == spec:
-            raise UserInputError(f"--plugin {spec}: no module named {exc.name!r}; give an importable module or a "
-                                 ".py file") from None
-        raise UserInputError(_plugin_failure(spec, exc)) from None
-    except Exception as exc:  # the plugin's own code failed: show its error, not our stack
-        raise UserInputError(_plugin_failure(spec, exc)) from None
-
-
-def _plugin_failure(spec: str, exc: BaseException) -> str:
-    """``--plugin SPEC failed: Type: message`` and the innermost frames that are the user's code (outside this
-    package and Python's import machinery)."""
-    import traceback
-    from pathlib import Path
-
-    import pyro_minvae
-
-    ours = (str(Path(pyro_minvae.__file__).resolve().parent), str(Path(__file__).resolve().parent))
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<frozen") and not str(Path(f.filename).resolve()).startswith(ours)]
-    lines = [f"--plugin {spec} failed: {type(exc).__name__}: {exc}"]
-    for f in frames[-3:]:
-        lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else ""))
-    return "\n".join(lines)
 
 
 for _name in SUBCOMMANDS:

@@ -260,3 +260,12 @@ def test_snippet_kernel_samples_a_gaussian_target():
     out = run_chain(kernel, torch.zeros(4000, 1), 300, 100)
     assert abs(float(out.z.mean()) - 1.0) < 0.02 and abs(float(out.z.var()) - 0.25) < 0.02
     assert 0.2 < out.accept_rate < 0.9
+
+
+def test_plugin_reaches_worker_processes(trained, tiny_manifest, tmp_path):
+    """Spawned workers load the parent's --plugin files ($PYRO_MINVAE_PLUGINS) before loading the checkpoint."""
+    res = _cli("--plugin", EXAMPLES / "swap_prior.py", "evaluate", "--manifest", tiny_manifest, "--checkpoint",
+               f"x={trained['swap_prior.py']}", "--methods", "x-fast", "--metrics", "si_sdr", "--jobs", "2",
+               "--no-figures", "--no-progress", "--out", tmp_path / "eval")
+    assert res.exit_code == 0, res.output
+    assert "; 0 failed pair(s)" in res.output and "unknown prior" not in res.output
