@@ -113,12 +113,19 @@ def tiny_manifest(tmp_path_factory):
 
 
 def _cli(*args):
+    """Run ``pyro-minvae ARGS`` in this process; the plugins it records for workers are forgotten afterwards."""
     from click.testing import CliRunner
 
     from pyro_minvae.cli.main import cli
+    from pyro_minvae.plugins import ENV
 
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    return result
+    before = os.environ.get(ENV)
+    try:
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    finally:
+        os.environ.pop(ENV, None)
+        if before is not None:
+            os.environ[ENV] = before
 
 
 @pytest.fixture(scope="module")
@@ -248,12 +255,13 @@ def test_snippet_kernel_and_estep_from_the_command_line(trained, tiny_manifest, 
     assert res.exit_code == 0, res.output
 
 
-def test_snippet_kernel_samples_a_gaussian_target():
+def test_snippet_kernel_samples_a_gaussian_target(monkeypatch):
     """Oracle: on independent N(1, 0.5^2) frames the Laplace-step chain's samples have that mean and variance."""
-    from pyro_minvae.cli.main import load_plugin
     from pyro_minvae.infer.kernels import run_chain
+    from pyro_minvae.plugins import ENV, load_plugin
     from pyro_minvae.registry import KERNELS
 
+    monkeypatch.delenv(ENV, raising=False)  # forgotten after the test
     load_plugin(str(SNIPPETS / "my_kernel.py"))
     target = lambda z: (-0.5 * ((z - 1.0) / 0.5).square().sum(-1), {})  # noqa: E731
     kernel = KERNELS.build("frame-mh-laplace", potential=target, step_var=0.5, generator=torch.Generator().manual_seed(0))
