@@ -32,20 +32,19 @@ def load_plugin(spec: str) -> None:
             if not path.exists():
                 raise UserInputError(f"{path}: plugin file not found; check the --plugin path")
             name = f"pyro_minvae_plugin_{path.stem}"
-            if name in sys.modules:
-                return
             record = str(path.resolve())
             folder = str(path.resolve().parent)
             if folder not in sys.path:
                 sys.path.insert(0, folder)
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            try:
-                module_spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
+            if name not in sys.modules:  # run once per process
+                module_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
         else:
             importlib.import_module(spec)
     except UserInputError:
