@@ -130,6 +130,8 @@ def _stoppable(out):
         with stop_signals(raise_now=True):
             yield
     except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted) and exc.message:  # it already says what happened to the index
+            raise
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         where = out or "the output folder"
         raise Interrupted(signum, f"{where} was left as it was; run the command again") from None

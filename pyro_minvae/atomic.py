@@ -215,11 +215,18 @@ def replace_directory(staging: str | os.PathLike, final: str | os.PathLike) -> N
     if old.is_dir() and not final.exists():  # an earlier swap was killed between its two renames: restore it
         old.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-    with _signals_deferred():  # Ctrl-C/SIGTERM between the two renames would leave no folder under ``final``
-        if final.exists():
-            final.rename(old)
-        staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    swapped = False
+    try:
+        with _signals_deferred():  # Ctrl-C/SIGTERM between the two renames would leave no folder under ``final``
+            if final.exists():
+                final.rename(old)
+            staging.rename(final)
+            swapped = True
+    finally:  # also when a signal held back above is delivered now
+        if swapped:
+            shutil.rmtree(old, ignore_errors=True)
+        elif old.is_dir() and not final.exists():  # the second rename failed: put the previous folder back
+            old.rename(final)
 
 
 @contextlib.contextmanager

@@ -439,6 +439,44 @@ def test_failed_or_interrupted_run_keeps_the_previous_index(tmp_path, monkeypatc
     _no_leftovers(tmp_path)
 
 
+def test_a_signal_held_back_during_the_swap_arrives_after_it(tmp_path, monkeypatch):
+    """SIGTERM during the two renames of the swap is delivered right after them: the new index is in place and
+    complete, the old one is removed, the message says so (not 'left as it was'), exit 143."""
+    import contextlib
+
+    from pyro_minvae import atomic
+    from pyro_minvae.errors import Interrupted
+
+    root = tmp_path / "in"
+    _rec(root, "a")
+    out = tmp_path / "out"
+    assert _prepare(root, out).exit_code == 0
+    _rec(root, "b")
+
+    @contextlib.contextmanager
+    def deferred():
+        yield
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(atomic, "_signals_deferred", deferred)
+    res = _prepare(root, out)
+    assert res.exit_code == 143 and "holds the new index" in res.output, res.output
+    assert _ids(out / "manifest.jsonl") == ["a", "b"]
+    _no_leftovers(tmp_path)
+
+
+def test_a_swap_that_fails_half_way_puts_the_previous_folder_back(tmp_path):
+    from pyro_minvae.atomic import replace_directory
+
+    final = tmp_path / "idx"
+    final.mkdir()
+    (final / "manifest.jsonl").write_text("old")
+    with pytest.raises(OSError):
+        replace_directory(tmp_path / "vanished-staging", final)
+    assert (final / "manifest.jsonl").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+
+
 def _child(args, env_extra=None, pre=""):
     code = (f"import sys; sys.argv[0] = 'pyro-minvae'; {pre}"
             "from pyro_minvae.cli.main import main; main()")

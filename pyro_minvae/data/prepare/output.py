@@ -16,12 +16,13 @@ import errno
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from ...atomic import current_umask, os_error_message, replace_directory
-from ...errors import UserInputError
+from ...errors import Interrupted, UserInputError
 
 # What an index written by a prepare command holds at its top level.
 INDEX_ENTRIES = frozenset({"manifest.jsonl", ".done.json", "audio", "lips", "landmarks"})
@@ -114,6 +115,9 @@ def staged_output(out_dir: Path, inputs: Path | None = None) -> Iterator[Path]:
         try:
             yield staging
             replace_directory(staging, out_dir)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) and not staging.exists():  # the signal came right after the swap
+                raise Interrupted(getattr(exc, "signum", signal.SIGINT),
+                                  f"{out_dir} holds the new index (it was complete)") from None
             shutil.rmtree(staging, ignore_errors=True)
             raise
