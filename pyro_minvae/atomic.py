@@ -224,9 +224,23 @@ def replace_directory(staging: str | os.PathLike, final: str | os.PathLike) -> N
             swapped = True
     finally:  # also when a signal held back above is delivered now
         if swapped:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_tree_then_raise(old)
         elif old.is_dir() and not final.exists():  # the second rename failed: put the previous folder back
             old.rename(final)
+
+
+def _remove_tree_then_raise(path: Path) -> None:
+    """``rmtree(path)`` to the end even when Ctrl-C/SIGTERM arrives meanwhile; the interruption is re-raised
+    after it (a half-deleted old copy would be left otherwise)."""
+    pending = None
+    while True:
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            break
+        except KeyboardInterrupt as exc:
+            pending = pending or exc
+    if pending is not None:
+        raise pending
 
 
 @contextlib.contextmanager
