@@ -34,7 +34,7 @@ WRITE_ERROR_HINTS = {
     errno.EPERM: _WRITABLE,
     errno.ENOENT: "check the path or " + _WRITABLE,
     errno.ENOTDIR: "check the path (a part of it is a file) or " + _WRITABLE,
-    errno.EEXIST: "a file has that name; " + _WRITABLE,
+    errno.EEXIST: _WRITABLE,  # a file stands where a folder must be created
 }
 ENV_ERRNOS = frozenset(WRITE_ERROR_HINTS) | {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
                                              errno.EIO}
