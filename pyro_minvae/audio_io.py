@@ -93,6 +93,17 @@ def _warn_if_truncated(p: Path, n_present: int) -> None:
     log.warning("%s: file is truncated (%s); using those", p, what)
 
 
+def _channels_first(frame) -> np.ndarray:
+    """A decoded PyAV audio frame as ``(channels, samples)``: planar formats come that way, packed (interleaved)
+    ones as ``(1, samples * channels)``."""
+    arr = frame.to_ndarray()
+    arr = arr if arr.ndim == 2 else arr[None]
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar and channels > 1:
+        arr = arr.reshape(-1, channels).T
+    return arr
+
+
 def _read_with_av(p: Path, first_error: Exception) -> tuple[np.ndarray, int]:
     """Fallback decoder (PyAV/FFmpeg) for formats libsndfile does not read (e.g. mp3, m4a, mp4 audio)."""
     try:
@@ -101,10 +112,10 @@ def _read_with_av(p: Path, first_error: Exception) -> tuple[np.ndarray, int]:
         with av.open(str(p)) as container:
             stream = next(s for s in container.streams if s.type == "audio")
             sr = stream.rate
-            chunks = [f.to_ndarray() for f in container.decode(stream)]
+            chunks = [_channels_first(f) for f in container.decode(stream)]
         if not chunks:
             raise ValueError("no audio frames")
-        arr = np.concatenate([c if c.ndim == 2 else c[None] for c in chunks], axis=1)
+        arr = np.concatenate(chunks, axis=1)
         if arr.dtype.kind == "i":
             arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
         return arr.T.astype(np.float32), int(sr)
