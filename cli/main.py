@@ -13,15 +13,24 @@ import sys
 import click
 
 from pyro_minvae import __version__
-from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError
+from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError, flatten
 from pyro_minvae.plugins import load_plugin
 
 # Sub-command modules; each exposes a click command or group named ``command``.
 SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate", "tune")
 
 
-# Operating-system errors that are about the user's environment (full disk, permissions), not bugs.
-_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+# Operating-system errors that are about the user's files or environment (full disk, permissions, a name too long
+# for the filesystem, a link loop), not bugs: one line naming the file, with the fix for that errno.
+_NAME_HINTS = {errno.ENAMETOOLONG: "shorten the name (at most 255 bytes per file or folder name)",
+               errno.ELOOP: "a symbolic link points back at itself; fix or remove the link"}
+
+
+def _env_errnos() -> frozenset:
+    from pyro_minvae.atomic import ENV_ERRNOS
+
+    return ENV_ERRNOS | frozenset(_NAME_HINTS) | {errno.ENXIO, errno.ETXTBSY, errno.ENODEV, errno.EMFILE,
+                                                  errno.ENFILE}
 
 
 class FriendlyGroup(click.Group):
@@ -33,16 +42,23 @@ class FriendlyGroup(click.Group):
         except (UserInputError, MissingDependencyError) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `pyro-minvae prepare` alone: click prints the help
+        except click.UsageError as exc:  # click's usage block (3 lines) -> the one-line form of every other error
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"error: {flatten(exc.format_message()).rstrip('.')}; see '{where} --help'", err=True)
+            ctx.exit(2)
         except Interrupted as exc:  # a batch run stopped by Ctrl-C/SIGTERM after keeping its finished work
             click.echo(str(exc), err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
-            if exc.errno not in _ENV_ERRNOS:
+            if exc.errno not in _env_errnos():
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
             from pyro_minvae.atomic import write_error_hint  # the fix differs per errno (full disk vs read-only)
 
-            click.echo(f"error: {where}{exc.strerror or exc}; {write_error_hint(exc.errno)}", err=True)
+            hint = _NAME_HINTS.get(exc.errno) or write_error_hint(exc.errno)
+            click.echo(f"error: {where}{exc.strerror or exc}; {hint}", err=True)
             ctx.exit(2)
 
 

@@ -87,6 +87,9 @@ def record_file_name(rid: object, manifest: str | os.PathLike) -> PurePosixPath:
     if bad or not parts:
         raise UserInputError(f"{manifest}: record id {rid!r} cannot name an output file (ids become DIR/<id>.wav: "
                              "no absolute paths, '..', '.', empty parts or backslashes); fix the id in the manifest")
+    if any(len(p.encode("utf-8", "surrogateescape")) > 251 for p in text.split("/")):  # + ".wav": 255-byte names
+        raise UserInputError(f"{manifest}: record id {text[:40]!r}... is too long to name a file (DIR/<id>.wav: at "
+                             "most 251 bytes between slashes); shorten the id in the manifest")
     return PurePosixPath(text + ".wav")
 
 

@@ -1,0 +1,55 @@
+"""Regressions found by an independent new-user trial (issue 15, second trial): each case is one member of a class
+of failures (click usage errors as multi-line blocks, OS errors about a file name as tracebacks, ...)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from reliability_helpers import (FAST, assert_user_error, make_checkpoint, run_cli, speech_like, write_wav)
+
+
+@pytest.fixture(scope="module")
+def avae(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ck") / "avae.pt")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("enhance", "-c", "x.pt", "a.wav", "-o", "o.wav", "--iterations", "abc"), "'abc' is not a valid integer"),
+    (("enhance", "-c", "x.pt", "a.wav", "-o", "o.wav", "--iterations", "nan"), "'nan' is not a valid integer"),
+    (("enhance", "--bogus"), "No such option '--bogus'"),
+    (("train", "--epochs", "1.5"), "'1.5' is not a valid integer"),
+    (("evaluate", "--jobs", "0"), "--jobs"),
+    (("prepare", "folder"), "Missing option '--root'"),
+    (("bogus",), "No such command 'bogus'"),
+])
+def test_click_usage_errors_are_one_line(args, fragment):
+    """Options click itself refuses (a type, a range, an unknown option or command) end in the one-line form of
+    every other user error, naming the --help to read, not click's three-line usage block."""
+    res = run_cli(*args)
+    assert_user_error(res, fragment)
+    assert "Usage:" not in res.output and "--help'" in res.output
+
+
+def test_usage_error_on_a_file_option_names_the_file(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"x")
+    res = run_cli("train", "--out", tmp_path / "a.wav")
+    assert_user_error(res, "is a file")
+
+
+def test_manifest_id_too_long_for_a_file_name(tmp_path, avae):
+    """A hand-written manifest whose id is longer than a file name may be: one line naming the id, nothing written
+    (was: OSError ENAMETOOLONG traceback from Path.exists)."""
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    rec = {"id": "x" * 400, "split": "test", "speaker": "s", "kind": "noisy", "audio": "a.wav", "fps": 30.0}
+    (tmp_path / "m.jsonl").write_text(json.dumps(rec) + "\n")
+    res = run_cli("enhance", "-c", avae, "--manifest", tmp_path / "m.jsonl", "--out-dir", tmp_path / "od", *FAST)
+    assert_user_error(res, "too long")
+    assert not any((tmp_path / "od").glob("*.wav"))
+
+
+def test_os_error_about_a_name_is_one_line(tmp_path, avae):
+    """Any OS error about a user's path that is not a bug (here a name over 255 bytes) is one line with a fix."""
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    res = run_cli("enhance", "-c", avae, tmp_path / "a.wav", "-o", tmp_path / ("y" * 300 + ".wav"), *FAST)
+    assert_user_error(res, "too long")
