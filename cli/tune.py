@@ -4,7 +4,8 @@
   pyro-minvae tune --checkpoint runs/demo/avae/best.pt --estep fast \\
       --setting default --setting floor10:gain_floor=0.1 --setting paper:preset=paper
 Each --setting NAME[:key=value,...] names E-step options (those of `enhance`'s E-step functions, e.g.
-iterations=20, rank=5, gain_floor=0.1); the first one (or --reference) is the reference. Writes results.csv
+iterations=20, rank=5, h_block=16, gain_floor=0.1; preset=paper starts from the published configuration); the
+first one (or --reference) is the reference. Writes results.csv
 (resumable), tune.json and tune.md under --out: per SNR, per noise type and overall, each setting's mean,
 improvement over the noisy input and paired difference from the reference, with 95% intervals.
 """

@@ -63,6 +63,20 @@ class Setting:
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(self.options.items())) or "defaults"
 
+    def resolved(self, estep: str) -> dict:
+        """The E-step options: a ``preset`` option (:mod:`pyro_minvae.infer.presets`) expanded, the other
+        options overriding it."""
+        opts = dict(self.options)
+        name = opts.pop("preset", None)
+        if name is None:
+            return opts
+        from ..infer.presets import preset_options
+
+        try:
+            return {**preset_options(str(name), estep), **opts}
+        except ValueError as exc:
+            raise UserInputError(f"setting {self.name!r}: {exc}") from None
+
 
 @dataclass
 class TuneConfig:
@@ -115,7 +129,7 @@ def run_tuning(config: TuneConfig) -> TuneReport:
     """Enhance the validation mixtures with every setting, then write ``tune.json`` and ``tune.md``."""
     from .vae_methods import CheckpointMethod
 
-    methods = {s.name: CheckpointMethod(config.checkpoint, config.estep, init=config.init, **dict(s.options))
+    methods = {s.name: CheckpointMethod(config.checkpoint, config.estep, init=config.init, **s.resolved(config.estep))
                for s in config.settings}
     ev = EvalConfig(manifest=config.manifest, out_dir=config.out_dir, split=config.split, jobs=config.jobs,
                     limit=config.limit, snrs=config.snrs, noise_types=config.noise_types, metrics=config.metrics,
@@ -125,7 +139,7 @@ def run_tuning(config: TuneConfig) -> TuneReport:
 
     rows = [r for r in ResultsFile(config.out_dir / "results.csv", config.metrics).read() if r["method"] in methods]
     table = compare(rows, config.metrics, [s.name for s in config.settings], config.reference)
-    table["settings"] = {s.name: dict(s.options) for s in config.settings}
+    table["settings"] = {s.name: s.resolved(config.estep) for s in config.settings}
     table["estep"], table["checkpoint"], table["split"] = config.estep, str(config.checkpoint), config.split
     md = to_markdown(table, config)
     paths = {"json": str(config.out_dir / "tune.json"), "markdown": str(config.out_dir / "tune.md"),

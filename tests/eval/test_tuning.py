@@ -101,3 +101,14 @@ def test_tune_cli_refuses_the_test_split_in_one_line(corpus, tmp_path):
                                    "--out", str(tmp_path / "t"), "--setting", "a"])
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [res.output.strip()] and "never on the test split" in res.output
+
+
+def test_preset_expands_and_explicit_options_win():
+    from pyro_minvae.infer.presets import preset_options
+
+    paper = Setting.parse("paper:preset=paper").resolved("mcem")
+    assert paper == preset_options("paper", "mcem") and paper["iterations"] == 100 and paper["h_block"] == 1
+    assert "iterations" not in Setting.parse("p:preset=paper").resolved("fast")
+    assert Setting.parse("p:preset=paper,iterations=20").resolved("mcem")["iterations"] == 20
+    with pytest.raises(UserInputError, match="unknown preset"):
+        Setting.parse("p:preset=nope").resolved("mcem")
