@@ -42,7 +42,22 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
         if label in out:
             raise UserInputError(f"--checkpoint: label {label!r} given twice; use distinct labels")
         out[label] = Path(path)
+    _check_family_labels(out)
     return out
+
+
+def _check_family_labels(ckpts: dict[str, Path]) -> None:
+    """A label that names a model family must be that checkpoint's family (``minvae=<an A-VAE file>`` would report
+    A-VAE numbers as MIN-VAE's)."""
+    import pyro_minvae.models  # noqa: F401  (registers the families)
+    from pyro_minvae.evaluation.methods import checkpoint_kind
+    from pyro_minvae.registry import MODELS
+
+    for label, path in ckpts.items():
+        if label in MODELS and (kind := checkpoint_kind(path)) != label:
+            raise UserInputError(f"--checkpoint {label}={path}: the label names the {label!r} family but the file "
+                                 f"holds model family {kind!r}; use --checkpoint {kind}={path} or a label that is not a "
+                                 "family name")
 
 
 @click.command(name="evaluate")

@@ -15,6 +15,9 @@ from ..errors import UserInputError
 # far more than the second core gains, so the default is 1 whatever the load (--threads 2 on an idle machine).
 DEFAULT_THREADS = 1
 
+# More EM iterations than this is a typo (1e20 would run for ever); the paper uses 100, converged runs need < 1000.
+MAX_ITERATIONS = 100_000
+
 
 def check_device(device) -> torch.device:
     """``device`` as a ``torch.device``; unknown names and devices this machine lacks are refused."""
@@ -50,8 +53,9 @@ def estep_config(method: str, options: Mapping):
     except ValueError as exc:
         raise UserInputError(f"--method: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)") from None
     iters = options.get("iterations")
-    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
-        raise UserInputError(f"--iterations {iters}: must be a whole number >= 1 (EM iterations)")
+    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or not 1 <= iters <= MAX_ITERATIONS):
+        raise UserInputError(f"--iterations {iters}: must be a whole number >= 1 (EM iterations; at most "
+                             f"{MAX_ITERATIONS}, the paper uses 100)")
     fields = estep.config_class.field_names()  # what the method's config takes (plugin E-steps too)
     if options.get("loop") is not None and "loop" not in fields:
         raise UserInputError(f"--loop applies to --method mcem only, not {method!r}")

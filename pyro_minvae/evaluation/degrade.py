@@ -117,6 +117,8 @@ def parse_degradation(spec: str | None):
         raise UserInputError(f"video degradation {spec!r}: expected NAME:VALUE with NAME one of {valid} "
                              "(e.g. drop:0.5)")
     try:
+        if not np.isfinite(float(value)):
+            raise ValueError(f"the value must be a finite number; got {value}")
         deg = VIDEO_DEGRADATIONS.build(name, value=float(value))
     except ValueError as exc:
         raise UserInputError(f"video degradation {spec!r}: {exc}") from None

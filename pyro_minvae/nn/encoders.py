@@ -48,6 +48,8 @@ class GaussianMLPEncoder(nn.Module):
         super().__init__()
         if input_transform not in ("identity", "log"):
             raise ValueError(f"input_transform must be 'identity' or 'log'; got {input_transform!r}")
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+            raise ValueError(f"hidden layer sizes must be whole numbers >= 1; got {list(hidden)}")
         activations = list(activations) if activations is not None else ["tanh"] * len(hidden)
         self.modality = modality
         self.in_dim = in_dim
@@ -92,6 +94,8 @@ class ImagePool(nn.Module):
 
     def __init__(self, side: int, pool: int):
         super().__init__()
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+            raise ValueError(f"pool must be a whole number >= 1 (1: no pooling); got {pool!r}")
         if side < pool:
             raise ValueError(f"cannot pool {side}x{side} images by {pool}")
         self.side = side

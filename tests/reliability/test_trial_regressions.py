@@ -53,3 +53,52 @@ def test_os_error_about_a_name_is_one_line(tmp_path, avae):
     write_wav(tmp_path / "a.wav", speech_like(1.0))
     res = run_cli("enhance", "-c", avae, tmp_path / "a.wav", "-o", tmp_path / ("y" * 300 + ".wav"), *FAST)
     assert_user_error(res, "too long")
+
+
+@pytest.mark.parametrize("value", [str(10 ** 20), "100001"])
+def test_absurd_iteration_counts_are_refused(tmp_path, avae, value):
+    """--iterations 1e20 ran for ever (a typo nobody can wait out); the bound is far above any useful count."""
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    res = run_cli("enhance", "-c", avae, tmp_path / "a.wav", "-o", tmp_path / "o.wav", "--iterations", value)
+    assert_user_error(res, f"--iterations {value}: must be a whole number >= 1")
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"lips": {"pool": -1}}, "pool must be a whole number >= 1"),
+    ({"lips": {"pool": 0}}, "pool must be a whole number >= 1"),
+    ({"lips": {"pool": 1.5}}, "pool must be a whole number >= 1"),
+    ({"lips": {"hidden": [0]}}, "hidden layer sizes must be whole numbers >= 1"),
+    ({"lips": {"hidden": [64, -3]}}, "hidden layer sizes must be whole numbers >= 1"),
+])
+def test_encoder_options_out_of_range_are_user_errors(options, fragment):
+    """--encoder-option lips.pool=-1 built a model that crashed in the first step with a 250-line traceback;
+    lips.hidden=[0] trained a zero-width layer with exit 0. Both are refused when the model is built."""
+    from pyro_minvae.errors import UserInputError
+    from pyro_minvae.training import TrainConfig
+    from pyro_minvae.training.builders import make_model
+
+    cfg = TrainConfig(family="minvae", latent_dim=4, model_kwargs={"encoder_options": options})
+    with pytest.raises(UserInputError, match=fragment):
+        make_model(cfg, {"audio": 513, "lips": 67 * 67})
+
+
+def test_evaluate_label_naming_another_family_is_refused(tmp_path, avae):
+    """`--checkpoint minvae=<an A-VAE file>` printed A-VAE numbers under MIN-VAE's name, exit 0."""
+    from reliability_helpers import make_mixture_corpus
+
+    manifest = make_mixture_corpus(tmp_path / "c", n_good=1, bad=())
+    res = run_cli("evaluate", "--manifest", manifest, "--checkpoint", f"minvae={avae}", "--out", tmp_path / "ev",
+                  "--no-figures", "--no-progress")
+    assert_user_error(res, "the label names the 'minvae' family but the file holds model family 'avae'")
+    assert not (tmp_path / "ev").exists()
+
+
+@pytest.mark.parametrize("spec", ["noise:inf", "drop:nan", "shift:nan", "occlude:-inf"])
+def test_non_finite_video_degradation_is_refused(spec):
+    """`--video-degrade noise:inf` was accepted (exit 0; the degraded lips would be NaN)."""
+    from pyro_minvae.errors import UserInputError
+    from pyro_minvae.evaluation.degrade import parse_degradation
+
+    with pytest.raises(UserInputError, match="must be a finite number"):
+        parse_degradation(spec)
