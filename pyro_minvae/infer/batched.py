@@ -117,6 +117,17 @@ class _Utterance:
         self.done = False
 
 
+def batch_refusal(method: str, options: dict | None = None) -> str | None:
+    """Why ``method`` with E-step ``options`` cannot run batched (one line), or ``None`` when it can."""
+    if method != "mcem":
+        return f"only --method mcem is batched, not {method}"
+    try:
+        _check_supported(mcem.make_config(None, **(options or {})))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _check_supported(config: MCEMConfig) -> None:
     unsupported = {"kernel": (config.kernel, "frame-mh"), "scoring": (config.scoring, "direct"),
                    "driver": (config.driver, "loop"), "marginal": (config.marginal, False)}
@@ -343,4 +354,4 @@ def enhance_waveforms(model, cfg, waves: Sequence, visuals: Sequence[dict | None
     return out
 
 
-__all__ = ["mcem_batch", "enhance_waveforms", "SegmentedFrameMH", "Segments"]
+__all__ = ["mcem_batch", "enhance_waveforms", "batch_refusal", "SegmentedFrameMH", "Segments"]
