@@ -29,6 +29,7 @@ import contextlib
 import pyro
 import torch
 
+from ..contracts import ExplicitPrior
 from ..registry import Registry
 from ..infer.objectives import component_responsibilities, frame_elbo_terms, marginalise_components
 
@@ -57,7 +58,7 @@ def shared_condition(model, batch: dict):
     Without this the model, the guide and the prior guide each re-run the conditioning network (4 times per
     AV-CVAE step). Gradients are unchanged: the one tensor feeds every use. Other batches are unaffected.
     """
-    if getattr(model, "conditioner", None) is None:
+    if model.conditioner is None:
         yield
         return
     cond = model.condition(batch)
@@ -112,8 +113,7 @@ class MarginalMixtureObjective(Objective):
 
     def end_epoch(self, model, mean_responsibilities):
         """pi <- mean responsibility of the epoch (the paper's closed form), unless pi is a trained parameter."""
-        w = getattr(model.prior, "weight_logits", None)
-        if mean_responsibilities is not None and w is not None and not w.requires_grad:
+        if mean_responsibilities is not None and not model.prior.weights_learned:
             model.prior.set_weights(mean_responsibilities)
 
     def loss(self, model, batch, index):
@@ -164,6 +164,6 @@ def default_objective(model, responsibilities: str = "marginal") -> str:
         name = f"mixture-{responsibilities}"
         OBJECTIVES.get(name)
         return name
-    if model.conditioner is not None and hasattr(model.prior, "distribution"):
+    if model.conditioner is not None and isinstance(model.prior, ExplicitPrior):
         return "cvae"
     return "elbo"
