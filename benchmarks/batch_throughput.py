@@ -8,10 +8,9 @@ A manifest of ``--files`` "noisy" records (synthetic voiced utterances of 2-4 s 
 twice with MCEM at ``--iterations``, seed 0 for every record:
 
 * per file: ``pyro-minvae enhance --manifest M --out-dir A --jobs W`` (W worker processes of 1 torch thread,
-  one record per task: the manifest runner as shipped);
-* batched: W worker processes of 1 torch thread started together, each reading its share of the records
-  (every W-th), enhancing them in batches of ``--batch-size`` with
-  :func:`pyro_minvae.enhancement.batched.enhance_records`, writing one wav per record.
+  one record per task);
+* batched: the same command with ``--batch-size B`` (one task per B records, enhanced together by
+  :func:`pyro_minvae.enhancement.batched.enhance_records`, one wav per record).
 
 Both runs are timed in wall seconds and in CPU seconds of all their processes (user + system), which include
 process start, checkpoint loading, reading and writing; "files per hour on 2 cores" is the files over half the
@@ -72,28 +71,6 @@ def make_corpus(folder: Path, n_files: int, with_lips: bool, cfg) -> Path:
     return folder / "manifest.jsonl"
 
 
-def batched_worker(checkpoint: str, manifest: str, out_dir: str, index: int, workers: int, batch_size: int,
-                   options: dict) -> None:
-    """Enhance every ``workers``-th record from ``index`` in batches (one process, 1 torch thread)."""
-    import torch
-
-    from pyro_minvae.checkpoint import load_model
-    from pyro_minvae.data.manifest import read_manifest
-    from pyro_minvae.enhancement.batched import enhance_records
-
-    torch.set_num_threads(1)
-    model, cfg, _ = load_model(checkpoint, "cpu")
-    records = sorted(read_manifest(manifest), key=lambda r: r["id"])[index::workers]
-    for start in range(0, len(records), batch_size):
-        chunk = records[start:start + batch_size]
-        outcome = enhance_records(model, cfg, chunk, manifest, {r["id"]: Path(out_dir) / f"{r['id']}.wav"
-                                                                for r in chunk}, checkpoint=checkpoint, seed=0,
-                                  **options)
-        failed = {k: v for k, v in outcome.items() if v is not None}
-        if failed:
-            raise SystemExit(f"error: {failed}")
-
-
 def compare_outputs(dir_a: Path, dir_b: Path) -> dict:
     from pyro_minvae.audio_io import load_audio
     from pyro_minvae.metrics import si_sdr
@@ -151,9 +128,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sweep", help="batch sizes (e.g. 1,5,10,20): time mcem_batch in this process instead "
                     "(CPU seconds per file, untrained --family model, no file I/O)")
     ap.add_argument("--out")
-    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    options = {"iterations": args.iterations, "loop": args.loop}
     if args.sweep:
         rows = batch_size_sweep(args.family, [int(x) for x in args.sweep.split(",")], args.files, args.iterations,
                                 args.loop)
@@ -164,10 +139,6 @@ def main(argv=None) -> None:
             from pyro_minvae.atomic import write_text_atomic
 
             write_text_atomic(Path(args.out), text + "\n")
-        return
-    if args.worker:
-        ckpt, manifest, out_dir, index, workers = args.worker
-        batched_worker(ckpt, manifest, out_dir, int(index), int(workers), args.batch_size, options)
         return
     import torch
 
@@ -203,16 +174,13 @@ def main(argv=None) -> None:
         per_file, per_file_cpu = time.perf_counter() - t0, children_cpu() - c0
         if proc.returncode != 0:
             raise SystemExit(f"per-file run failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-        (tmp / "batched").mkdir()
         t0, c0 = time.perf_counter(), children_cpu()
-        procs = [subprocess.Popen([sys.executable, __file__, "--batch-size", str(args.batch_size), "--iterations",
-                                   str(args.iterations), "--loop", args.loop, "--worker", str(ckpt), str(manifest),
-                                   str(tmp / "batched"), str(i), str(args.workers)], env=env,
-                                  stderr=subprocess.PIPE, text=True) for i in range(args.workers)]
-        errors = [p.communicate()[1] for p in procs]
+        at = cmd.index("--out-dir") + 1
+        batched_cmd = cmd[:at] + [str(tmp / "batched")] + cmd[at + 1:] + ["--batch-size", str(args.batch_size)]
+        proc = subprocess.run(batched_cmd, env=env, capture_output=True, text=True)
         batched, batched_cpu = time.perf_counter() - t0, children_cpu() - c0
-        if any(p.returncode for p in procs):
-            raise SystemExit("batched run failed:\n" + "\n".join(e[-2000:] for e in errors))
+        if proc.returncode != 0:
+            raise SystemExit(f"batched run failed:\n{proc.stderr[-3000:]}")
         report = {
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                         "load_avg_1min_start": round(load0, 2), "load_avg_1min_end": round(os.getloadavg()[0], 2)},
