@@ -97,6 +97,10 @@ def enhance_input(model, cfg: FeatureConfig, inp: EnhanceInput, *, method: str =
     from ..infer import enhance as _enh
 
     visual = visual_features(model, cfg, inp.streams, inp.wave.shape[0], missing_fix)
+    init = options.get("init")
+    if init is not None and init not in {"audio", *visual}:  # the noisy audio is always there, streams may not be
+        raise UserInputError(f"--init {init}: there is no {init} stream for {Path(inp.source).name}; {missing_fix}, "
+                             "or initialise from another encoder (--init audio)")
     if progress is None or isinstance(progress, bool):
         progress = make_progress(progress, estep_config(method, options).iterations)
     try:

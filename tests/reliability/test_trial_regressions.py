@@ -102,3 +102,14 @@ def test_non_finite_video_degradation_is_refused(spec):
 
     with pytest.raises(UserInputError, match="must be a finite number"):
         parse_degradation(spec)
+
+
+@pytest.mark.parametrize("method", ["fast", "mcem"])
+def test_init_from_a_missing_stream_is_one_line(tmp_path, method):
+    """`--init lips` on a MIN-VAE checkpoint without --video was a KeyError traceback."""
+    ck = make_checkpoint(tmp_path / "minvae.pt", "minvae")
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    res = run_cli("enhance", "-c", ck, tmp_path / "a.wav", "-o", tmp_path / "o.wav", "--init", "lips",
+                  "--method", method, "--iterations", "1")
+    assert_user_error(res, "--init lips: there is no lips stream for a.wav")
+    assert not (tmp_path / "o.wav").exists()
