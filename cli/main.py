@@ -5,16 +5,34 @@ User errors (``UserInputError``, ``MissingDependencyError``) print one line and 
 
 from __future__ import annotations
 
-import errno
-import importlib
-import logging
+import signal
 import sys
+import threading
 
-import click
 
-from pyro_minvae import __version__
-from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError, flatten
-from pyro_minvae.plugins import load_plugin
+def _stopped_while_loading(signum, frame):
+    """Ctrl-C/SIGTERM while the command's modules are still loading: nothing was done yet, so exit at once with
+    128 + signum and one line (was: a KeyboardInterrupt traceback from deep inside the import machinery)."""
+    sys.stderr.write(f"interrupted ({signal.Signals(signum).name}) while starting; nothing was done\n")
+    raise SystemExit(128 + signum)
+
+
+# Active only while this module loads (see the end of the module); main() then installs the run-time handlers.
+_LOADING_HANDLERS = {}
+if threading.current_thread() is threading.main_thread():
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(_sig) in (signal.default_int_handler, signal.SIG_DFL):
+            _LOADING_HANDLERS[_sig] = signal.signal(_sig, _stopped_while_loading)
+
+import errno  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+
+import click  # noqa: E402
+
+from pyro_minvae import __version__  # noqa: E402
+from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError, flatten  # noqa: E402
+from pyro_minvae.plugins import load_plugin  # noqa: E402
 
 # Sub-command modules; each exposes a click command or group named ``command``.
 SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate", "tune")
@@ -106,6 +124,9 @@ def cli(verbose: int, quiet: bool, plugins: tuple) -> None:
 
 for _name in SUBCOMMANDS:
     cli.add_command(importlib.import_module(f"pyro_minvae.cli.{_name}").command, name=_name)
+
+for _sig, _old in _LOADING_HANDLERS.items():  # loaded: back to the handlers the process had
+    signal.signal(_sig, _old)
 
 
 def main() -> None:

@@ -113,3 +113,37 @@ def test_init_from_a_missing_stream_is_one_line(tmp_path, method):
                   "--method", method, "--iterations", "1")
     assert_user_error(res, "--init lips: there is no lips stream for a.wav")
     assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_stop_signal_while_the_command_loads_is_one_line(signame, code):
+    """Ctrl-C in the first fraction of a second (while the sub-command modules import) printed a KeyboardInterrupt
+    traceback from importlib; now one line and 128 + signum. The signal is sent from an import hook, so it lands
+    exactly while pyro_minvae.cli.main imports its sub-commands."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pyro_minvae.cli.enhance':\n"
+        f"            os.kill(os.getpid(), signal.{signame})\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from pyro_minvae.cli.main import main\n"
+        "print('not stopped')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "not stopped" not in proc.stdout
+    assert proc.stderr.strip() == f"interrupted ({signame}) while starting; nothing was done"
+
+
+def test_loading_handlers_are_removed_once_loaded():
+    """In a process that imports the CLI (tests, notebooks) the loading-time handlers do not outlive the import."""
+    import signal
+
+    import pyro_minvae.cli.main as m
+
+    assert signal.getsignal(signal.SIGINT) is not m._stopped_while_loading
+    assert signal.getsignal(signal.SIGTERM) is not m._stopped_while_loading
