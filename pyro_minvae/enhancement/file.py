@@ -76,6 +76,9 @@ def resolve_output(output: str | os.PathLike, noisy: str | os.PathLike, inputs: 
                              "enhanced.wav) or give a folder ending in /")
     if out.is_dir():
         raise UserInputError(f"{out}: is a folder; give a file name for the output")
+    if out.is_symlink() and not out.exists() and not overwrite:  # a dangling link is something the user made
+        raise UserInputError(f"{out}: is a symbolic link (to {os.readlink(out)}, which does not exist); pass "
+                             "--overwrite to replace the link, or choose another output file")
     if out.exists():
         for src in inputs:
             if src is not None and Path(src).exists() and os.path.samefile(out, src):
@@ -97,10 +100,15 @@ def enhance_input(model, cfg: FeatureConfig, inp: EnhanceInput, *, method: str =
     from ..infer import enhance as _enh
 
     visual = visual_features(model, cfg, inp.streams, inp.wave.shape[0], missing_fix)
+    available = {"audio", *visual}  # the noisy audio is always there, visual streams may not be
     init = options.get("init")
-    if init is not None and init not in {"audio", *visual}:  # the noisy audio is always there, streams may not be
+    if init is not None and init not in available:
         raise UserInputError(f"--init {init}: there is no {init} stream for {Path(inp.source).name}; {missing_fix}, "
                              "or initialise from another encoder (--init audio)")
+    encoders = list(model.guide_net.modalities)
+    if not available.intersection(encoders):  # e.g. a V-VAE (lips encoder only) given no lips
+        raise UserInputError(f"this checkpoint's encoder reads {', '.join(encoders)}, which "
+                             f"{Path(inp.source).name} does not come with; {missing_fix}")
     if progress is None or isinstance(progress, bool):
         progress = make_progress(progress, estep_config(method, options).iterations)
     try:

@@ -147,3 +147,33 @@ def test_loading_handlers_are_removed_once_loaded():
 
     assert signal.getsignal(signal.SIGINT) is not m._stopped_while_loading
     assert signal.getsignal(signal.SIGTERM) is not m._stopped_while_loading
+
+
+def test_visual_only_encoder_without_its_stream_is_one_line(tmp_path):
+    """A V-VAE checkpoint (lips encoder only) given no --video was a KeyError traceback from the guide."""
+    from pyro_minvae.checkpoint import save_checkpoint
+    from pyro_minvae.models import build_model
+    from reliability_helpers import CFG
+
+    ck = tmp_path / "vvae.pt"
+    save_checkpoint(ck, build_model("vae", input_dims={"audio": CFG.n_freq, "lips": CFG.lip_size ** 2},
+                                    latent_dim=4, encoder="lips"), CFG)
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    res = run_cli("enhance", "-c", ck, tmp_path / "a.wav", "-o", tmp_path / "o.wav", *FAST)
+    assert_user_error(res, "this checkpoint's encoder reads lips")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_output_that_is_a_dangling_symlink_is_not_replaced(tmp_path, avae):
+    """`-o link.wav` where link.wav is a symbolic link to a file not yet there replaced the user's link silently;
+    now refused without --overwrite, like any existing output."""
+    import os
+
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    link = tmp_path / "link.wav"
+    os.symlink(tmp_path / "later" / "x.wav", link)
+    res = run_cli("enhance", "-c", avae, tmp_path / "a.wav", "-o", link, *FAST)
+    assert_user_error(res, "is a symbolic link")
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "later" / "x.wav")
+    res = run_cli("enhance", "-c", avae, tmp_path / "a.wav", "-o", link, "--overwrite", *FAST)
+    assert res.exit_code == 0, res.output
