@@ -56,8 +56,8 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
     for label, path in ckpts.items():
         if label in MODELS and (kind := checkpoint_kind(path)) != label:
             raise UserInputError(f"--checkpoint {label}={path}: the label names the {label!r} family but the file "
-                                 f"holds model family {kind!r}; use --checkpoint {kind}={path} or a label that is not a "
-                                 "family name")
+                                 f"holds model family {kind!r}; use --checkpoint {kind}={path} or a label that is not "
+                                 "a family name")
 
 
 @click.command(name="evaluate")
