@@ -87,4 +87,14 @@ def test_h_block_is_an_estep_option(estep):
     x = torch.complex(torch.randn(12, 10, generator=g, dtype=torch.float64),
                       torch.randn(12, 10, generator=g, dtype=torch.float64))
     res = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=4, seed=0)
-    assert _tied(res.nmf.H, 4) and not _tied(ESTEPS.get(estep)(model, x, None, iterations=2, seed=0).nmf.H, 4)
+    free = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=1, seed=0)
+    assert _tied(res.nmf.H, 4) and not _tied(free.nmf.H, 4)
+
+
+def test_defaults_fast_ties_over_16_frames_mcem_keeps_the_paper():
+    from pyro_minvae.infer.mcem import MCEMConfig
+    from pyro_minvae.infer.presets import preset_options
+    from pyro_minvae.infer.vem import VEMConfig
+
+    assert VEMConfig().h_block == 16 and MCEMConfig().h_block == 1
+    assert VEMConfig.build(**preset_options("paper", "fast")).h_block == 1
