@@ -177,3 +177,31 @@ def test_output_that_is_a_dangling_symlink_is_not_replaced(tmp_path, avae):
     assert link.is_symlink() and os.readlink(link) == str(tmp_path / "later" / "x.wav")
     res = run_cli("enhance", "-c", avae, tmp_path / "a.wav", "-o", link, "--overwrite", *FAST)
     assert res.exit_code == 0, res.output
+
+
+def test_stop_signal_during_the_numpy_import_is_not_swallowed(tmp_path, avae):
+    """SIGTERM/SIGINT while numpy imports used to land inside torch's C initialisation, which swallows the
+    interruption ("Failed to initialize NumPy"): `enhance` then ran to the end, exit 0 (or died on an ImportError
+    traceback). numpy is now imported while the command loads, where a signal ends the start cleanly."""
+    import subprocess
+    import sys
+
+    write_wav(tmp_path / "a.wav", speech_like(1.0))
+    script = (
+        "import os, signal, sys\n"
+        "class Hook:\n"
+        "    fired = False\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpy.lib' and not Hook.fired:\n"
+        "            Hook.fired = True\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from pyro_minvae.cli.main import main\n"
+        "sys.argv = ['pyro-minvae'] + sys.argv[1:]\n"
+        "main()\n")
+    out = tmp_path / "o.wav"
+    proc = subprocess.run([sys.executable, "-c", script, "enhance", "-c", str(avae), str(tmp_path / "a.wav"), "-o",
+                           str(out), *FAST], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 143, proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
