@@ -74,6 +74,13 @@ def command(checkpoint, settings, reference, estep, init, manifest, split, out, 
                      settings=[Setting.parse(s) for s in settings], estep=estep, reference=reference, split=split,
                      metrics=metric_names, jobs=jobs, limit=limit, snrs=snrs, noise_types=_csv(noise), seed=seed,
                      init=init, progress=not no_progress)
+    from pyro_minvae.enhancement.options import estep_config
+
+    for setting in cfg.settings:  # every setting checked before any file is enhanced (was: each pair failed, exit 1)
+        try:
+            estep_config(estep, setting.resolved(estep))
+        except UserInputError as exc:
+            raise UserInputError(f"--setting {setting.name}: {exc}") from None
     report = run_tuning(cfg)
     click.echo(f"{report.table['n_files']} files x {len(cfg.settings)} settings; tables in {report.paths['markdown']}")
     for m in metric_names:

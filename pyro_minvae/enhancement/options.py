@@ -63,7 +63,7 @@ def estep_config(method: str, options: Mapping):
         raise UserInputError(f"--kernel {options['kernel']}: kernels drive the MCMC E-step; use it with --method mcem")
     try:
         return estep.make_config(options.get("config"), **{k: v for k, v in options.items() if k != "config"})
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: a value of the wrong kind (e.g. gain_floor="nan")
         raise UserInputError(f"--method {method}: {exc}") from None
 
 

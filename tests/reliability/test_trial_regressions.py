@@ -205,3 +205,21 @@ def test_stop_signal_during_the_numpy_import_is_not_swallowed(tmp_path, avae):
                            str(out), *FAST], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 143, proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("f:iterations=0", "--setting f: --iterations 0: must be a whole number >= 1"),
+    ("f:iterations=100000000000", "must be a whole number >= 1"),
+    ("f:gain_floor=nan", "--setting f: --method fast"),
+    ("f:bogus=1", "unknown option(s) bogus"),
+])
+def test_tune_settings_are_checked_before_any_file(tmp_path, avae, setting, fragment):
+    """A bad --setting value made every (setting, file) pair fail one by one (exit 1, one TypeError/ValueError
+    line per file); now one line before any work."""
+    from reliability_helpers import make_mixture_corpus
+
+    manifest = make_mixture_corpus(tmp_path / "c", n_good=1, bad=())
+    res = run_cli("tune", "--checkpoint", avae, "--estep", "fast", "--manifest", manifest, "--no-progress",
+                  "--setting", "default", "--setting", setting, "--out", tmp_path / "tu")
+    assert_user_error(res, fragment)
+    assert not (tmp_path / "tu").exists()
