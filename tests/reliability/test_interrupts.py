@@ -54,6 +54,14 @@ def start_cli(args, tag: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def resume(args) -> tuple[int, str]:
+    """The next run, as the user starts it (a fresh process): its exit status and output."""
+    tag = uuid.uuid4().hex
+    proc = start_cli(args, tag)
+    out, _ = proc.communicate(timeout=600)
+    return proc.returncode, out.decode()
+
+
 def wait_gone(tag: str, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -139,9 +147,8 @@ def enhance_trial(s, sig: int, target: str, rng: random.Random) -> dict:
     got["kept"] = len(kept)
     got["complete"] = all(s["ref"][n] == b for n, b in kept.items())
     got["partial"] = _partial(out)
-    res = run_cli(*enhance_args(s, out, jobs=1))
-    got["resume_rc"], got["resume_output"] = res.exit_code, res.output
-    got["resume_ok"] = (f"{N_FILES - len(kept)} to do, {len(kept)} already enhanced" in res.output
+    got["resume_rc"], got["resume_output"] = resume(enhance_args(s, out, jobs=1))
+    got["resume_ok"] = (f"{N_FILES - len(kept)} to do, {len(kept)} already enhanced" in got["resume_output"]
                         and {p.name: p.read_bytes() for p in out.glob("*.wav")} == s["ref"])
     return got
 
@@ -161,10 +168,10 @@ def evaluate_trial(s, sig: int, target: str, rng: random.Random) -> dict:
     got["complete"] = (text.endswith("\n") or not text) and all(r["status"] == "ok" and r["si_sdr"] for r in rows) \
         and (not said or int(said[0].split("; ", 1)[1].split(" ")[0]) == len(rows))
     got["partial"] = _partial(out)
-    res = run_cli(*evaluate_args(s, out, jobs=1))
+    got["resume_rc"], got["resume_output"] = resume(evaluate_args(s, out, jobs=1))
     final = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
-    got["resume_rc"], got["resume_output"] = res.exit_code, res.output
-    got["resume_ok"] = (f"({2 * N_FILES - len(rows)} pairs run now)" in res.output and len(final) == 2 * N_FILES
+    got["resume_ok"] = (f"({2 * N_FILES - len(rows)} pairs run now)" in got["resume_output"]
+                        and len(final) == 2 * N_FILES
                         and all(r["status"] == "ok" for r in final))
     return got
 
@@ -247,13 +254,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--commands", default="enhance,evaluate", help="comma list: enhance, evaluate")
     a = p.parse_args(argv)
     rng = random.Random(a.seed)
     bad = 0
     with tempfile.TemporaryDirectory() as d:
         s = make_setup(Path(d))
         print("command   signal  to     trials  exit-ok  max-stop-s  orphans  lost/partial  resumed  finished-first")
-        for command in TRIALS:
+        for command in a.commands.split(","):
             for sig in SIGNALS:
                 for target in ("group", "main"):
                     rs = [TRIALS[command](s, SIGNALS[sig], target, rng) for _ in range(a.trials)]
