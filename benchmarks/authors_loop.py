@@ -141,8 +141,9 @@ def classic_mcem(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, *, seed: int =
 
     X2 = np.abs(X) ** 2
     cost_prev = None
-    it = 0
+    iterations_run = 0
     for it in range(niter_MCEM):
+        iterations_run = it + 1
         kept = metropolis_hastings(niter_MH, burnin)
         s2 = np.zeros((F, N, R))
         for r in range(R):
@@ -172,7 +173,7 @@ def classic_mcem(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, *, seed: int =
         Vs_r = decoder(kept[r]) * a
         gains.append(Vs_r / (Vs_r + V))
     S_hat = np.mean(gains, axis=0) * X
-    return AuthorsResult(S_hat, W, H, a[0], it + 1, None)
+    return AuthorsResult(S_hat, W, H, a[0], iterations_run, None)
 
 
 def minvae_loop(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, mu_A: np.ndarray, s_A: float, mu_V: np.ndarray,

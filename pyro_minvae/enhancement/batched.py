@@ -68,7 +68,7 @@ def enhance_records(model, cfg: FeatureConfig, records: Sequence[dict], manifest
                                     **options)
     except NonFiniteOutputError:  # which one: enhance them alone, so only the damaged output fails
         results = [None] * len(ready)
-    for (rec, inp, vis), res in zip(ready, results):
+    for (rec, _, _), res in zip(ready, results):
         rid = rec["id"]
         try:
             if res is None:

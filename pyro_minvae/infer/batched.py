@@ -236,14 +236,13 @@ def _classic(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMC
         active = [i for i in active if not utts[i].done]
         if not active:
             break
-    everyone = list(range(len(utts)))
     potential = LikelihoodPotential(model, batch, "direct")
     kernel = SegmentedFrameMH(potential, segments, [u.gen for u in utts], config.step_var)
     out = run_chain(kernel, torch.cat(zs), config.final_mh_steps, config.final_burn_in,
                     _noise(nmf, [u.state for u in utts], dtype), *_weights(utts, segments))
     results = []
-    for i, u, z_b, kept_b, lv_b in zip(everyone, utts, segments.split(out.state.z), segments.split(out.z, 1),
-                                       segments.split(out.aux["speech_log_var"], 1)):
+    for u, z_b, kept_b, lv_b in zip(utts, segments.split(out.state.z), segments.split(out.z, 1),
+                                    segments.split(out.aux["speech_log_var"], 1)):
         estimate = wiener_estimate(u.spec, u.state, lv_b, rule)
         if mixture:
             u.resp = responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
