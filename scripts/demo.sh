@@ -29,7 +29,9 @@ train() {  # name epochs args...; skipped when the run already reached its epoch
   local name=$1 epochs=$2; shift 2
   if [ -f "$RUNS/$name/summary.json" ] && [ -f "$RUNS/$name/best.pt" ]; then
     echo "$name: already trained ($RUNS/$name), skipping"; return; fi
-  $PM train "$@" --out "$RUNS/$name" --epochs "$epochs" --lr "$LR" --no-progress
+  local again=()  # a demo stopped mid-training continues from its last epoch (or restarts before the first)
+  if [ -f "$RUNS/$name/last.pt" ]; then again=(--resume); elif [ -d "$RUNS/$name" ]; then again=(--overwrite); fi
+  $PM train "$@" --out "$RUNS/$name" --epochs "$epochs" --lr "$LR" --no-progress "${again[@]}"
 }
 train avae "${DEMO_EPOCHS_AVAE:-6}" --model avae
 train avcvae "${DEMO_EPOCHS_AVCVAE:-3}" --model avcvae
