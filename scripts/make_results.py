@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,15 @@ ROBUSTNESS = ("drop:0.5", "occlude:0.5", "shift:5")
 def run(cmd: list[str]) -> None:
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+HAND_WRITTEN = re.compile(r"^<!-- begin: [^\n]*\(hand-written\) -->\n.*?^<!-- end: [^\n]* -->$", re.M | re.S)
+
+
+def hand_written_sections(page: str) -> list[str]:
+    """The ``<!-- begin: ... (hand-written) -->`` ... ``<!-- end: ... -->`` blocks of the current page, kept
+    verbatim: measurements that need more than this script runs (speed on other loops, real mouths)."""
+    return HAND_WRITTEN.findall(page)
 
 
 def section(md: str, title: str) -> str:
@@ -157,7 +167,9 @@ def main(argv=None) -> None:
     if speed_md:
         parts += ["## Speed", speed_md]
     parts += ["## Figures", "\n\n".join(figures), discussion]
-    write_text_atomic(ROOT / "docs" / "results.md", "\n\n".join(parts) + "\n")
+    page = ROOT / "docs" / "results.md"
+    parts += hand_written_sections(page.read_text() if page.exists() else "")
+    write_text_atomic(page, "\n\n".join(parts) + "\n")
     print(f"wrote docs/results.md in {time.time() - t0:.0f} s")
 
 
