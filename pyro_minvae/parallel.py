@@ -101,6 +101,16 @@ def stop_signals(raise_now: bool = False) -> Iterator[StopRequest]:
             signal.signal(s, h)
 
 
+@contextlib.contextmanager
+def deferred_stop() -> Iterator[StopRequest]:
+    """Hold SIGINT/SIGTERM back for a short critical section (atomic writes of the coordinating process: a stop
+    raised inside ``tempfile.mkstemp`` would leak its file); :class:`Interrupted` is raised at the end if one came."""
+    with stop_signals() as stop:
+        yield stop
+    if stop.signum is not None:
+        raise Interrupted(stop.signum)
+
+
 # ---- worker side ---------------------------------------------------------------------------------------------------
 def _exit_on_term(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM (group + parent) must not cut the unwinding

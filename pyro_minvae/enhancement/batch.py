@@ -30,7 +30,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from ..atomic import remove_stale_temps, write_text_atomic
 from ..data.manifest import read_manifest, resolve, select, sha256_file
 from ..errors import Interrupted, UserInputError
-from ..parallel import run_tasks, stop_signals, take_shard
+from ..parallel import deferred_stop, run_tasks, stop_signals, take_shard
 
 log = logging.getLogger("pyro_minvae")
 
@@ -226,7 +226,8 @@ def _enhance_manifest(checkpoint, manifest, split, out_dir, settings: BatchSetti
     k, n = settings.shard
     with run_lock(out, "enhance"):
         todo = [r for r in records if settings.overwrite or not paths[r["id"]].exists()]
-        check_stamp(out, run_stamp(checkpoint, settings), len(records) - len(todo), settings.overwrite)
+        with deferred_stop():
+            check_stamp(out, run_stamp(checkpoint, settings), len(records) - len(todo), settings.overwrite)
         for r in todo:  # temporary files of a run killed mid-write
             remove_stale_temps(paths[r["id"]])
         log.info("%d record(s) in shard %d/%d, %d to do, %d already enhanced", len(records), k, n, len(todo),

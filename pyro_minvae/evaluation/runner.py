@@ -28,7 +28,7 @@ import numpy as np
 from ..atomic import write_text_atomic
 from ..errors import Interrupted, UserInputError, one_line
 from ..metrics import DEFAULT_METRICS, score, score_input
-from ..parallel import run_tasks, stop_signals, take_shard
+from ..parallel import deferred_stop, run_tasks, stop_signals, take_shard
 from .degrade import parse_degradation
 from .items import load_item, select_items
 from .results import ResultsFile
@@ -210,8 +210,9 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRe
             raise UserInputError(f"shard {k}/{n} has no files ({config.manifest}); use fewer shards")
     if config.restart:
         _discard_results(out)
-    _check_run_identity(config, methods)
-    results = ResultsFile(out / "results.csv", config.metrics)
+    with deferred_stop():
+        _check_run_identity(config, methods)
+        results = ResultsFile(out / "results.csv", config.metrics)
     done = results.done_pairs(retry_failed=config.retry_failed)
     names = list(methods)
     tasks = [(r, [m for m in names if (m, r["id"]) not in done]) for r in recs]
@@ -259,9 +260,10 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRe
     settings = _settings(config, names, len(recs))
     paths = {"results": str(out / "results.csv"), "summary_json": str(out / "summary.json"),
              "summary_md": str(out / "summary.md")}
-    write_text_atomic(out / "summary.json", json.dumps({"settings": settings, **summary, "bad": bad}, indent=1))
-    write_text_atomic(out / "summary.md", to_markdown(summary, settings=settings, bad=bad))
-    if config.figures:
+    with deferred_stop():
+        write_text_atomic(out / "summary.json", json.dumps({"settings": settings, **summary, "bad": bad}, indent=1))
+        write_text_atomic(out / "summary.md", to_markdown(summary, settings=settings, bad=bad))
+    if config.figures:  # not deferred: the example figure may run the methods again
         paths.update(_figures(config, summary, recs, rows, methods))
     wall = time.perf_counter() - t_start
     log.info("evaluate: done in %.1f s; %d failed pair(s)", wall, len(bad))

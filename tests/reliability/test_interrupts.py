@@ -255,7 +255,10 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--commands", default="enhance,evaluate", help="comma list: enhance, evaluate")
+    p.add_argument("--files", type=int, default=N_FILES, help="records in the corpus (more: longer runs)")
     a = p.parse_args(argv)
+    global N_FILES
+    N_FILES = a.files
     rng = random.Random(a.seed)
     bad = 0
     with tempfile.TemporaryDirectory() as d:
@@ -266,6 +269,11 @@ def main(argv=None) -> int:
                 for target in ("group", "main"):
                     rs = [TRIALS[command](s, SIGNALS[sig], target, rng) for _ in range(a.trials)]
                     ran = [r for r in rs if not r["finished_first"]]
+                    for r in ran:
+                        try:
+                            check(r, SIGNALS[sig])
+                        except AssertionError as exc:  # the details, for whoever reads the table
+                            print(f"FAILED {command} {sig} {target}: {exc}", file=sys.stderr, flush=True)
                     row = (sum(r["rc"] == 128 + SIGNALS[sig] for r in ran),
                            max((r["stop_s"] for r in ran), default=0.0), sum(bool(r["orphans"]) for r in ran),
                            sum(not r["complete"] or bool(r["partial"]) for r in ran),
