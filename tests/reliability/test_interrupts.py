@@ -248,6 +248,7 @@ def test_interrupt_ten_times_at_random_moments(setup, command, sig, target):
 
 def main(argv=None) -> int:
     """``python tests/reliability/test_interrupts.py [--trials N]``: the table of N trials per case."""
+    global N_FILES
     import argparse
     import tempfile
 
@@ -257,7 +258,6 @@ def main(argv=None) -> int:
     p.add_argument("--commands", default="enhance,evaluate", help="comma list: enhance, evaluate")
     p.add_argument("--files", type=int, default=N_FILES, help="records in the corpus (more: longer runs)")
     a = p.parse_args(argv)
-    global N_FILES
     N_FILES = a.files
     rng = random.Random(a.seed)
     bad = 0
