@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow results train-best docs bench clean-venv
+.PHONY: install lint demo test test-slow results train-best docs bench clean-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ install: $(STAMP)
 demo: install
 	bash scripts/demo.sh
 
-test: install
+test: install lint
 	bash scripts/pytest.sh -q
+
+# ruff: pycodestyle + pyflakes + bugbear, and the formatter (settings in pyproject.toml)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-slow: install
 	bash scripts/pytest.sh -q -m slow
