@@ -103,10 +103,22 @@ def _init_nmf(draws, F: int, N: int, K: int):
     return W0, H0
 
 
-def classic_mcem(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, *, seed: int = 0, draws=None,
-                 niter_MCEM: int = 100, niter_MH: int = 40, burnin: int = 30, var_MH: float = 0.01,
-                 tol: float | None = 1e-5, K_b: int = 10, final_MH: int = 100, final_burnin: int = 75
-                 ) -> AuthorsResult:
+def classic_mcem(
+    decoder: Decoder,
+    X: np.ndarray,
+    Z0: np.ndarray,
+    *,
+    seed: int = 0,
+    draws=None,
+    niter_MCEM: int = 100,
+    niter_MH: int = 40,
+    burnin: int = 30,
+    var_MH: float = 0.01,
+    tol: float | None = 1e-5,
+    K_b: int = 10,
+    final_MH: int = 100,
+    final_burnin: int = 75,
+) -> AuthorsResult:
     """A-VAE classic MCEM. ``X`` ``(F, N)`` complex64 mixture STFT, ``Z0`` ``(L, N)`` encoder mean (float32).
 
     ``tol=None`` runs all ``niter_MCEM`` iterations (the authors pass 1e-5).
@@ -129,8 +141,9 @@ def classic_mcem(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, *, seed: int =
             svp = decoder(Zp) * a
             X_abs2 = np.abs(X) ** 2
             Vx, Vxp = V + sv, V + svp
-            log_r = np.sum(np.log(Vx) - np.log(Vxp) + (1 / Vx - 1 / Vxp) * X_abs2, axis=0) \
-                + 0.5 * np.sum(Z ** 2 - Zp ** 2, axis=0)
+            log_r = np.sum(np.log(Vx) - np.log(Vxp) + (1 / Vx - 1 / Vxp) * X_abs2, axis=0) + 0.5 * np.sum(
+                Z**2 - Zp**2, axis=0
+            )
             u = rng.rand(1, N)
             acc = (np.log(u) < log_r)[0]
             Z[:, acc] = Zp[:, acc]
@@ -150,14 +163,14 @@ def classic_mcem(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, *, seed: int =
             s2[:, :, r] = decoder(kept[r])
         Vs = s2 * a[:, :, None]
         Vx = V[:, :, None] + Vs
-        W = W * (((X2 * np.sum(Vx ** -2, axis=-1)) @ H.T) / (np.sum(Vx ** -1, axis=-1) @ H.T)) ** 0.5
+        W = W * (((X2 * np.sum(Vx**-2, axis=-1)) @ H.T) / (np.sum(Vx**-1, axis=-1) @ H.T)) ** 0.5
         V = W @ H
         Vx = V[:, :, None] + Vs
-        H = H * ((W.T @ (X2 * np.sum(Vx ** -2, axis=-1))) / (W.T @ np.sum(Vx ** -1, axis=-1))) ** 0.5
+        H = H * ((W.T @ (X2 * np.sum(Vx**-2, axis=-1))) / (W.T @ np.sum(Vx**-1, axis=-1))) ** 0.5
         V = W @ H
         Vx = V[:, :, None] + Vs
-        num = np.sum(X2 * np.sum(s2 * Vx ** -2, axis=-1), axis=0)
-        den = np.sum(np.sum(s2 * Vx ** -1, axis=-1), axis=0)
+        num = np.sum(X2 * np.sum(s2 * Vx**-2, axis=-1), axis=0)
+        den = np.sum(np.sum(s2 * Vx**-1, axis=-1), axis=0)
         a = a * (num / den) ** 0.5
         Vs = s2 * a[:, :, None]
         Vx = V[:, :, None] + Vs
@@ -176,9 +189,24 @@ def classic_mcem(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, *, seed: int =
     return AuthorsResult(S_hat, W, H, a[0], iterations_run, None)
 
 
-def minvae_loop(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, mu_A: np.ndarray, s_A: float, mu_V: np.ndarray,
-                s_V: float, *, seed: int = 0, draws=None, niter_MCEM: int = 100, niter_MH: int = 40,
-                burnin: int = 30, var_MH: float = 0.01, K_b: int = 10, pi: float = 0.5) -> AuthorsResult:
+def minvae_loop(
+    decoder: Decoder,
+    X: np.ndarray,
+    Z0: np.ndarray,
+    mu_A: np.ndarray,
+    s_A: float,
+    mu_V: np.ndarray,
+    s_V: float,
+    *,
+    seed: int = 0,
+    draws=None,
+    niter_MCEM: int = 100,
+    niter_MH: int = 40,
+    burnin: int = 30,
+    var_MH: float = 0.01,
+    K_b: int = 10,
+    pi: float = 0.5,
+) -> AuthorsResult:
     """MIN-VAE's published variational loop. ``X`` ``(F, N)`` complex64, ``Z0`` ``(L, N)`` visual encoder mean,
     ``mu_A``/``mu_V`` ``(L,)`` prior means, ``s_A``/``s_V`` scalar prior variances."""
     rng = draws if draws is not None else np.random.RandomState(seed)
@@ -203,9 +231,11 @@ def minvae_loop(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, mu_A: np.ndarra
         for i in range(niter_MH):
             Zp = Z + np.sqrt(var_MH) * rng.randn(L, N)
             svp = decoder(Zp) * g
-            log_r = np.sum(np.log(sv) - np.log(svp) + (1 / sv - 1 / svp) * P, axis=0) \
-                + 0.5 * np.sum(pi_vec * ((Z - mu_A.T) ** 2 - (Zp - mu_A.T) ** 2) / s_A
-                               + (1 - pi_vec) * ((Z - mu_V.T) ** 2 - (Zp - mu_V.T) ** 2) / s_V, axis=0)
+            log_r = np.sum(np.log(sv) - np.log(svp) + (1 / sv - 1 / svp) * P, axis=0) + 0.5 * np.sum(
+                pi_vec * ((Z - mu_A.T) ** 2 - (Zp - mu_A.T) ** 2) / s_A
+                + (1 - pi_vec) * ((Z - mu_V.T) ** 2 - (Zp - mu_V.T) ** 2) / s_V,
+                axis=0,
+            )
             u = rng.rand(1, N)
             acc = (np.log(u) < log_r)[0]
             Z[:, acc] = Zp[:, acc]
@@ -228,10 +258,10 @@ def minvae_loop(decoder: Decoder, X: np.ndarray, Z0: np.ndarray, mu_A: np.ndarra
         Mu_s = gam / (V + gam) * X
         # (e) M: IS-NMF, exponent 1, eps floor, l1-normalised W
         Vm = np.abs(X - Mu_s) ** 2 + Sig_s
-        W = W * ((V ** -2 * Vm) @ H.T) / (V ** -1 @ H.T)
+        W = W * ((V**-2 * Vm) @ H.T) / (V**-1 @ H.T)
         W = np.maximum(W, EPS)
         V = W @ H
-        H = H * (W.T @ (V ** -2 * Vm)) / (W.T @ V ** -1)
+        H = H * (W.T @ (V**-2 * Vm)) / (W.T @ V**-1)
         H = np.maximum(H, EPS)
         c = np.sum(np.abs(W), axis=0)
         W = W / c

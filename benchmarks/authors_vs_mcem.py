@@ -59,7 +59,7 @@ def load(family: str, checkpoint: str | None):
         return model.eval(), cfg
     cfg = FeatureConfig()
     torch.manual_seed(0)
-    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size ** 2} if family == "minvae" else {"audio": cfg.n_freq}
+    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size**2} if family == "minvae" else {"audio": cfg.n_freq}
     return build_model(family, input_dims=dims).eval(), cfg
 
 
@@ -110,11 +110,22 @@ class Case:
             v = 1 - a
             loc = prior.loc.detach().float().numpy()
             var = prior.log_var.detach().float().exp().numpy()
-            res = authors_loop.minvae_loop(self.decoder, self.X, self.Z0, loc[a], var[a], loc[v], var[v], seed=seed,
-                                           draws=draws, niter_MCEM=self.iterations)
+            res = authors_loop.minvae_loop(
+                self.decoder,
+                self.X,
+                self.Z0,
+                loc[a],
+                var[a],
+                loc[v],
+                var[v],
+                seed=seed,
+                draws=draws,
+                niter_MCEM=self.iterations,
+            )
         else:
-            res = authors_loop.classic_mcem(self.decoder, self.X, self.Z0, seed=seed, draws=draws,
-                                            niter_MCEM=self.iterations, tol=self.tol)
+            res = authors_loop.classic_mcem(
+                self.decoder, self.X, self.Z0, seed=seed, draws=draws, niter_MCEM=self.iterations, tol=self.tol
+            )
         return Timing(time.perf_counter() - t0, time.process_time() - c0), res.S_hat, res.iterations
 
     def si_sdr(self, estimate: np.ndarray, reference: np.ndarray | None = None) -> float:
@@ -145,25 +156,38 @@ def compare(case: Case, repeat: int) -> dict:
                 theirs.append(wall)
                 iters.append(it)
                 sdr_theirs.append(case.si_sdr(est))
-        print(f"{case.family} repeat {k}: pyro-minvae {ours[-1].cpu:.2f} s CPU ({ours[-1].wall:.2f} wall), authors "
-              f"{theirs[-1].cpu:.2f} s CPU ({theirs[-1].wall:.2f} wall): {theirs[-1].cpu / ours[-1].cpu:.2f}x",
-              file=sys.stderr)
+        print(
+            f"{case.family} repeat {k}: pyro-minvae {ours[-1].cpu:.2f} s CPU ({ours[-1].wall:.2f} wall), authors "
+            f"{theirs[-1].cpu:.2f} s CPU ({theirs[-1].wall:.2f} wall): {theirs[-1].cpu / ours[-1].cpu:.2f}x",
+            file=sys.stderr,
+        )
     _, shared, _ = case.authors(0, draws=authors_loop.TorchDraws(0))
-    out = {"family": case.family, "frames": case.n_frames, "iterations": case.iterations,
-           "authors_iterations_run": iters}
+    out = {
+        "family": case.family,
+        "frames": case.n_frames,
+        "iterations": case.iterations,
+        "authors_iterations_run": iters,
+    }
     for kind in ("cpu", "wall"):
         a = [getattr(t, kind) for t in theirs]
         o = [getattr(t, kind) for t in ours]
         ratios = [x / y for x, y in zip(a, o)]
-        out.update({f"pyro_minvae_{kind}_s": [round(x, 3) for x in o], f"authors_{kind}_s": [round(x, 3) for x in a],
-                    f"pyro_minvae_{kind}_median_s": round(statistics.median(o), 3),
-                    f"authors_{kind}_median_s": round(statistics.median(a), 3),
-                    f"ratio_{kind}": round(statistics.median(a) / statistics.median(o), 2),
-                    f"ratio_{kind}_min": round(min(ratios), 2), f"ratio_{kind}_max": round(max(ratios), 2)})
+        out.update(
+            {
+                f"pyro_minvae_{kind}_s": [round(x, 3) for x in o],
+                f"authors_{kind}_s": [round(x, 3) for x in a],
+                f"pyro_minvae_{kind}_median_s": round(statistics.median(o), 3),
+                f"authors_{kind}_median_s": round(statistics.median(a), 3),
+                f"ratio_{kind}": round(statistics.median(a) / statistics.median(o), 2),
+                f"ratio_{kind}_min": round(min(ratios), 2),
+                f"ratio_{kind}_max": round(max(ratios), 2),
+            }
+        )
     return {
         **out,
         "si_sdr_noisy": case.si_sdr(case.X),
-        "si_sdr_pyro_minvae": sdr_ours, "si_sdr_authors": sdr_theirs,
+        "si_sdr_pyro_minvae": sdr_ours,
+        "si_sdr_authors": sdr_theirs,
         "si_sdr_pyro_minvae_mean": round(float(np.mean(sdr_ours)), 3),
         "si_sdr_authors_mean": round(float(np.mean(sdr_theirs)), 3),
         "si_sdr_pyro_minvae_sd": round(float(np.std(sdr_ours, ddof=1)), 3) if repeat > 1 else None,
@@ -183,8 +207,11 @@ def quality(case: Case, manifest: str, n_records: int, snr_db: float) -> dict:
     from pyro_minvae.features import stft
     from pyro_minvae.models.speech_vae import as_batch
 
-    records = [r for r in read_manifest(manifest) if r.get("split") == "test" and r.get("kind") == "mixture"
-               and float(r.get("snr_db", 1e9)) == snr_db][:n_records]
+    records = [
+        r
+        for r in read_manifest(manifest)
+        if r.get("split") == "test" and r.get("kind") == "mixture" and float(r.get("snr_db", 1e9)) == snr_db
+    ][:n_records]
     rows = []
     for rec in records:
         inp = record_input(rec, manifest, case.cfg, wanted=case.model.modalities)
@@ -200,44 +227,66 @@ def quality(case: Case, manifest: str, n_records: int, snr_db: float) -> dict:
         case.Z0 = case.model.init_latents(batch, prefer=prefer).numpy().T.copy()
         _, ours = case.project(0)
         _, theirs, _ = case.authors(0)
-        rows.append({"id": rec["id"], "noisy": case.si_sdr(case.X), "pyro_minvae": case.si_sdr(ours),
-                     "authors": case.si_sdr(theirs)})
+        rows.append(
+            {
+                "id": rec["id"],
+                "noisy": case.si_sdr(case.X),
+                "pyro_minvae": case.si_sdr(ours),
+                "authors": case.si_sdr(theirs),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
 
     def mean(k):
         return round(float(np.mean([r[k] for r in rows])), 2)
 
-    return {"manifest": manifest, "snr_db": snr_db, "files": len(rows), "si_sdr_noisy_mean": mean("noisy"),
-            "si_sdr_pyro_minvae_mean": mean("pyro_minvae"), "si_sdr_authors_mean": mean("authors"),
-            "si_sdr_difference_sd": round(float(np.std([r["pyro_minvae"] - r["authors"] for r in rows], ddof=1)), 2)
-            if len(rows) > 1 else None, "rows": rows}
+    return {
+        "manifest": manifest,
+        "snr_db": snr_db,
+        "files": len(rows),
+        "si_sdr_noisy_mean": mean("noisy"),
+        "si_sdr_pyro_minvae_mean": mean("pyro_minvae"),
+        "si_sdr_authors_mean": mean("authors"),
+        "si_sdr_difference_sd": round(float(np.std([r["pyro_minvae"] - r["authors"] for r in rows], ddof=1)), 2)
+        if len(rows) > 1
+        else None,
+        "rows": rows,
+    }
 
 
 def markdown(report: dict) -> str:
-    rows = ["| family | loop | frames | pyro-minvae CPU s (median) | authors CPU s (median) | ratio CPU (min - max) | "
-            "ratio wall (min - max) | SI-SDR pyro-minvae | SI-SDR authors | SI-SDR noisy |",
-            "|---|---|---:|---:|---:|---|---|---|---|---:|"]
+    rows = [
+        "| family | loop | frames | pyro-minvae CPU s (median) | authors CPU s (median) | ratio CPU (min - max) | "
+        "ratio wall (min - max) | SI-SDR pyro-minvae | SI-SDR authors | SI-SDR noisy |",
+        "|---|---|---:|---:|---:|---|---|---|---|---:|",
+    ]
     for r in report["results"]:
         loop = "published variational loop" if r["family"] == "minvae" else "classic MCEM"
 
         def ms(mean, sd):
             return f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
 
-        rows.append(f"| {r['family']} | {loop} | {r['frames']} | {r['pyro_minvae_cpu_median_s']:.2f} | "
-                    f"{r['authors_cpu_median_s']:.2f} | {r['ratio_cpu']:.2f}x ({r['ratio_cpu_min']:.2f} - "
-                    f"{r['ratio_cpu_max']:.2f}) | {r['ratio_wall']:.2f}x ({r['ratio_wall_min']:.2f} - "
-                    f"{r['ratio_wall_max']:.2f}) | "
-                    f"{ms(r['si_sdr_pyro_minvae_mean'], r['si_sdr_pyro_minvae_sd'])} | "
-                    f"{ms(r['si_sdr_authors_mean'], r['si_sdr_authors_sd'])} | {r['si_sdr_noisy']:.2f} |")
+        rows.append(
+            f"| {r['family']} | {loop} | {r['frames']} | {r['pyro_minvae_cpu_median_s']:.2f} | "
+            f"{r['authors_cpu_median_s']:.2f} | {r['ratio_cpu']:.2f}x ({r['ratio_cpu_min']:.2f} - "
+            f"{r['ratio_cpu_max']:.2f}) | {r['ratio_wall']:.2f}x ({r['ratio_wall_min']:.2f} - "
+            f"{r['ratio_wall_max']:.2f}) | "
+            f"{ms(r['si_sdr_pyro_minvae_mean'], r['si_sdr_pyro_minvae_sd'])} | "
+            f"{ms(r['si_sdr_authors_mean'], r['si_sdr_authors_sd'])} | {r['si_sdr_noisy']:.2f} |"
+        )
     m = report["machine"]
     for family, q in report.get("quality", {}).items():
         rows.append("")
-        rows.append(f"{family}, {q['files']} test mixtures at {q['snr_db']:g} dB, seed 0: SI-SDR pyro-minvae "
-                    f"{q['si_sdr_pyro_minvae_mean']:.2f} dB, authors {q['si_sdr_authors_mean']:.2f} dB, noisy "
-                    f"{q['si_sdr_noisy_mean']:.2f} dB (sd of the per-file difference {q['si_sdr_difference_sd']} dB).")
+        rows.append(
+            f"{family}, {q['files']} test mixtures at {q['snr_db']:g} dB, seed 0: SI-SDR pyro-minvae "
+            f"{q['si_sdr_pyro_minvae_mean']:.2f} dB, authors {q['si_sdr_authors_mean']:.2f} dB, noisy "
+            f"{q['si_sdr_noisy_mean']:.2f} dB (sd of the per-file difference {q['si_sdr_difference_sd']} dB)."
+        )
     rows.append("")
-    rows.append(f"{report['repeat']} interleaved runs per side, {report['seconds']} s of audio, "
-                f"{m['torch_threads']} torch threads, load average {m['load_avg_1min']} -> {m['load_avg_1min_end']}.")
+    rows.append(
+        f"{report['repeat']} interleaved runs per side, {report['seconds']} s of audio, "
+        f"{m['torch_threads']} torch threads, load average {m['load_avg_1min']} -> {m['load_avg_1min_end']}."
+    )
     return "\n".join(rows) + "\n"
 
 
@@ -249,8 +298,12 @@ def main(argv=None) -> None:
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--tol", type=float, default=1e-5, help="the classic loop's stop test (authors: 1e-5); <= 0: off")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1: CPU time is then the compute time, robust on a shared machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: CPU time is then the compute time, robust on a shared machine)",
+    )
     ap.add_argument("--manifest", help="a prepared corpus: also compare SI-SDR on its test mixtures")
     ap.add_argument("--quality-records", type=int, default=5)
     ap.add_argument("--quality-snr", type=float, default=0.0)
@@ -260,19 +313,28 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     ckpts = dict(c.split("=", 1) for c in args.checkpoint)
-    report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": args.threads,
-                          "torch": torch.__version__, "numpy": np.__version__,
-                          "load_avg_1min": round(os.getloadavg()[0], 2)},
-              "seconds": args.seconds, "repeat": args.repeat,
-              "models": {f: ckpts.get(f, f"untrained {f} (paper sizes)") for f in args.families.split(",")},
-              "results": []}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+        },
+        "seconds": args.seconds,
+        "repeat": args.repeat,
+        "models": {f: ckpts.get(f, f"untrained {f} (paper sizes)") for f in args.families.split(",")},
+        "results": [],
+    }
     for family in args.families.split(","):
         case = Case(family, ckpts.get(family), args.seconds, args.iterations, args.tol if args.tol > 0 else None)
         if not args.skip_timing:
             report["results"].append(compare(case, args.repeat))
         if args.manifest:
-            report.setdefault("quality", {})[family] = quality(case, args.manifest, args.quality_records,
-                                                               args.quality_snr)
+            report.setdefault("quality", {})[family] = quality(
+                case, args.manifest, args.quality_records, args.quality_snr
+            )
     report["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     text = json.dumps(report, indent=2)
     print(text)

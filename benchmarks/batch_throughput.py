@@ -60,8 +60,14 @@ def make_corpus(folder: Path, n_files: int, with_lips: bool, cfg) -> Path:
         _, noisy = synthetic_pair(seconds, cfg.sample_rate, seed=i)
         rid = f"utt{i:03d}"
         write_audio(folder / f"{rid}.wav", noisy, cfg.sample_rate)
-        rec = {"id": rid, "split": "test", "speaker": "s0", "kind": "noisy", "audio": f"{rid}.wav",
-               "duration": round(len(noisy) / cfg.sample_rate, 3)}
+        rec = {
+            "id": rid,
+            "split": "test",
+            "speaker": "s0",
+            "kind": "noisy",
+            "audio": f"{rid}.wav",
+            "duration": round(len(noisy) / cfg.sample_rate, 3),
+        }
         if with_lips:
             n_v = int(np.ceil(len(noisy) / cfg.sample_rate * 30))
             np.save(folder / f"{rid}_lips.npy", rng.integers(0, 256, (n_v, 67, 67), dtype=np.uint8))
@@ -79,9 +85,12 @@ def compare_outputs(dir_a: Path, dir_b: Path) -> dict:
     for a in sorted(dir_a.glob("*.wav")):
         scores.append(si_sdr(load_audio(a, 16000), load_audio(dir_b / a.name, 16000)))
     scores = np.array(scores)
-    return {"files": len(scores), "si_sdr_batched_vs_per_file_min": round(float(scores.min()), 1),
-            "si_sdr_batched_vs_per_file_median": round(float(np.median(scores)), 1),
-            "identical_to_float32_rounding (>= 60 dB)": int((scores >= 60).sum())}
+    return {
+        "files": len(scores),
+        "si_sdr_batched_vs_per_file_min": round(float(scores.min()), 1),
+        "si_sdr_batched_vs_per_file_median": round(float(np.median(scores)), 1),
+        "identical_to_float32_rounding (>= 60 dB)": int((scores >= 60).sum()),
+    }
 
 
 def batch_size_sweep(family: str, sizes: list, n_files: int, iterations: int, loop: str) -> list:
@@ -96,22 +105,33 @@ def batch_size_sweep(family: str, sizes: list, n_files: int, iterations: int, lo
     torch.set_num_threads(1)
     cfg = FeatureConfig()
     torch.manual_seed(0)
-    dims = {"audio": cfg.n_freq} if family == "avae" else {"audio": cfg.n_freq, "lips": cfg.lip_size ** 2}
+    dims = {"audio": cfg.n_freq} if family == "avae" else {"audio": cfg.n_freq, "lips": cfg.lip_size**2}
     model = build_model(family, input_dims=dims).eval()
     rng = np.random.default_rng(0)
-    specs = [stft(torch.from_numpy(synthetic_pair(float(rng.uniform(2.0, 4.0)), seed=i)[1]), cfg)
-             for i in range(n_files)]
-    visuals = [{"lips": torch.rand(s.shape[1], cfg.lip_size ** 2)} if "lips" in model.modalities else None
-               for s in specs]
+    specs = [
+        stft(torch.from_numpy(synthetic_pair(float(rng.uniform(2.0, 4.0)), seed=i)[1]), cfg) for i in range(n_files)
+    ]
+    visuals = [{"lips": torch.rand(s.shape[1], cfg.lip_size**2)} if "lips" in model.modalities else None for s in specs]
     rows = []
     for size in sizes:
         c0 = time.process_time()
         for start in range(0, n_files, size):
-            mcem_batch(model, specs[start:start + size], visuals[start:start + size], [0] * len(specs[start:start +
-                       size]), iterations=iterations, loop=loop)
+            mcem_batch(
+                model,
+                specs[start : start + size],
+                visuals[start : start + size],
+                [0] * len(specs[start : start + size]),
+                iterations=iterations,
+                loop=loop,
+            )
         cpu = time.process_time() - c0
-        rows.append({"batch_size": size, "cpu_s_per_file": round(cpu / n_files, 3),
-                     "files_per_hour_2_cores": round(2 * 3600 * n_files / cpu)})
+        rows.append(
+            {
+                "batch_size": size,
+                "cpu_s_per_file": round(cpu / n_files, 3),
+                "files_per_hour_2_cores": round(2 * 3600 * n_files / cpu),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
@@ -125,15 +145,28 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--loop", default="auto")
-    ap.add_argument("--sweep", help="batch sizes (e.g. 1,5,10,20): time mcem_batch in this process instead "
-                    "(CPU seconds per file, untrained --family model, no file I/O)")
+    ap.add_argument(
+        "--sweep",
+        help="batch sizes (e.g. 1,5,10,20): time mcem_batch in this process instead "
+        "(CPU seconds per file, untrained --family model, no file I/O)",
+    )
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if args.sweep:
-        rows = batch_size_sweep(args.family, [int(x) for x in args.sweep.split(",")], args.files, args.iterations,
-                                args.loop)
-        text = json.dumps({"family": args.family, "files": args.files, "iterations": args.iterations,
-                           "loop": args.loop, "load_avg_1min": round(os.getloadavg()[0], 2), "sweep": rows}, indent=2)
+        rows = batch_size_sweep(
+            args.family, [int(x) for x in args.sweep.split(",")], args.files, args.iterations, args.loop
+        )
+        text = json.dumps(
+            {
+                "family": args.family,
+                "files": args.files,
+                "iterations": args.iterations,
+                "loop": args.loop,
+                "load_avg_1min": round(os.getloadavg()[0], 2),
+                "sweep": rows,
+            },
+            indent=2,
+        )
         print(text)
         if args.out:
             from pyro_minvae.atomic import write_text_atomic
@@ -155,18 +188,32 @@ def main(argv=None) -> None:
         else:
             cfg = FeatureConfig()
             torch.manual_seed(0)
-            dims = {"audio": cfg.n_freq} if args.family == "avae" else {"audio": cfg.n_freq,
-                                                                        "lips": cfg.lip_size ** 2}
+            dims = {"audio": cfg.n_freq} if args.family == "avae" else {"audio": cfg.n_freq, "lips": cfg.lip_size**2}
             model = build_model(args.family, input_dims=dims)
             ckpt = save_checkpoint(tmp / "model.pt", model, cfg)
         (tmp / "corpus").mkdir()
         manifest = make_corpus(tmp / "corpus", args.files, "lips" in model.modalities, cfg)
         audio_s = sum(r["duration"] for r in map(json.loads, manifest.read_text().splitlines()))
         load0 = os.getloadavg()[0]
-        cli = [sys.executable, "-m", "cli.main"] if not (ROOT / ".venv" / "bin" / "pyro-minvae").exists() \
+        cli = (
+            [sys.executable, "-m", "cli.main"]
+            if not (ROOT / ".venv" / "bin" / "pyro-minvae").exists()
             else [str(ROOT / ".venv" / "bin" / "pyro-minvae")]
-        cmd = cli + ["enhance", "-c", str(ckpt), "--manifest", str(manifest), "--out-dir", str(tmp / "per_file"),
-                     "--jobs", str(args.workers), "--iterations", str(args.iterations), "--no-progress"]
+        )
+        cmd = cli + [
+            "enhance",
+            "-c",
+            str(ckpt),
+            "--manifest",
+            str(manifest),
+            "--out-dir",
+            str(tmp / "per_file"),
+            "--jobs",
+            str(args.workers),
+            "--iterations",
+            str(args.iterations),
+            "--no-progress",
+        ]
         if args.loop != "auto":
             cmd += ["--loop", args.loop]
         t0, c0 = time.perf_counter(), children_cpu()
@@ -176,25 +223,37 @@ def main(argv=None) -> None:
             raise SystemExit(f"per-file run failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
         t0, c0 = time.perf_counter(), children_cpu()
         at = cmd.index("--out-dir") + 1
-        batched_cmd = cmd[:at] + [str(tmp / "batched")] + cmd[at + 1:] + ["--batch-size", str(args.batch_size)]
+        batched_cmd = cmd[:at] + [str(tmp / "batched")] + cmd[at + 1 :] + ["--batch-size", str(args.batch_size)]
         proc = subprocess.run(batched_cmd, env=env, capture_output=True, text=True)
         batched, batched_cpu = time.perf_counter() - t0, children_cpu() - c0
         if proc.returncode != 0:
             raise SystemExit(f"batched run failed:\n{proc.stderr[-3000:]}")
         report = {
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                        "load_avg_1min_start": round(load0, 2), "load_avg_1min_end": round(os.getloadavg()[0], 2)},
+            "machine": {
+                "platform": platform.platform(),
+                "cpu_count": os.cpu_count(),
+                "load_avg_1min_start": round(load0, 2),
+                "load_avg_1min_end": round(os.getloadavg()[0], 2),
+            },
             "model": str(args.checkpoint or f"untrained {args.family} (paper sizes)"),
-            "files": args.files, "audio_s": round(audio_s, 1), "workers": args.workers, "torch_threads": 1,
-            "iterations": args.iterations, "loop": args.loop, "batch_size": args.batch_size,
-            "per_file_wall_s": round(per_file, 2), "batched_wall_s": round(batched, 2),
-            "per_file_cpu_s": round(per_file_cpu, 2), "batched_cpu_s": round(batched_cpu, 2),
+            "files": args.files,
+            "audio_s": round(audio_s, 1),
+            "workers": args.workers,
+            "torch_threads": 1,
+            "iterations": args.iterations,
+            "loop": args.loop,
+            "batch_size": args.batch_size,
+            "per_file_wall_s": round(per_file, 2),
+            "batched_wall_s": round(batched, 2),
+            "per_file_cpu_s": round(per_file_cpu, 2),
+            "batched_cpu_s": round(batched_cpu, 2),
             "per_file_files_per_hour_wall": round(args.files / per_file * 3600),
             "batched_files_per_hour_wall": round(args.files / batched * 3600),
             # the machine's 2 cores all ours: files per hour = files / (CPU seconds / 2) * 3600
             "per_file_files_per_hour_2_cores": round(args.files / (per_file_cpu / 2) * 3600),
             "batched_files_per_hour_2_cores": round(args.files / (batched_cpu / 2) * 3600),
-            "speedup_wall": round(per_file / batched, 2), "speedup_cpu": round(per_file_cpu / batched_cpu, 2),
+            "speedup_wall": round(per_file / batched, 2),
+            "speedup_cpu": round(per_file_cpu / batched_cpu, 2),
             "outputs": compare_outputs(tmp / "per_file", tmp / "batched"),
         }
     text = json.dumps(report, indent=2)

@@ -67,7 +67,7 @@ def synthetic_pair(seconds: float, sr: int = 16000, seed: int = 0) -> tuple[np.n
     env = (np.sin(2 * np.pi * 2.0 * t) > 0).astype(float)
     speech = voiced * env
     noise = rng.standard_normal(t.shape)
-    noise *= np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2))
+    noise *= np.sqrt(np.mean(speech**2) / np.mean(noise**2))
     x = speech + noise
     k = 0.5 / np.abs(x).max()
     return (k * speech).astype(np.float32), (k * x).astype(np.float32)
@@ -83,14 +83,17 @@ def load(args):
         model, cfg, _ = load_model(args.checkpoint, args.device)
         return model, cfg
     cfg = FeatureConfig()
-    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size ** 2}
+    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size**2}
     return build_model(args.family, input_dims=dims).to(args.device).eval(), cfg
 
 
 def visual_for(model, n_frames: int, device):
     dims = {"lips": 67 * 67, "landmarks": 40}
-    return {m: torch.rand(n_frames, dims[m], generator=torch.Generator().manual_seed(1)).to(device)
-            for m in model.modalities if m in dims}
+    return {
+        m: torch.rand(n_frames, dims[m], generator=torch.Generator().manual_seed(1)).to(device)
+        for m in model.modalities
+        if m in dims
+    }
 
 
 def run_once(args, seconds: float, method: str, opts: dict) -> dict:
@@ -105,9 +108,16 @@ def run_once(args, seconds: float, method: str, opts: dict) -> dict:
     res = enhance_waveform(model, cfg, x, vis, method=estep, seed=0, device=args.device, **opts)
     wall = time.perf_counter() - t0
     assert res.waveform.shape[0] == len(x)
-    return {"method": method, "family": model_family(model), "loop": opts.get("loop", "classic") if estep == "mcem"
-            else None, "options": opts, "audio_s": seconds, "wall_s": round(wall, 3),
-            "rtf": round(wall / seconds, 4), "chunks": len(res.chunks)}
+    return {
+        "method": method,
+        "family": model_family(model),
+        "loop": opts.get("loop", "classic") if estep == "mcem" else None,
+        "options": opts,
+        "audio_s": seconds,
+        "wall_s": round(wall, 3),
+        "rtf": round(wall / seconds, 4),
+        "chunks": len(res.chunks),
+    }
 
 
 def child(args) -> None:
@@ -138,24 +148,49 @@ def main() -> None:
         child(args)
         return
     torch.set_num_threads(args.threads)
-    report = {"machine": {"platform": platform.platform(), "cpu_count": __import__("os").cpu_count(),
-                          "torch_threads": args.threads, "torch": torch.__version__,
-                          "load_avg_1min": round(__import__("os").getloadavg()[0], 2)},
-              "model": args.checkpoint or f"untrained {args.family} (paper sizes)", "device": args.device,
-              "speed": []}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": __import__("os").cpu_count(),
+            "torch_threads": args.threads,
+            "torch": torch.__version__,
+            "load_avg_1min": round(__import__("os").getloadavg()[0], 2),
+        },
+        "model": args.checkpoint or f"untrained {args.family} (paper sizes)",
+        "device": args.device,
+        "speed": [],
+    }
     for method in args.methods.split(","):
         runs = [run_once(args, args.seconds, method, {}) for _ in range(args.repeat)]
         walls = sorted(r["wall_s"] for r in runs)
         mid = statistics.median(walls)
-        r = {**runs[0], "wall_s": round(mid, 3), "rtf": round(mid / args.seconds, 4),
-             "rtf_min": round(walls[0] / args.seconds, 4), "rtf_max": round(walls[-1] / args.seconds, 4),
-             "repeats": args.repeat}
+        r = {
+            **runs[0],
+            "wall_s": round(mid, 3),
+            "rtf": round(mid / args.seconds, 4),
+            "rtf_min": round(walls[0] / args.seconds, 4),
+            "rtf_max": round(walls[-1] / args.seconds, 4),
+            "repeats": args.repeat,
+        }
         report["speed"].append(r)
         print(json.dumps(r), file=sys.stderr)
     if not args.skip_long:
-        cmd = [sys.executable, __file__, "--child", args.long_method, "--family", args.family, "--device", args.device,
-               "--threads", str(args.threads), "--long-seconds", str(args.long_seconds), "--long-iterations",
-               str(args.long_iterations)] + (["--checkpoint", args.checkpoint] if args.checkpoint else [])
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            args.long_method,
+            "--family",
+            args.family,
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--long-seconds",
+            str(args.long_seconds),
+            "--long-iterations",
+            str(args.long_iterations),
+        ] + (["--checkpoint", args.checkpoint] if args.checkpoint else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         report["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
     report["machine"]["load_avg_1min_end"] = round(__import__("os").getloadavg()[0], 2)

@@ -36,8 +36,12 @@ def measure(quick: bool, threads: int, checkpoints: dict) -> dict:
     t0 = time.time()
     train_args = ["--rounds", "1", "--steps", "3"] if quick else ["--rounds", "3", "--steps", "15"]
     report = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": threads,
-                    "load_avg_1min_start": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "threads": threads,
+            "load_avg_1min_start": round(os.getloadavg()[0], 2),
+        },
         "training": _run_json([py, str(HERE / "train_speed.py"), "--threads", str(threads), *train_args]),
         "enhancement": {},
     }
@@ -59,21 +63,32 @@ def to_markdown(report: dict) -> str:
     lines = ["| model | training frames/s (median) |", "|---|---:|"]
     for label, v in report["training"]["frames_per_s"].items():
         lines.append(f"| {label} | {v['median']:.0f} |")
-    lines += ["", "| family | method | real-time factor (median) | min - max | runs | seconds | audio s |",
-              "|---|---|---:|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "| family | method | real-time factor (median) | min - max | runs | seconds | audio s |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
     memory = None
     for family, rep in report["enhancement"].items():
         for r in rep["speed"]:
             spread = f"{r['rtf_min']:.3f} - {r['rtf_max']:.3f}" if "rtf_min" in r else ""
-            lines.append(f"| {family} | {r['method']} | {r['rtf']:.3f} | {spread} | {r.get('repeats', 1)} | "
-                         f"{r['wall_s']:.2f} | {r['audio_s']:.1f} |")
+            lines.append(
+                f"| {family} | {r['method']} | {r['rtf']:.3f} | {spread} | {r.get('repeats', 1)} | "
+                f"{r['wall_s']:.2f} | {r['audio_s']:.1f} |"
+            )
         memory = rep.get("memory") or memory
     if memory:
-        lines += ["", f"Peak memory enhancing {memory.get('audio_s', '?')} s of audio: "
-                      f"{memory.get('peak_rss_mib')} MiB (resident set of the enhancing process)."]
+        lines += [
+            "",
+            f"Peak memory enhancing {memory.get('audio_s', '?')} s of audio: "
+            f"{memory.get('peak_rss_mib')} MiB (resident set of the enhancing process).",
+        ]
     m = report["machine"]
-    lines += ["", f"Measured in one run ({report['wall_s']} s) on {m['cpus']} CPUs, {m['threads']} torch threads, "
-                  f"load average {m['load_avg_1min_start']} -> {m['load_avg_1min_end']}."]
+    lines += [
+        "",
+        f"Measured in one run ({report['wall_s']} s) on {m['cpus']} CPUs, {m['threads']} torch threads, "
+        f"load average {m['load_avg_1min_start']} -> {m['load_avg_1min_end']}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -83,8 +98,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--md", type=Path, default=None, help="also write the markdown summary here")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--checkpoint", action="append", default=[], metavar="FAMILY=PATH",
-                    help="time a trained model instead of an untrained paper-sized one")
+    ap.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="FAMILY=PATH",
+        help="time a trained model instead of an untrained paper-sized one",
+    )
     args = ap.parse_args(argv)
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
     report = measure(args.quick, args.threads, checkpoints)

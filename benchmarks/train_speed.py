@@ -103,17 +103,26 @@ def main(argv=None) -> dict:
     ratios = [a / m for a, m in zip(fps.get("avae", []), fps.get("minvae (marginal q)", []))]
     paper = [a / m for a, m in zip(fps.get("avae", []), fps.get("minvae (paper lips)", []))]
     result = {
-        "threads": args.threads, "batch_size": args.batch_size, "rounds": args.rounds, "steps": args.steps,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "load_avg_at_end": os.getloadavg()},
-        "frames_per_s": {lab: {"median": statistics.median(v), "min": min(v), "max": max(v), "all": v}
-                         for lab, v in fps.items()},
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "load_avg_at_end": os.getloadavg(),
+        },
+        "frames_per_s": {
+            lab: {"median": statistics.median(v), "min": min(v), "max": max(v), "all": v} for lab, v in fps.items()
+        },
         "minvae_over_avae_cost": {"median": statistics.median(ratios), "all": ratios} if ratios else None,
-        "minvae_paper_lips_over_avae_cost": ({"median": statistics.median(paper), "all": paper}
-                                             if paper else None),
+        "minvae_paper_lips_over_avae_cost": ({"median": statistics.median(paper), "all": paper} if paper else None),
     }
-    print(f"training throughput, {args.threads} torch threads, batch {args.batch_size}, {args.rounds} interleaved "
-          f"rounds x {args.steps} steps (load average at end: {os.getloadavg()[0]:.1f})\n")
+    print(
+        f"training throughput, {args.threads} torch threads, batch {args.batch_size}, {args.rounds} interleaved "
+        f"rounds x {args.steps} steps (load average at end: {os.getloadavg()[0]:.1f})\n"
+    )
     print("| model | frames/s (median) | min | max | cost vs A-VAE |")
     print("|---|---:|---:|---:|---:|")
     base = statistics.median(fps["avae"]) if "avae" in fps else None

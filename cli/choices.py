@@ -33,8 +33,9 @@ class RegistryChoice(click.ParamType):
             self._registry().get(value)
         except ValueError as exc:  # "unknown kernel 'x'; valid kernels: ...": the house one-line error, exit 2
             option = param.opts[0] if param is not None and param.opts else self.name
-            raise UserInputError(f"{option} {value}: {exc} (a plugin registers more: pyro-minvae --plugin "
-                                 "FILE.py ...)") from None
+            raise UserInputError(
+                f"{option} {value}: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)"
+            ) from None
         return value
 
 
@@ -61,4 +62,3 @@ def _loop_registry():
 ESTEP_CHOICE = RegistryChoice(_estep_registry)
 KERNEL_CHOICE = RegistryChoice(_kernel_registry)
 LOOP_CHOICE = RegistryChoice(_loop_registry)
-

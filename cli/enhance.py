@@ -36,8 +36,7 @@ def _load_model(checkpoint: str, device: str):
     return load_model(checkpoint, check_device(device))
 
 
-def _opts(iterations: int | None, init: str | None = None, kernel: str | None = None,
-          loop: str | None = None) -> dict:
+def _opts(iterations: int | None, init: str | None = None, kernel: str | None = None, loop: str | None = None) -> dict:
     opts = {} if iterations is None else {"iterations": iterations}
     if loop is not None:
         opts["loop"] = loop
@@ -58,50 +57,137 @@ def _check_init(model, init: str | None) -> None:
 @click.command(name="enhance")
 @click.argument("noisy", required=False, type=click.Path(dir_okay=False))
 @click.option("-c", "--checkpoint", required=True, type=click.Path(dir_okay=False), help="Trained model checkpoint.")
-@click.option("--video", type=click.Path(dir_okay=False), help="Lip ROIs: .npy (N, 67, 67), a mouth-ROI video or a "
-              "face video (the mouth is found). Not needed when NOISY is itself a video (talk.mp4).")
+@click.option(
+    "--video",
+    type=click.Path(dir_okay=False),
+    help="Lip ROIs: .npy (N, 67, 67), a mouth-ROI video or a "
+    "face video (the mouth is found). Not needed when NOISY is itself a video (talk.mp4).",
+)
 @click.option("--landmarks", type=click.Path(dir_okay=False), help="Lip landmarks .npy (N, P, 2).")
-@click.option("--fps", type=float, default=None, help="Frame rate of --video/--landmarks (default: from the "
-              "video file, else the checkpoint's).")
-@click.option("-o", "--output", type=click.Path(), help="Output wav (single-file mode), or a video (.mp4, .mkv, "
-              ".mov: the input video with the enhanced audio, video stream copied); a folder (ending in / or "
-              "existing) gets NOISY's name with .wav. Never one of the inputs.")
-@click.option("--manifest", type=click.Path(dir_okay=False), help="Enhance the mixtures (or noisy recordings) of a "
-              "manifest split.")
+@click.option(
+    "--fps",
+    type=float,
+    default=None,
+    help="Frame rate of --video/--landmarks (default: from the video file, else the checkpoint's).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="Output wav (single-file mode), or a video (.mp4, .mkv, "
+    ".mov: the input video with the enhanced audio, video stream copied); a folder (ending in / or "
+    "existing) gets NOISY's name with .wav. Never one of the inputs.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False),
+    help="Enhance the mixtures (or noisy recordings) of a manifest split.",
+)
 @click.option("--split", default="test", show_default=True, help="Manifest split (manifest mode).")
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Output folder (manifest mode).")
-@click.option("--method", type=ESTEP_CHOICE, default="mcem", show_default=True,
-              help="mcem: the paper's Monte-Carlo EM; fast (= vem): variational EM.")
-@click.option("--iterations", type=int, default=None, help="EM iterations (default: the method's; mcem 30, the "
-              "paper 100).")
-@click.option("--loop", type=LOOP_CHOICE, default=None,
-              help="mcem only: classic (default; MIN-VAE with its mixture prior and re-estimated weights) or "
-                   "minvae (MIN-VAE's published variational loop).")
-@click.option("--init", "init_from", default=None, help="Encoder that initialises z, e.g. audio or lips (default: "
-              "MIN-VAE the visual one, as in the paper; others their only encoder).")
-@click.option("--kernel", type=KERNEL_CHOICE, default=None, help="E-step MCMC kernel by registry name (KERNELS; default frame-mh, "
-              "the paper's frame-wise random-walk MH; frame-mh-jump adds jumps between a mixture "
-              "prior's components, MIN-VAE).")
+@click.option(
+    "--method",
+    type=ESTEP_CHOICE,
+    default="mcem",
+    show_default=True,
+    help="mcem: the paper's Monte-Carlo EM; fast (= vem): variational EM.",
+)
+@click.option(
+    "--iterations", type=int, default=None, help="EM iterations (default: the method's; mcem 30, the paper 100)."
+)
+@click.option(
+    "--loop",
+    type=LOOP_CHOICE,
+    default=None,
+    help="mcem only: classic (default; MIN-VAE with its mixture prior and re-estimated weights) or "
+    "minvae (MIN-VAE's published variational loop).",
+)
+@click.option(
+    "--init",
+    "init_from",
+    default=None,
+    help="Encoder that initialises z, e.g. audio or lips (default: "
+    "MIN-VAE the visual one, as in the paper; others their only encoder).",
+)
+@click.option(
+    "--kernel",
+    type=KERNEL_CHOICE,
+    default=None,
+    help="E-step MCMC kernel by registry name (KERNELS; default frame-mh, "
+    "the paper's frame-wise random-walk MH; frame-mh-jump adds jumps between a mixture "
+    "prior's components, MIN-VAE).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
 @click.option("--jobs", type=int, default=2, show_default=True, help="Worker processes (manifest mode).")
-@click.option("--batch-size", type=int, default=1, show_default=True, help="Manifest mode, --method mcem: records "
-              "enhanced together in one batched E-step (each output as alone, same seed); 8-10 saves CPU on short "
-              "files.")
-@click.option("--threads", type=int, default=None, help="torch threads per process (default 1, in manifest mode "
-              "per worker: the fastest on a busy machine).")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Manifest mode, --method mcem: records "
+    "enhanced together in one batched E-step (each output as alone, same seed); 8-10 saves CPU on short "
+    "files.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="torch threads per process (default 1, in manifest mode per worker: the fastest on a busy machine).",
+)
 @click.option("--shard", default="1/1", show_default=True, help="k/N: this job's share of the records.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing -o file (single file); re-enhance records "
-              "whose output exists (manifest mode).")
-@click.option("--crop", type=click.Choice(["auto", "face", "none"]), default="auto", show_default=True,
-              help="Video NOISY: find the mouth in each frame (face), use the frames as they are (none: already "
-                   "cropped mouth videos), or tell them apart (auto).")
-@click.option("--save-lips", type=click.Path(file_okay=False), default=None, help="Video NOISY: write the mouth ROIs "
-              "the model sees to DIR/<name>.lips.npy and a contact sheet DIR/<name>.lips.png.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar of EM iterations and chunks on stderr "
-              "(single file; default: when stderr is a terminal, not with -q).")
-def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, out_dir, method, iterations, loop,
-            init_from, kernel, seed, device, jobs, batch_size, threads, shard, overwrite, crop, save_lips, progress):
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing -o file (single file); re-enhance records whose output exists (manifest mode).",
+)
+@click.option(
+    "--crop",
+    type=click.Choice(["auto", "face", "none"]),
+    default="auto",
+    show_default=True,
+    help="Video NOISY: find the mouth in each frame (face), use the frames as they are (none: already "
+    "cropped mouth videos), or tell them apart (auto).",
+)
+@click.option(
+    "--save-lips",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Video NOISY: write the mouth ROIs "
+    "the model sees to DIR/<name>.lips.npy and a contact sheet DIR/<name>.lips.png.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar of EM iterations and chunks on stderr "
+    "(single file; default: when stderr is a terminal, not with -q).",
+)
+def command(
+    noisy,
+    checkpoint,
+    video,
+    landmarks,
+    fps,
+    output,
+    manifest,
+    split,
+    out_dir,
+    method,
+    iterations,
+    loop,
+    init_from,
+    kernel,
+    seed,
+    device,
+    jobs,
+    batch_size,
+    threads,
+    shard,
+    overwrite,
+    crop,
+    save_lips,
+    progress,
+):
     """Enhance NOISY.wav (or every mixture of a manifest split) with a trained checkpoint."""
     from pyro_minvae.enhancement.options import check_device, check_method_options, check_seed, check_threads
 
@@ -118,15 +204,42 @@ def command(noisy, checkpoint, video, landmarks, fps, output, manifest, split, o
         if jobs < 1:
             raise UserInputError(f"--jobs {jobs}: must be >= 1")
         _check_batch_size(batch_size, method, _opts(iterations, init_from, kernel, loop))
-        _enhance_manifest(checkpoint, manifest, split, out_dir, method, seed, device, jobs, threads, shard,
-                          overwrite, _opts(iterations, init_from, kernel, loop), batch_size)
+        _enhance_manifest(
+            checkpoint,
+            manifest,
+            split,
+            out_dir,
+            method,
+            seed,
+            device,
+            jobs,
+            threads,
+            shard,
+            overwrite,
+            _opts(iterations, init_from, kernel, loop),
+            batch_size,
+        )
         return
     if batch_size != 1:
         raise UserInputError(f"--batch-size {batch_size}: applies to manifest mode (--manifest M --out-dir DIR)")
     if noisy is None or output is None or not output.strip():
         raise UserInputError("missing input: give NOISY.wav -o OUT.wav (or --manifest M --out-dir DIR)")
-    _enhance_one(checkpoint, noisy, output, video, landmarks, fps, method, seed, device, threads, overwrite, progress,
-                 _opts(iterations, init_from, kernel, loop), _video_reader_options(noisy, crop, save_lips))
+    _enhance_one(
+        checkpoint,
+        noisy,
+        output,
+        video,
+        landmarks,
+        fps,
+        method,
+        seed,
+        device,
+        threads,
+        overwrite,
+        progress,
+        _opts(iterations, init_from, kernel, loop),
+        _video_reader_options(noisy, crop, save_lips),
+    )
 
 
 def _check_batch_size(batch_size: int, method: str, opts: dict) -> None:
@@ -139,15 +252,36 @@ def _check_batch_size(batch_size: int, method: str, opts: dict) -> None:
         raise UserInputError(f"--batch-size {batch_size}: {reason}; use --batch-size 1")
 
 
-def _enhance_manifest(checkpoint, manifest, split, out_dir, method, seed, device, jobs, threads, shard, overwrite,
-                      opts: dict, batch_size: int = 1) -> None:
+def _enhance_manifest(
+    checkpoint,
+    manifest,
+    split,
+    out_dir,
+    method,
+    seed,
+    device,
+    jobs,
+    threads,
+    shard,
+    overwrite,
+    opts: dict,
+    batch_size: int = 1,
+) -> None:
     """Manifest mode: a thin wrapper of :func:`pyro_minvae.enhancement.batch.enhance_manifest`."""
     from pyro_minvae.enhancement.batch import DEFAULT_BATCH_THREADS, BatchSettings, enhance_manifest
 
     _check_init(_load_model(checkpoint, "cpu")[0], opts.get("init"))  # fail early on a bad checkpoint or --init
-    settings = BatchSettings(method=method, seed=seed, device=device, options=opts, jobs=jobs,
-                             threads=threads or DEFAULT_BATCH_THREADS, shard=parse_shard(shard), overwrite=overwrite,
-                             batch_size=batch_size)
+    settings = BatchSettings(
+        method=method,
+        seed=seed,
+        device=device,
+        options=opts,
+        jobs=jobs,
+        threads=threads or DEFAULT_BATCH_THREADS,
+        shard=parse_shard(shard),
+        overwrite=overwrite,
+        batch_size=batch_size,
+    )
     report = enhance_manifest(checkpoint, manifest, split, out_dir, settings)
     click.echo(f"enhanced {len(report.written)} file(s) into {out_dir}")
     if report.failed:
@@ -166,13 +300,29 @@ def _video_reader_options(noisy: str, crop: str, save_lips: str | None) -> dict 
     if Path(noisy).suffix.lower() in VIDEO_SUFFIXES:
         return {"video": VideoOptions(crop=crop, save_lips=save_lips)}
     if crop != "auto" or save_lips is not None:
-        raise UserInputError(f"--crop/--save-lips apply to a video input (talk.mp4), not {noisy}; a face video "
-                             "given with --video is cropped automatically")
+        raise UserInputError(
+            f"--crop/--save-lips apply to a video input (talk.mp4), not {noisy}; a face video "
+            "given with --video is cropped automatically"
+        )
     return None
 
 
-def _enhance_one(checkpoint, noisy, output, video, landmarks, fps, method, seed, device, threads, overwrite,
-                 progress, opts: dict, reader_options: dict | None = None) -> None:
+def _enhance_one(
+    checkpoint,
+    noisy,
+    output,
+    video,
+    landmarks,
+    fps,
+    method,
+    seed,
+    device,
+    threads,
+    overwrite,
+    progress,
+    opts: dict,
+    reader_options: dict | None = None,
+) -> None:
     """Single-file mode: a thin wrapper of :meth:`pyro_minvae.enhancement.Enhancer.enhance_file`."""
     import torch
 
@@ -184,10 +334,17 @@ def _enhance_one(checkpoint, noisy, output, video, landmarks, fps, method, seed,
     torch.set_num_threads(threads or DEFAULT_THREADS)
     enh = Enhancer.from_checkpoint(checkpoint, device=device, method=method, seed=seed, progress=progress, **opts)
     try:
-        res = enh.enhance_file(noisy, output, video, landmarks, fps=fps, overwrite=overwrite,
-                               reader_options=reader_options)
+        res = enh.enhance_file(
+            noisy, output, video, landmarks, fps=fps, overwrite=overwrite, reader_options=reader_options
+        )
     except Interrupted as exc:  # Ctrl-C/SIGTERM: the output is only written, atomically, once enhanced
         raise Interrupted(exc.signum, f"nothing was written to {output}") from None
-    log.info("%s: %.1f s of audio enhanced in %.1f s (%s, z initialised from the %s encoder)", res.output,
-             res.result.waveform.shape[0] / enh.sample_rate, res.result.seconds, method, res.result.init)
+    log.info(
+        "%s: %.1f s of audio enhanced in %.1f s (%s, z initialised from the %s encoder)",
+        res.output,
+        res.result.waveform.shape[0] / enh.sample_rate,
+        res.result.seconds,
+        method,
+        res.result.init,
+    )
     click.echo(f"wrote {res.output}")

@@ -55,26 +55,54 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
 
     for label, path in ckpts.items():
         if label in MODELS and (kind := checkpoint_kind(path)) != label:
-            raise UserInputError(f"--checkpoint {label}={path}: the label names the {label!r} family but the file "
-                                 f"holds model family {kind!r}; use --checkpoint {kind}={path} or a label that is not "
-                                 "a family name")
+            raise UserInputError(
+                f"--checkpoint {label}={path}: the label names the {label!r} family but the file "
+                f"holds model family {kind!r}; use --checkpoint {kind}={path} or a label that is not "
+                "a family name"
+            )
 
 
 @click.command(name="evaluate")
-@click.option("--manifest", type=click.Path(dir_okay=False), default=None,
-              help="Test manifest (default: the demo corpus, <cache>/corpora/demo/manifest.jsonl, else demo-small).")
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Test manifest (default: the demo corpus, <cache>/corpora/demo/manifest.jsonl, else demo-small).",
+)
 @click.option("--split", default="test", show_default=True, help="Manifest split to evaluate.")
-@click.option("--methods", default=None,
-              help="Comma list of methods (default: every baseline plus the methods of each checkpoint).")
-@click.option("--checkpoint", "checkpoints", multiple=True, metavar="LABEL=PATH",
-              help="A trained model to evaluate (repeatable); its methods are named after LABEL.")
-@click.option("--out", type=click.Path(file_okay=False), default="evaluation", show_default=True,
-              help="Output folder; re-running with the same folder resumes.")
+@click.option(
+    "--methods",
+    default=None,
+    help="Comma list of methods (default: every baseline plus the methods of each checkpoint).",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    metavar="LABEL=PATH",
+    help="A trained model to evaluate (repeatable); its methods are named after LABEL.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="evaluation",
+    show_default=True,
+    help="Output folder; re-running with the same folder resumes.",
+)
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="torch threads per worker process (1 is fastest on a busy machine).")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Evaluate at most N files, balanced over SNR and noise type.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch threads per worker process (1 is fastest on a busy machine).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate at most N files, balanced over SNR and noise type.",
+)
 @click.option("--snr", default=None, help="Comma list of SNRs (dB) to keep, e.g. --snr=-5,0.")
 @click.option("--noise", default=None, help="Comma list of noise types to keep.")
 @click.option("--metrics", default=None, help="Comma list of metrics (default: si_sdr,sdr,pesq_wb,pesq_nb,stoi,estoi).")
@@ -82,16 +110,46 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
 @click.option("--save-audio", is_flag=True, help="Also write enhanced wavs to OUT/audio/<method>/<id>.wav.")
 @click.option("--example", default=None, help="File id for the spectrogram figure (default: one near 0 dB).")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Write PNG figures.")
-@click.option("--video-degrade", default=None, metavar="NAME:VALUE",
-              help="Degrade the visual stream: drop:P, occlude:F, noise:S or shift:K (robustness experiments).")
-@click.option("--shard", default=None, metavar="K/N",
-              help="Evaluate only the K-th of N interleaved parts (1 <= K <= N). Shards may share one --out; a final "
-                   "run without --shard then skips every finished pair and writes the full summary.")
-@click.option("--restart", is_flag=True,
-              help="Discard the results already in --out (made with other settings or checkpoints); start over.")
+@click.option(
+    "--video-degrade",
+    default=None,
+    metavar="NAME:VALUE",
+    help="Degrade the visual stream: drop:P, occlude:F, noise:S or shift:K (robustness experiments).",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="Evaluate only the K-th of N interleaved parts (1 <= K <= N). Shards may share one --out; a final "
+    "run without --shard then skips every finished pair and writes the full summary.",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Discard the results already in --out (made with other settings or checkpoints); start over.",
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def command(manifest, split, methods, checkpoints, out, jobs, threads, limit, snr, noise, metrics, seed, save_audio,
-            example, figures, video_degrade, shard, restart, no_progress) -> None:
+def command(
+    manifest,
+    split,
+    methods,
+    checkpoints,
+    out,
+    jobs,
+    threads,
+    limit,
+    snr,
+    noise,
+    metrics,
+    seed,
+    save_audio,
+    example,
+    figures,
+    video_degrade,
+    shard,
+    restart,
+    no_progress,
+) -> None:
     """Run enhancement methods over the test mixtures and report SI-SDR, SDR, PESQ and (E)STOI."""
     from pyro_minvae.evaluation import EvalConfig, default_checkpoints, resolve_methods, run_evaluation
     from pyro_minvae.metrics import DEFAULT_METRICS, METRICS
@@ -108,13 +166,30 @@ def command(manifest, split, methods, checkpoints, out, jobs, threads, limit, sn
         raise UserInputError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
     ckpts = _checkpoints(checkpoints) if checkpoints else default_checkpoints()
     chosen = resolve_methods(_csv(methods), ckpts)
-    cfg = EvalConfig(manifest=manifest_path, out_dir=Path(out), split=split, jobs=jobs, threads=threads, limit=limit,
-                     snrs=_snrs(snr), noise_types=_csv(noise), metrics=metric_names, seed=seed, save_audio=save_audio,
-                     figures=figures, example_id=example, progress=not no_progress, restart=restart,
-                     video_degradation=video_degrade, shard=parse_shard(shard) if shard is not None else None)
+    cfg = EvalConfig(
+        manifest=manifest_path,
+        out_dir=Path(out),
+        split=split,
+        jobs=jobs,
+        threads=threads,
+        limit=limit,
+        snrs=_snrs(snr),
+        noise_types=_csv(noise),
+        metrics=metric_names,
+        seed=seed,
+        save_audio=save_audio,
+        figures=figures,
+        example_id=example,
+        progress=not no_progress,
+        restart=restart,
+        video_degradation=video_degrade,
+        shard=parse_shard(shard) if shard is not None else None,
+    )
     report = run_evaluation(cfg, chosen)
-    click.echo(f"{report.n_items} files x {len(chosen)} methods ({report.n_evaluated} pairs run now) "
-               f"in {report.wall_s:.1f} s; results in {out}")
+    click.echo(
+        f"{report.n_items} files x {len(chosen)} methods ({report.n_evaluated} pairs run now) "
+        f"in {report.wall_s:.1f} s; results in {out}"
+    )
     click.echo(report.table())
     if report.bad:
         click.echo(f"{len(report.bad)} failed (method, file) pair(s):", err=True)

@@ -29,6 +29,7 @@ import importlib  # noqa: E402
 import logging  # noqa: E402
 
 import click  # noqa: E402
+
 # numpy now, while a Ctrl-C still ends the start cleanly: imported later from inside torch's C initialisation, an
 # interruption of numpy's import is swallowed there (torch only warns "Failed to initialize NumPy"), so the command
 # ran on to the end (measured: SIGINT/SIGTERM ~0.9 s into `enhance --manifest` ignored; or an ImportError traceback).
@@ -44,15 +45,16 @@ SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate", "tune")
 
 # Operating-system errors that are about the user's files or environment (full disk, permissions, a name too long
 # for the filesystem, a link loop), not bugs: one line naming the file, with the fix for that errno.
-_NAME_HINTS = {errno.ENAMETOOLONG: "shorten the name (at most 255 bytes per file or folder name)",
-               errno.ELOOP: "a symbolic link points back at itself; fix or remove the link"}
+_NAME_HINTS = {
+    errno.ENAMETOOLONG: "shorten the name (at most 255 bytes per file or folder name)",
+    errno.ELOOP: "a symbolic link points back at itself; fix or remove the link",
+}
 
 
 def _env_errnos() -> frozenset:
     from pyro_minvae.atomic import ENV_ERRNOS
 
-    return ENV_ERRNOS | frozenset(_NAME_HINTS) | {errno.ENXIO, errno.ETXTBSY, errno.ENODEV, errno.EMFILE,
-                                                  errno.ENFILE}
+    return ENV_ERRNOS | frozenset(_NAME_HINTS) | {errno.ENXIO, errno.ETXTBSY, errno.ENODEV, errno.EMFILE, errno.ENFILE}
 
 
 class FriendlyGroup(click.Group):
@@ -101,9 +103,14 @@ class _StderrHandler(logging.StreamHandler):
 @click.version_option(__version__, prog_name="pyro-minvae")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
-              help="Import a module or Python file first (repeatable): its registrations (priors, encoders, "
-                   "kernels, modalities, ...) become usable by name and in checkpoints.")
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE|FILE.py",
+    help="Import a module or Python file first (repeatable): its registrations (priors, encoders, "
+    "kernels, modalities, ...) become usable by name and in checkpoints.",
+)
 def cli(verbose: int, quiet: bool, plugins: tuple) -> None:
     """MIN-VAE audio-visual speech enhancement (Pyro).
 

@@ -25,19 +25,32 @@ def command() -> None:
 
 
 @command.command("demo")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Cache root (default $PYRO_MINVAE_CACHE or ~/.cache/pyro-minvae).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Cache root (default $PYRO_MINVAE_CACHE or ~/.cache/pyro-minvae).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, utterances, noise, video.")
 @click.option("--small", is_flag=True, help="A tiny corpus (12 speakers, 10 clips each) for quick checks.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
 @click.option("--stats", "show_stats", is_flag=True, help="Print minutes/speakers per split and mixture counts.")
-@click.option("--preview", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG (spectrogram, phones, mouth frames) of one test clip.")
+@click.option(
+    "--preview",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a PNG (spectrogram, phones, mouth frames) of one test clip.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if the corpus is already prepared.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option("--mouth-style", type=click.Choice(["classic", "ntcd"]), default="classic", show_default=True,
-              help="Rendered mouths: 'classic' (small centred lips) or 'ntcd' (NTCD-TIMIT-like ROIs: the mouth "
-                   "fills the frame, teeth, skin texture).")
+@click.option(
+    "--mouth-style",
+    type=click.Choice(["classic", "ntcd"]),
+    default="classic",
+    show_default=True,
+    help="Rendered mouths: 'classic' (small centred lips) or 'ntcd' (NTCD-TIMIT-like ROIs: the mouth "
+    "fills the frame, teeth, skin texture).",
+)
 def demo(cache_dir, seed, small, workers, show_stats, preview, force, no_progress, mouth_style) -> None:
     """Build the embedded audio-visual demo corpus from Debian packages (idempotent)."""
     from pyro_minvae.data.prepare.demo import DemoConfig, prepare_demo
@@ -62,10 +75,14 @@ def demo(cache_dir, seed, small, workers, show_stats, preview, force, no_progres
 
 @command.command("ntcd-timit")
 @click.option("--root", type=click.Path(file_okay=False), required=True, help="NTCD-TIMIT root folder.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default <cache>/corpora/ntcd-timit).")
-@click.option("--valid-speakers", default=None,
-              help="Comma-separated validation speakers (default: every sixth non-test speaker).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), default=None, help="Output folder (default <cache>/corpora/ntcd-timit)."
+)
+@click.option(
+    "--valid-speakers",
+    default=None,
+    help="Comma-separated validation speakers (default: every sixth non-test speaker).",
+)
 @click.option("--all-noisy", is_flag=True, help="Index noisy files of training speakers too.")
 @click.option("--stats", "show_stats", is_flag=True, help="Print counts per split.")
 @click.option("--force", is_flag=True, help="Re-index even if the copy is unchanged since the last run.")
@@ -80,8 +97,9 @@ def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats, force, no_progr
 
     vs = [v.strip() for v in valid_speakers.split(",") if v.strip()] if valid_speakers else None
     with _stoppable(out):
-        path, skipped = index_ntcd_timit(root, out, valid_speakers=vs, all_noisy=all_noisy, force=force,
-                                         progress=not no_progress)
+        path, skipped = index_ntcd_timit(
+            root, out, valid_speakers=vs, all_noisy=all_noisy, force=force, progress=not no_progress
+        )
     _echo(f"manifest: {path}")
     if show_stats:
         _print_stats(path)
@@ -89,19 +107,38 @@ def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats, force, no_progr
 
 
 @command.command("folder")
-@click.option("--root", type=click.Path(file_okay=False), required=True,
-              help="Folder of NAME.wav + NAME.npy (N,67,67) or NAME.mp4 pairs.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default <cache>/corpora/folder-<name>).")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
-              help="Split recorded for every clip.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder of NAME.wav + NAME.npy (N,67,67) or NAME.mp4 pairs.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder (default <cache>/corpora/folder-<name>).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "valid", "test"]),
+    default="test",
+    show_default=True,
+    help="Split recorded for every clip.",
+)
 @click.option("--fps", type=float, default=30.0, show_default=True, help="Frame rate of the .npy/.mat lip arrays.")
-@click.option("--kind", type=click.Choice(["noisy", "clean"]), default=None,
-              help="noisy: recordings to enhance (default for --split test); clean: training speech (default for "
-                   "train/valid).")
-@click.option("--valid-speakers", default=None,
-              help="With --split train: comma-separated speakers (sub-folders) held out for validation (default: "
-                   "every sixth speaker, at least one; one speaker: every tenth recording).")
+@click.option(
+    "--kind",
+    type=click.Choice(["noisy", "clean"]),
+    default=None,
+    help="noisy: recordings to enhance (default for --split test); clean: training speech (default for train/valid).",
+)
+@click.option(
+    "--valid-speakers",
+    default=None,
+    help="With --split train: comma-separated speakers (sub-folders) held out for validation (default: "
+    "every sixth speaker, at least one; one speaker: every tenth recording).",
+)
 @click.option("--force", is_flag=True, help="Re-index even if the folder is unchanged since the last run.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def folder(root, out, split, fps, kind, valid_speakers, force, no_progress) -> None:
@@ -114,8 +151,9 @@ def folder(root, out, split, fps, kind, valid_speakers, force, no_progress) -> N
 
     vs = [v.strip() for v in valid_speakers.split(",") if v.strip()] if valid_speakers else None
     with _stoppable(out):
-        path, skipped = index_folder(root, out, split=split, fps=fps, kind=kind, force=force,
-                                     progress=not no_progress, valid_speakers=vs)
+        path, skipped = index_folder(
+            root, out, split=split, fps=fps, kind=kind, force=force, progress=not no_progress, valid_speakers=vs
+        )
     _echo(f"manifest: {path}")
     _exit_if_skipped(skipped, "recording(s)")
 
@@ -185,8 +223,10 @@ def write_corpus_preview(manifest: Path, out_png: Path) -> None:
     recs = [r for r in read_manifest(manifest) if r.get("kind", "clean") == "clean" and r.get("lips")]
     if not recs:
         raise UserInputError(f"{manifest}: no clean clip with lips to preview; re-run `pyro-minvae prepare demo`")
-    rec = next((r for r in recs if r["split"] == "test" and 3.0 <= r.get("duration", 0) <= 6.0),
-               next((r for r in recs if r["split"] == "test"), recs[0]))
+    rec = next(
+        (r for r in recs if r["split"] == "test" and 3.0 <= r.get("duration", 0) <= 6.0),
+        next((r for r in recs if r["split"] == "test"), recs[0]),
+    )
     phones_path = Path(manifest).parent / "phones.json"
     phones = []
     if phones_path.exists():
@@ -195,5 +235,13 @@ def write_corpus_preview(manifest: Path, out_png: Path) -> None:
     frames = np.load(resolve(manifest, rec["lips"]))
     lm_path = resolve(manifest, rec.get("landmarks"))
     landmarks = np.load(lm_path) if lm_path is not None and lm_path.exists() else None
-    write_preview(wave, 16000, phones, frames, out_png, landmarks=landmarks, fps=float(rec.get("fps", 30.0)),
-                  title=f"{rec['id']} ({rec['speaker']}, {rec['split']})")
+    write_preview(
+        wave,
+        16000,
+        phones,
+        frames,
+        out_png,
+        landmarks=landmarks,
+        fps=float(rec.get("fps", 30.0)),
+        title=f"{rec['id']} ({rec['speaker']}, {rec['split']})",
+    )

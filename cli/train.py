@@ -25,52 +25,133 @@ def _default_manifest() -> Path:
 
 
 @click.command(name="train")
-@click.option("--model", "family", default="minvae", show_default=True,
-              help="Model family (registry MODELS): vae, avae, avcvae, minvae, or one you registered.")
-@click.option("--encoders", default=None, help="Comma-separated encoders/modalities, e.g. audio,lips "
-              "(default: the family's own; vae: one of audio, lips, landmarks).")
-@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Corpus manifest (default: the demo corpus under the cache dir).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Checkpoint folder (default: <cache>/runs/<model>). A folder holding a run is refused unless "
-                   "--resume or --overwrite is given.")
-@click.option("--epochs", default=20, show_default=True, type=int,
-              help="Total epochs (with --resume: may be raised to train on).")
-@click.option("--batch-size", default=128, show_default=True, type=int,
-              help="Frames per batch (per process under torchrun).")
+@click.option(
+    "--model",
+    "family",
+    default="minvae",
+    show_default=True,
+    help="Model family (registry MODELS): vae, avae, avcvae, minvae, or one you registered.",
+)
+@click.option(
+    "--encoders",
+    default=None,
+    help="Comma-separated encoders/modalities, e.g. audio,lips "
+    "(default: the family's own; vae: one of audio, lips, landmarks).",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Corpus manifest (default: the demo corpus under the cache dir).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint folder (default: <cache>/runs/<model>). A folder holding a run is refused unless "
+    "--resume or --overwrite is given.",
+)
+@click.option(
+    "--epochs", default=20, show_default=True, type=int, help="Total epochs (with --resume: may be raised to train on)."
+)
+@click.option(
+    "--batch-size", default=128, show_default=True, type=int, help="Frames per batch (per process under torchrun)."
+)
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="Adam learning rate (finite, > 0).")
-@click.option("--schedule", type=click.Choice(["plateau", "cosine", "constant"]), default="plateau",
-              show_default=True, help="Learning-rate schedule.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["plateau", "cosine", "constant"]),
+    default="plateau",
+    show_default=True,
+    help="Learning-rate schedule.",
+)
 @click.option("--latent-dim", default=32, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--patience", default=20, show_default=True, type=int,
-              help="Early stopping: epochs without validation improvement.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (bit-for-bit); the "
-              "settings must be the run's own (only --epochs and --device may change).")
-@click.option("--overwrite", is_flag=True, help="Replace the run in --out; the old files stay until the new run has "
-              "finished its first epoch.")
-@click.option("--init-from", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Warm start from a checkpoint (repeatable; earlier ones win), e.g. A-VAE then V-VAE for MIN-VAE.")
-@click.option("--responsibilities", type=click.Choice(["marginal", "epoch"]), default="marginal",
-              show_default=True, help="MIN-VAE q(c): optimal per batch, or the paper's per-epoch closed form.")
-@click.option("--cvae-weight", default=0.5, show_default=True, type=float,
-              help="AV-CVAE: weight of the reconstruction-from-prior term.")
-@click.option("--max-frames", default=None, type=int,
-              help="Use at most this many training frames (quick runs).")
-@click.option("--encoder-option", "encoder_option", multiple=True, metavar="MODALITY.KEY=JSON",
-              help="Extra encoder argument for MIN-VAE / V-VAE (repeatable); e.g. lips.pool=1 "
-                   "lips.hidden=[512,128] gives the paper's visual encoder (default: pool 4, hidden [128]).")
-@click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=JSON",
-              help="Extra argument of the model family's builder (repeatable), e.g. prior=\"mog-mixture\" or "
-                   "learn_weights=true.")
-@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False), default=None,
-              help="Also write the epoch log as TensorBoard scalars to this folder (needs the tensorboard "
-                   "package: pip install 'pyro-minvae[tensorboard]').")
+@click.option(
+    "--patience", default=20, show_default=True, type=int, help="Early stopping: epochs without validation improvement."
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its last.pt (bit-for-bit); the "
+    "settings must be the run's own (only --epochs and --device may change).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run in --out; the old files stay until the new run has finished its first epoch.",
+)
+@click.option(
+    "--init-from",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Warm start from a checkpoint (repeatable; earlier ones win), e.g. A-VAE then V-VAE for MIN-VAE.",
+)
+@click.option(
+    "--responsibilities",
+    type=click.Choice(["marginal", "epoch"]),
+    default="marginal",
+    show_default=True,
+    help="MIN-VAE q(c): optimal per batch, or the paper's per-epoch closed form.",
+)
+@click.option(
+    "--cvae-weight",
+    default=0.5,
+    show_default=True,
+    type=float,
+    help="AV-CVAE: weight of the reconstruction-from-prior term.",
+)
+@click.option("--max-frames", default=None, type=int, help="Use at most this many training frames (quick runs).")
+@click.option(
+    "--encoder-option",
+    "encoder_option",
+    multiple=True,
+    metavar="MODALITY.KEY=JSON",
+    help="Extra encoder argument for MIN-VAE / V-VAE (repeatable); e.g. lips.pool=1 "
+    "lips.hidden=[512,128] gives the paper's visual encoder (default: pool 4, hidden [128]).",
+)
+@click.option(
+    "--model-arg",
+    "model_arg",
+    multiple=True,
+    metavar="KEY=JSON",
+    help='Extra argument of the model family\'s builder (repeatable), e.g. prior="mog-mixture" or learn_weights=true.',
+)
+@click.option(
+    "--tensorboard",
+    "tensorboard_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also write the epoch log as TensorBoard scalars to this folder (needs the tensorboard "
+    "package: pip install 'pyro-minvae[tensorboard]').",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedule, latent_dim, device, seed, patience,
-            resume, overwrite, init_from, responsibilities, cvae_weight, max_frames, encoder_option, model_arg,
-            tensorboard_dir, no_progress):
+def command(
+    family,
+    encoders,
+    manifest,
+    out_dir,
+    epochs,
+    batch_size,
+    lr,
+    schedule,
+    latent_dim,
+    device,
+    seed,
+    patience,
+    resume,
+    overwrite,
+    init_from,
+    responsibilities,
+    cvae_weight,
+    max_frames,
+    encoder_option,
+    model_arg,
+    tensorboard_dir,
+    no_progress,
+):
     """Train a speech model with SVI and write checkpoints."""
     from pyro_minvae.data.datasets import FrameDataset
     from pyro_minvae.parallel import stop_signals
@@ -88,10 +169,22 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
         model_kwargs = parse_model_args(model_arg)
         if encoder_option:
             model_kwargs["encoder_options"] = parse_encoder_options(encoder_option)
-        cfg = TrainConfig(family=family, encoders=enc, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
-                          lr=lr, schedule=schedule, patience=patience, responsibilities=responsibilities,
-                          cvae_weight=cvae_weight, seed=seed, device=device, max_frames=max_frames,
-                          model_kwargs=model_kwargs)
+        cfg = TrainConfig(
+            family=family,
+            encoders=enc,
+            latent_dim=latent_dim,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            schedule=schedule,
+            patience=patience,
+            responsibilities=responsibilities,
+            cvae_weight=cvae_weight,
+            seed=seed,
+            device=device,
+            max_frames=max_frames,
+            model_kwargs=model_kwargs,
+        )
         modalities = required_modalities(family, enc)
         check_model_settings(family, enc, model_kwargs)
         check_device_available(device)
@@ -106,19 +199,37 @@ def command(family, encoders, manifest, out_dir, epochs, batch_size, lr, schedul
     check_run_folder(out_dir, resume, overwrite, probe_lock=is_main_process())
     train_ds = FrameDataset.from_manifest(manifest, "train", modalities, max_frames=max_frames)
     valid_ds = FrameDataset.from_manifest(manifest, "valid", modalities)
-    log.info("training %s on %d frames (%d utterances), validating on %d frames -> %s", family, len(train_ds),
-             len(train_ds.ids), len(valid_ds), out_dir)
+    log.info(
+        "training %s on %d frames (%d utterances), validating on %d frames -> %s",
+        family,
+        len(train_ds),
+        len(train_ds.ids),
+        len(valid_ds),
+        out_dir,
+    )
     with stop_signals(raise_now=True):  # SIGTERM stops like Ctrl-C: finished epochs kept, exit 143
-        result = train(cfg, train_ds, valid_ds, out_dir, resume=resume, init_from=list(init_from),
-                       progress=not no_progress, tensorboard_dir=tensorboard_dir, overwrite=overwrite)
+        result = train(
+            cfg,
+            train_ds,
+            valid_ds,
+            out_dir,
+            resume=resume,
+            init_from=list(init_from),
+            progress=not no_progress,
+            tensorboard_dir=tensorboard_dir,
+            overwrite=overwrite,
+        )
     if result.history:
         last = result.history[-1]
         best = max(r["valid_elbo"] for r in result.history)
-        click.echo(f"{family}: {last['epoch']} epochs, best valid ELBO {best:.2f} nats/frame, "
-                   f"checkpoint {result.best_path}")
+        click.echo(
+            f"{family}: {last['epoch']} epochs, best valid ELBO {best:.2f} nats/frame, checkpoint {result.best_path}"
+        )
     for name, r in result.report.get("components", {}).items():
-        click.echo(f"  {name}: mean q {r['mean_q']:.3f}, wins {100 * r['win_rate']:.1f}% of frames "
-                   f"(speech {100 * r['win_rate_speech']:.1f}%, silence {100 * r['win_rate_silence']:.1f}%)")
+        click.echo(
+            f"  {name}: mean q {r['mean_q']:.3f}, wins {100 * r['win_rate']:.1f}% of frames "
+            f"(speech {100 * r['win_rate_speech']:.1f}%, silence {100 * r['win_rate_silence']:.1f}%)"
+        )
 
 
 def parse_encoder_options(items) -> dict:

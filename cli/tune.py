@@ -26,26 +26,57 @@ def _csv(value):
 
 @click.command(name="tune")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), required=True, help="Trained model (best.pt).")
-@click.option("--setting", "settings", multiple=True, required=True, metavar="NAME[:key=value,...]",
-              help="A setting to compare (repeatable); options are the E-step's keyword arguments.")
+@click.option(
+    "--setting",
+    "settings",
+    multiple=True,
+    required=True,
+    metavar="NAME[:key=value,...]",
+    help="A setting to compare (repeatable); options are the E-step's keyword arguments.",
+)
 @click.option("--reference", default=None, help="Setting the others are compared with (default: the first).")
 @click.option("--estep", default="mcem", show_default=True, help="E-step (mcem, fast).")
 @click.option("--init", default=None, help="Encoder to initialise z from (e.g. audio); default: the model's.")
-@click.option("--manifest", type=click.Path(dir_okay=False), default=None,
-              help="Manifest with validation mixtures (default: the demo corpus).")
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Manifest with validation mixtures (default: the demo corpus).",
+)
 @click.option("--split", default="valid", show_default=True, help="Split to tune on (the test split is refused).")
-@click.option("--out", type=click.Path(file_okay=False), default="tuning", show_default=True,
-              help="Output folder; re-running with the same folder resumes.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="tuning",
+    show_default=True,
+    help="Output folder; re-running with the same folder resumes.",
+)
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="At most N files, balanced over SNR and noise type.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="At most N files, balanced over SNR and noise type."
+)
 @click.option("--snr", default=None, help="Comma list of SNRs (dB) to keep, e.g. --snr=-5,0.")
 @click.option("--noise", default=None, help="Comma list of noise types to keep.")
 @click.option("--metrics", default=None, help="Comma list of metrics (default: all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed (per-file seeds derive from it).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def command(checkpoint, settings, reference, estep, init, manifest, split, out, jobs, limit, snr, noise, metrics,
-            seed, no_progress) -> None:
+def command(
+    checkpoint,
+    settings,
+    reference,
+    estep,
+    init,
+    manifest,
+    split,
+    out,
+    jobs,
+    limit,
+    snr,
+    noise,
+    metrics,
+    seed,
+    no_progress,
+) -> None:
     """Compare E-step settings of one checkpoint on the validation mixtures; writes tune.md and tune.json."""
     from pyro_minvae.evaluation.summary import LABELS
     from pyro_minvae.evaluation.tuning import Setting, TuneConfig, comparison_table, run_tuning
@@ -70,10 +101,23 @@ def command(checkpoint, settings, reference, estep, init, manifest, split, out, 
         snrs = [float(s) for s in _csv(snr)] if snr else None
     except ValueError:
         raise UserInputError(f"--snr {snr!r}: give SNRs in dB as a comma list, e.g. --snr=-5,0") from None
-    cfg = TuneConfig(manifest=manifest_path, out_dir=Path(out), checkpoint=Path(checkpoint),
-                     settings=[Setting.parse(s) for s in settings], estep=estep, reference=reference, split=split,
-                     metrics=metric_names, jobs=jobs, limit=limit, snrs=snrs, noise_types=_csv(noise), seed=seed,
-                     init=init, progress=not no_progress)
+    cfg = TuneConfig(
+        manifest=manifest_path,
+        out_dir=Path(out),
+        checkpoint=Path(checkpoint),
+        settings=[Setting.parse(s) for s in settings],
+        estep=estep,
+        reference=reference,
+        split=split,
+        metrics=metric_names,
+        jobs=jobs,
+        limit=limit,
+        snrs=snrs,
+        noise_types=_csv(noise),
+        seed=seed,
+        init=init,
+        progress=not no_progress,
+    )
     from pyro_minvae.enhancement.options import estep_config
 
     for setting in cfg.settings:  # every setting checked before any file is enhanced (was: each pair failed, exit 1)

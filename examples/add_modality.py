@@ -70,12 +70,14 @@ def main(argv=None) -> None:
     encoders = ("audio", "lips", "lip_motion")
 
     # Train MIN-VAE with M = 3 (the same call as `pyro-minvae train --model minvae --encoders ...`).
-    train_ds = FrameDataset.from_manifest(manifest, "train", encoders,
-                                          max_frames=args.max_frames or (None if args.small else 30000))
+    train_ds = FrameDataset.from_manifest(
+        manifest, "train", encoders, max_frames=args.max_frames or (None if args.small else 30000)
+    )
     valid_ds = FrameDataset.from_manifest(manifest, "valid", encoders)
     print("input sizes:", train_ds.input_dims)
-    cfg = TrainConfig(family="minvae", encoders=encoders, epochs=args.epochs or (2 if args.small else 10),
-                      seed=args.seed)
+    cfg = TrainConfig(
+        family="minvae", encoders=encoders, epochs=args.epochs or (2 if args.small else 10), seed=args.seed
+    )
     result = train(cfg, train_ds, valid_ds, out / "minvae3", progress=False)
     print(f"trained {len(result.history)} epochs, valid ELBO {result.history[-1]['valid_elbo']:.2f} nats/frame")
     for name, r in result.report["components"].items():
@@ -86,17 +88,25 @@ def main(argv=None) -> None:
     rec = first_mixture(manifest)
     noisy = load_audio(rec["audio_path"], fcfg.sample_rate)
     n_frames = fcfg.n_frames(noisy.shape[0])
-    visual = {m: torch.from_numpy(MODALITIES.get(m).load(rec, manifest, n_frames, fcfg, noisy.shape[0]))
-              for m in model.modalities if m != "audio"}
-    opts = {"iterations": args.iterations or 5, "mh_steps": 10, "burn_in": 5} if args.small else \
-        ({"iterations": args.iterations} if args.iterations else {})
+    visual = {
+        m: torch.from_numpy(MODALITIES.get(m).load(rec, manifest, n_frames, fcfg, noisy.shape[0]))
+        for m in model.modalities
+        if m != "audio"
+    }
+    opts = (
+        {"iterations": args.iterations or 5, "mh_steps": 10, "burn_in": 5}
+        if args.small
+        else ({"iterations": args.iterations} if args.iterations else {})
+    )
     res = enhance_waveform(model, fcfg, noisy, visual, method="mcem", seed=args.seed, **opts)
     write_audio(out / "enhanced.wav", res.waveform.numpy(), fcfg.sample_rate)
 
     clean = load_audio(rec["clean_path"], fcfg.sample_rate)
     resp = res.result.responsibilities.mean(0).tolist()
-    print(f"{rec['id']}: SI-SDR {si_sdr(clean, noisy):.2f} dB -> {si_sdr(clean, res.waveform.numpy()):.2f} dB "
-          f"({res.seconds:.1f} s, z initialised from the {res.init} encoder) -> {out / 'enhanced.wav'}")
+    print(
+        f"{rec['id']}: SI-SDR {si_sdr(clean, noisy):.2f} dB -> {si_sdr(clean, res.waveform.numpy()):.2f} dB "
+        f"({res.seconds:.1f} s, z initialised from the {res.init} encoder) -> {out / 'enhanced.wav'}"
+    )
     print("mean responsibility at enhancement: " + ", ".join(f"{m} {q:.2f}" for m, q in zip(encoders, resp)))
 
 

@@ -68,8 +68,11 @@ class FrameMALA(FrameMH):
         pick = lambda new, old: torch.where(accept.reshape(-1, *[1] * (new.dim() - 1)), new, old)  # noqa: E731
         self._n_steps += 1
         self._n_accept = self._n_accept + accept.to(log_ratio.dtype).mean()
-        return FrameState(pick(prop.z, state.z), pick(prop.log_target, state.log_target),
-                          {k: pick(prop.aux[k], v) for k, v in state.aux.items()})
+        return FrameState(
+            pick(prop.z, state.z),
+            pick(prop.log_target, state.log_target),
+            {k: pick(prop.aux[k], v) for k, v in state.aux.items()},
+        )
 
 
 def tiny_checkpoint(manifest: Path, out: Path, seed: int) -> Path:
@@ -106,21 +109,30 @@ def main(argv=None) -> None:
     noisy = load_audio(rec["audio_path"], cfg.sample_rate)
     clean = load_audio(rec["clean_path"], cfg.sample_rate)
     n = cfg.n_frames(noisy.shape[0])
-    visual = {m: torch.from_numpy(MODALITIES.get(m).load(rec, manifest, n, cfg, noisy.shape[0]))
-              for m in model.modalities if m != "audio" and m in MODALITIES and rec.get(MODALITIES.get(m).field)}
-    opts = {"iterations": args.iterations or 5, "mh_steps": 10, "burn_in": 5} if args.small else \
-        ({"iterations": args.iterations} if args.iterations else {})
+    visual = {
+        m: torch.from_numpy(MODALITIES.get(m).load(rec, manifest, n, cfg, noisy.shape[0]))
+        for m in model.modalities
+        if m != "audio" and m in MODALITIES and rec.get(MODALITIES.get(m).field)
+    }
+    opts = (
+        {"iterations": args.iterations or 5, "mh_steps": 10, "burn_in": 5}
+        if args.small
+        else ({"iterations": args.iterations} if args.iterations else {})
+    )
 
     print(f"{rec['id']}: noisy SI-SDR {si_sdr(clean, noisy):.2f} dB")
     for kernel, options in (("frame-mh", {}), ("frame-mala", {"max_drift": args.max_drift})):
-        res = enhance_waveform(model, cfg, noisy, visual, method="mcem", seed=args.seed, kernel=kernel,
-                               kernel_options=options, **opts)
+        res = enhance_waveform(
+            model, cfg, noisy, visual, method="mcem", seed=args.seed, kernel=kernel, kernel_options=options, **opts
+        )
         acc = float(np.mean([r.acceptance.mean() for _, r in res.chunks]))
         score = si_sdr(clean, res.waveform.numpy())
         assert math.isfinite(score), f"{kernel}: non-finite output"
         write_audio(out / f"enhanced-{kernel}.wav", res.waveform.numpy(), cfg.sample_rate)
-        print(f"  {kernel:10s}: acceptance {acc:.2f}, {res.seconds:5.1f} s, SI-SDR {score:6.2f} dB "
-              f"-> {out / f'enhanced-{kernel}.wav'}")
+        print(
+            f"  {kernel:10s}: acceptance {acc:.2f}, {res.seconds:5.1f} s, SI-SDR {score:6.2f} dB "
+            f"-> {out / f'enhanced-{kernel}.wav'}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,13 @@ def tiny_checkpoint(manifest: Path, out: Path) -> Path:
     """A MIN-VAE (audio + lips) trained for two epochs on the tiny corpus."""
     mods = ("audio", "lips")
     cfg = TrainConfig(family="minvae", encoders=mods, epochs=2)
-    return train(cfg, FrameDataset.from_manifest(manifest, "train", mods),
-                 FrameDataset.from_manifest(manifest, "valid", mods), out, progress=False).best_path
+    return train(
+        cfg,
+        FrameDataset.from_manifest(manifest, "train", mods),
+        FrameDataset.from_manifest(manifest, "valid", mods),
+        out,
+        progress=False,
+    ).best_path
 
 
 def main(argv=None) -> None:
@@ -58,8 +63,10 @@ def main(argv=None) -> None:
 
     # 1) Load a checkpoint: the model (eval mode), the front-end settings it was trained with, metadata.
     model, cfg, meta = load_model(checkpoint, device="cpu")
-    print(f"loaded {model.spec['family']} ({', '.join(model.modalities)}) trained {meta['epoch']} epochs "
-          f"from {checkpoint}")
+    print(
+        f"loaded {model.spec['family']} ({', '.join(model.modalities)}) trained {meta['epoch']} epochs "
+        f"from {checkpoint}"
+    )
 
     # 2) Numpy inputs: a noisy waveform, its clean reference and the mouth video of one test mixture.
     rec = first_mixture(manifest)
@@ -75,8 +82,11 @@ def main(argv=None) -> None:
     # 4) Enhance with the paper's MCEM and with the fast variational EM; 5) score against the reference.
     rows = []
     for method in ("mcem", "fast"):
-        opts = {"iterations": args.iterations or 5} if args.small else \
-            ({"iterations": args.iterations} if args.iterations else {})
+        opts = (
+            {"iterations": args.iterations or 5}
+            if args.small
+            else ({"iterations": args.iterations} if args.iterations else {})
+        )
         if args.small and method == "mcem":
             opts.update(mh_steps=10, burn_in=5, final_mh_steps=10, final_burn_in=5)
         res = enhance_waveform(model, cfg, noisy, visual={"lips": lips}, method=method, seed=0, **opts)
@@ -87,8 +97,9 @@ def main(argv=None) -> None:
 
     print(f"\n{rec['id']} ({rec.get('noise_type')}, {rec.get('snr_db')} dB SNR); enhanced files in {out}")
     print(f"{'method':8s} {'time/s':>7s}  " + "  ".join(f"{m:>16s}" for m in METRICS))
-    print(f"{'noisy':8s} {'':>7s}  " + "  ".join(f"{rows[0][2].get('input_' + m, float('nan')):16.3f}"
-                                                 for m in METRICS))
+    print(
+        f"{'noisy':8s} {'':>7s}  " + "  ".join(f"{rows[0][2].get('input_' + m, float('nan')):16.3f}" for m in METRICS)
+    )
     for method, seconds, s in rows:
         cells = [f"{s[m]:7.3f} ({s['delta_' + m]:+6.2f})" if m in s else f"{'n/a':>16s}" for m in METRICS]
         print(f"{method:8s} {seconds:7.1f}  " + "  ".join(cells))

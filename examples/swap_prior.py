@@ -40,8 +40,9 @@ class MoGMixturePrior(MixtureGaussianPrior):
     ``learn_weights``) and ``n_modes`` through ``prior_options``.
     """
 
-    def __init__(self, components=("audio", "lips"), latent_dim: int = 32, learn_weights: bool = False,
-                 n_modes: int = 4):
+    def __init__(
+        self, components=("audio", "lips"), latent_dim: int = 32, learn_weights: bool = False, n_modes: int = 4
+    ):
         super().__init__(components, latent_dim, learn_weights)
         m = len(self.components)
         self.n_modes = n_modes
@@ -53,8 +54,9 @@ class MoGMixturePrior(MixtureGaussianPrior):
         """Component(s) ``index`` as a ``MixtureSameFamily`` over the K modes (event ``(L,)``)."""
         loc, log_var = self.loc[index], self.log_var[index]
         scale = torch.exp(0.5 * log_var).unsqueeze(-1).expand(loc.shape)
-        return dist.MixtureSameFamily(dist.Categorical(logits=self.mode_logits[index]),
-                                      dist.Normal(loc, scale).to_event(1))
+        return dist.MixtureSameFamily(
+            dist.Categorical(logits=self.mode_logits[index]), dist.Normal(loc, scale).to_event(1)
+        )
 
     def component_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return self._mixture().log_prob(z.unsqueeze(-2)).movedim(-1, 0)  # (..., M) -> (M, ...)
@@ -90,8 +92,9 @@ def main(argv=None) -> None:
 
     scores = {}
     for prior in ("mixture", "mog-mixture"):
-        cfg = TrainConfig(family="minvae", encoders=tuple(modalities), model_kwargs={"prior": prior},
-                          epochs=epochs, seed=args.seed)
+        cfg = TrainConfig(
+            family="minvae", encoders=tuple(modalities), model_kwargs={"prior": prior}, epochs=epochs, seed=args.seed
+        )
         result = train(cfg, train_ds, valid_ds, out / prior, progress=False)
         scores[prior] = max(row["valid_elbo"] for row in result.history)
         print(f"prior {prior:12s}: best validation ELBO {scores[prior]:9.2f} nats/frame -> {result.best_path}")
@@ -99,8 +102,10 @@ def main(argv=None) -> None:
     # The checkpoint stores the prior's registry name: it reloads while the class is registered (imported).
     model, _, meta = load_model(out / "mog-mixture" / "best.pt")
     prior = model.prior
-    print(f"reloaded {type(prior).__name__} (epoch {meta['epoch']}): pi = "
-          + ", ".join(f"{c} {w:.2f}" for c, w in zip(prior.components, prior.log_weights().exp().tolist())))
+    print(
+        f"reloaded {type(prior).__name__} (epoch {meta['epoch']}): pi = "
+        + ", ".join(f"{c} {w:.2f}" for c, w in zip(prior.components, prior.log_weights().exp().tolist()))
+    )
     for c, w in zip(prior.components, torch.softmax(prior.mode_logits, -1).tolist()):
         print(f"  {c:6s} mode weights " + " ".join(f"{v:.2f}" for v in w))
     print(f"difference (mog - gaussian): {scores['mog-mixture'] - scores['mixture']:+.2f} nats/frame")

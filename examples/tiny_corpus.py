@@ -77,18 +77,36 @@ def make_tiny_corpus(root: str | Path, seed: int = 0, seconds: float = 1.5) -> P
             write_audio(root / "clean" / f"{rid}.wav", wave, SR)
             np.save(root / "video" / f"{rid}-lips.npy", lips)
             np.save(root / "video" / f"{rid}-landmarks.npy", landmarks)
-            rec = {"id": rid, "split": split, "speaker": f"spk{i % 2}", "kind": "clean", "fps": FPS,
-                   "duration": seconds, "audio": f"clean/{rid}.wav", "lips": f"video/{rid}-lips.npy",
-                   "landmarks": f"video/{rid}-landmarks.npy"}
+            rec = {
+                "id": rid,
+                "split": split,
+                "speaker": f"spk{i % 2}",
+                "kind": "clean",
+                "fps": FPS,
+                "duration": seconds,
+                "audio": f"clean/{rid}.wav",
+                "lips": f"video/{rid}-lips.npy",
+                "landmarks": f"video/{rid}-landmarks.npy",
+            }
             records.append(rec)
             if split == "test":
                 m = mix(wave, rng.standard_normal(wave.size), 0.0, SR)
                 (root / "mixtures").mkdir(parents=True, exist_ok=True)
                 write_audio(root / "mixtures" / f"{rid}-white-0dB.wav", m.mixture, SR)
                 write_audio(root / "mixtures" / f"{rid}-ref.wav", m.reference, SR)
-                records.append({**rec, "id": f"{rid}-white-0dB", "kind": "mixture",
-                                "audio": f"mixtures/{rid}-white-0dB.wav", "clean": f"mixtures/{rid}-ref.wav",
-                                "clean_id": rid, "noise_type": "white", "snr_db": 0.0, "gain": m.gain})
+                records.append(
+                    {
+                        **rec,
+                        "id": f"{rid}-white-0dB",
+                        "kind": "mixture",
+                        "audio": f"mixtures/{rid}-white-0dB.wav",
+                        "clean": f"mixtures/{rid}-ref.wav",
+                        "clean_id": rid,
+                        "noise_type": "white",
+                        "snr_db": 0.0,
+                        "gain": m.gain,
+                    }
+                )
     write_manifest(manifest, records)
     return manifest
 

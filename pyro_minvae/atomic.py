@@ -28,7 +28,7 @@ WRITE_ERROR_HINTS = {
     errno.ENOSPC: _FREE_SPACE,
     errno.EDQUOT: "free space in your disk quota or choose a writable folder",
     errno.EFBIG: "the file-size limit was reached (see `ulimit -f`); raise it, free disk space or choose a "
-                 "writable folder",
+    "writable folder",
     errno.EROFS: _WRITABLE,
     errno.EACCES: _WRITABLE,
     errno.EPERM: _WRITABLE,
@@ -36,8 +36,7 @@ WRITE_ERROR_HINTS = {
     errno.ENOTDIR: "check the path (a part of it is a file) or " + _WRITABLE,
     errno.EEXIST: _WRITABLE,  # a file stands where a folder must be created
 }
-ENV_ERRNOS = frozenset(WRITE_ERROR_HINTS) | {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
-                                             errno.EIO}
+ENV_ERRNOS = frozenset(WRITE_ERROR_HINTS) | {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EIO}
 _OTHER_HINT = "check free disk space and permissions, or choose a writable folder"
 
 
@@ -88,12 +87,15 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     final = Path(path)
     if final.is_dir():
-        raise OutputWriteError(f"{final}: is a folder; give the name of a file to write (e.g. "
-                               f"{final / ('out' + (suffix or final.suffix or '.wav'))})")
+        raise OutputWriteError(
+            f"{final}: is a folder; give the name of a file to write (e.g. "
+            f"{final / ('out' + (suffix or final.suffix or '.wav'))})"
+        )
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix if suffix is not None else final.suffix,
-                                   dir=final.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{final.name}.", suffix=suffix if suffix is not None else final.suffix, dir=final.parent
+        )
     except OSError as exc:
         raise OutputWriteError(os_error_message(exc, final, "cannot create it")) from None
     try:
@@ -111,8 +113,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
         if os_exc is not None:
             reason = (os_exc.strerror or os.strerror(os_exc.errno)) if os_exc.errno else "write failed"
-            raise OutputWriteError(f"{final}: could not be written ({reason}); nothing was saved under that name; "
-                                 f"{write_error_hint(os_exc.errno)}") from exc
+            raise OutputWriteError(
+                f"{final}: could not be written ({reason}); nothing was saved under that name; "
+                f"{write_error_hint(os_exc.errno)}"
+            ) from exc
         raise
 
 
@@ -122,8 +126,9 @@ def _is_write_failure(exc: Exception) -> bool:
         return True
     if type(exc).__name__ in ("LibsndfileError", "SoundFileRuntimeError"):  # soundfile
         return True
-    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("PytorchStreamWriter", "inline_container",
-                                                                         "file write failed"))
+    return isinstance(exc, RuntimeError) and any(
+        s in str(exc) for s in ("PytorchStreamWriter", "inline_container", "file write failed")
+    )
 
 
 def _os_reason(exc: Exception, tmp: Path) -> OSError:
@@ -171,11 +176,13 @@ def check_writable(path: str | os.PathLike) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise OutputWriteError(os_error_message(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), final,
-                                                "cannot create it"))
+        raise OutputWriteError(
+            os_error_message(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), final, "cannot create it")
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputWriteError(os_error_message(OSError(errno.EACCES, os.strerror(errno.EACCES)), final,
-                                                "cannot create it"))
+        raise OutputWriteError(
+            os_error_message(OSError(errno.EACCES, os.strerror(errno.EACCES)), final, "cannot create it")
+        )
 
 
 def remove_stale_temps(path: str | os.PathLike, suffix: str | None = None) -> int:

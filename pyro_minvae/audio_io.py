@@ -33,8 +33,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(x.astype(np.float32), sr_in, sr_out, quality="HQ").astype(np.float32)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s: float = MIN_DURATION_S
-               ) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s: float = MIN_DURATION_S) -> np.ndarray:
     """Read an audio file as mono float32 ``(T,)`` at ``sample_rate`` Hz.
 
     Raises ``UserInputError`` (one line naming the file and the fix) for missing, unreadable, empty,
@@ -43,8 +42,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
     """
     p = Path(path)
     if not p.exists():
-        raise UserInputError(f"{p}: file not found; check the path" if not p.is_symlink() else
-                             f"{p}: broken symbolic link (its target is missing or loops); fix or remove the link")
+        raise UserInputError(
+            f"{p}: file not found; check the path"
+            if not p.is_symlink()
+            else f"{p}: broken symbolic link (its target is missing or loops); fix or remove the link"
+        )
     if p.is_dir():
         raise UserInputError(f"{p}: is a folder; give an audio file")
     if not p.is_file():  # a FIFO or device would block or never end
@@ -58,8 +60,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError for corrupt files
         data, sr = _read_with_av(p, exc)
     if not MIN_RATE <= sr <= MAX_RATE:
-        raise UserInputError(f"{p}: the file says its sample rate is {sr} Hz, not a usable rate ({MIN_RATE}-"
-                             f"{MAX_RATE} Hz; damaged header?); re-export the recording")
+        raise UserInputError(
+            f"{p}: the file says its sample rate is {sr} Hz, not a usable rate ({MIN_RATE}-"
+            f"{MAX_RATE} Hz; damaged header?); re-export the recording"
+        )
     if data.shape[0] == 0:
         raise UserInputError(f"{p}: audio has no samples; re-export the recording")
     _warn_if_truncated(p, data.shape[0])
@@ -72,8 +76,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
         log.info("%s: resampled from %d Hz to %d Hz", p, sr, sample_rate)
         x = resample(x, sr, sample_rate)
     if x.shape[0] < min_duration_s * sample_rate:
-        raise UserInputError(f"{p}: only {x.shape[0] / sample_rate:.3f} s of audio, at least {min_duration_s:g} s "
-                             "is needed; give a longer recording")
+        raise UserInputError(
+            f"{p}: only {x.shape[0] / sample_rate:.3f} s of audio, at least {min_duration_s:g} s "
+            "is needed; give a longer recording"
+        )
     return x
 
 
@@ -88,8 +94,11 @@ def _warn_if_truncated(p: Path, n_present: int) -> None:
         return
     align = re.search(r"Block Align\s*:\s*(\d+)", info)
     announced = int(m.group(1)) // int(align.group(1)) if align and int(align.group(1)) > 0 else None
-    what = f"its header announces {announced} samples, {n_present} are present" if announced else \
-        f"{n_present} samples are present"
+    what = (
+        f"its header announces {announced} samples, {n_present} are present"
+        if announced
+        else f"{n_present} samples are present"
+    )
     log.warning("%s: file is truncated (%s); using those", p, what)
 
 
@@ -120,8 +129,9 @@ def _read_with_av(p: Path, first_error: Exception) -> tuple[np.ndarray, int]:
             arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
         return arr.T.astype(np.float32), int(sr)
     except Exception:
-        raise UserInputError(f"{p}: not a readable audio file ({type(first_error).__name__}); "
-                             "convert it to a wav file") from None
+        raise UserInputError(
+            f"{p}: not a readable audio file ({type(first_error).__name__}); convert it to a wav file"
+        ) from None
 
 
 def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16000) -> None:
@@ -131,7 +141,11 @@ def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16
         raise ValueError(f"refusing to write non-finite audio to {path}")
     over = int(np.count_nonzero(np.abs(w) > 1.0))
     if over:  # 16-bit PCM holds [-1, 1]: say so rather than clip silently
-        log.warning("%s: %d sample(s) beyond [-1, 1] (peak %.2f) were clipped in the 16-bit wav", path, over,
-                    float(np.abs(w).max()))
+        log.warning(
+            "%s: %d sample(s) beyond [-1, 1] (peak %.2f) were clipped in the 16-bit wav",
+            path,
+            over,
+            float(np.abs(w).max()),
+        )
     with atomic_path(path) as tmp:
         sf.write(os.fsencode(tmp), np.clip(w, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

@@ -43,8 +43,13 @@ def get_rng_state() -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": name, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": _to_lists(random.getstate()),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -70,11 +75,20 @@ def _to_tuples(x):
     return tuple(_to_tuples(v) for v in x) if isinstance(x, (tuple, list)) else x
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, feature_cfg: FeatureConfig,
-                    train_config: dict | None = None, optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any | None = None, epoch: int = 0, step: int = 0,
-                    best_valid_elbo: float | None = None, bad_epochs: int = 0, history: list | None = None,
-                    extra: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    feature_cfg: FeatureConfig,
+    train_config: dict | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    epoch: int = 0,
+    step: int = 0,
+    best_valid_elbo: float | None = None,
+    bad_epochs: int = 0,
+    history: list | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write a checkpoint atomically (a killed process never leaves a partial file). Returns the path."""
     spec = getattr(model, "spec", None)
     if not spec or "family" not in spec:
@@ -140,22 +154,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise UserInputError(f"{path}: not a readable pyro-minvae checkpoint (truncated or corrupt: "
-                             f"{type(exc).__name__}); re-train or copy it again") from None
+        raise UserInputError(
+            f"{path}: not a readable pyro-minvae checkpoint (truncated or corrupt: "
+            f"{type(exc).__name__}); re-train or copy it again"
+        ) from None
     if not isinstance(state, dict):
         raise UserInputError(f"{path}: not a pyro-minvae checkpoint (no dict inside); re-train")
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
-        raise UserInputError(f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by pyro-minvae "
-                             f"train, re-train")
+        raise UserInputError(
+            f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by pyro-minvae train, re-train"
+        )
     if state["format_version"] == 1:
         state = upgrade_v1(state)
     if state["format_version"] != FORMAT_VERSION:
-        raise UserInputError(f"{path}: checkpoint format {state['format_version']} is not supported by this "
-                             f"version (format {FORMAT_VERSION}); re-train or use a matching pyro-minvae")
+        raise UserInputError(
+            f"{path}: checkpoint format {state['format_version']} is not supported by this "
+            f"version (format {FORMAT_VERSION}); re-train or use a matching pyro-minvae"
+        )
     if "checksum" in state and state["checksum"] != state_checksum(state):  # older files have none
-        raise UserInputError(f"{path}: checkpoint contents do not match their checksum (corrupted on disk or in "
-                             "transfer); re-train or copy it again")
+        raise UserInputError(
+            f"{path}: checkpoint contents do not match their checksum (corrupted on disk or in "
+            "transfer); re-train or copy it again"
+        )
     return state
 
 
@@ -194,8 +215,7 @@ def build_from_state(state: dict, path: str | Path = "checkpoint"):
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if msg is not None:
-        raise UserInputError(f"{path}: cannot rebuild model {spec.get('family')!r} ({msg}); re-train with this "
-                             f"version")
+        raise UserInputError(f"{path}: cannot rebuild model {spec.get('family')!r} ({msg}); re-train with this version")
     return model
 
 
@@ -208,8 +228,10 @@ def state_mismatch(expected: dict, stored: dict) -> str | None:
         got = stored[name]
         if not torch.is_tensor(got) or tuple(got.shape) != tuple(t.shape):
             shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
-            return f"tensor {name!r} has shape {shape} in the checkpoint but {tuple(t.shape)} in the model its " \
-                   "settings build"
+            return (
+                f"tensor {name!r} has shape {shape} in the checkpoint but {tuple(t.shape)} in the model its "
+                "settings build"
+            )
     extra = [k for k in stored if k not in expected]
     return f"unexpected tensor {extra[0]!r} in the checkpoint" if extra else None
 
@@ -226,8 +248,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     except (ValueError, TypeError) as exc:
         raise UserInputError(f"{path}: bad feature settings in checkpoint ({exc}); re-train") from None
     if cfg.n_freq != model.n_freq:
-        raise UserInputError(f"{path}: the feature settings give {cfg.n_freq} frequency bins but the model was "
-                             f"trained on {model.n_freq}; re-train")
+        raise UserInputError(
+            f"{path}: the feature settings give {cfg.n_freq} frequency bins but the model was "
+            f"trained on {model.n_freq}; re-train"
+        )
     meta = {k: state.get(k) for k in ("train_config", "history", "epoch", "best_valid_elbo", "versions", "extra")}
     meta["path"] = str(path)
     return model, cfg, meta

@@ -106,8 +106,9 @@ class MixturePrior(Prior):
 
     def set_weights(self, weights: torch.Tensor) -> None:
         """Closed-form update of pi from ``(M,)`` positive weights (training's per-epoch M-step)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement set_weights; implement it or make "
-                                  "weights_learned True")
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement set_weights; implement it or make weights_learned True"
+        )
 
 
 class Decoder(nn.Module, abc.ABC):
@@ -118,8 +119,7 @@ class Decoder(nn.Module, abc.ABC):
     out_dim: int
 
     @abc.abstractmethod
-    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        ...
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor: ...
 
     def bind(self, cond: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
         """``decode(z)`` equal to ``self(z, cond)`` for a fixed ``cond``; override to precompute cond's share."""
@@ -132,8 +132,7 @@ class Guide(nn.Module, abc.ABC):
 
     @property
     @abc.abstractmethod
-    def modalities(self) -> list:
-        ...
+    def modalities(self) -> list: ...
 
     @abc.abstractmethod
     def forward(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -178,8 +177,7 @@ class EStepKernel(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def accept_rate(self) -> float:
-        ...
+    def accept_rate(self) -> float: ...
 
 
 class EStep(abc.ABC):
@@ -195,9 +193,17 @@ class EStep(abc.ABC):
     registry_name: str = "e-step"  # set by ``ESTEPS.register``
 
     @abc.abstractmethod
-    def run(self, model, spec: torch.Tensor, visual: dict | None, config, *, seed: int = 0,
-            generator: torch.Generator | None = None, callback: Callable | None = None):
-        ...
+    def run(
+        self,
+        model,
+        spec: torch.Tensor,
+        visual: dict | None,
+        config,
+        *,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+        callback: Callable | None = None,
+    ): ...
 
     def check(self, model, config) -> None:
         """Refuse, with an :class:`IncompatibleComponentError`, a model this method cannot enhance exactly."""
@@ -207,8 +213,18 @@ class EStep(abc.ABC):
         """``config`` (default: ``config_class()``) with ``options`` replaced; unknown names raise ValueError."""
         return self.config_class.build(config, **options)
 
-    def __call__(self, model, spec: torch.Tensor, visual: dict | None = None, config=None, *, seed: int = 0,
-                 generator: torch.Generator | None = None, callback: Callable | None = None, **options):
+    def __call__(
+        self,
+        model,
+        spec: torch.Tensor,
+        visual: dict | None = None,
+        config=None,
+        *,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+        callback: Callable | None = None,
+        **options,
+    ):
         """Run with ``config`` and/or keyword ``options`` (the config's field names)."""
         config = self.make_config(config, **options)
         self.check(model, config)
@@ -232,7 +248,8 @@ def check_frame_factorised(model, what: str) -> None:
         raise IncompatibleComponentError(
             f"{what}: the prior {type(model.prior).__name__} couples frames (log p(z) does not factorise over "
             "frames), so frame-wise updates would not be exact; use --method mcem with a kernel exact for coupled "
-            "frames (e.g. --kernel odd-even-mh)")
+            "frames (e.g. --kernel odd-even-mh)"
+        )
 
 
 def check_kernel_fits(kernel_cls: type, name: str, model) -> None:
@@ -240,7 +257,8 @@ def check_kernel_fits(kernel_cls: type, name: str, model) -> None:
     if "mixture" in kernel_cls.requires and not isinstance(model.prior, MixturePrior):
         raise IncompatibleComponentError(
             f"--kernel {name} needs a mixture prior (MIN-VAE); this checkpoint's prior is "
-            f"{type(model.prior).__name__}: use the default kernel frame-mh")
+            f"{type(model.prior).__name__}: use the default kernel frame-mh"
+        )
     if not model.prior.frame_factorised and not kernel_cls.exact_for_coupled_frames:
         check_frame_factorised(model, f"--kernel {name}")
 
@@ -254,14 +272,29 @@ def check_contract(kind: str, name: str, obj: Any, contract: type) -> None:
             raise TypeError(f"{where}: {obj.__qualname__} must subclass {contract.__module__}.{contract.__qualname__}")
         missing = sorted(getattr(obj, "__abstractmethods__", ()))
         if missing:
-            raise TypeError(f"{where}: {obj.__qualname__} does not implement {', '.join(missing)} (required by "
-                            f"{contract.__qualname__})")
+            raise TypeError(
+                f"{where}: {obj.__qualname__} does not implement {', '.join(missing)} (required by "
+                f"{contract.__qualname__})"
+            )
         return
     if isinstance(obj, contract):
         return
-    raise TypeError(f"{where}: {obj!r} must be a subclass or an instance of "
-                    f"{contract.__module__}.{contract.__qualname__}")
+    raise TypeError(
+        f"{where}: {obj!r} must be a subclass or an instance of {contract.__module__}.{contract.__qualname__}"
+    )
 
 
-__all__ = ["Prior", "ExplicitPrior", "MixturePrior", "Decoder", "Guide", "EStepKernel", "EStep", "NoiseModel",
-           "IncompatibleComponentError", "check_contract", "check_kernel_fits", "check_frame_factorised"]
+__all__ = [
+    "Prior",
+    "ExplicitPrior",
+    "MixturePrior",
+    "Decoder",
+    "Guide",
+    "EStepKernel",
+    "EStep",
+    "NoiseModel",
+    "IncompatibleComponentError",
+    "check_contract",
+    "check_kernel_fits",
+    "check_frame_factorised",
+]

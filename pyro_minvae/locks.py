@@ -63,8 +63,11 @@ def _busy(folder: Path, holder: dict, what: str) -> FolderInUseError:
     if holder.get("since"):
         who += f", since {holder['since']}"
     who += ")"
-    return FolderInUseError(f"{folder}: another {who} is writing into this folder; wait for it to finish or give "
-                            f"this {what} another output folder", pid)
+    return FolderInUseError(
+        f"{folder}: another {who} is writing into this folder; wait for it to finish or give "
+        f"this {what} another output folder",
+        pid,
+    )
 
 
 @contextlib.contextmanager
@@ -78,8 +81,7 @@ def run_lock(folder: str | os.PathLike, what: str) -> Iterator[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserInputError(f"{folder}: cannot create it ({exc.strerror or exc}); choose a writable folder") \
-            from None
+        raise UserInputError(f"{folder}: cannot create it ({exc.strerror or exc}); choose a writable folder") from None
     key = str(folder.resolve())
     with _HELD_GUARD:
         if key in _HELD:
@@ -127,15 +129,17 @@ def _acquire(folder: Path, info: dict) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise UserInputError(f"{folder}: cannot create its lock file ({exc.strerror or exc}); choose a writable "
-                                 "folder") from None
+            raise UserInputError(
+                f"{folder}: cannot create its lock file ({exc.strerror or exc}); choose a writable folder"
+            ) from None
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                raise UserInputError(f"{folder}: cannot lock it ({exc.strerror or exc}); choose a local folder") \
-                    from None
+                raise UserInputError(
+                    f"{folder}: cannot lock it ({exc.strerror or exc}); choose a local folder"
+                ) from None
             raise _busy(folder, _read_file(folder), info["what"]) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino

@@ -23,9 +23,23 @@ import numpy as np
 from scipy.linalg import solve_toeplitz
 from scipy.signal import fftconvolve
 
-__all__ = ["MetricUnavailable", "METRICS", "DEFAULT_METRICS", "register_metric", "si_sdr", "sdr", "pesq_wb",
-           "pesq_nb", "stoi", "estoi", "check_pair", "compute_metrics", "score", "score_input",
-           "LENGTH_TOLERANCE_S"]
+__all__ = [
+    "MetricUnavailable",
+    "METRICS",
+    "DEFAULT_METRICS",
+    "register_metric",
+    "si_sdr",
+    "sdr",
+    "pesq_wb",
+    "pesq_nb",
+    "stoi",
+    "estoi",
+    "check_pair",
+    "compute_metrics",
+    "score",
+    "score_input",
+    "LENGTH_TOLERANCE_S",
+]
 
 # Length difference (seconds) between reference and estimate that is silently trimmed; larger raises.
 LENGTH_TOLERANCE_S = 0.05
@@ -49,8 +63,9 @@ def _as_wave(x, what: str) -> np.ndarray:
     return a
 
 
-def check_pair(reference, estimate, sample_rate: int, what: str = "estimate",
-               length_tolerance_s: float = LENGTH_TOLERANCE_S) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(
+    reference, estimate, sample_rate: int, what: str = "estimate", length_tolerance_s: float = LENGTH_TOLERANCE_S
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (reference, estimate) pair and trim both to the common length.
 
     Returns float64 copies ``(T,)``. Raises ``ValueError`` if either is not a finite 1-D waveform, if the
@@ -62,19 +77,21 @@ def check_pair(reference, estimate, sample_rate: int, what: str = "estimate",
         raise ValueError(f"sample_rate must be positive; got {sample_rate}")
     diff = abs(ref.size - est.size)
     if diff > length_tolerance_s * sample_rate:
-        raise ValueError(f"reference has {ref.size} samples but the {what} has {est.size} "
-                         f"({diff / sample_rate:.3f} s apart, tolerance {length_tolerance_s:g} s); "
-                         "compare signals of the same recording")
+        raise ValueError(
+            f"reference has {ref.size} samples but the {what} has {est.size} "
+            f"({diff / sample_rate:.3f} s apart, tolerance {length_tolerance_s:g} s); "
+            "compare signals of the same recording"
+        )
     n = min(ref.size, est.size)
     ref, est = ref[:n], est[:n]
-    rms = float(np.sqrt(np.mean(ref ** 2)))
+    rms = float(np.sqrt(np.mean(ref**2)))
     if rms < SILENCE_RMS:
         raise ValueError(f"reference is silent (RMS {rms:.2e}); metrics need a reference with speech")
     return ref, est
 
 
 def _require_not_silent(est: np.ndarray) -> None:
-    if float(np.sqrt(np.mean(est ** 2))) < SILENCE_RMS:
+    if float(np.sqrt(np.mean(est**2))) < SILENCE_RMS:
         raise MetricUnavailable("estimate is silent")
 
 
@@ -111,8 +128,8 @@ def sdr(reference, estimate, sample_rate: int = 16000, filter_length: int = 512)
     L = int(min(filter_length, s.size))
     n_out = s.size + L - 1
     # autocorrelation r[k] = sum_t s[t] s[t-k], cross-correlation c[k] = sum_t e[t] s[t-k], k = 0..L-1
-    r = fftconvolve(s, s[::-1])[s.size - 1: s.size - 1 + L]
-    c = fftconvolve(e, s[::-1])[s.size - 1: s.size - 1 + L]
+    r = fftconvolve(s, s[::-1])[s.size - 1 : s.size - 1 + L]
+    c = fftconvolve(e, s[::-1])[s.size - 1 : s.size - 1 + L]
     r = r.copy()
     r[0] += 1e-10 * r[0] + _EPS  # tiny ridge: the Gram matrix of a band-limited signal is near-singular
     h = solve_toeplitz(r, c)
@@ -207,8 +224,14 @@ def register_metric(name: str, fn: MetricFn) -> MetricFn:
     return fn
 
 
-for _name, _fn in (("si_sdr", si_sdr), ("sdr", sdr), ("pesq_wb", pesq_wb), ("pesq_nb", pesq_nb),
-                   ("stoi", stoi), ("estoi", estoi)):
+for _name, _fn in (
+    ("si_sdr", si_sdr),
+    ("sdr", sdr),
+    ("pesq_wb", pesq_wb),
+    ("pesq_nb", pesq_nb),
+    ("stoi", stoi),
+    ("estoi", estoi),
+):
     register_metric(_name, _fn)
 
 DEFAULT_METRICS = ("si_sdr", "sdr", "pesq_wb", "pesq_nb", "stoi", "estoi")
@@ -222,8 +245,13 @@ def _metric_names(metrics: Iterable[str] | None) -> tuple[str, ...]:
     return names
 
 
-def compute_metrics(reference, estimate, sample_rate: int, metrics: Iterable[str] | None = None,
-                    length_tolerance_s: float = LENGTH_TOLERANCE_S) -> tuple[dict, dict]:
+def compute_metrics(
+    reference,
+    estimate,
+    sample_rate: int,
+    metrics: Iterable[str] | None = None,
+    length_tolerance_s: float = LENGTH_TOLERANCE_S,
+) -> tuple[dict, dict]:
     """Score one estimate against the reference.
 
     Returns ``(values, reasons)``: ``values[m]`` is a finite float for each metric that could be computed,
@@ -246,8 +274,16 @@ def compute_metrics(reference, estimate, sample_rate: int, metrics: Iterable[str
     return values, reasons
 
 
-def score(reference, estimate, noisy, sample_rate: int, metrics: Iterable[str] | None = None, *,
-          input_scores: Mapping | None = None, length_tolerance_s: float = LENGTH_TOLERANCE_S) -> dict:
+def score(
+    reference,
+    estimate,
+    noisy,
+    sample_rate: int,
+    metrics: Iterable[str] | None = None,
+    *,
+    input_scores: Mapping | None = None,
+    length_tolerance_s: float = LENGTH_TOLERANCE_S,
+) -> dict:
     """Score ``estimate`` and the ``noisy`` input against ``reference`` (all ``(T,)`` at ``sample_rate``).
 
     Returns a flat dict: for each metric ``m`` that could be computed, ``m`` (estimate), ``input_m`` (noisy
@@ -276,8 +312,14 @@ def score(reference, estimate, noisy, sample_rate: int, metrics: Iterable[str] |
     return out
 
 
-def score_input(reference, noisy, sample_rate: int, metrics: Iterable[str] | None = None, *,
-                length_tolerance_s: float = LENGTH_TOLERANCE_S) -> dict:
+def score_input(
+    reference,
+    noisy,
+    sample_rate: int,
+    metrics: Iterable[str] | None = None,
+    *,
+    length_tolerance_s: float = LENGTH_TOLERANCE_S,
+) -> dict:
     """The noisy input's scores as ``{"input_m": value, ..., "input_metric_errors": str}``."""
     values, reasons = compute_metrics(reference, noisy, sample_rate, metrics, length_tolerance_s)
     out = {f"input_{m}": v for m, v in values.items()}

@@ -54,7 +54,7 @@ def take_shard(items: Sequence[T], shard: Optional[Tuple[int, int]]) -> list:
     if shard is None:
         return list(items)
     k, n = shard
-    return list(items[k - 1::n])
+    return list(items[k - 1 :: n])
 
 
 # ---- signals in the coordinating process ---------------------------------------------------------------------------
@@ -227,10 +227,18 @@ class _Worker:
         self.ready = False
 
 
-def run_tasks(fn: Callable, tasks: Sequence[tuple], *, jobs: int, threads: int = 1,
-              initializer: Optional[Callable] = None, initargs: tuple = (),
-              on_result: Callable[[int, object], None], on_error: Callable[[int, str], None],
-              grace_s: float = 3.0) -> None:
+def run_tasks(
+    fn: Callable,
+    tasks: Sequence[tuple],
+    *,
+    jobs: int,
+    threads: int = 1,
+    initializer: Optional[Callable] = None,
+    initargs: tuple = (),
+    on_result: Callable[[int, object], None],
+    on_error: Callable[[int, str], None],
+    grace_s: float = 3.0,
+) -> None:
     """Run ``fn(*tasks[i])`` for every ``i``; ``on_result(i, value)`` or ``on_error(i, reason)`` per task.
 
     ``fn`` and ``initializer`` must be picklable module-level functions (workers are spawned). ``threads`` torch/
@@ -314,8 +322,9 @@ def _run_pool(fn, tasks, jobs, threads, initializer, initargs, on_result, on_err
                         elif w.task is not None:
                             on_error(w.task, f"worker process died ({_exit_text(w.proc.exitcode)}) in this task")
                         elif not w.ready:
-                            raise UserInputError(f"a worker process died while starting "
-                                                 f"({_exit_text(w.proc.exitcode)})")
+                            raise UserInputError(
+                                f"a worker process died while starting ({_exit_text(w.proc.exitcode)})"
+                            )
                         workers.remove(w)
                         w.conn.close()
                         if todo:

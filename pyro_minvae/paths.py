@@ -26,8 +26,9 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
         from .atomic import os_error_message
         from .errors import UserInputError
 
-        raise UserInputError(os_error_message(exc, root, "cannot create the cache folder")
-                             + f" (set ${CACHE_ENV} to one)") from None
+        raise UserInputError(
+            os_error_message(exc, root, "cannot create the cache folder") + f" (set ${CACHE_ENV} to one)"
+        ) from None
     return root
 
 

@@ -51,8 +51,9 @@ def load_plugin(spec: str) -> None:
         raise
     except ModuleNotFoundError as exc:
         if exc.name == spec:
-            raise UserInputError(f"--plugin {spec}: no module named {exc.name!r}; give an importable module or a "
-                                 ".py file") from None
+            raise UserInputError(
+                f"--plugin {spec}: no module named {exc.name!r}; give an importable module or a .py file"
+            ) from None
         raise UserInputError(_plugin_failure(spec, exc)) from None
     except Exception as exc:  # noqa: BLE001  (the plugin's own code failed: show its error, not our stack)
         raise UserInputError(_plugin_failure(spec, exc)) from None
@@ -64,10 +65,14 @@ def load_plugin(spec: str) -> None:
 def _plugin_failure(spec: str, exc: BaseException) -> str:
     """``--plugin SPEC failed: Type: message`` and the innermost frames that are the user's code (outside this
     package and Python's import machinery)."""
-    ours = tuple(str(Path(importlib.import_module(m).__file__).resolve().parent) for m in ("pyro_minvae",
-                                                                                        "pyro_minvae.cli"))
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<frozen") and not str(Path(f.filename).resolve()).startswith(ours)]
+    ours = tuple(
+        str(Path(importlib.import_module(m).__file__).resolve().parent) for m in ("pyro_minvae", "pyro_minvae.cli")
+    )
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<frozen") and not str(Path(f.filename).resolve()).startswith(ours)
+    ]
     lines = [f"--plugin {spec} failed: {type(exc).__name__}: {exc}"]
     for f in frames[-3:]:
         lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else ""))

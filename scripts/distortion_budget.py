@@ -33,8 +33,9 @@ def _rule(spec: str):
     return s.name, GainRule(**s.options)
 
 
-def file_rows(label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(), estep_options=None,
-              lsa=False) -> list[dict]:
+def file_rows(
+    label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(), estep_options=None, lsa=False
+) -> list[dict]:
     import numpy as np
     import torch
 
@@ -52,8 +53,10 @@ def file_rows(label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(),
     scale = 1.0 / peak if peak > 1e-8 else 1.0
     x, s = stft(noisy * scale, cfg), stft(clean * scale, cfg)
     n = x - s
-    vis = {k: torch.from_numpy(v) for k, v in
-           CheckpointMethod("unused").visual_features(model, cfg, item.video, len(item.noisy)).items()}
+    vis = {
+        k: torch.from_numpy(v)
+        for k, v in CheckpointMethod("unused").visual_features(model, cfg, item.video, len(item.noisy)).items()
+    }
     gains = oracle_gains(model, s, n, vis)
     diag = gains.pop("_nmf")
     for vname, opts in nmf_variants:  # the NMF oracles again with other NMF options
@@ -100,8 +103,13 @@ def main(argv=None) -> None:
     ap.add_argument("--estep", default="fast")
     ap.add_argument("--limit", type=int, default=None, help="files, balanced over SNR and noise type")
     ap.add_argument("--rule", action="append", default=[], metavar="NAME:key=value,...")
-    ap.add_argument("--nmf", action="append", default=[], metavar="NAME:rank=5,h_block=8",
-                    help="also fit the two NMF oracles with these NMF options")
+    ap.add_argument(
+        "--nmf",
+        action="append",
+        default=[],
+        metavar="NAME:rank=5,h_block=8",
+        help="also fit the two NMF oracles with these NMF options",
+    )
     ap.add_argument("--lsa", action="store_true", help="also the log-spectral amplitude gain of the E-step")
     ap.add_argument("--estep-options", default="", metavar="key=value,...", help="options of the E-step run")
     ap.add_argument("--seed", type=int, default=0)
@@ -137,14 +145,19 @@ def main(argv=None) -> None:
             if rec["id"] in done:
                 continue
             item = load_item(rec, manifest, cfg.sample_rate, need_video=True)
-            new = file_rows(label, model, cfg, item, rec, args.estep, rules, args.seed, nmf_variants, estep_options,
-                            args.lsa)
+            new = file_rows(
+                label, model, cfg, item, rec, args.estep, rules, args.seed, nmf_variants, estep_options, args.lsa
+            )
             rows += new
             with open(rows_path, "a") as f:
                 f.write("".join(json.dumps(r) + "\n" for r in new))
             print(f"{label} {i + 1}/{len(recs)} {rec['id']} ({time.time() - t0:.0f} s)", flush=True)
-    md = [f"# Distortion budget on {len(recs)} validation mixtures", "",
-          f"`{' '.join(['scripts/distortion_budget.py'] + list(argv if argv is not None else sys.argv[1:]))}`", ""]
+    md = [
+        f"# Distortion budget on {len(recs)} validation mixtures",
+        "",
+        f"`{' '.join(['scripts/distortion_budget.py'] + list(argv if argv is not None else sys.argv[1:]))}`",
+        "",
+    ]
     for spec in args.checkpoint:
         label = spec.partition("=")[0]
         mine = [r for r in rows if r["method"].startswith(label)]

@@ -42,6 +42,7 @@ def real_figures(model, cfg, root: Path):
 def _row(label: str, s: dict) -> str:
     def cell(k):
         return f"{s[k]['mean']:.3f} ± {s[k]['ci95']:.3f}" if s["n"] > 1 else f"{s[k]['mean']:.3f}"
+
     return f"| {label} | {s['n']} | {cell('r')} | {cell('r_shifted')} | {cell('auc')} | {cell('lips_responsibility')} |"
 
 
@@ -58,15 +59,20 @@ def main(argv=None) -> int:
     rendered = list(rendered_figures(model, cfg, Path(args.manifest), args.split, args.limit))
     real_root = Path(args.real_av)
     real = list(real_figures(model, cfg, real_root)) if real_root.is_dir() else []
-    print("| mouths | clips | r (decoded-lips vs speech energy) | r, lips shifted | speech/silence AUC "
-          "| lips responsibility |")
+    print(
+        "| mouths | clips | r (decoded-lips vs speech energy) | r, lips shifted | speech/silence AUC "
+        "| lips responsibility |"
+    )
     print("|---|---|---|---|---|---|")
     print(_row(f"rendered ({args.split} speakers)", summarise(rendered)))
     for f in real:
         print(_row(f"real NTCD-TIMIT ({f.clip})", summarise([f])))
     if args.json:
-        out = {"checkpoint": args.checkpoint, "rendered": [f.as_dict() for f in rendered],
-               "real": [f.as_dict() for f in real]}
+        out = {
+            "checkpoint": args.checkpoint,
+            "rendered": [f.as_dict() for f in rendered],
+            "real": [f.as_dict() for f in real],
+        }
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 

@@ -51,18 +51,28 @@ def section(md: str, title: str) -> str:
 
 
 def training_table(runs: Path) -> str:
-    lines = ["| model | epochs | best validation ELBO (nats/frame) | time (s) | responsibilities (mean q) |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        "| model | epochs | best validation ELBO (nats/frame) | time (s) | responsibilities (mean q) |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name in ("avae", "avcvae", "vvae", "minvae"):
         p = runs / name / "summary.json"
         if not p.exists():
             continue
         s = json.loads(p.read_text())
         comps = (s.get("responsibilities") or {}).get("components") or {}
-        resp = ", ".join(f"{k} {v['mean_q']:.2f} (speech {v['win_rate_speech']:.0%}, silence "
-                         f"{v['win_rate_silence']:.0%} of frames won)" for k, v in comps.items()) or "-"
-        lines.append(f"| {name} | {s.get('epochs_run')} | {s.get('best_valid_elbo', float('nan')):.1f} | "
-                     f"{s.get('elapsed_s', float('nan')):.0f} | {resp} |")
+        resp = (
+            ", ".join(
+                f"{k} {v['mean_q']:.2f} (speech {v['win_rate_speech']:.0%}, silence "
+                f"{v['win_rate_silence']:.0%} of frames won)"
+                for k, v in comps.items()
+            )
+            or "-"
+        )
+        lines.append(
+            f"| {name} | {s.get('epochs_run')} | {s.get('best_valid_elbo', float('nan')):.1f} | "
+            f"{s.get('elapsed_s', float('nan')):.0f} | {resp} |"
+        )
     return "\n".join(lines)
 
 
@@ -81,9 +91,11 @@ def real_clips_section(root: Path, ckpts: dict) -> str:
     available = resolve_methods(None, {k: str(v) for k, v in ckpts.items()})
     methods = {m: available[m] for m in real_clips.DEFAULT_METHODS if m in available}
     rows = list(score_clips(root, methods, real_clips.METRICS))
-    return ("Two real NTCD-TIMIT recordings with real mouth images (`../shared/real_av`, see its README): "
-            "`ntcd_av_dkf` has a clean reference; `ntcd_avse_vae` has none, so only its output level is shown. "
-            "Each cell: the output's score (its change over the noisy input).\n\n" + real_clips.table(rows))
+    return (
+        "Two real NTCD-TIMIT recordings with real mouth images (`../shared/real_av`, see its README): "
+        "`ntcd_av_dkf` has a clean reference; `ntcd_avse_vae` has none, so only its output level is shown. "
+        "Each cell: the output's score (its change over the noisy input).\n\n" + real_clips.table(rows)
+    )
 
 
 def main(argv=None) -> None:
@@ -94,8 +106,12 @@ def main(argv=None) -> None:
     ap.add_argument("--robust-limit", type=int, default=10, help="test files per visual degradation")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-robustness", action="store_true")
-    ap.add_argument("--real-av", type=Path, default=ROOT.parent / "shared" / "real_av",
-                    help="real NTCD-TIMIT clips for the sanity-check section (skipped when absent)")
+    ap.add_argument(
+        "--real-av",
+        type=Path,
+        default=ROOT.parent / "shared" / "real_av",
+        help="real NTCD-TIMIT clips for the sanity-check section (skipped when absent)",
+    )
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from pyro_minvae.atomic import write_text_atomic
@@ -120,16 +136,44 @@ def main(argv=None) -> None:
         methods = "noisy,minvae-mcem,minvae-fast,minvae-audio-init,avcvae-fast"
         for deg in ROBUSTNESS:
             d = out / f"video-{deg.replace(':', '-')}"
-            run(PM + ["evaluate", "--out", str(d), "--jobs", str(args.jobs), "--no-progress", "--snr=-5,0",
-                      "--limit", str(args.robust_limit), "--metrics", "si_sdr,estoi",
-                      "--methods", methods, "--video-degrade", deg, "--no-figures", *ck_args])
+            run(
+                PM
+                + [
+                    "evaluate",
+                    "--out",
+                    str(d),
+                    "--jobs",
+                    str(args.jobs),
+                    "--no-progress",
+                    "--snr=-5,0",
+                    "--limit",
+                    str(args.robust_limit),
+                    "--metrics",
+                    "si_sdr,estoi",
+                    "--methods",
+                    methods,
+                    "--video-degrade",
+                    deg,
+                    "--no-figures",
+                    *ck_args,
+                ]
+            )
             text = section((d / "summary.md").read_text(), "All noise types")
             robust[deg] = text.replace("\n### ", "\n#### ").replace("### ", "#### ", 1)
     speed_md = ""
     if not args.skip_speed:
         spd = out / "speed.json"
-        run([sys.executable, "benchmarks/speed.py", "--out", str(spd), "--md", str(out / "speed.md"),
-             *[a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")]])
+        run(
+            [
+                sys.executable,
+                "benchmarks/speed.py",
+                "--out",
+                str(spd),
+                "--md",
+                str(out / "speed.md"),
+                *[a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")],
+            ]
+        )
         speed_md = (out / "speed.md").read_text()
     real_md = real_clips_section(args.real_av, ckpts)
     summary = (main_dir / "summary.md").read_text()
@@ -144,19 +188,24 @@ def main(argv=None) -> None:
         figures.append(f"![{png.stem}](figures/results/{png.name})")
     discussion = (ROOT / "docs" / "results-discussion.md").read_text()
     settings = json.loads((main_dir / "summary.json").read_text())["settings"]
+    subset = f"a subset balanced over SNR and noise type (--limit {args.limit})" if args.limit else "all files"
     parts = [
         "# Results",
         "*Generated by `make results` (scripts/make_results.py); do not edit by hand. The discussion at the end "
         "is docs/results-discussion.md.*",
         f"Test set: {settings['n_files']} noisy mixtures of the demo corpus's test split (speakers unseen in "
-        f"training), {'a subset balanced over SNR and noise type (--limit %d)' % args.limit if args.limit else 'all files'}; "
+        f"training), {subset}; "
         f"methods: {', '.join(settings['methods'])}. Cells are mean ± 95% confidence interval over files. "
         f"Wall time of this page: {time.time() - t0:.0f} s on this machine.",
         PESQ_NOTE,
-        "## Training", training_table(runs),
-        "## All noise types", section(summary, "All noise types"),
-        "## Improvement over the noisy input", section(summary, "Improvement over the noisy input"),
-        "## Per noise type", section(summary, "Per noise type"),
+        "## Training",
+        training_table(runs),
+        "## All noise types",
+        section(summary, "All noise types"),
+        "## Improvement over the noisy input",
+        section(summary, "Improvement over the noisy input"),
+        "## Per noise type",
+        section(summary, "Per noise type"),
     ]
     if real_md:
         parts += ["## Real recordings (sanity check, never tuned on)", real_md]

@@ -19,8 +19,10 @@ def read_log(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise SystemExit(f"error: {path}: no training log; pass a folder written by `pyro-minvae train --out`")
     with path.open() as f:
-        rows = [{k: float(v) for k, v in row.items() if k in ("epoch", "valid_elbo", "epoch_time_s")}
-                for row in csv.DictReader(f)]
+        rows = [
+            {k: float(v) for k, v in row.items() if k in ("epoch", "valid_elbo", "epoch_time_s")}
+            for row in csv.DictReader(f)
+        ]
     total = 0.0
     for r in rows:  # cumulative training time (a resumed run's elapsed_s starts again from zero)
         total += r["epoch_time_s"]

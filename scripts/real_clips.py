@@ -16,8 +16,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("si_sdr", "pesq_wb", "pesq_nb", "stoi", "estoi")
-DEFAULT_METHODS = ("noisy", "spectral-gating", "avae-mcem", "avae-fast", "avcvae-mcem", "avcvae-fast", "minvae-mcem",
-                   "minvae-fast")
+DEFAULT_METHODS = (
+    "noisy",
+    "spectral-gating",
+    "avae-mcem",
+    "avae-fast",
+    "avcvae-mcem",
+    "avcvae-fast",
+    "minvae-mcem",
+    "minvae-fast",
+)
 
 
 def table(rows: list[dict]) -> str:

@@ -17,7 +17,7 @@ def _write_stereo(path, codec: str, fmt: str, left: np.ndarray, right: np.ndarra
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=sr, layout="stereo")
         for i in range(0, len(left), 1024):
-            lo, hi = left[i:i + 1024], right[i:i + 1024]
+            lo, hi = left[i : i + 1024], right[i : i + 1024]
             if fmt == "s16":  # packed: (1, 2 * n) interleaved L R L R ...
                 data = (np.stack([lo, hi], 1).reshape(1, -1) * 32767).astype(np.int16)
             else:  # planar: (2, n)

@@ -15,9 +15,28 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_enhance_speed_reports_median_and_spread(tmp_path):
     out = tmp_path / "speed.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "enhance_speed.py"), "--seconds", "1",
-                           "--skip-long", "--repeat", "2", "--methods", "fast,mcem", "--threads", "1",
-                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "enhance_speed.py"),
+            "--seconds",
+            "1",
+            "--skip-long",
+            "--repeat",
+            "2",
+            "--methods",
+            "fast,mcem",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert [r["method"] for r in report["speed"]] == ["fast", "mcem"]
@@ -36,14 +55,37 @@ def test_enhance_speed_takes_the_loop_from_the_checkpoint(tmp_path):
 
     cfg = FeatureConfig()
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "minvae.pt", build_model(
-        "minvae", input_dims={"audio": cfg.n_freq, "lips": cfg.lip_size ** 2}, latent_dim=4), cfg)
+    ckpt = save_checkpoint(
+        tmp_path / "minvae.pt",
+        build_model("minvae", input_dims={"audio": cfg.n_freq, "lips": cfg.lip_size**2}, latent_dim=4),
+        cfg,
+    )
     out = tmp_path / "speed.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "enhance_speed.py"), "--checkpoint", str(ckpt),
-                           "--seconds", "0.3", "--skip-long", "--repeat", "1", "--methods", "mcem-paper,mcem",
-                           "--threads", "1", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "enhance_speed.py"),
+            "--checkpoint",
+            str(ckpt),
+            "--seconds",
+            "0.3",
+            "--skip-long",
+            "--repeat",
+            "1",
+            "--methods",
+            "mcem-paper,mcem",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["method"]: r for r in json.loads(out.read_text())["speed"]}
     assert rows["mcem-paper"]["family"] == "minvae" and rows["mcem-paper"]["loop"] == "minvae"
@@ -92,8 +134,20 @@ def test_authors_minvae_loop_equals_ours_on_shared_draws():
     ours = mcem(model, spec, lips, loop="minvae", iterations=3, mh_steps=6, burn_in=3, rank=3, seed=5)
     z0 = model.init_latents(as_batch((spec.abs() ** 2).T, lips), prefer="lips").numpy().T
     loc, var = model.prior.loc.detach().numpy(), model.prior.log_var.detach().exp().numpy()
-    theirs = al.minvae_loop(al.Decoder(model), spec.numpy(), z0, loc[0], var[0], loc[1], var[1],
-                            draws=al.TorchDraws(5), niter_MCEM=3, niter_MH=6, burnin=3, K_b=3)
+    theirs = al.minvae_loop(
+        al.Decoder(model),
+        spec.numpy(),
+        z0,
+        loc[0],
+        var[0],
+        loc[1],
+        var[1],
+        draws=al.TorchDraws(5),
+        niter_MCEM=3,
+        niter_MH=6,
+        burnin=3,
+        K_b=3,
+    )
     assert np.abs(theirs.pi_vec - 0.5).max() > 1e-3  # the responsibilities moved
     np.testing.assert_allclose(ours.responsibilities[:, 0].numpy(), theirs.pi_vec, rtol=1e-4)
     np.testing.assert_allclose(ours.estimate.numpy(), theirs.S_hat, rtol=1e-3, atol=1e-5)
@@ -109,11 +163,22 @@ def test_authors_classic_loop_m_step_equals_ours_on_shared_draws():
 
     al = _authors_loop()
     model, spec, _ = _tiny("avae")
-    ours = mcem(model, spec, None, iterations=1, mh_steps=6, burn_in=3, rank=3, seed=5, final_mh_steps=5,
-                final_burn_in=2)
+    ours = mcem(
+        model, spec, None, iterations=1, mh_steps=6, burn_in=3, rank=3, seed=5, final_mh_steps=5, final_burn_in=2
+    )
     z0 = model.init_latents(as_batch((spec.abs() ** 2).T)).numpy().T
-    theirs = al.classic_mcem(al.Decoder(model), spec.numpy(), z0, draws=al.TorchDraws(5), niter_MCEM=1, niter_MH=6,
-                             burnin=3, K_b=3, final_MH=5, final_burnin=2)
+    theirs = al.classic_mcem(
+        al.Decoder(model),
+        spec.numpy(),
+        z0,
+        draws=al.TorchDraws(5),
+        niter_MCEM=1,
+        niter_MH=6,
+        burnin=3,
+        K_b=3,
+        final_MH=5,
+        final_burnin=2,
+    )
     np.testing.assert_allclose(ours.W.numpy(), theirs.W, rtol=1e-4)
     np.testing.assert_allclose(ours.H.numpy(), theirs.H, rtol=1e-4)
     np.testing.assert_allclose(ours.g.numpy(), theirs.g, rtol=1e-4)
@@ -123,9 +188,25 @@ def test_authors_classic_loop_m_step_equals_ours_on_shared_draws():
 def test_batch_throughput_runs_and_batched_outputs_equal_per_file(tmp_path):
     out = tmp_path / "throughput.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "batch_throughput.py"), "--files", "3",
-                           "--iterations", "1", "--batch-size", "2", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "batch_throughput.py"),
+            "--files",
+            "3",
+            "--iterations",
+            "1",
+            "--batch-size",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["files"] == 3 and report["per_file_cpu_s"] > 0 and report["batched_cpu_s"] > 0

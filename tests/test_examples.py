@@ -24,8 +24,14 @@ MAX_LINES = 150
 
 def run_example(name: str, out: Path, *extra: str) -> str:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")  # PYRO_MINVAE_CACHE: isolated by conftest
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--small", "--out", str(out), *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--small", "--out", str(out), *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -87,8 +93,13 @@ def test_python_api(tmp_path):
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_full_settings_need_the_demo_corpus(tmp_path, name):
     """Without --small and without a prepared corpus, an example stops with a one-line hint, not a traceback."""
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "prepare demo" in proc.stderr or "--checkpoint" in proc.stderr
@@ -134,8 +145,21 @@ def trained(tiny_manifest, tmp_path_factory):
     out = {}
     for name, (train_args, _) in E2E.items():
         run = tmp_path_factory.mktemp(name.split(".")[0]) / "run"
-        res = _cli("--plugin", EXAMPLES / name, "train", *train_args, "--manifest", tiny_manifest, "--out", run,
-                   "--epochs", "1", "--max-frames", "300", "--no-progress")
+        res = _cli(
+            "--plugin",
+            EXAMPLES / name,
+            "train",
+            *train_args,
+            "--manifest",
+            tiny_manifest,
+            "--out",
+            run,
+            "--epochs",
+            "1",
+            "--max-frames",
+            "300",
+            "--no-progress",
+        )
         assert res.exit_code == 0, res.output
         out[name] = run / "best.pt"
     return out
@@ -146,13 +170,46 @@ def test_example_end_to_end_through_the_cli(name, trained, tiny_manifest, tmp_pa
     plugin, ckpt = EXAMPLES / name, trained[name]
     for method, extra in (("mcem", E2E[name][1]), ("fast", [])):
         out = tmp_path / method
-        res = _cli("--plugin", plugin, "enhance", "-c", ckpt, "--manifest", tiny_manifest, "--out-dir", out,
-                   "--method", method, *FAST_MCEM, *extra, "--jobs", "1")
+        res = _cli(
+            "--plugin",
+            plugin,
+            "enhance",
+            "-c",
+            ckpt,
+            "--manifest",
+            tiny_manifest,
+            "--out-dir",
+            out,
+            "--method",
+            method,
+            *FAST_MCEM,
+            *extra,
+            "--jobs",
+            "1",
+        )
         assert res.exit_code == 0, res.output
         assert len(list(out.glob("*.wav"))) == 2
-    res = _cli("--plugin", plugin, "evaluate", "--manifest", tiny_manifest, "--checkpoint", f"x={ckpt}",
-               "--methods", "noisy,x-fast", "--metrics", "si_sdr", "--jobs", "1", "--limit", "1", "--no-figures",
-               "--no-progress", "--out", tmp_path / "eval")
+    res = _cli(
+        "--plugin",
+        plugin,
+        "evaluate",
+        "--manifest",
+        tiny_manifest,
+        "--checkpoint",
+        f"x={ckpt}",
+        "--methods",
+        "noisy,x-fast",
+        "--metrics",
+        "si_sdr",
+        "--jobs",
+        "1",
+        "--limit",
+        "1",
+        "--no-figures",
+        "--no-progress",
+        "--out",
+        tmp_path / "eval",
+    )
     assert res.exit_code == 0, res.output
     assert "x-fast" in (tmp_path / "eval" / "summary.md").read_text()
 
@@ -189,8 +246,19 @@ def test_example_end_to_end_through_the_python_api(name, trained, tiny_manifest)
 
 def test_mixture_kernel_on_a_plain_checkpoint_is_one_line(trained, tiny_manifest, tmp_path):
     rec_audio = sorted((tiny_manifest.parent / "mixtures").glob("*dB.wav"))[0]
-    res = _cli("--plugin", EXAMPLES / "custom_kernel.py", "enhance", "-c", trained["custom_kernel.py"], rec_audio,
-               "-o", tmp_path / "x.wav", "--kernel", "frame-mh-jump", *FAST_MCEM)
+    res = _cli(
+        "--plugin",
+        EXAMPLES / "custom_kernel.py",
+        "enhance",
+        "-c",
+        trained["custom_kernel.py"],
+        rec_audio,
+        "-o",
+        tmp_path / "x.wav",
+        "--kernel",
+        "frame-mh-jump",
+        *FAST_MCEM,
+    )
     assert res.exit_code == 2
     assert res.output.strip().startswith("error:") and len(res.output.strip().splitlines()) == 1, res.output
     assert "needs a mixture prior" in res.output and not (tmp_path / "x.wav").exists()
@@ -199,7 +267,9 @@ def test_mixture_kernel_on_a_plain_checkpoint_is_one_line(trained, tiny_manifest
 def test_plugin_imports_siblings_and_reports_its_own_errors(tmp_path):
     (tmp_path / "helper_mod.py").write_text("VALUE = 3\n")
     (tmp_path / "good.py").write_text("from helper_mod import VALUE\n")
-    (tmp_path / "bad.py").write_text("from helper_mod import VALUE\n\n\ndef boom():\n    return VALUE / 0\n\n\nboom()\n")
+    (tmp_path / "bad.py").write_text(
+        "from helper_mod import VALUE\n\n\ndef boom():\n    return VALUE / 0\n\n\nboom()\n"
+    )
     assert _cli("--plugin", tmp_path / "good.py", "enhance", "--help").exit_code == 0
     res = _cli("--plugin", tmp_path / "bad.py", "enhance", "--help")
     assert res.exit_code == 2
@@ -222,36 +292,133 @@ def test_snippets_are_short_and_included_in_the_docs():
         assert f'--8<-- "docs/snippets/{name}"' in text
 
 
-@pytest.mark.parametrize("snippet,train_args", [("my_prior.py", ["--model", "vae", "--model-arg", 'prior="student-t"']),
-                                                ("my_guide.py", ["--model", "avae-floored"])])
+@pytest.mark.parametrize(
+    "snippet,train_args",
+    [
+        ("my_prior.py", ["--model", "vae", "--model-arg", 'prior="student-t"']),
+        ("my_guide.py", ["--model", "avae-floored"]),
+    ],
+)
 def test_snippet_model_component_trains_enhances_and_evaluates(snippet, train_args, tiny_manifest, tmp_path):
     plugin = SNIPPETS / snippet
-    res = _cli("--plugin", plugin, "train", *train_args, "--manifest", tiny_manifest, "--out", tmp_path / "run",
-               "--epochs", "1", "--max-frames", "300", "--no-progress")
+    res = _cli(
+        "--plugin",
+        plugin,
+        "train",
+        *train_args,
+        "--manifest",
+        tiny_manifest,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--max-frames",
+        "300",
+        "--no-progress",
+    )
     assert res.exit_code == 0, res.output
     ckpt = tmp_path / "run" / "best.pt"
     for method in ("mcem", "fast"):
-        res = _cli("--plugin", plugin, "enhance", "-c", ckpt, "--manifest", tiny_manifest, "--out-dir",
-                   tmp_path / method, "--method", method, *FAST_MCEM, "--jobs", "1")
+        res = _cli(
+            "--plugin",
+            plugin,
+            "enhance",
+            "-c",
+            ckpt,
+            "--manifest",
+            tiny_manifest,
+            "--out-dir",
+            tmp_path / method,
+            "--method",
+            method,
+            *FAST_MCEM,
+            "--jobs",
+            "1",
+        )
         assert res.exit_code == 0, res.output
-    res = _cli("--plugin", plugin, "evaluate", "--manifest", tiny_manifest, "--checkpoint", f"x={ckpt}", "--methods",
-               "noisy,x-fast", "--metrics", "si_sdr", "--jobs", "1", "--limit", "1", "--no-figures", "--no-progress",
-               "--out", tmp_path / "eval")
+    res = _cli(
+        "--plugin",
+        plugin,
+        "evaluate",
+        "--manifest",
+        tiny_manifest,
+        "--checkpoint",
+        f"x={ckpt}",
+        "--methods",
+        "noisy,x-fast",
+        "--metrics",
+        "si_sdr",
+        "--jobs",
+        "1",
+        "--limit",
+        "1",
+        "--no-figures",
+        "--no-progress",
+        "--out",
+        tmp_path / "eval",
+    )
     assert res.exit_code == 0, res.output
 
 
 def test_snippet_kernel_and_estep_from_the_command_line(trained, tiny_manifest, tmp_path):
     ckpt = trained["custom_kernel.py"]
-    res = _cli("--plugin", SNIPPETS / "my_kernel.py", "enhance", "-c", ckpt, "--manifest", tiny_manifest,
-               "--out-dir", tmp_path / "k", "--kernel", "frame-mh-laplace", *FAST_MCEM, "--jobs", "1")
+    res = _cli(
+        "--plugin",
+        SNIPPETS / "my_kernel.py",
+        "enhance",
+        "-c",
+        ckpt,
+        "--manifest",
+        tiny_manifest,
+        "--out-dir",
+        tmp_path / "k",
+        "--kernel",
+        "frame-mh-laplace",
+        *FAST_MCEM,
+        "--jobs",
+        "1",
+    )
     assert res.exit_code == 0, res.output
-    res = _cli("--plugin", SNIPPETS / "my_estep.py", "enhance", "-c", ckpt, "--manifest", tiny_manifest,
-               "--out-dir", tmp_path / "e", "--method", "encoder-em", "--iterations", "3", "--jobs", "1")
+    res = _cli(
+        "--plugin",
+        SNIPPETS / "my_estep.py",
+        "enhance",
+        "-c",
+        ckpt,
+        "--manifest",
+        tiny_manifest,
+        "--out-dir",
+        tmp_path / "e",
+        "--method",
+        "encoder-em",
+        "--iterations",
+        "3",
+        "--jobs",
+        "1",
+    )
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "e").glob("*.wav"))) == 2
-    res = _cli("--plugin", SNIPPETS / "my_estep.py", "evaluate", "--manifest", tiny_manifest, "--checkpoint",
-               f"x={ckpt}", "--methods", "noisy,x-encoder-em", "--metrics", "si_sdr", "--jobs", "1", "--limit", "1",
-               "--no-figures", "--no-progress", "--out", tmp_path / "eval")
+    res = _cli(
+        "--plugin",
+        SNIPPETS / "my_estep.py",
+        "evaluate",
+        "--manifest",
+        tiny_manifest,
+        "--checkpoint",
+        f"x={ckpt}",
+        "--methods",
+        "noisy,x-encoder-em",
+        "--metrics",
+        "si_sdr",
+        "--jobs",
+        "1",
+        "--limit",
+        "1",
+        "--no-figures",
+        "--no-progress",
+        "--out",
+        tmp_path / "eval",
+    )
     assert res.exit_code == 0, res.output
 
 
@@ -264,7 +431,9 @@ def test_snippet_kernel_samples_a_gaussian_target(monkeypatch):
     monkeypatch.delenv(ENV, raising=False)  # forgotten after the test
     load_plugin(str(SNIPPETS / "my_kernel.py"))
     target = lambda z: (-0.5 * ((z - 1.0) / 0.5).square().sum(-1), {})  # noqa: E731
-    kernel = KERNELS.build("frame-mh-laplace", potential=target, step_var=0.5, generator=torch.Generator().manual_seed(0))
+    kernel = KERNELS.build(
+        "frame-mh-laplace", potential=target, step_var=0.5, generator=torch.Generator().manual_seed(0)
+    )
     out = run_chain(kernel, torch.zeros(4000, 1), 300, 100)
     assert abs(float(out.z.mean()) - 1.0) < 0.02 and abs(float(out.z.var()) - 0.25) < 0.02
     assert 0.2 < out.accept_rate < 0.9
@@ -272,8 +441,24 @@ def test_snippet_kernel_samples_a_gaussian_target(monkeypatch):
 
 def test_plugin_reaches_worker_processes(trained, tiny_manifest, tmp_path):
     """Spawned workers load the parent's --plugin files ($PYRO_MINVAE_PLUGINS) before loading the checkpoint."""
-    res = _cli("--plugin", EXAMPLES / "swap_prior.py", "evaluate", "--manifest", tiny_manifest, "--checkpoint",
-               f"x={trained['swap_prior.py']}", "--methods", "x-fast", "--metrics", "si_sdr", "--jobs", "2",
-               "--no-figures", "--no-progress", "--out", tmp_path / "eval")
+    res = _cli(
+        "--plugin",
+        EXAMPLES / "swap_prior.py",
+        "evaluate",
+        "--manifest",
+        tiny_manifest,
+        "--checkpoint",
+        f"x={trained['swap_prior.py']}",
+        "--methods",
+        "x-fast",
+        "--metrics",
+        "si_sdr",
+        "--jobs",
+        "2",
+        "--no-figures",
+        "--no-progress",
+        "--out",
+        tmp_path / "eval",
+    )
     assert res.exit_code == 0, res.output
     assert "; 0 failed pair(s)" in res.output and "unknown prior" not in res.output

@@ -41,8 +41,9 @@ def test_other_process_is_refused_with_our_pid(tmp_path):
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     lock_path(tmp_path).write_text(json.dumps({"pid": int(dead), "what": "train"}))
     with run_lock(tmp_path, "train"):
         assert json.loads(lock_path(tmp_path).read_text())["pid"] == os.getpid()

@@ -43,8 +43,13 @@ def test_take_shard_interleaves():
 def test_results_and_failures_are_handed_over_per_task(jobs, monkeypatch):
     monkeypatch.setenv("PARALLEL_TEST_DIE", str(os.getpid()))  # workers (children of this process) die on task 5
     got, failed = {}, {}
-    run_tasks(square_or_fail, [(i,) for i in range(7 if jobs == 2 else 5)], jobs=jobs, on_result=got.__setitem__,
-              on_error=failed.__setitem__)
+    run_tasks(
+        square_or_fail,
+        [(i,) for i in range(7 if jobs == 2 else 5)],
+        jobs=jobs,
+        on_result=got.__setitem__,
+        on_error=failed.__setitem__,
+    )
     if jobs == 1:
         assert got == {0: 0, 1: 1, 2: 4, 4: 16} and failed == {3: "ValueError: bad three"}
     else:

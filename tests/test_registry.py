@@ -6,7 +6,7 @@ import torch
 import pyro_minvae.infer  # noqa: F401  (registers kernels and E-steps)
 import pyro_minvae.models  # noqa: F401  (registers priors, decoders, guides, encoders)
 from pyro_minvae.contracts import Decoder, EStep, EStepKernel, Guide, MixturePrior, Prior
-from pyro_minvae.registry import (CONDITIONERS, DECODERS, ENCODERS, ESTEPS, GUIDES, KERNELS, PRIORS, Registry)
+from pyro_minvae.registry import CONDITIONERS, DECODERS, ENCODERS, ESTEPS, GUIDES, KERNELS, PRIORS, Registry
 
 
 def test_register_and_build():
@@ -89,8 +89,10 @@ def test_capabilities_the_core_asks_for():
     assert minvae.prior.component_means().shape == (2, 32)
 
 
-@pytest.mark.parametrize("option,value,kind", [("--method", "nope", "E-step method"), ("--kernel", "nope", "kernel"),
-                                               ("--loop", "nope", "MCEM loop")])
+@pytest.mark.parametrize(
+    "option,value,kind",
+    [("--method", "nope", "E-step method"), ("--kernel", "nope", "kernel"), ("--loop", "nope", "MCEM loop")],
+)
 def test_cli_choices_come_from_the_registries(option, value, kind):
     from click.testing import CliRunner
 
@@ -98,9 +100,11 @@ def test_cli_choices_come_from_the_registries(option, value, kind):
 
     res = CliRunner().invoke(cli, ["enhance", "-c", "x.pt", option, value, "a.wav", "-o", "b.wav"])
     assert res.exit_code == 2
-    assert res.output.strip() == (f"error: {option} {value}: unknown {kind} {value!r}; valid {kind}s: "
-                                  f"{', '.join(n for n in _registry(option).names())} (a plugin registers more: "
-                                  "pyro-minvae --plugin FILE.py ...)")
+    assert res.output.strip() == (
+        f"error: {option} {value}: unknown {kind} {value!r}; valid {kind}s: "
+        f"{', '.join(n for n in _registry(option).names())} (a plugin registers more: "
+        "pyro-minvae --plugin FILE.py ...)"
+    )
 
 
 def _registry(option):

@@ -1,4 +1,5 @@
 """A new E-step: z fixed at the encoder mean, only the NMF noise and gain fitted (--method encoder-em)."""
+
 import torch
 
 from pyro_minvae.contracts import EStep

@@ -1,4 +1,5 @@
 """A new guide and a family using it: A-VAE whose posterior scale has a floor (--model avae-floored)."""
+
 import pyro
 import pyro.distributions as dist
 

@@ -1,4 +1,5 @@
 """A new E-step kernel: random-walk MH with Laplace steps (heavier tails, same variance as frame-mh)."""
+
 import math
 
 import torch

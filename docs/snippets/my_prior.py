@@ -1,4 +1,5 @@
 """A new prior: heavy-tailed z ~ StudentT(df, 0, 1) per latent dimension (pyro-minvae --plugin my_prior.py ...)."""
+
 import pyro
 import pyro.distributions as dist
 import torch

@@ -34,8 +34,15 @@ class _SpectralGating(Enhancer):
     def enhance(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
         import noisereduce
 
-        y = noisereduce.reduce_noise(y=noisy, sr=sample_rate, stationary=self.stationary,
-                                     prop_decrease=self.prop_decrease, n_fft=self.n_fft, use_tqdm=False, n_jobs=1)
+        y = noisereduce.reduce_noise(
+            y=noisy,
+            sr=sample_rate,
+            stationary=self.stationary,
+            prop_decrease=self.prop_decrease,
+            n_fft=self.n_fft,
+            use_tqdm=False,
+            n_jobs=1,
+        )
         y = np.asarray(y, dtype=np.float32)
         out = np.zeros_like(noisy)  # noisereduce keeps the length; guard anyway
         out[: min(y.size, out.size)] = y[: out.size]
@@ -70,8 +77,13 @@ class OracleWiener(Enhancer):
         self.n_fft, self.hop_length, self.window = int(n_fft), int(hop_length), window
 
     def enhance(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
-        cfg = FeatureConfig(sample_rate=sample_rate, n_fft=self.n_fft, win_length=self.n_fft,
-                            hop_length=self.hop_length, window=self.window)
+        cfg = FeatureConfig(
+            sample_rate=sample_rate,
+            n_fft=self.n_fft,
+            win_length=self.n_fft,
+            hop_length=self.hop_length,
+            window=self.window,
+        )
         x = stft(torch.from_numpy(noisy.astype(np.float64)), cfg)
         s = stft(torch.from_numpy(clean.astype(np.float64)), cfg)
         ps, pn = power(s), power(x - s)

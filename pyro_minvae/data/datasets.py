@@ -63,19 +63,32 @@ def _maybe_quantise(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def features_key(manifest_path: Path, split: str, cfg: FeatureConfig, modalities: Sequence[str],
-                 max_frames: int | None) -> str:
+def features_key(
+    manifest_path: Path, split: str, cfg: FeatureConfig, modalities: Sequence[str], max_frames: int | None
+) -> str:
     """Cache key: manifest checksum + split + feature settings + modalities + frame limit."""
-    desc = {"v": CACHE_VERSION, "manifest": sha256_file(manifest_path), "split": split, "cfg": cfg.to_dict(),
-            "modalities": list(modalities), "max_frames": max_frames}
+    desc = {
+        "v": CACHE_VERSION,
+        "manifest": sha256_file(manifest_path),
+        "split": split,
+        "cfg": cfg.to_dict(),
+        "modalities": list(modalities),
+        "max_frames": max_frames,
+    }
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:20]
 
 
 class FrameDataset:
     """All frames of one split (see module docstring). Build with :meth:`from_manifest`."""
 
-    def __init__(self, audio: torch.Tensor, visual: dict[str, torch.Tensor], offsets: torch.Tensor,
-                 ids: Sequence[str], cfg: FeatureConfig):
+    def __init__(
+        self,
+        audio: torch.Tensor,
+        visual: dict[str, torch.Tensor],
+        offsets: torch.Tensor,
+        ids: Sequence[str],
+        cfg: FeatureConfig,
+    ):
         n = audio.shape[0]
         if audio.dim() != 2:
             raise ValueError(f"audio must be (N, F); got {tuple(audio.shape)}")
@@ -92,9 +105,15 @@ class FrameDataset:
 
     # ---- construction -------------------------------------------------------------------------------------------
     @classmethod
-    def from_manifest(cls, manifest: str | Path, split: str = "train", modalities: Sequence[str] = ("audio",),
-                      cfg: FeatureConfig | None = None, max_frames: int | None = None, use_cache: bool = True
-                      ) -> "FrameDataset":
+    def from_manifest(
+        cls,
+        manifest: str | Path,
+        split: str = "train",
+        modalities: Sequence[str] = ("audio",),
+        cfg: FeatureConfig | None = None,
+        max_frames: int | None = None,
+        use_cache: bool = True,
+    ) -> "FrameDataset":
         """Load (or read from the cache) the clean records of ``split`` with the given modalities.
 
         ``max_frames``: keep at most this many frames, taking whole utterances in a seeded random order (the last
@@ -105,8 +124,10 @@ class FrameDataset:
         visual = _visual(modalities)
         records = list(select(read_manifest(manifest), split=split, kind="clean"))
         if not records:
-            raise UserInputError(f"{manifest}: no clean records in split {split!r}; prepare a corpus with a "
-                                 f"{split!r} split or pass another --manifest")
+            raise UserInputError(
+                f"{manifest}: no clean records in split {split!r}; prepare a corpus with a "
+                f"{split!r} split or pass another --manifest"
+            )
         path = cache_dir() / "features" / f"{split}-{features_key(manifest, split, cfg, visual, max_frames)}.pt"
         if use_cache and path.exists():
             try:
@@ -123,8 +144,9 @@ class FrameDataset:
         return ds
 
     @classmethod
-    def _build(cls, records: list[dict], manifest: Path, visual: list[str], cfg: FeatureConfig,
-               max_frames: int | None) -> "FrameDataset":
+    def _build(
+        cls, records: list[dict], manifest: Path, visual: list[str], cfg: FeatureConfig, max_frames: int | None
+    ) -> "FrameDataset":
         audio, vis, lengths, ids = [], {m: [] for m in visual}, [], []
         total = 0
         for rec in records:
@@ -168,8 +190,9 @@ class FrameDataset:
 
     def to(self, device: str | torch.device) -> "FrameDataset":
         """Move all features to ``device`` once (batches are then indexed there)."""
-        return FrameDataset(self.audio.to(device), {k: v.to(device) for k, v in self.visual.items()},
-                            self.offsets, self.ids, self.cfg)
+        return FrameDataset(
+            self.audio.to(device), {k: v.to(device) for k, v in self.visual.items()}, self.offsets, self.ids, self.cfg
+        )
 
     def batch(self, index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
         """Model batch for frames ``index``: ``{"audio": (B, F), <modality>: (B, D)}`` float32."""
@@ -197,8 +220,9 @@ class FrameDataset:
                 mask[a:b] = e[a:b] >= e[a:b].max() - threshold_db
         return mask
 
-    def shuffled_batches(self, batch_size: int, generator: torch.Generator, drop_last: bool = False
-                         ) -> list[torch.Tensor]:
+    def shuffled_batches(
+        self, batch_size: int, generator: torch.Generator, drop_last: bool = False
+    ) -> list[torch.Tensor]:
         """A seeded permutation of all frames split into index tensors of ``batch_size`` (last may be short)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
@@ -221,8 +245,15 @@ class Utterance:
 class UtteranceDataset:
     """Iterate the records of ``split`` (optionally of one ``kind``) as whole utterances, loaded lazily."""
 
-    def __init__(self, manifest: str | Path, split: str | None = "test", modalities: Sequence[str] = ("audio",),
-                 cfg: FeatureConfig | None = None, kind: str | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        manifest: str | Path,
+        split: str | None = "test",
+        modalities: Sequence[str] = ("audio",),
+        cfg: FeatureConfig | None = None,
+        kind: str | None = None,
+        device: str | torch.device = "cpu",
+    ):
         self.manifest = Path(manifest)
         self.cfg = cfg or FeatureConfig()
         self.visual = _visual(modalities)

@@ -54,14 +54,13 @@ def id_from_path(parts: Sequence[str]) -> str:
         rid = "%2E" + rid[1:]
     if len(rid.encode("utf-8")) > MAX_ID_BYTES:
         digest = hashlib.sha256(rid.encode("utf-8")).hexdigest()[:12]
-        head = rid.encode("utf-8")[:MAX_ID_BYTES - 16].decode("utf-8", "ignore")
+        head = rid.encode("utf-8")[: MAX_ID_BYTES - 16].decode("utf-8", "ignore")
         rid = f"{head}%h{digest}"
     return rid
 
 
 def _escape_part(part: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in _ID_KEEP else "".join(f"%{b:02X}" for b in _bytes(ch))
-                   for ch in part)
+    return "".join(ch if ch.isalnum() or ch in _ID_KEEP else "".join(f"%{b:02X}" for b in _bytes(ch)) for ch in part)
 
 
 def _bytes(ch: str) -> bytes:
@@ -110,8 +109,9 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
     try:
         text = p.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not an error
     except UnicodeDecodeError:
-        raise UserInputError(f"{p}: not a text file (not UTF-8); give a manifest.jsonl written by "
-                             "`pyro-minvae prepare`") from None
+        raise UserInputError(
+            f"{p}: not a text file (not UTF-8); give a manifest.jsonl written by `pyro-minvae prepare`"
+        ) from None
     out = []
     lines: dict[str, tuple[int, str]] = {}
     for i, line in enumerate(text.splitlines(), 1):
@@ -128,10 +128,15 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
                 raise UserInputError(f"{p}:{i}: record lacks {key!r}; re-run `pyro-minvae prepare`")
         j, first = lines.setdefault(id_key(str(rec["id"])), (i, str(rec["id"])))
         if j != i:
-            case = " (they differ only in letter case, which is the same file name on many systems)" \
-                if first != str(rec["id"]) else ""
-            raise UserInputError(f"{p}:{i}: id {rec['id']!r} is already used on line {j} by {first!r}{case}; "
-                                 "give every record its own id")
+            case = (
+                " (they differ only in letter case, which is the same file name on many systems)"
+                if first != str(rec["id"])
+                else ""
+            )
+            raise UserInputError(
+                f"{p}:{i}: id {rec['id']!r} is already used on line {j} by {first!r}{case}; "
+                "give every record its own id"
+            )
         out.append(rec)
     return out
 
@@ -144,8 +149,9 @@ def resolve(manifest_path: str | os.PathLike, rel: str | None) -> Path | None:
     return p if p.is_absolute() else Path(manifest_path).parent / p
 
 
-def select(records: Iterable[dict], split: str | None = None, kind: str | Sequence[str] | None = None
-           ) -> Iterator[dict]:
+def select(
+    records: Iterable[dict], split: str | None = None, kind: str | Sequence[str] | None = None
+) -> Iterator[dict]:
     """Records of ``split`` whose kind is ``kind`` (one kind or several; a record without ``kind`` is "clean")."""
     kinds = (kind,) if isinstance(kind, str) else kind
     for r in records:
@@ -154,4 +160,3 @@ def select(records: Iterable[dict], split: str | None = None, kind: str | Sequen
         if kinds is not None and r.get("kind", "clean") not in kinds:
             continue
         yield r
-

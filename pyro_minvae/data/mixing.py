@@ -22,15 +22,14 @@ FRAME_S = 0.02
 THRESHOLD_DB = 40.0
 
 
-def active_speech_power(x: np.ndarray, sr: int, frame_s: float = FRAME_S, threshold_db: float = THRESHOLD_DB
-                        ) -> float:
+def active_speech_power(x: np.ndarray, sr: int, frame_s: float = FRAME_S, threshold_db: float = THRESHOLD_DB) -> float:
     """Mean power of the active frames of ``x`` ``(T,)``; 0.0 for digital silence."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"expected a mono signal (T,); got shape {x.shape}")
     n = max(1, int(round(frame_s * sr)))
     if x.size < n:
-        return float(np.mean(x ** 2)) if x.size else 0.0
+        return float(np.mean(x**2)) if x.size else 0.0
     usable = (x.size // n) * n
     p = np.mean(x[:usable].reshape(-1, n) ** 2, axis=1)
     if p.max() <= 0:
@@ -64,7 +63,7 @@ def mix(clean: np.ndarray, noise: np.ndarray, target_snr_db: float, sr: int, pea
     if clean.shape != noise.shape or clean.ndim != 1:
         raise ValueError(f"clean and noise must both be (T,); got {clean.shape} and {noise.shape}")
     ps = active_speech_power(clean, sr)
-    pn = float(np.mean(noise ** 2))
+    pn = float(np.mean(noise**2))
     if ps <= 0 or pn <= 0:
         raise ValueError("cannot mix: clean speech or noise is digital silence")
     k = np.sqrt(ps / (pn * 10 ** (target_snr_db / 10)))
@@ -72,8 +71,14 @@ def mix(clean: np.ndarray, noise: np.ndarray, target_snr_db: float, sr: int, pea
     m = clean + n
     top = float(np.abs(m).max())
     gain = min(1.0, peak / top) if top > 0 else 1.0
-    return Mixture((gain * m).astype(np.float32), (gain * clean).astype(np.float32), (gain * n).astype(np.float32),
-                   float(gain), float(k), float(target_snr_db))
+    return Mixture(
+        (gain * m).astype(np.float32),
+        (gain * clean).astype(np.float32),
+        (gain * n).astype(np.float32),
+        float(gain),
+        float(k),
+        float(target_snr_db),
+    )
 
 
 def noise_segment(noise: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:

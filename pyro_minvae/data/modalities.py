@@ -55,8 +55,9 @@ class Modality:
     check: Callable[[np.ndarray], None] = lambda arr: None
     video_reader: VideoReader | None = None
 
-    def read_file(self, path: str | Path, cfg: FeatureConfig, missing_hint: str = "check the path"
-                  ) -> tuple[np.ndarray, float | None]:
+    def read_file(
+        self, path: str | Path, cfg: FeatureConfig, missing_hint: str = "check the path"
+    ) -> tuple[np.ndarray, float | None]:
         """The raw stream of ``path`` and the frame rate the file itself states (``None`` for ``.npy``)."""
         p = Path(path)
         if p.suffix.lower() == ".npy" or self.video_reader is None:
@@ -68,19 +69,29 @@ class Modality:
     def load_array(self, record: dict, manifest_path) -> np.ndarray:
         rel = record.get(self.field)
         if rel is None:
-            raise UserInputError(f"record {record.get('id')!r} has no {self.field!r} stream; prepare the corpus with "
-                                 f"that stream or drop the {self.name!r} encoder")
+            raise UserInputError(
+                f"record {record.get('id')!r} has no {self.field!r} stream; prepare the corpus with "
+                f"that stream or drop the {self.name!r} encoder"
+            )
         return load_array_file(resolve(manifest_path, rel), "re-run `pyro-minvae prepare`")
 
-    def load(self, record: dict, manifest_path, n_frames: int, cfg: FeatureConfig, n_samples: int | None = None
-             ) -> np.ndarray:
+    def load(
+        self, record: dict, manifest_path, n_frames: int, cfg: FeatureConfig, n_samples: int | None = None
+    ) -> np.ndarray:
         """Frame-aligned features ``(n_frames, D)`` float32 of a manifest record's stream."""
         arr = self.load_array(record, manifest_path)
         source = str(resolve(manifest_path, record[self.field]))
         return self.from_array(arr, n_frames, cfg, record_fps(record, cfg, manifest_path), n_samples, source=source)
 
-    def from_array(self, arr: np.ndarray, n_frames: int, cfg: FeatureConfig, fps: float | None = None,
-                   n_samples: int | None = None, source: str | None = None) -> np.ndarray:
+    def from_array(
+        self,
+        arr: np.ndarray,
+        n_frames: int,
+        cfg: FeatureConfig,
+        fps: float | None = None,
+        n_samples: int | None = None,
+        source: str | None = None,
+    ) -> np.ndarray:
         """Video-rate array ``(N_v, ...)`` at ``fps`` (``None``: ``cfg.video_fps``) -> features ``(n_frames, D)``.
 
         Raises ``UserInputError`` starting with ``source`` for a bad fps, bad content (see ``check``) and, with
@@ -111,9 +122,10 @@ def record_fps(record: dict, cfg: FeatureConfig, manifest_path=None) -> float:
     fps = record.get("fps")
     if fps is None:
         return float(cfg.video_fps)
-    where = f"{manifest_path}: record {record.get('id')!r}" if manifest_path is not None else \
-        f"record {record.get('id')!r}"
-    return check_fps(fps, f"{where} field \"fps\"")
+    where = (
+        f"{manifest_path}: record {record.get('id')!r}" if manifest_path is not None else f"record {record.get('id')!r}"
+    )
+    return check_fps(fps, f'{where} field "fps"')
 
 
 def load_array_file(path: str | Path, missing_hint: str = "re-run `pyro-minvae prepare`") -> np.ndarray:
@@ -141,8 +153,9 @@ def read_lip_video(path: Path, size: int) -> tuple[np.ndarray, float]:
     return track.rois, check_fps(track.fps, str(path))
 
 
-def load_audio_power(record: dict, manifest_path, cfg: FeatureConfig, field: str = "audio"
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def load_audio_power(
+    record: dict, manifest_path, cfg: FeatureConfig, field: str = "audio"
+) -> tuple[np.ndarray, np.ndarray]:
     """Waveform ``(T,)`` (peak-normalised as in the paper) and power spectrogram ``(N, F)`` of a record's audio."""
     from ..features.stft import peak_normalise
 

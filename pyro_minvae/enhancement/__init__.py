@@ -13,8 +13,21 @@ from .file import OUTPUT_WRITERS, FileResult, enhance_file, enhance_input, enhan
 from .inputs import INPUT_READERS, EnhanceInput, Stream, read_input, record_input
 from .visual import require_streams, visual_features
 
-__all__ = ["INPUT_READERS", "OUTPUT_WRITERS", "EnhanceInput", "Enhancer", "FileResult", "Stream", "enhance_file",
-           "enhance_input", "enhance_record", "read_input", "record_input", "require_streams", "resolve_output",
-           "visual_features"]
+__all__ = [
+    "INPUT_READERS",
+    "OUTPUT_WRITERS",
+    "EnhanceInput",
+    "Enhancer",
+    "FileResult",
+    "Stream",
+    "enhance_file",
+    "enhance_input",
+    "enhance_record",
+    "read_input",
+    "record_input",
+    "require_streams",
+    "resolve_output",
+    "visual_features",
+]
 
 from ..video import enhance_io as _video_io  # noqa: E402,F401  (registers the .mp4/.mkv/... readers and writers)

@@ -74,9 +74,11 @@ def batch_records(manifest: str | os.PathLike, split: str) -> List[dict]:
     """The split's records to enhance (kinds :data:`ENHANCEABLE_KINDS`), sorted by id."""
     recs = [r for r in select(read_manifest(manifest), split=split) if r.get("kind", "clean") in ENHANCEABLE_KINDS]
     if not recs:
-        raise UserInputError(f"{manifest}: no records to enhance in split {split!r} (kind mixture or noisy); choose "
-                             "another --split, or index your noisy recordings with `pyro-minvae prepare folder "
-                             "--split test`")
+        raise UserInputError(
+            f"{manifest}: no records to enhance in split {split!r} (kind mixture or noisy); choose "
+            "another --split, or index your noisy recordings with `pyro-minvae prepare folder "
+            "--split test`"
+        )
     return sorted(recs, key=lambda r: str(r["id"]))
 
 
@@ -85,19 +87,34 @@ def record_file_name(rid: object, manifest: str | os.PathLike) -> PurePosixPath:
     relative names are refused."""
     text = rid if isinstance(rid, str) else None
     parts = PurePosixPath(text).parts if text else ()
-    bad = (text is None or not text.strip() or "\\" in text or "\0" in text or text.startswith("/")
-           or any(p in (".", "..") for p in text.split("/")) or "" in text.split("/"))
+    bad = (
+        text is None
+        or not text.strip()
+        or "\\" in text
+        or "\0" in text
+        or text.startswith("/")
+        or any(p in (".", "..") for p in text.split("/"))
+        or "" in text.split("/")
+    )
     if bad or not parts:
-        raise UserInputError(f"{manifest}: record id {rid!r} cannot name an output file (ids become DIR/<id>.wav: "
-                             "no absolute paths, '..', '.', empty parts or backslashes); fix the id in the manifest")
+        raise UserInputError(
+            f"{manifest}: record id {rid!r} cannot name an output file (ids become DIR/<id>.wav: "
+            "no absolute paths, '..', '.', empty parts or backslashes); fix the id in the manifest"
+        )
     if any(len(p.encode("utf-8", "surrogateescape")) > 251 for p in text.split("/")):  # + ".wav": 255-byte names
-        raise UserInputError(f"{manifest}: record id {text[:40]!r}... is too long to name a file (DIR/<id>.wav: at "
-                             "most 251 bytes between slashes); shorten the id in the manifest")
+        raise UserInputError(
+            f"{manifest}: record id {text[:40]!r}... is too long to name a file (DIR/<id>.wav: at "
+            "most 251 bytes between slashes); shorten the id in the manifest"
+        )
     return PurePosixPath(text + ".wav")
 
 
-def output_paths(records: Sequence[dict], out_dir: str | os.PathLike, manifest: str | os.PathLike,
-                 all_records: Optional[Sequence[dict]] = None) -> Dict[str, Path]:
+def output_paths(
+    records: Sequence[dict],
+    out_dir: str | os.PathLike,
+    manifest: str | os.PathLike,
+    all_records: Optional[Sequence[dict]] = None,
+) -> Dict[str, Path]:
     """``{id: output path}`` under ``out_dir`` for ``records``; one-line ``UserInputError`` for ids that would
     escape ``out_dir``, share an output file (equal, or equal but for case) or replace an input file of
     ``all_records`` (default ``records``) or the manifest."""
@@ -112,13 +129,17 @@ def output_paths(records: Sequence[dict], out_dir: str | os.PathLike, manifest: 
         if key in seen:
             other = seen[key]
             how = f"{rid!r} given twice" if other == rid else f"{other!r} and {rid!r} equal but for case"
-            raise UserInputError(f"{manifest}: record ids {how}; both would write {out / rel}; make the ids unique "
-                                 "(re-run `pyro-minvae prepare`)")
+            raise UserInputError(
+                f"{manifest}: record ids {how}; both would write {out / rel}; make the ids unique "
+                "(re-run `pyro-minvae prepare`)"
+            )
         seen[key] = rid
         path = out / rel
         if not path.resolve().is_relative_to(root):
-            raise UserInputError(f"{manifest}: record {rid!r} would be written outside {out} (a symlinked "
-                                 "sub-folder); choose another --out-dir")
+            raise UserInputError(
+                f"{manifest}: record {rid!r} would be written outside {out} (a symlinked "
+                "sub-folder); choose another --out-dir"
+            )
         paths[rid] = path
     inputs = {Path(manifest).resolve(): "the manifest"}
     for r in all_records if all_records is not None else records:
@@ -128,16 +149,19 @@ def output_paths(records: Sequence[dict], out_dir: str | os.PathLike, manifest: 
     for rid, path in paths.items():
         what = inputs.get(path.resolve())
         if what is not None:
-            raise UserInputError(f"{path}: the output of record {rid!r} would replace {what}; choose another "
-                                 "--out-dir")
+            raise UserInputError(f"{path}: the output of record {rid!r} would replace {what}; choose another --out-dir")
     return paths
 
 
 # ---- what made the outputs ---------------------------------------------------------------------------------------
 def run_stamp(checkpoint: str | os.PathLike, settings: BatchSettings) -> dict:
     """What decides the audio of a run: the checkpoint's contents, the method, its options and the seed."""
-    return {"checkpoint_sha256": sha256_file(checkpoint), "method": settings.method,
-            "options": {k: settings.options[k] for k in sorted(settings.options)}, "seed": settings.seed}
+    return {
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "method": settings.method,
+        "options": {k: settings.options[k] for k in sorted(settings.options)},
+        "seed": settings.seed,
+    }
 
 
 def check_stamp(out_dir: Path, stamp: dict, n_existing: int, overwrite: bool) -> None:
@@ -152,14 +176,19 @@ def check_stamp(out_dir: Path, stamp: dict, n_existing: int, overwrite: bool) ->
             old = {}
     if not overwrite:
         if old is not None and old != stamp:
-            diff = [f"{k} {_short(old.get(k))} -> {_short(v)}" for k, v in stamp.items() if old.get(k) != v] or \
-                   [f"{path.name} unreadable"]
-            raise UserInputError(f"{out_dir}: holds files enhanced with other settings ({'; '.join(diff)}); use a "
-                                 "new --out-dir, or --overwrite to re-enhance every record")
+            diff = [f"{k} {_short(old.get(k))} -> {_short(v)}" for k, v in stamp.items() if old.get(k) != v] or [
+                f"{path.name} unreadable"
+            ]
+            raise UserInputError(
+                f"{out_dir}: holds files enhanced with other settings ({'; '.join(diff)}); use a "
+                "new --out-dir, or --overwrite to re-enhance every record"
+            )
         if old is None and n_existing:
-            raise UserInputError(f"{out_dir}: holds {n_existing} output file(s) but no {STAMP_NAME} saying which "
-                                 "checkpoint and settings made them; use a new --out-dir, or --overwrite to "
-                                 "re-enhance every record")
+            raise UserInputError(
+                f"{out_dir}: holds {n_existing} output file(s) but no {STAMP_NAME} saying which "
+                "checkpoint and settings made them; use a new --out-dir, or --overwrite to "
+                "re-enhance every record"
+            )
     if old != stamp:
         write_text_atomic(path, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
 
@@ -186,24 +215,48 @@ def enhance_one_record(record: dict, manifest: str, out_path: str, method: str, 
     raises (the pool reports its one-line reason)."""
     from .file import enhance_record
 
-    enhance_record(_WORKER["model"], _WORKER["cfg"], record, manifest, out_path, checkpoint=_WORKER["checkpoint"],
-                   method=method, seed=seed, device=_WORKER["device"], **options)
+    enhance_record(
+        _WORKER["model"],
+        _WORKER["cfg"],
+        record,
+        manifest,
+        out_path,
+        checkpoint=_WORKER["checkpoint"],
+        method=method,
+        seed=seed,
+        device=_WORKER["device"],
+        **options,
+    )
     return record["id"]
 
 
-def enhance_record_batch(records: list, manifest: str, out_paths: list, method: str, seed: int,
-                         options: dict) -> dict:
+def enhance_record_batch(records: list, manifest: str, out_paths: list, method: str, seed: int, options: dict) -> dict:
     """Enhance ``records`` together (one batched E-step) with the worker's model; ``{id: None | reason}``."""
     from .batched import enhance_records
 
     outs = {r["id"]: path for r, path in zip(records, out_paths)}
-    return enhance_records(_WORKER["model"], _WORKER["cfg"], records, manifest, outs, checkpoint=_WORKER["checkpoint"],
-                           method=method, seed=seed, device=_WORKER["device"], **options)
+    return enhance_records(
+        _WORKER["model"],
+        _WORKER["cfg"],
+        records,
+        manifest,
+        outs,
+        checkpoint=_WORKER["checkpoint"],
+        method=method,
+        seed=seed,
+        device=_WORKER["device"],
+        **options,
+    )
 
 
 # ---- driver ------------------------------------------------------------------------------------------------------
-def enhance_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: str,
-                     out_dir: str | os.PathLike, settings: BatchSettings) -> BatchReport:
+def enhance_manifest(
+    checkpoint: str | os.PathLike,
+    manifest: str | os.PathLike,
+    split: str,
+    out_dir: str | os.PathLike,
+    settings: BatchSettings,
+) -> BatchReport:
     """Enhance the shard's records of ``split`` that have no output yet into ``out_dir`` (see the module doc).
     SIGINT/SIGTERM at any point raise :class:`~pyro_minvae.errors.Interrupted`; finished files stay."""
     with stop_signals(raise_now=True):
@@ -212,8 +265,7 @@ def enhance_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike,
         except Interrupted as exc:
             if exc.message:
                 raise
-            raise Interrupted(exc.signum, "finished files are kept; run the same command again to resume") \
-                from None
+            raise Interrupted(exc.signum, "finished files are kept; run the same command again to resume") from None
 
 
 def _enhance_manifest(checkpoint, manifest, split, out_dir, settings: BatchSettings) -> BatchReport:
@@ -230,8 +282,14 @@ def _enhance_manifest(checkpoint, manifest, split, out_dir, settings: BatchSetti
             check_stamp(out, run_stamp(checkpoint, settings), len(records) - len(todo), settings.overwrite)
         for r in todo:  # temporary files of a run killed mid-write
             remove_stale_temps(paths[r["id"]])
-        log.info("%d record(s) in shard %d/%d, %d to do, %d already enhanced", len(records), k, n, len(todo),
-                 len(records) - len(todo))
+        log.info(
+            "%d record(s) in shard %d/%d, %d to do, %d already enhanced",
+            len(records),
+            k,
+            n,
+            len(todo),
+            len(records) - len(todo),
+        )
         written: List[str] = []
         failed: Dict[str, str] = {}
         if todo:
@@ -239,8 +297,9 @@ def _enhance_manifest(checkpoint, manifest, split, out_dir, settings: BatchSetti
     return BatchReport(len(records), len(records) - len(todo), written, failed)
 
 
-def _run(checkpoint, manifest: str, todo: List[dict], paths, settings: BatchSettings, written: list,
-         failed: dict) -> None:
+def _run(
+    checkpoint, manifest: str, todo: List[dict], paths, settings: BatchSettings, written: list, failed: dict
+) -> None:
     from tqdm import tqdm
 
     level = logging.getLogger("pyro_minvae").getEffectiveLevel()
@@ -254,13 +313,14 @@ def _run(checkpoint, manifest: str, todo: List[dict], paths, settings: BatchSett
         failed[todo[i]["id"]] = reason
         bar.update(1)
 
-    tasks = [(r, manifest, str(paths[r["id"]]), settings.method, settings.seed, dict(settings.options))
-             for r in todo]
+    tasks = [(r, manifest, str(paths[r["id"]]), settings.method, settings.seed, dict(settings.options)) for r in todo]
     fn = enhance_one_record
     if settings.batch_size > 1:  # one task per batch of records; results and failures still per record
-        groups = [todo[i:i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
-        tasks = [(g, manifest, [str(paths[r["id"]]) for r in g], settings.method, settings.seed,
-                  dict(settings.options)) for g in groups]
+        groups = [todo[i : i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
+        tasks = [
+            (g, manifest, [str(paths[r["id"]]) for r in g], settings.method, settings.seed, dict(settings.options))
+            for g in groups
+        ]
         fn = enhance_record_batch
 
         def on_result(i, outcome):
@@ -275,13 +335,22 @@ def _run(checkpoint, manifest: str, todo: List[dict], paths, settings: BatchSett
             for r in groups[i]:
                 failed[r["id"]] = reason
                 bar.update(1)
+
     try:
-        run_tasks(fn, tasks, jobs=settings.jobs, threads=settings.threads,
-                  initializer=_init_worker, initargs=(str(checkpoint), settings.device, level),
-                  on_result=on_result, on_error=on_error)
+        run_tasks(
+            fn,
+            tasks,
+            jobs=settings.jobs,
+            threads=settings.threads,
+            initializer=_init_worker,
+            initargs=(str(checkpoint), settings.device, level),
+            on_result=on_result,
+            on_error=on_error,
+        )
     except Interrupted as exc:
-        raise Interrupted(exc.signum, f"{len(written)} file(s) enhanced now and kept; run the same command again "
-                          "to enhance the rest") from None
+        raise Interrupted(
+            exc.signum, f"{len(written)} file(s) enhanced now and kept; run the same command again to enhance the rest"
+        ) from None
     finally:
         bar.close()
         _WORKER.clear()

@@ -33,9 +33,19 @@ from .visual import visual_features
 CHUNK_SECONDS = 30.0  # enhance_waveform's default chunk: longer records are enhanced alone, chunked
 
 
-def enhance_records(model, cfg: FeatureConfig, records: Sequence[dict], manifest: str | os.PathLike,
-                    out_paths: Mapping[str, str | os.PathLike], *, checkpoint: str | None = None,
-                    method: str = "mcem", seed: int = 0, device="cpu", **options) -> dict:
+def enhance_records(
+    model,
+    cfg: FeatureConfig,
+    records: Sequence[dict],
+    manifest: str | os.PathLike,
+    out_paths: Mapping[str, str | os.PathLike],
+    *,
+    checkpoint: str | None = None,
+    method: str = "mcem",
+    seed: int = 0,
+    device="cpu",
+    **options,
+) -> dict:
     """Enhance ``records`` (one batch) into ``out_paths[id]``; returns ``{id: None | one-line failure}`` in the
     records' order. ``options`` go to the E-step (:class:`~pyro_minvae.infer.mcem.MCEMConfig` fields)."""
     from ..infer.batched import enhance_waveforms
@@ -50,12 +60,23 @@ def enhance_records(model, cfg: FeatureConfig, records: Sequence[dict], manifest
         try:
             inp = record_input(rec, manifest, cfg, wanted=model.modalities)
             if cfg.n_frames(inp.wave.shape[0]) > chunk:  # long: chunked, alone
-                enhance_record(model, cfg, rec, manifest, out_paths[rec["id"]], checkpoint=checkpoint,
-                               method=method, seed=seed, device=device, **options)
+                enhance_record(
+                    model,
+                    cfg,
+                    rec,
+                    manifest,
+                    out_paths[rec["id"]],
+                    checkpoint=checkpoint,
+                    method=method,
+                    seed=seed,
+                    device=device,
+                    **options,
+                )
                 outcome[rec["id"]] = None
                 continue
-            vis = visual_features(model, cfg, inp.streams, inp.wave.shape[0],
-                                  f"record {rec.get('id')!r} in {manifest} lacks it")
+            vis = visual_features(
+                model, cfg, inp.streams, inp.wave.shape[0], f"record {rec.get('id')!r} in {manifest} lacks it"
+            )
             ready.append((rec, inp, {k: torch.from_numpy(v) for k, v in vis.items()}))
             outcome[rec["id"]] = None
         except (UserInputError, OSError, ValueError) as exc:
@@ -63,17 +84,34 @@ def enhance_records(model, cfg: FeatureConfig, records: Sequence[dict], manifest
     if not ready:
         return outcome
     try:
-        results = enhance_waveforms(model, cfg, [inp.wave for _, inp, _ in ready], [v for _, _, v in ready],
-                                    seeds=[seed] * len(ready), device=device, chunk_seconds=CHUNK_SECONDS,
-                                    **options)
+        results = enhance_waveforms(
+            model,
+            cfg,
+            [inp.wave for _, inp, _ in ready],
+            [v for _, _, v in ready],
+            seeds=[seed] * len(ready),
+            device=device,
+            chunk_seconds=CHUNK_SECONDS,
+            **options,
+        )
     except NonFiniteOutputError:  # which one: enhance them alone, so only the damaged output fails
         results = [None] * len(ready)
     for (rec, _, _), res in zip(ready, results):
         rid = rec["id"]
         try:
             if res is None:
-                res = enhance_record(model, cfg, rec, manifest, None, checkpoint=checkpoint, method=method,
-                                     seed=seed, device=device, **options)
+                res = enhance_record(
+                    model,
+                    cfg,
+                    rec,
+                    manifest,
+                    None,
+                    checkpoint=checkpoint,
+                    method=method,
+                    seed=seed,
+                    device=device,
+                    **options,
+                )
             write_audio(Path(out_paths[rid]), res.waveform.numpy(), cfg.sample_rate)
         except (UserInputError, OSError, ValueError) as exc:
             outcome[rid] = one_line(exc)

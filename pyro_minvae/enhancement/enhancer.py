@@ -38,8 +38,18 @@ class Enhancer:
     when stderr is a terminal and INFO logging is on, ``True``/``False`` force it.
     """
 
-    def __init__(self, model, cfg: FeatureConfig, *, method: str = "mcem", seed: int = 0, device="cpu",
-                 checkpoint: str | os.PathLike | None = None, progress: bool | None = None, **options):
+    def __init__(
+        self,
+        model,
+        cfg: FeatureConfig,
+        *,
+        method: str = "mcem",
+        seed: int = 0,
+        device="cpu",
+        checkpoint: str | os.PathLike | None = None,
+        progress: bool | None = None,
+        **options,
+    ):
         self.device = check_device(device)
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         check_model_options(model, method, options)
@@ -51,8 +61,16 @@ class Enhancer:
         self.options = dict(options)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, *, device="cpu", method: str = "mcem", seed: int = 0,
-                        progress: bool | None = None, **options) -> Enhancer:
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        *,
+        device="cpu",
+        method: str = "mcem",
+        seed: int = 0,
+        progress: bool | None = None,
+        **options,
+    ) -> Enhancer:
         """Load a checkpoint (``UserInputError`` for a missing or damaged one) and check the settings."""
         from ..checkpoint import load_model
 
@@ -66,13 +84,27 @@ class Enhancer:
         return self.cfg.sample_rate
 
     def _run(self, **kwargs) -> dict:
-        return dict(method=self.method, device=self.device, checkpoint=self.checkpoint, progress=self.progress,
-                    **self.options, **kwargs)
+        return dict(
+            method=self.method,
+            device=self.device,
+            checkpoint=self.checkpoint,
+            progress=self.progress,
+            **self.options,
+            **kwargs,
+        )
 
-    def enhance_file(self, noisy: str | os.PathLike, output: str | os.PathLike, video: str | os.PathLike | None = None,
-                     landmarks: str | os.PathLike | None = None, *, fps: float | None = None,
-                     overwrite: bool = False, seed: int | None = None, reader_options: Mapping | None = None
-                     ) -> FileResult:
+    def enhance_file(
+        self,
+        noisy: str | os.PathLike,
+        output: str | os.PathLike,
+        video: str | os.PathLike | None = None,
+        landmarks: str | os.PathLike | None = None,
+        *,
+        fps: float | None = None,
+        overwrite: bool = False,
+        seed: int | None = None,
+        reader_options: Mapping | None = None,
+    ) -> FileResult:
         """Enhance ``noisy`` into ``output`` (a ``.wav``, or a folder: ``output/<stem>.wav``); returns
         ``FileResult(output=Path written, result=EnhanceResult)``.
 
@@ -82,12 +114,19 @@ class Enhancer:
         (``.mp4``/``.mkv``/...: the input's video with the enhanced audio); ``reader_options``: see
         :func:`~pyro_minvae.enhancement.inputs.read_input`.
         """
-        return enhance_file(self.model, self.cfg, noisy, output, streams={"lips": video, "landmarks": landmarks},
-                            fps=fps, overwrite=overwrite, reader_options=reader_options,
-                            **self._run(seed=self.seed if seed is None else check_seed(seed)))
+        return enhance_file(
+            self.model,
+            self.cfg,
+            noisy,
+            output,
+            streams={"lips": video, "landmarks": landmarks},
+            fps=fps,
+            overwrite=overwrite,
+            reader_options=reader_options,
+            **self._run(seed=self.seed if seed is None else check_seed(seed)),
+        )
 
-    def enhance_batch(self, items: Iterable, *, overwrite: bool = False, skip_errors: bool = False
-                      ) -> list:
+    def enhance_batch(self, items: Iterable, *, overwrite: bool = False, skip_errors: bool = False) -> list:
         """Enhance ``(noisy, output)`` / ``(noisy, output, video)`` tuples or ``{"noisy", "output", "video",
         "landmarks", "fps"}`` dicts in order, each with this enhancer's seed.
 
@@ -105,20 +144,29 @@ class Enhancer:
                 out.append(exc)
         return out
 
-    def enhance_waveform(self, wave, sample_rate: int, visual: Mapping[str, np.ndarray] | None = None, *,
-                         fps: float | None = None, seed: int | None = None):
+    def enhance_waveform(
+        self,
+        wave,
+        sample_rate: int,
+        visual: Mapping[str, np.ndarray] | None = None,
+        *,
+        fps: float | None = None,
+        seed: int | None = None,
+    ):
         """Enhance ``wave`` ``(T,)`` (numpy or torch, mono) recorded at ``sample_rate`` Hz.
 
         ``visual``: video-rate streams ``{"lips": (N_v, H, W), "landmarks": (N_v, P, 2)}`` at ``fps`` (default: a
-        ``"fps"`` entry of ``visual``, else ``cfg.video_fps``); they are checked and aligned like files. Returns the ``EnhanceResult``; its
-        ``waveform`` is ``(T',)`` float32 at :attr:`sample_rate` (``T' = T`` when the rates agree).
+        ``"fps"`` entry of ``visual``, else ``cfg.video_fps``); they are checked and aligned like files. Returns
+        the ``EnhanceResult``; its ``waveform`` is ``(T',)`` float32 at :attr:`sample_rate` (``T' = T`` when the
+        rates agree).
         """
         from ..audio_io import resample
 
         x = np.asarray(wave.detach().cpu() if torch.is_tensor(wave) else wave)
         if x.ndim != 1 or x.size == 0 or x.dtype.kind not in "uif":
-            raise UserInputError(f"waveform: expected a non-empty mono (T,) real array; got shape {x.shape}, "
-                                 f"dtype {x.dtype}")
+            raise UserInputError(
+                f"waveform: expected a non-empty mono (T,) real array; got shape {x.shape}, dtype {x.dtype}"
+            )
         x = x.astype(np.float32)
         if not np.isfinite(x).all():
             raise UserInputError("waveform: contains NaN or Inf samples")
@@ -130,16 +178,22 @@ class Enhancer:
         rate = fps if fps is not None else given
         streams = {name: Stream(np.asarray(arr), rate, f"visual[{name!r}]") for name, arr in visual.items()}
         inp = EnhanceInput(x, self.cfg.sample_rate, streams, "waveform")
-        return enhance_input(self.model, self.cfg, inp, missing_fix="pass it in visual={...}",
-                             **self._run(seed=self.seed if seed is None else check_seed(seed)))
+        return enhance_input(
+            self.model,
+            self.cfg,
+            inp,
+            missing_fix="pass it in visual={...}",
+            **self._run(seed=self.seed if seed is None else check_seed(seed)),
+        )
 
 
 def _batch_item(item) -> dict:
     if isinstance(item, Mapping):
         unknown = set(item) - {"noisy", "output", "video", "landmarks", "fps"}
         if unknown or "noisy" not in item or "output" not in item:
-            raise UserInputError(f"batch item {dict(item)!r}: needs 'noisy' and 'output' (optional 'video', "
-                                 "'landmarks', 'fps')")
+            raise UserInputError(
+                f"batch item {dict(item)!r}: needs 'noisy' and 'output' (optional 'video', 'landmarks', 'fps')"
+            )
         return dict(item)
     if isinstance(item, (str, os.PathLike)) or not isinstance(item, Sequence) or not 2 <= len(item) <= 3:
         raise UserInputError(f"batch item {item!r}: expected (noisy, output) or (noisy, output, video)")

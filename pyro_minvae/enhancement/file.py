@@ -53,8 +53,9 @@ class FileResult(NamedTuple):
     result: object
 
 
-def resolve_output(output: str | os.PathLike, noisy: str | os.PathLike, inputs: Iterable = (),
-                   overwrite: bool = False) -> Path:
+def resolve_output(
+    output: str | os.PathLike, noisy: str | os.PathLike, inputs: Iterable = (), overwrite: bool = False
+) -> Path:
     """The file to write for ``noisy`` given ``-o output``; ``UserInputError`` when it must not be written.
 
     ``output`` ending in a path separator, or naming an existing folder, means ``output/<noisy stem>.wav``. Refused:
@@ -72,26 +73,41 @@ def resolve_output(output: str | os.PathLike, noisy: str | os.PathLike, inputs: 
     if suffix not in OUTPUT_WRITERS:
         kinds = ", ".join(OUTPUT_WRITERS.names())
         what = f"{suffix!r} files" if suffix else "a file without a suffix"
-        raise UserInputError(f"{out}: cannot write {what}; end the output's name with one of {kinds} (e.g. -o "
-                             "enhanced.wav) or give a folder ending in /")
+        raise UserInputError(
+            f"{out}: cannot write {what}; end the output's name with one of {kinds} (e.g. -o "
+            "enhanced.wav) or give a folder ending in /"
+        )
     if out.is_dir():
         raise UserInputError(f"{out}: is a folder; give a file name for the output")
     if out.is_symlink() and not out.exists() and not overwrite:  # a dangling link is something the user made
-        raise UserInputError(f"{out}: is a symbolic link (to {os.readlink(out)}, which does not exist); pass "
-                             "--overwrite to replace the link, or choose another output file")
+        raise UserInputError(
+            f"{out}: is a symbolic link (to {os.readlink(out)}, which does not exist); pass "
+            "--overwrite to replace the link, or choose another output file"
+        )
     if out.exists():
         for src in inputs:
             if src is not None and Path(src).exists() and os.path.samefile(out, src):
-                raise UserInputError(f"{out}: is the input {src}; writing there would replace it; choose another "
-                                     "output file")
+                raise UserInputError(
+                    f"{out}: is the input {src}; writing there would replace it; choose another output file"
+                )
         if not overwrite:
             raise UserInputError(f"{out}: exists; pass --overwrite to replace it, or choose another output file")
     return out
 
 
-def enhance_input(model, cfg: FeatureConfig, inp: EnhanceInput, *, method: str = "mcem", seed: int = 0,
-                  device="cpu", progress=None, checkpoint: str | None = None,
-                  missing_fix: str = "give it with --video/--landmarks", **options):
+def enhance_input(
+    model,
+    cfg: FeatureConfig,
+    inp: EnhanceInput,
+    *,
+    method: str = "mcem",
+    seed: int = 0,
+    device="cpu",
+    progress=None,
+    checkpoint: str | None = None,
+    missing_fix: str = "give it with --video/--landmarks",
+    **options,
+):
     """Enhance ``inp`` with ``model``: ``EnhanceResult`` (``waveform`` ``(T,)`` at ``cfg.sample_rate``).
 
     ``progress``: an :class:`~pyro_minvae.infer.enhance.EnhanceProgress`, ``True``/``False`` to force a terminal
@@ -103,27 +119,55 @@ def enhance_input(model, cfg: FeatureConfig, inp: EnhanceInput, *, method: str =
     available = {"audio", *visual}  # the noisy audio is always there, visual streams may not be
     init = options.get("init")
     if init is not None and init not in available:
-        raise UserInputError(f"--init {init}: there is no {init} stream for {Path(inp.source).name}; {missing_fix}, "
-                             "or initialise from another encoder (--init audio)")
+        raise UserInputError(
+            f"--init {init}: there is no {init} stream for {Path(inp.source).name}; {missing_fix}, "
+            "or initialise from another encoder (--init audio)"
+        )
     encoders = list(model.guide_net.modalities)
     if not available.intersection(encoders):  # e.g. a V-VAE (lips encoder only) given no lips
-        raise UserInputError(f"this checkpoint's encoder reads {', '.join(encoders)}, which "
-                             f"{Path(inp.source).name} does not come with; {missing_fix}")
+        raise UserInputError(
+            f"this checkpoint's encoder reads {', '.join(encoders)}, which "
+            f"{Path(inp.source).name} does not come with; {missing_fix}"
+        )
     if progress is None or isinstance(progress, bool):
         progress = make_progress(progress, estep_config(method, options).iterations)
     try:
-        return _enh.enhance_waveform(model, cfg, inp.wave, {k: torch.from_numpy(v) for k, v in visual.items()},
-                                     method=method, seed=seed, device=device, progress=progress, **options)
+        return _enh.enhance_waveform(
+            model,
+            cfg,
+            inp.wave,
+            {k: torch.from_numpy(v) for k, v in visual.items()},
+            method=method,
+            seed=seed,
+            device=device,
+            progress=progress,
+            **options,
+        )
     except _enh.NonFiniteOutputError:
-        raise UserInputError(f"{checkpoint or 'the checkpoint'}: the model produced NaN or Inf on "
-                             f"{Path(inp.source).name} (diverged or damaged weights); re-train or use another "
-                             "checkpoint") from None
+        raise UserInputError(
+            f"{checkpoint or 'the checkpoint'}: the model produced NaN or Inf on "
+            f"{Path(inp.source).name} (diverged or damaged weights); re-train or use another "
+            "checkpoint"
+        ) from None
 
 
-def enhance_file(model, cfg: FeatureConfig, noisy: str | os.PathLike, output: str | os.PathLike, *,
-                 streams: Mapping[str, str | os.PathLike | None] | None = None, fps: float | None = None,
-                 overwrite: bool = False, checkpoint: str | None = None, method: str = "mcem", seed: int = 0,
-                 device="cpu", progress=None, reader_options: Mapping | None = None, **options) -> FileResult:
+def enhance_file(
+    model,
+    cfg: FeatureConfig,
+    noisy: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    streams: Mapping[str, str | os.PathLike | None] | None = None,
+    fps: float | None = None,
+    overwrite: bool = False,
+    checkpoint: str | None = None,
+    method: str = "mcem",
+    seed: int = 0,
+    device="cpu",
+    progress=None,
+    reader_options: Mapping | None = None,
+    **options,
+) -> FileResult:
     """Enhance the file ``noisy`` into ``output`` (see :func:`resolve_output`); returns the file written.
 
     ``streams``: ``{"lips": "lips.npy" | "mouth.mp4", "landmarks": "pts.npy"}`` (``None`` values are skipped);
@@ -135,21 +179,42 @@ def enhance_file(model, cfg: FeatureConfig, noisy: str | os.PathLike, output: st
     out = resolve_output(output, noisy, [noisy, checkpoint, *streams.values()], overwrite)
     inp = read_input(noisy, cfg, streams=streams, fps=fps, wanted=model.modalities, reader_options=reader_options)
     resolve_output(out, noisy, inp.paths, overwrite)  # files a plugged-in reader opened itself
-    res = enhance_input(model, cfg, inp, method=method, seed=seed, device=device, progress=progress,
-                        checkpoint=checkpoint, **options)
+    res = enhance_input(
+        model, cfg, inp, method=method, seed=seed, device=device, progress=progress, checkpoint=checkpoint, **options
+    )
     OUTPUT_WRITERS.get(out.suffix.lower())(out, res.waveform.numpy(), cfg.sample_rate, inp)
     return FileResult(out, res)
 
 
-def enhance_record(model, cfg: FeatureConfig, record: dict, manifest: str | os.PathLike,
-                   out_path: str | os.PathLike | None = None, *, checkpoint: str | None = None,
-                   method: str = "mcem", seed: int = 0, device="cpu", progress=False, **options):
+def enhance_record(
+    model,
+    cfg: FeatureConfig,
+    record: dict,
+    manifest: str | os.PathLike,
+    out_path: str | os.PathLike | None = None,
+    *,
+    checkpoint: str | None = None,
+    method: str = "mcem",
+    seed: int = 0,
+    device="cpu",
+    progress=False,
+    **options,
+):
     """Enhance a manifest record's noisy audio with its own streams (its ``fps``); write ``out_path`` (wav,
     atomically) when given. Returns the ``EnhanceResult``. Bad files raise ``UserInputError`` naming them."""
     inp = record_input(record, manifest, cfg, wanted=model.modalities)
-    res = enhance_input(model, cfg, inp, method=method, seed=seed, device=device, progress=progress,
-                        checkpoint=checkpoint, missing_fix=f"record {record.get('id')!r} in {manifest} lacks it",
-                        **options)
+    res = enhance_input(
+        model,
+        cfg,
+        inp,
+        method=method,
+        seed=seed,
+        device=device,
+        progress=progress,
+        checkpoint=checkpoint,
+        missing_fix=f"record {record.get('id')!r} in {manifest} lacks it",
+        **options,
+    )
     if out_path is not None:
         write_audio(out_path, res.waveform.numpy(), cfg.sample_rate)
     return res

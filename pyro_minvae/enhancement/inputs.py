@@ -76,8 +76,14 @@ def read_stream_file(name: str, path: str | Path, cfg: FeatureConfig, fps: float
     return Stream(arr, rate, str(path))
 
 
-def read_audio_input(noisy: str | Path, cfg: FeatureConfig, *, streams: Mapping[str, str | Path | None] = {},
-                     fps: float | None = None, wanted: Collection[str] | None = None) -> EnhanceInput:
+def read_audio_input(
+    noisy: str | Path,
+    cfg: FeatureConfig,
+    *,
+    streams: Mapping[str, str | Path | None] = {},
+    fps: float | None = None,
+    wanted: Collection[str] | None = None,
+) -> EnhanceInput:
     """The default reader: an audio file (resampled to ``cfg.sample_rate``, downmixed) plus the stream files in
     ``streams`` that the model reads (``wanted``; ``None``: all); the others are logged as ignored."""
     if fps is not None:  # a bad --fps is refused even when no stream uses it
@@ -95,9 +101,15 @@ def read_audio_input(noisy: str | Path, cfg: FeatureConfig, *, streams: Mapping[
     return EnhanceInput(wave, cfg.sample_rate, out, str(noisy), tuple(paths))
 
 
-def read_input(noisy: str | Path, cfg: FeatureConfig, *, streams: Mapping[str, str | Path | None] = {},
-               fps: float | None = None, wanted: Collection[str] | None = None,
-               reader_options: Mapping | None = None) -> EnhanceInput:
+def read_input(
+    noisy: str | Path,
+    cfg: FeatureConfig,
+    *,
+    streams: Mapping[str, str | Path | None] = {},
+    fps: float | None = None,
+    wanted: Collection[str] | None = None,
+    reader_options: Mapping | None = None,
+) -> EnhanceInput:
     """Read ``noisy`` (and its stream files) with the reader registered for its suffix, else
     :func:`read_audio_input`; ``reader_options``: extra keyword arguments for that reader (e.g.
     ``{"video": VideoOptions(crop="none")}`` for the video reader of :mod:`pyro_minvae.video.enhance_io`)."""
@@ -106,8 +118,9 @@ def read_input(noisy: str | Path, cfg: FeatureConfig, *, streams: Mapping[str, s
     return reader(noisy, cfg, streams=streams, fps=fps, wanted=wanted, **(reader_options or {}))
 
 
-def record_input(record: dict, manifest: str | Path, cfg: FeatureConfig,
-                 wanted: Collection[str] | None = None) -> EnhanceInput:
+def record_input(
+    record: dict, manifest: str | Path, cfg: FeatureConfig, wanted: Collection[str] | None = None
+) -> EnhanceInput:
     """A manifest record's noisy audio (``record["audio"]``) and the streams of ``wanted`` it has, at the record's
     ``fps`` (absent: ``cfg.video_fps``; 0/NaN/negative: refused)."""
     noisy = resolve(manifest, record["audio"])

@@ -31,8 +31,9 @@ def check_device(device) -> torch.device:
         if not torch.cuda.is_available():
             raise UserInputError(f"device {device!r}: this torch build or machine has no CUDA GPU; use cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserInputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here; use cuda:0 "
-                                 "or cpu")
+            raise UserInputError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here; use cuda:0 or cpu"
+            )
         return dev
     if dev.type == "mps":
         if not torch.backends.mps.is_available():
@@ -53,9 +54,13 @@ def estep_config(method: str, options: Mapping):
     except ValueError as exc:
         raise UserInputError(f"--method: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)") from None
     iters = options.get("iterations")
-    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or not 1 <= iters <= MAX_ITERATIONS):
-        raise UserInputError(f"--iterations {iters}: must be a whole number >= 1 (EM iterations; at most "
-                             f"{MAX_ITERATIONS}, the paper uses 100)")
+    if iters is not None and (
+        isinstance(iters, bool) or not isinstance(iters, int) or not 1 <= iters <= MAX_ITERATIONS
+    ):
+        raise UserInputError(
+            f"--iterations {iters}: must be a whole number >= 1 (EM iterations; at most "
+            f"{MAX_ITERATIONS}, the paper uses 100)"
+        )
     fields = estep.config_class.field_names()  # what the method's config takes (plugin E-steps too)
     if options.get("loop") is not None and "loop" not in fields:
         raise UserInputError(f"--loop applies to --method mcem only, not {method!r}")
@@ -78,8 +83,9 @@ def check_method_options(method: str, options: Mapping) -> None:
         try:
             KERNELS.get(kernel)
         except ValueError as exc:
-            raise UserInputError(f"--kernel: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)") \
-                from None
+            raise UserInputError(
+                f"--kernel: {exc} (a plugin registers more: pyro-minvae --plugin FILE.py ...)"
+            ) from None
 
 
 def check_model_options(model, method: str, options: Mapping) -> None:
@@ -111,7 +117,7 @@ def check_threads(threads) -> int:
     return threads
 
 
-MAX_SEED = 2 ** 63 - 2 ** 20  # chunk k of a recording uses seed + k; torch generators take signed 64-bit seeds
+MAX_SEED = 2**63 - 2**20  # chunk k of a recording uses seed + k; torch generators take signed 64-bit seeds
 
 
 def check_seed(seed) -> int:

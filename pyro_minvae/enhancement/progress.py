@@ -37,8 +37,15 @@ class TerminalProgress:
         self.n_chunks = n_chunks
         total = None if self.iterations is None else self.iterations * n_chunks
         desc = self.desc if n_chunks == 1 else f"{self.desc} chunk 1/{n_chunks}"
-        self.bar = tqdm(total=total, desc=desc, unit="it", file=self.stream or sys.stderr, leave=False,
-                        dynamic_ncols=True, mininterval=0.5)
+        self.bar = tqdm(
+            total=total,
+            desc=desc,
+            unit="it",
+            file=self.stream or sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
 
     def iteration(self, chunk: int, it: int, info: dict) -> None:
         if self.bar is not None:

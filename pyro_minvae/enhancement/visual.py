@@ -23,8 +23,13 @@ from .inputs import Stream
 log = logging.getLogger("pyro_minvae")
 
 
-def visual_features(model, cfg: FeatureConfig, streams: Mapping[str, Stream], n_samples: int,
-                    missing_fix: str = "give it with --video/--landmarks") -> dict:
+def visual_features(
+    model,
+    cfg: FeatureConfig,
+    streams: Mapping[str, Stream],
+    n_samples: int,
+    missing_fix: str = "give it with --video/--landmarks",
+) -> dict:
     """``{name: (N, D) float32}`` with ``N = cfg.n_frames(n_samples)`` for the streams ``model`` reads.
 
     Streams the model does not read are logged and skipped. Raises ``UserInputError`` (naming the stream's file)
@@ -37,8 +42,9 @@ def visual_features(model, cfg: FeatureConfig, streams: Mapping[str, Stream], n_
         if name not in model.modalities or name == "audio":
             log.info("the model does not read the %s stream; %s ignored", name, stream.source)
             continue
-        feats = MODALITIES.get(name).from_array(stream.array, n, cfg, stream.fps, n_samples=n_samples,
-                                                source=stream.source)
+        feats = MODALITIES.get(name).from_array(
+            stream.array, n, cfg, stream.fps, n_samples=n_samples, source=stream.source
+        )
         want = expected.get(name)
         if want is not None and feats.shape[1] != want:
             raise UserInputError(f"{stream.source}: {_size_mismatch(name, stream.array, feats.shape[1], want)}")
@@ -50,8 +56,7 @@ def visual_features(model, cfg: FeatureConfig, streams: Mapping[str, Stream], n_
 def _size_mismatch(name: str, arr: np.ndarray, got: int, want: int) -> str:
     side = math.isqrt(want)
     if name == "lips" and arr.ndim == 3 and side * side == want:
-        return (f"lip frames are {arr.shape[1]}x{arr.shape[2]} pixels; this checkpoint expects {side}x{side} mouth "
-                "ROIs")
+        return f"lip frames are {arr.shape[1]}x{arr.shape[2]} pixels; this checkpoint expects {side}x{side} mouth ROIs"
     return f"{name} features have {got} values per frame; this checkpoint was trained on {want}"
 
 
@@ -59,5 +64,6 @@ def require_streams(model, visual: Mapping[str, object], fix: str) -> None:
     """Models with a visual conditioner (AV-CVAE) cannot run without it; MIN-VAE can (audio initialisation)."""
     cond = model.conditioner
     if cond is not None and cond.modality not in visual:
-        raise UserInputError(f"this {model.spec.get('family', 'model')} checkpoint needs the {cond.modality!r} "
-                             f"stream; {fix}")
+        raise UserInputError(
+            f"this {model.spec.get('family', 'model')} checkpoint needs the {cond.modality!r} stream; {fix}"
+        )

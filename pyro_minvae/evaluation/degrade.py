@@ -64,7 +64,7 @@ class Occlude:
             side_h, side_w = max(1, int(round(h * np.sqrt(self.f)))), max(1, int(round(w * np.sqrt(self.f))))
             y0 = int(rng.integers(0, h - side_h + 1))
             x0 = int(rng.integers(0, w - side_w + 1))
-            lips[:, y0:y0 + side_h, x0:x0 + side_w] = 128 if lips.dtype == np.uint8 else 0.5
+            lips[:, y0 : y0 + side_h, x0 : x0 + side_w] = 128 if lips.dtype == np.uint8 else 0.5
         return out
 
 
@@ -114,8 +114,9 @@ def parse_degradation(spec: str | None):
     name, sep, value = spec.partition(":")
     valid = ", ".join(VIDEO_DEGRADATIONS.names())
     if not sep or name not in VIDEO_DEGRADATIONS:
-        raise UserInputError(f"video degradation {spec!r}: expected NAME:VALUE with NAME one of {valid} "
-                             "(e.g. drop:0.5)")
+        raise UserInputError(
+            f"video degradation {spec!r}: expected NAME:VALUE with NAME one of {valid} (e.g. drop:0.5)"
+        )
     try:
         if not np.isfinite(float(value)):
             raise ValueError(f"the value must be a finite number; got {value}")

@@ -37,8 +37,9 @@ def power(spec: torch.Tensor) -> torch.Tensor:
     return (spec.real.square() + spec.imag.square()).transpose(0, 1).contiguous()
 
 
-def clean_posterior_variance(model, clean_spec: torch.Tensor, visual: Dict[str, torch.Tensor] | None = None
-                             ) -> torch.Tensor:
+def clean_posterior_variance(
+    model, clean_spec: torch.Tensor, visual: Dict[str, torch.Tensor] | None = None
+) -> torch.Tensor:
     """``sigma^2(z)`` ``(N, F)`` at the audio encoder's mean on the clean power (the "VAE oracle" speech model)."""
     from ..infer.estep_common import model_batch
 
@@ -54,8 +55,15 @@ def ml_gain(speech_power: torch.Tensor, speech_var: torch.Tensor) -> torch.Tenso
     return (speech_power / speech_var).mean(-1).clamp_min(_TINY)
 
 
-def fit_nmf(noisy_power: torch.Tensor, speech_var: torch.Tensor, iterations: int = 30, rank: int = 10,
-            update_gain: bool = True, seed: int = 0, h_block: int = 1) -> NMFState:
+def fit_nmf(
+    noisy_power: torch.Tensor,
+    speech_var: torch.Tensor,
+    iterations: int = 30,
+    rank: int = 10,
+    update_gain: bool = True,
+    seed: int = 0,
+    h_block: int = 1,
+) -> NMFState:
     """W, H (and g) fitted to ``noisy_power`` ``(N, F)`` by the classic M-step with the speech variance held fixed
     (``rank``, ``h_block``: :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
     nmf = NMFNoise(rank, h_block=h_block)
@@ -67,18 +75,27 @@ def fit_nmf(noisy_power: torch.Tensor, speech_var: torch.Tensor, iterations: int
     return state
 
 
-def oracle_gains(model, clean_spec: torch.Tensor, noise_spec: torch.Tensor,
-                 visual: Dict[str, torch.Tensor] | None = None, iterations: int = 30, seed: int = 0,
-                 rank: int = 10, h_block: int = 1) -> dict:
+def oracle_gains(
+    model,
+    clean_spec: torch.Tensor,
+    noise_spec: torch.Tensor,
+    visual: Dict[str, torch.Tensor] | None = None,
+    iterations: int = 30,
+    seed: int = 0,
+    rank: int = 10,
+    h_block: int = 1,
+) -> dict:
     """``{variant: G (F, N)}`` for the :data:`VARIANTS` (module docstring), plus ``"_nmf"`` diagnostics:
     ``{variant: NMFState}`` of the two NMF variants (fitted with ``rank`` and ``h_block``)."""
     s2, n2 = power(clean_spec).double(), power(noise_spec).double()
     x2 = power(clean_spec + noise_spec).double()
     sv = clean_posterior_variance(model, clean_spec, visual).double()
     g = ml_gain(s2, sv).unsqueeze(-1)
-    out = {"wiener-oracle": s2 / (s2 + n2 + _TINY),
-           "vae-oracle": g * sv / (g * sv + n2 + _TINY),
-           "vae-oracle-g1": sv / (sv + n2 + _TINY)}
+    out = {
+        "wiener-oracle": s2 / (s2 + n2 + _TINY),
+        "vae-oracle": g * sv / (g * sv + n2 + _TINY),
+        "vae-oracle-g1": sv / (sv + n2 + _TINY),
+    }
     st = fit_nmf(x2, sv, iterations, rank, seed=seed, h_block=h_block)
     vs = st.g.unsqueeze(-1) * sv
     out["vae-oracle-nmf"] = vs / (vs + st.variance)
@@ -89,8 +106,7 @@ def oracle_gains(model, clean_spec: torch.Tensor, noise_spec: torch.Tensor,
     return gains
 
 
-def gain_budget(gain: torch.Tensor, clean_spec: torch.Tensor, noise_spec: torch.Tensor,
-                weak: float = 0.1) -> dict:
+def gain_budget(gain: torch.Tensor, clean_spec: torch.Tensor, noise_spec: torch.Tensor, weak: float = 0.1) -> dict:
     """Where a gain ``G`` ``(F, N)`` spends its error, in dB (STFT domain):
 
     ``speech_loss_db``   ``10 log10 ||S||^2 / ||(1 - G) S||^2``: speech-to-speech-distortion ratio (higher: less
@@ -106,8 +122,11 @@ def gain_budget(gain: torch.Tensor, clean_spec: torch.Tensor, noise_spec: torch.
     left = float((gain.square() * n2).sum()) + _TINY
     dom = s2 > n2
     over = float((s2 * (dom & (gain < weak))).sum()) / total
-    return {"speech_loss_db": 10 * math.log10(total / dist), "noise_left_db": 10 * math.log10(total / left),
-            "over_suppressed": over}
+    return {
+        "speech_loss_db": 10 * math.log10(total / dist),
+        "noise_left_db": 10 * math.log10(total / left),
+        "over_suppressed": over,
+    }
 
 
 def absorbed_db(state: NMFState, clean_spec: torch.Tensor, noise_spec: torch.Tensor) -> float:
@@ -119,5 +138,13 @@ def absorbed_db(state: NMFState, clean_spec: torch.Tensor, noise_spec: torch.Ten
     return 10 * math.log10((float((v * dom).sum()) + _TINY) / (float((n2 * dom).sum()) + _TINY))
 
 
-__all__ = ["VARIANTS", "power", "clean_posterior_variance", "ml_gain", "fit_nmf", "oracle_gains", "gain_budget",
-           "absorbed_db"]
+__all__ = [
+    "VARIANTS",
+    "power",
+    "clean_posterior_variance",
+    "ml_gain",
+    "fit_nmf",
+    "oracle_gains",
+    "gain_budget",
+    "absorbed_db",
+]

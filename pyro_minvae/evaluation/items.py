@@ -38,12 +38,21 @@ class EvalItem:
 
 def record_meta(rec: dict) -> dict:
     """The per-file columns of results.csv taken from a record."""
-    return {"id": rec["id"], "speaker": str(rec.get("speaker", "")), "noise_type": str(rec["noise_type"]),
-            "snr_db": float(rec["snr_db"])}
+    return {
+        "id": rec["id"],
+        "speaker": str(rec.get("speaker", "")),
+        "noise_type": str(rec["noise_type"]),
+        "snr_db": float(rec["snr_db"]),
+    }
 
 
-def select_items(manifest: str | Path, split: str = "test", snrs: Sequence[float] | None = None,
-                 noise_types: Sequence[str] | None = None, limit: int | None = None) -> list[dict]:
+def select_items(
+    manifest: str | Path,
+    split: str = "test",
+    snrs: Sequence[float] | None = None,
+    noise_types: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[dict]:
     """Mixture records of ``split``, optionally restricted to ``snrs`` / ``noise_types``.
 
     ``limit`` keeps a subset balanced over (SNR, noise type): records are taken round-robin from each group in
@@ -54,16 +63,19 @@ def select_items(manifest: str | Path, split: str = "test", snrs: Sequence[float
     for r in recs:
         missing = [k for k in REQUIRED if r.get(k) is None]
         if missing:
-            raise UserInputError(f"{manifest}: mixture record {r['id']!r} lacks {', '.join(missing)}; "
-                                 "re-run `pyro-minvae prepare`")
+            raise UserInputError(
+                f"{manifest}: mixture record {r['id']!r} lacks {', '.join(missing)}; re-run `pyro-minvae prepare`"
+            )
     if snrs is not None:
         wanted = {float(s) for s in snrs}
         recs = [r for r in recs if float(r["snr_db"]) in wanted]
     if noise_types is not None:
         recs = [r for r in recs if str(r["noise_type"]) in set(noise_types)]
     if not recs:
-        raise UserInputError(f"{manifest}: no mixture records in split {split!r} for the chosen SNRs/noise types; "
-                             "check --split/--snr or prepare a corpus with mixtures")
+        raise UserInputError(
+            f"{manifest}: no mixture records in split {split!r} for the chosen SNRs/noise types; "
+            "check --split/--snr or prepare a corpus with mixtures"
+        )
     ids = [r["id"] for r in recs]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
@@ -97,8 +109,9 @@ def load_item(rec: dict, manifest: str | Path, sample_rate: int = 16000, need_vi
     clean_path = resolve(manifest, rec["clean"])
     clean = load_audio(clean_path, sample_rate)
     if abs(noisy.size - clean.size) > 0.01 * sample_rate:
-        raise UserInputError(f"{clean_path}: clean reference has {clean.size} samples, the mixture "
-                             f"{noisy.size}; regenerate the mixture")
+        raise UserInputError(
+            f"{clean_path}: clean reference has {clean.size} samples, the mixture {noisy.size}; regenerate the mixture"
+        )
     n = min(noisy.size, clean.size)
     video: dict = {}
     if need_video:  # the raw streams at video rate; methods align them (data.modalities, the one stream path)
@@ -108,8 +121,9 @@ def load_item(rec: dict, manifest: str | Path, sample_rate: int = 16000, need_vi
                 video[name] = mod.load_array(rec, manifest)
         if video:
             video["fps"] = record_fps(rec, FeatureConfig(sample_rate=sample_rate), manifest)
-    return EvalItem(id=rec["id"], noisy=noisy[:n], clean=clean[:n], video=video, sample_rate=sample_rate,
-                    meta=record_meta(rec))
+    return EvalItem(
+        id=rec["id"], noisy=noisy[:n], clean=clean[:n], video=video, sample_rate=sample_rate, meta=record_meta(rec)
+    )
 
 
 def ids_of(recs: Iterable[dict]) -> list[str]:

@@ -75,7 +75,7 @@ def rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
         j = i
         while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
             j += 1
-        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1.0
+        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
         i = j + 1
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
@@ -103,8 +103,9 @@ def _lips_responsibility(model, audio: torch.Tensor, lips: torch.Tensor) -> floa
     return float(resp[:, names.index("lips")].mean())
 
 
-def lips_figure(model, cfg: FeatureConfig, clean: np.ndarray, lip_frames: np.ndarray, fps: float,
-                clip: str = "clip") -> LipsFigure:
+def lips_figure(
+    model, cfg: FeatureConfig, clean: np.ndarray, lip_frames: np.ndarray, fps: float, clip: str = "clip"
+) -> LipsFigure:
     """The figure for one clip: ``clean`` speech ``(T,)`` at ``cfg.sample_rate``; ``lip_frames`` ``(N_v, H, W)``
     mouth ROIs (uint8 0..255 or float in [0, 1]) at ``fps`` frames per second."""
     if "lips" not in model.modalities:
@@ -119,9 +120,14 @@ def lips_figure(model, cfg: FeatureConfig, clean: np.ndarray, lip_frames: np.nda
     envelope = _energy_db(audio)
     decoded = _decoded_energy(model, audio, lips)
     speech = envelope > envelope.max() - VAD_RANGE_DB
-    return LipsFigure(clip=clip, n_frames=n, r=pearson(decoded, envelope),
-                      r_shifted=pearson(_decoded_energy(model, audio, shifted), envelope),
-                      auc=rank_auc(decoded, speech), lips_responsibility=_lips_responsibility(model, audio, lips))
+    return LipsFigure(
+        clip=clip,
+        n_frames=n,
+        r=pearson(decoded, envelope),
+        r_shifted=pearson(_decoded_energy(model, audio, shifted), envelope),
+        auc=rank_auc(decoded, speech),
+        lips_responsibility=_lips_responsibility(model, audio, lips),
+    )
 
 
 def summarise(figures: Iterable[LipsFigure]) -> dict:

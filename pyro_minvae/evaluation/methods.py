@@ -15,7 +15,8 @@ Checkpoint-based methods are added through a registry, keyed by the model name s
 
 ``pyro-minvae evaluate --checkpoint LABEL=PATH`` reads the model family (``model_spec["family"]`` of
 :mod:`pyro_minvae.checkpoint`) with :func:`checkpoint_kind` and calls the factory registered for it; a family
-registered in ``MODELS`` without one (e.g. by a ``--plugin`` file) gets ``<label>-<E-step>`` for every E-step. The returned objects are pickled into each worker process once: keep them light
+registered in ``MODELS`` without one (e.g. by a ``--plugin`` file) gets ``<label>-<E-step>`` for every E-step.
+The returned objects are pickled into each worker process once: keep them light
 (store the path, load the network lazily on first call).
 """
 
@@ -73,8 +74,10 @@ def methods_from_checkpoint(label: str, path: str | Path) -> Dict[str, Method]:
         from .vae_methods import standard_methods as factory
     else:
         valid = ", ".join(CHECKPOINT_METHODS.names()) or "(none registered)"
-        raise UserInputError(f"{path}: no evaluation methods for model {kind!r}; models with methods: {valid} "
-                             "(a family registered by a --plugin file gets one method per E-step)")
+        raise UserInputError(
+            f"{path}: no evaluation methods for model {kind!r}; models with methods: {valid} "
+            "(a family registered by a --plugin file gets one method per E-step)"
+        )
     methods = dict(factory(label, Path(path)))
     if not methods:
         raise UserInputError(f"{path}: the {kind!r} factory returned no methods")
@@ -113,8 +116,9 @@ def baseline_methods(names: Iterable[str] | None = None) -> Dict[str, Method]:
     return {n: BASELINES.build(n) for n in (BASELINES.names() if names is None else names)}
 
 
-def resolve_methods(names: Iterable[str] | None = None, checkpoints: Mapping[str, str | Path] | None = None
-                    ) -> Dict[str, Method]:
+def resolve_methods(
+    names: Iterable[str] | None = None, checkpoints: Mapping[str, str | Path] | None = None
+) -> Dict[str, Method]:
     """The methods to evaluate: all baselines plus the methods of every checkpoint, filtered by ``names``.
 
     ``names`` entries are method names (a baseline such as ``wiener-oracle`` or a name a checkpoint factory
@@ -126,14 +130,18 @@ def resolve_methods(names: Iterable[str] | None = None, checkpoints: Mapping[str
     for label, path in (checkpoints or {}).items():
         for name, m in methods_from_checkpoint(label, path).items():
             if name in available:
-                raise UserInputError(f"method name {name!r} from checkpoint {path} clashes with another method; "
-                                     "pick another LABEL in --checkpoint LABEL=PATH")
+                raise UserInputError(
+                    f"method name {name!r} from checkpoint {path} clashes with another method; "
+                    "pick another LABEL in --checkpoint LABEL=PATH"
+                )
             available[name] = m
     if names is None:
         return available
     names = list(names)
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise UserInputError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(available)} "
-                             "(checkpoint methods need --checkpoint LABEL=PATH)")
+        raise UserInputError(
+            f"unknown method(s) {', '.join(unknown)}; available: {', '.join(available)} "
+            "(checkpoint methods need --checkpoint LABEL=PATH)"
+        )
     return {n: available[n] for n in names}

@@ -66,8 +66,14 @@ def _log_spec(x: np.ndarray, sr: int, n_fft: int = 512, hop: int = 128) -> tuple
     return f, t, 10 * np.log10(np.abs(z) ** 2 + 1e-10)
 
 
-def plot_spectrograms(path: str | Path, clean: np.ndarray, noisy: np.ndarray, estimates: Mapping[str, np.ndarray],
-                      sample_rate: int, title: str = "") -> Path:
+def plot_spectrograms(
+    path: str | Path,
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    estimates: Mapping[str, np.ndarray],
+    sample_rate: int,
+    title: str = "",
+) -> Path:
     """Log-power spectrograms (dB, common colour scale) of clean, noisy and each estimate, all ``(T,)``."""
     panels = [("clean", clean), ("noisy", noisy)] + [(k, v) for k, v in estimates.items()]
     fig = _figure(8.0, 1.8 * len(panels) + 0.6)
@@ -98,9 +104,15 @@ def mouth_opening_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     return lm[..., 1].max(axis=1) - lm[..., 1].min(axis=1)
 
 
-def plot_responsibilities(path: str | Path, responsibilities: np.ndarray, frame_rate: float,
-                          mouth_opening: np.ndarray, fps: float, component_names: Sequence[str] | None = None,
-                          title: str = "") -> Path:
+def plot_responsibilities(
+    path: str | Path,
+    responsibilities: np.ndarray,
+    frame_rate: float,
+    mouth_opening: np.ndarray,
+    fps: float,
+    component_names: Sequence[str] | None = None,
+    title: str = "",
+) -> Path:
     """Responsibilities over time above the mouth-opening trace.
 
     ``responsibilities``: ``(N,)`` (probability of the first, e.g. audio, component) or ``(N, M)`` (rows sum to

@@ -29,8 +29,13 @@ def clip_dirs(root: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / "noisy.wav").exists() and (p / "lips.npy").exists())
 
 
-def score_clips(root: str | Path, methods: Mapping[str, object], metrics: Sequence[str] = DEFAULT_METRICS,
-                sample_rate: int = 16000, seed: int = 0) -> Iterator[dict]:
+def score_clips(
+    root: str | Path,
+    methods: Mapping[str, object],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    sample_rate: int = 16000,
+    seed: int = 0,
+) -> Iterator[dict]:
     """Rows ``{"clip", "method", "has_reference", <metric>, input_<m>, delta_<m> | "out_in_db"}`` per clip and
     method (``methods`` as in :func:`~pyro_minvae.evaluation.methods.resolve_methods`)."""
     from ..audio_io import load_audio

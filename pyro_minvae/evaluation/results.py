@@ -17,8 +17,19 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 from ..atomic import write_text_atomic
 from ..errors import UserInputError, flatten
 
-BASE_COLUMNS = ("method", "id", "speaker", "noise_type", "snr_db", "status", "reason", "duration_s", "enhance_s",
-                "rtf", "metric_errors")
+BASE_COLUMNS = (
+    "method",
+    "id",
+    "speaker",
+    "noise_type",
+    "snr_db",
+    "status",
+    "reason",
+    "duration_s",
+    "enhance_s",
+    "rtf",
+    "metric_errors",
+)
 FLOAT_COLUMNS = ("snr_db", "duration_s", "enhance_s", "rtf")
 
 
@@ -59,8 +70,10 @@ class ResultsFile:
         with open(self.path, newline="") as f:
             header = next(csv.reader(f), None)
         if header != self.columns:
-            raise UserInputError(f"{self.path}: written with other metrics or by another version; "
-                                 "use a fresh --out directory (or delete the file) to start over")
+            raise UserInputError(
+                f"{self.path}: written with other metrics or by another version; "
+                "use a fresh --out directory (or delete the file) to start over"
+            )
         self._repair_tail()
 
     def _repair_tail(self) -> None:

@@ -99,7 +99,7 @@ class EvalReport:
 
 def file_seed(seed: int, item_id: str) -> int:
     """Per-file seed, independent of the order files are processed in."""
-    return (int(seed) * 1_000_003 + zlib.crc32(item_id.encode())) % (2 ** 31)
+    return (int(seed) * 1_000_003 + zlib.crc32(item_id.encode())) % (2**31)
 
 
 def _call(method, item, sample_rate: int, seed: int) -> np.ndarray:
@@ -116,15 +116,27 @@ def _load(rec: dict, manifest, sample_rate: int, seed: int, need_video: bool, vi
     return item
 
 
-def evaluate_file(rec: dict, manifest: str, methods: Mapping[str, object], pending: Sequence[str],
-                  metrics: Sequence[str], sample_rate: int, seed: int, audio_dir: Optional[str],
-                  video_degradation: Optional[str] = None) -> List[dict]:
+def evaluate_file(
+    rec: dict,
+    manifest: str,
+    methods: Mapping[str, object],
+    pending: Sequence[str],
+    metrics: Sequence[str],
+    sample_rate: int,
+    seed: int,
+    audio_dir: Optional[str],
+    video_degradation: Optional[str] = None,
+) -> List[dict]:
     """Run ``pending`` methods on one record and score them; never raises for a bad file or a failing method.
 
     ``video_degradation`` (a spec such as ``"drop:0.5"``) degrades the visual streams before the methods see them.
     """
-    base = {"id": rec["id"], "speaker": str(rec.get("speaker", "")), "noise_type": str(rec.get("noise_type", "")),
-            "snr_db": float(rec.get("snr_db", 0.0))}
+    base = {
+        "id": rec["id"],
+        "speaker": str(rec.get("speaker", "")),
+        "noise_type": str(rec.get("noise_type", "")),
+        "snr_db": float(rec.get("snr_db", 0.0)),
+    }
     need_video = any(getattr(methods[m], "needs_video", True) for m in pending)
     try:
         item = _load(rec, manifest, sample_rate, seed, need_video, video_degradation)
@@ -149,8 +161,7 @@ def evaluate_file(rec: dict, manifest: str, methods: Mapping[str, object], pendi
                 from ..audio_io import write_audio
 
                 peak = float(np.max(np.abs(est))) if est.size else 0.0
-                write_audio(Path(audio_dir) / name / f"{item.id}.wav", est / peak if peak > 1.0 else est,
-                            sample_rate)
+                write_audio(Path(audio_dir) / name / f"{item.id}.wav", est / peak if peak > 1.0 else est, sample_rate)
         except Exception as exc:
             row = dict(base, method=name, duration_s=duration, status="error", reason=f"method: {one_line(exc)}")
         rows.append(row)
@@ -173,8 +184,9 @@ def _use_methods(methods: Mapping[str, object]) -> None:
 
 
 def _worker_task(rec, manifest, pending, metrics, sample_rate, seed, audio_dir, video_degradation):
-    return evaluate_file(rec, manifest, _WORKER_METHODS, pending, metrics, sample_rate, seed, audio_dir,
-                         video_degradation)
+    return evaluate_file(
+        rec, manifest, _WORKER_METHODS, pending, metrics, sample_rate, seed, audio_dir, video_degradation
+    )
 
 
 # --- driver -----------------------------------------------------------------------------------------------------
@@ -192,8 +204,10 @@ def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRep
         except Interrupted as exc:
             if exc.message:
                 raise
-            raise Interrupted(exc.signum, f"finished rows are in {config.out_dir / 'results.csv'}; run the same "
-                              "command again to resume") from None
+            raise Interrupted(
+                exc.signum,
+                f"finished rows are in {config.out_dir / 'results.csv'}; run the same command again to resume",
+            ) from None
 
 
 def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalReport:
@@ -218,8 +232,14 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRe
     tasks = [(r, [m for m in names if (m, r["id"]) not in done]) for r in recs]
     tasks = [(r, p) for r, p in tasks if p]
     n_pairs = sum(len(p) for _, p in tasks)
-    log.info("evaluate: %d files x %d methods; %d pairs to run (%d already done) with %d process(es)",
-             len(recs), len(names), n_pairs, len(recs) * len(names) - n_pairs, config.jobs)
+    log.info(
+        "evaluate: %d files x %d methods; %d pairs to run (%d already done) with %d process(es)",
+        len(recs),
+        len(names),
+        n_pairs,
+        len(recs) * len(names) - n_pairs,
+        config.jobs,
+    )
     audio_dir = str(out / "audio") if config.save_audio else None
     common = (str(config.manifest),)
     tail = (tuple(config.metrics), config.sample_rate, config.seed, audio_dir, config.video_degradation)
@@ -233,33 +253,64 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRe
 
     def on_error(i: int, reason: str) -> None:  # a worker died (e.g. out of memory): record, keep going
         rec, pending = tasks[i]
-        on_result(i, [{"method": m, "id": rec["id"], "speaker": str(rec.get("speaker", "")),
-                       "noise_type": str(rec.get("noise_type", "")), "snr_db": float(rec.get("snr_db", 0)),
-                       "status": "error", "reason": f"worker: {reason}"} for m in pending])
+        on_result(
+            i,
+            [
+                {
+                    "method": m,
+                    "id": rec["id"],
+                    "speaker": str(rec.get("speaker", "")),
+                    "noise_type": str(rec.get("noise_type", "")),
+                    "snr_db": float(rec.get("snr_db", 0)),
+                    "status": "error",
+                    "reason": f"worker: {reason}",
+                }
+                for m in pending
+            ],
+        )
 
     if config.jobs == 1:
         init, initargs = _use_methods, (methods,)
     else:
         init, initargs = _init_worker, (pickle.dumps(dict(methods)),)
     try:
-        run_tasks(_worker_task, [(rec, *common, pending, *tail) for rec, pending in tasks], jobs=config.jobs,
-                  threads=config.threads, initializer=init, initargs=initargs, on_result=on_result,
-                  on_error=on_error)
+        run_tasks(
+            _worker_task,
+            [(rec, *common, pending, *tail) for rec, pending in tasks],
+            jobs=config.jobs,
+            threads=config.threads,
+            initializer=init,
+            initargs=initargs,
+            on_result=on_result,
+            on_error=on_error,
+        )
     except Interrupted as exc:
-        raise Interrupted(exc.signum, f"{kept[0]} (method, file) pair(s) finished now and kept in "
-                          f"{results.path}; run the same command again to resume") from None
+        raise Interrupted(
+            exc.signum,
+            f"{kept[0]} (method, file) pair(s) finished now and kept in "
+            f"{results.path}; run the same command again to resume",
+        ) from None
     finally:
         bar.close()
         _use_methods({})
 
     ids = {r["id"] for r in recs}
     rows = [r for r in results.read() if r["id"] in ids and r["method"] in methods]
-    bad = sorted(({"method": r["method"], "id": r["id"], "reason": r.get("reason", "")}
-                  for r in rows if r.get("status") != "ok"), key=lambda b: (b["id"], b["method"]))
+    bad = sorted(
+        (
+            {"method": r["method"], "id": r["id"], "reason": r.get("reason", "")}
+            for r in rows
+            if r.get("status") != "ok"
+        ),
+        key=lambda b: (b["id"], b["method"]),
+    )
     summary = summarise(rows, config.metrics, names)
     settings = _settings(config, names, len(recs))
-    paths = {"results": str(out / "results.csv"), "summary_json": str(out / "summary.json"),
-             "summary_md": str(out / "summary.md")}
+    paths = {
+        "results": str(out / "results.csv"),
+        "summary_json": str(out / "summary.json"),
+        "summary_md": str(out / "summary.md"),
+    }
     with deferred_stop():
         write_text_atomic(out / "summary.json", json.dumps({"settings": settings, **summary, "bad": bad}, indent=1))
         write_text_atomic(out / "summary.md", to_markdown(summary, settings=settings, bad=bad))
@@ -294,8 +345,9 @@ def _checkpoint_hashes(methods: Mapping[str, object]) -> Dict[str, str]:
                 try:
                     by_path[m.path] = sha256_file(m.path)
                 except OSError as exc:
-                    raise UserInputError(f"{m.path}: cannot read the checkpoint ({exc.strerror or exc}); check "
-                                         "--checkpoint") from None
+                    raise UserInputError(
+                        f"{m.path}: cannot read the checkpoint ({exc.strerror or exc}); check --checkpoint"
+                    ) from None
             out[name] = by_path[m.path]
     return out
 
@@ -322,13 +374,17 @@ def _check_run_identity(config: EvalConfig, methods: Mapping[str, object]) -> No
         old_hashes = old.get("checkpoints", {})
         changed = sorted(n for n, h in hashes.items() if n in old_defs and old_hashes.get(n) != h)
         if changed:
-            raise UserInputError(f"{config.out_dir}: earlier results of {', '.join(changed)} were made with another "
-                                 "checkpoint (its contents changed, e.g. re-trained at the same path); use a new "
-                                 "--out directory or --restart")
+            raise UserInputError(
+                f"{config.out_dir}: earlier results of {', '.join(changed)} were made with another "
+                "checkpoint (its contents changed, e.g. re-trained at the same path); use a new "
+                "--out directory or --restart"
+            )
         if diff:
             what = ", ".join(f"{k} was {o!r}, now {n!r}" for k, (o, n) in diff.items())
-            raise UserInputError(f"{config.out_dir}: earlier results were made with other settings ({what}); "
-                                 "use a new --out directory or --restart")
+            raise UserInputError(
+                f"{config.out_dir}: earlier results were made with other settings ({what}); "
+                "use a new --out directory or --restart"
+            )
         defs = {**old_defs, **defs}
         hashes = {**old_hashes, **hashes}
     write_text_atomic(path, json.dumps({**ident, "methods": defs, "checkpoints": hashes}))
@@ -342,8 +398,11 @@ def _discard_results(out: Path) -> None:
 
 def _settings(config: EvalConfig, names: Sequence[str], n_items: int) -> dict:
     d = asdict(config)
-    d = {k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)) for k, v in d.items()
-         if k not in ("progress", "figures", "retry_failed", "restart")}
+    d = {
+        k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v))
+        for k, v in d.items()
+        if k not in ("progress", "figures", "retry_failed", "restart")
+    }
     d["methods"] = list(names)
     d["n_files"] = n_items
     return d
@@ -365,8 +424,9 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="pair", desc="evaluate")
 
 
-def _figures(config: EvalConfig, summary: dict, recs: List[dict], rows: List[dict],
-             methods: Mapping[str, object]) -> Dict[str, str]:
+def _figures(
+    config: EvalConfig, summary: dict, recs: List[dict], rows: List[dict], methods: Mapping[str, object]
+) -> Dict[str, str]:
     """metric-vs-SNR plots, the spectrograms of one example (recomputed here unless saved) and, for methods that
     expose ``last_info["responsibilities"]`` after a call, responsibilities next to the mouth opening."""
     from .plots import plot_metric_vs_snr, plot_spectrograms
@@ -391,8 +451,14 @@ def _figures(config: EvalConfig, summary: dict, recs: List[dict], rows: List[dic
                 estimates[name] = _call(fn, item, config.sample_rate, config.seed)
                 paths.update(_responsibility_figure(fig_dir, name, fn, item))
         estimates.pop("noisy", None)  # already a panel
-        p = plot_spectrograms(fig_dir / f"spectrograms_{item.id}.png", item.clean, item.noisy, estimates,
-                              config.sample_rate, title=f"{item.id} ({rec['noise_type']}, {rec['snr_db']:g} dB)")
+        p = plot_spectrograms(
+            fig_dir / f"spectrograms_{item.id}.png",
+            item.clean,
+            item.noisy,
+            estimates,
+            config.sample_rate,
+            title=f"{item.id} ({rec['noise_type']}, {rec['snr_db']:g} dB)",
+        )
         paths["fig_spectrograms"] = str(p)
     except Exception as exc:  # a figure must not sink the evaluation
         log.warning("example figures skipped: %s", one_line(exc))
@@ -410,9 +476,15 @@ def _responsibility_figure(fig_dir: Path, name: str, method, item) -> Dict[str, 
     if "landmarks" not in item.video:
         log.info("responsibility figure of %s skipped: the record has no landmarks for the mouth opening", name)
         return {}
-    p = plot_responsibilities(fig_dir / f"responsibilities_{name}_{item.id}.png", info["responsibilities"],
-                              float(info["frame_rate"]), mouth_opening_from_landmarks(item.video["landmarks"]),
-                              float(item.video["fps"]), info.get("component_names"), title=f"{name}: {item.id}")
+    p = plot_responsibilities(
+        fig_dir / f"responsibilities_{name}_{item.id}.png",
+        info["responsibilities"],
+        float(info["frame_rate"]),
+        mouth_opening_from_landmarks(item.video["landmarks"]),
+        float(item.video["fps"]),
+        info.get("component_names"),
+        title=f"{name}: {item.id}",
+    )
     return {f"fig_responsibilities_{name}": str(p)}
 
 
@@ -423,8 +495,11 @@ def _pick_example(config: EvalConfig, recs: List[dict], rows: List[dict], names:
             log.warning("example %r is not among the evaluated files; spectrograms skipped", config.example_id)
             return None
         return by_id[config.example_id]
-    ok_ids = {i for i in by_id if all(any(r["id"] == i and r["method"] == m and r.get("status") == "ok"
-                                          for r in rows) for m in names)}
+    ok_ids = {
+        i
+        for i in by_id
+        if all(any(r["id"] == i and r["method"] == m and r.get("status") == "ok" for r in rows) for m in names)
+    }
     if not ok_ids:
         return None
     # the file whose SNR is closest to 0 dB (ties: manifest order)

@@ -19,14 +19,22 @@ from scipy import stats as _st
 
 ALL = "all"
 
-LABELS = {"si_sdr": "SI-SDR (dB)", "sdr": "SDR (dB)", "pesq_wb": "PESQ wide-band (P.862.2)",
-          "pesq_nb": "PESQ narrow-band (P.862)", "stoi": "STOI", "estoi": "ESTOI"}
+LABELS = {
+    "si_sdr": "SI-SDR (dB)",
+    "sdr": "SDR (dB)",
+    "pesq_wb": "PESQ wide-band (P.862.2)",
+    "pesq_nb": "PESQ narrow-band (P.862)",
+    "stoi": "STOI",
+    "estoi": "ESTOI",
+}
 
 # Which PESQ is which: published enhancement papers often quote narrow-band PESQ or another implementation, so
 # numbers from elsewhere are only comparable with the matching row.
-PESQ_NOTE = ("PESQ: the `pesq` package (the ITU-T reference code) on 16 kHz audio; *wide-band* is ITU-T P.862.2 "
-             "(MOS-LQO 1.04-4.64), *narrow-band* is ITU-T P.862 with the P.862.1 mapping (MOS-LQO 1.02-4.55). "
-             "Papers that report a single \"PESQ\" often mean narrow-band; compare like with like.")
+PESQ_NOTE = (
+    "PESQ: the `pesq` package (the ITU-T reference code) on 16 kHz audio; *wide-band* is ITU-T P.862.2 "
+    "(MOS-LQO 1.04-4.64), *narrow-band* is ITU-T P.862 with the P.862.1 mapping (MOS-LQO 1.02-4.55). "
+    'Papers that report a single "PESQ" often mean narrow-band; compare like with like.'
+)
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
@@ -58,14 +66,24 @@ def summarise(rows: Iterable[dict], metrics: Sequence[str], methods: Sequence[st
         mrows = [r for r in rows if r["method"] == method]
         for snr in snrs + [ALL]:
             for noise in noises + [ALL]:
-                sel = [r for r in mrows if (snr == ALL or float(r["snr_db"]) == snr)
-                       and (noise == ALL or str(r["noise_type"]) == noise)]
+                sel = [
+                    r
+                    for r in mrows
+                    if (snr == ALL or float(r["snr_db"]) == snr) and (noise == ALL or str(r["noise_type"]) == noise)
+                ]
                 if not sel:
                     continue
                 ok = [r for r in sel if r.get("status") == "ok"]
-                groups.append({"method": method, "snr_db": snr, "noise_type": noise, "n_files": len(sel),
-                               "n_failed": len(sel) - len(ok),
-                               "stats": {c: mean_ci([r[c] for r in ok if c in r]) for c in cols}})
+                groups.append(
+                    {
+                        "method": method,
+                        "snr_db": snr,
+                        "noise_type": noise,
+                        "n_files": len(sel),
+                        "n_failed": len(sel) - len(ok),
+                        "stats": {c: mean_ci([r[c] for r in ok if c in r]) for c in cols},
+                    }
+                )
     return {"metrics": list(metrics), "methods": methods, "snrs": snrs, "noise_types": noises, "groups": groups}
 
 
@@ -107,15 +125,19 @@ def metric_table(summary: dict, column: str, noise: str = ALL) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(summary: dict, title: str = "Evaluation results", settings: dict | None = None,
-                bad: Sequence[dict] = ()) -> str:
+def to_markdown(
+    summary: dict, title: str = "Evaluation results", settings: dict | None = None, bad: Sequence[dict] = ()
+) -> str:
     """The full summary.md: averaged over noise types, improvements, per-noise tables, failures."""
     out = [f"# {title}", ""]
     if settings:
         out += ["Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items()), ""]
-    out += ["Cells: mean ± 95% confidence interval (Student t) over files; (n=k) marks cells where some files "
-            "had no value (see results.csv, columns `reason` and `metric_errors`). The input's own scores are the "
-            "`noisy` row (when evaluated) and every delta is output minus input, file by file.", ""]
+    out += [
+        "Cells: mean ± 95% confidence interval (Student t) over files; (n=k) marks cells where some files "
+        "had no value (see results.csv, columns `reason` and `metric_errors`). The input's own scores are the "
+        "`noisy` row (when evaluated) and every delta is output minus input, file by file.",
+        "",
+    ]
     if any(m.startswith("pesq") for m in summary["metrics"]):
         out += [PESQ_NOTE, ""]
     out += ["## All noise types", ""]

@@ -47,8 +47,10 @@ class Setting:
         name, _, rest = spec.partition(":")
         name = name.strip()
         if not name or any(c in name for c in ",=[] "):
-            raise UserInputError(f"setting {spec!r}: expected NAME or NAME:key=value,...; NAME without , = [ ] "
-                                 "or spaces, e.g. floor10:gain_floor=0.1")
+            raise UserInputError(
+                f"setting {spec!r}: expected NAME or NAME:key=value,...; NAME without , = [ ] "
+                "or spaces, e.g. floor10:gain_floor=0.1"
+            )
         opts: Dict[str, object] = {}
         for part in filter(None, (p.strip() for p in rest.split(","))):
             key, sep, value = part.partition("=")
@@ -105,8 +107,10 @@ class TuneConfig:
     def __post_init__(self):
         self.manifest, self.out_dir, self.checkpoint = Path(self.manifest), Path(self.out_dir), Path(self.checkpoint)
         if self.split in FORBIDDEN_SPLITS:
-            raise UserInputError(f"--split {self.split}: settings are chosen on the validation split, never on the "
-                                 "test split; use --split valid")
+            raise UserInputError(
+                f"--split {self.split}: settings are chosen on the validation split, never on the "
+                "test split; use --split valid"
+            )
         names = [s.name for s in self.settings]
         if not names:
             raise UserInputError("no settings to compare; give --setting NAME[:key=value,...] at least once")
@@ -129,11 +133,23 @@ def run_tuning(config: TuneConfig) -> TuneReport:
     """Enhance the validation mixtures with every setting, then write ``tune.json`` and ``tune.md``."""
     from .vae_methods import CheckpointMethod
 
-    methods = {s.name: CheckpointMethod(config.checkpoint, config.estep, init=config.init, **s.resolved(config.estep))
-               for s in config.settings}
-    ev = EvalConfig(manifest=config.manifest, out_dir=config.out_dir, split=config.split, jobs=config.jobs,
-                    limit=config.limit, snrs=config.snrs, noise_types=config.noise_types, metrics=config.metrics,
-                    seed=config.seed, figures=False, progress=config.progress)
+    methods = {
+        s.name: CheckpointMethod(config.checkpoint, config.estep, init=config.init, **s.resolved(config.estep))
+        for s in config.settings
+    }
+    ev = EvalConfig(
+        manifest=config.manifest,
+        out_dir=config.out_dir,
+        split=config.split,
+        jobs=config.jobs,
+        limit=config.limit,
+        snrs=config.snrs,
+        noise_types=config.noise_types,
+        metrics=config.metrics,
+        seed=config.seed,
+        figures=False,
+        progress=config.progress,
+    )
     report = run_evaluation(ev, methods)
     from .results import ResultsFile
 
@@ -142,8 +158,11 @@ def run_tuning(config: TuneConfig) -> TuneReport:
     table["settings"] = {s.name: s.resolved(config.estep) for s in config.settings}
     table["estep"], table["checkpoint"], table["split"] = config.estep, str(config.checkpoint), config.split
     md = to_markdown(table, config)
-    paths = {"json": str(config.out_dir / "tune.json"), "markdown": str(config.out_dir / "tune.md"),
-             "results": str(config.out_dir / "results.csv")}
+    paths = {
+        "json": str(config.out_dir / "tune.json"),
+        "markdown": str(config.out_dir / "tune.md"),
+        "results": str(config.out_dir / "results.csv"),
+    }
     write_text_atomic(paths["json"], json.dumps(table, indent=1))
     write_text_atomic(paths["markdown"], md)
     return TuneReport(table, md, paths, report.bad)
@@ -185,8 +204,15 @@ def compare(rows: Sequence[dict], metrics: Sequence[str], settings: Sequence[str
                     stats[f"paired_{m}"] = mean_ci([a - b for a, b in pairs])
                     stats[f"better_{m}"] = (sum(a > b for a, b in pairs) / len(pairs)) if pairs else None
                 groups.append({"setting": name, "snr_db": snr, "noise_type": noise, "n": len(sel), "stats": stats})
-    return {"reference": reference, "metrics": list(metrics), "settings_order": list(settings), "snrs": snrs,
-            "noise_types": noises, "n_files": len(ids), "groups": groups}
+    return {
+        "reference": reference,
+        "metrics": list(metrics),
+        "settings_order": list(settings),
+        "snrs": snrs,
+        "noise_types": noises,
+        "n_files": len(ids),
+        "groups": groups,
+    }
 
 
 def _cell(st: Optional[dict], digits: int, signed: bool = False) -> str:
@@ -228,23 +254,55 @@ def to_markdown(table: dict, config: Optional[TuneConfig] = None) -> str:
     ref = table["reference"]
     out = ["# Tuning on the validation split", ""]
     if config is not None:
-        out += [f"Checkpoint `{config.checkpoint}`, E-step `{config.estep}`, split `{config.split}`, "
-                f"{table['n_files']} files (every setting on the same files), seed {config.seed}.", ""]
+        out += [
+            f"Checkpoint `{config.checkpoint}`, E-step `{config.estep}`, split `{config.split}`, "
+            f"{table['n_files']} files (every setting on the same files), seed {config.seed}.",
+            "",
+        ]
     out += ["| setting | options |", "|---|---|"]
-    out += [f"| {n} | {', '.join(f'{k}={v}' for k, v in sorted(o.items())) or 'defaults'} |"
-            for n, o in table.get("settings", {}).items()]
-    out += ["", f"Cells: mean ± 95% Student-t interval over files. *Paired* tables: the mean per-file difference "
-                f"from the reference setting `{ref}` (positive = better for every metric here) with its paired "
-                "interval.", ""]
+    out += [
+        f"| {n} | {', '.join(f'{k}={v}' for k, v in sorted(o.items())) or 'defaults'} |"
+        for n, o in table.get("settings", {}).items()
+    ]
+    out += [
+        "",
+        f"Cells: mean ± 95% Student-t interval over files. *Paired* tables: the mean per-file difference "
+        f"from the reference setting `{ref}` (positive = better for every metric here) with its paired "
+        "interval.",
+        "",
+    ]
     for m in table["metrics"]:
         label = LABELS.get(m, m)
-        out += [f"## {label}", "", f"### Paired difference from `{ref}`, per SNR", "",
-                comparison_table(table, f"paired_{m}"), "",
-                f"### Paired difference from `{ref}`, per noise type", "", comparison_table(table, f"paired_{m}", "noise"),
-                "", "### Improvement over the noisy input (delta), per SNR", "", comparison_table(table, f"delta_{m}"),
-                "", "### Value, per SNR", "", comparison_table(table, m), ""]
+        out += [
+            f"## {label}",
+            "",
+            f"### Paired difference from `{ref}`, per SNR",
+            "",
+            comparison_table(table, f"paired_{m}"),
+            "",
+            f"### Paired difference from `{ref}`, per noise type",
+            "",
+            comparison_table(table, f"paired_{m}", "noise"),
+            "",
+            "### Improvement over the noisy input (delta), per SNR",
+            "",
+            comparison_table(table, f"delta_{m}"),
+            "",
+            "### Value, per SNR",
+            "",
+            comparison_table(table, m),
+            "",
+        ]
     return "\n".join(out)
 
 
-__all__ = ["Setting", "TuneConfig", "TuneReport", "run_tuning", "compare", "comparison_table", "to_markdown",
-           "FORBIDDEN_SPLITS"]
+__all__ = [
+    "Setting",
+    "TuneConfig",
+    "TuneReport",
+    "run_tuning",
+    "compare",
+    "comparison_table",
+    "to_markdown",
+    "FORBIDDEN_SPLITS",
+]

@@ -32,8 +32,7 @@ class CheckpointMethod:
 
     needs_video = True
 
-    def __init__(self, path: str | Path, estep: str = "mcem", init: str | None = None, device: str = "cpu",
-                 **opts):
+    def __init__(self, path: str | Path, estep: str = "mcem", init: str | None = None, device: str = "cpu", **opts):
         self.path = str(path)
         self.estep = estep
         self.init = init
@@ -60,8 +59,11 @@ class CheckpointMethod:
         from ..enhancement.visual import visual_features
 
         video = video or {}
-        streams = {name: Stream(np.asarray(video[name]), video.get("fps"), f"{name} stream")
-                   for name in model.modalities if name != "audio" and name in video}
+        streams = {
+            name: Stream(np.asarray(video[name]), video.get("fps"), f"{name} stream")
+            for name in model.modalities
+            if name != "audio" and name in video
+        }
         return visual_features(model, cfg, streams, n_samples, "the record has no such stream")
 
     def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:
@@ -73,8 +75,16 @@ class CheckpointMethod:
         if sample_rate != cfg.sample_rate:
             raise ValueError(f"the model works at {cfg.sample_rate} Hz, got {sample_rate} Hz audio")
         visual = {k: torch.from_numpy(v) for k, v in self.visual_features(model, cfg, video, len(noisy)).items()}
-        res = enhance_waveform(model, cfg, np.asarray(noisy, dtype=np.float32), visual=visual, method=self.estep,
-                               seed=seed, device=self.device, config=self.config())
+        res = enhance_waveform(
+            model,
+            cfg,
+            np.asarray(noisy, dtype=np.float32),
+            visual=visual,
+            method=self.estep,
+            seed=seed,
+            device=self.device,
+            config=self.config(),
+        )
         self.last_info = {"frame_rate": cfg.frame_rate, "init": res.init}
         if len(res.chunks) == 1 and res.result.responsibilities is not None:
             self.last_info["responsibilities"] = res.result.responsibilities.detach().cpu().numpy()
@@ -130,8 +140,9 @@ def _minvae(label: str, path: Path) -> dict:
     methods[f"{label}-audio-init"] = CheckpointMethod(path, "mcem", init="audio")
     methods[f"{label}-paper-loop"] = CheckpointMethod(path, "mcem", loop="minvae", iterations=100)
     methods[f"{label}-jump"] = CheckpointMethod(path, "mcem", kernel="frame-mh-jump")
-    methods[f"{label}-paper-loop-jump"] = CheckpointMethod(path, "mcem", loop="minvae", iterations=100,
-                                                           kernel="frame-mh-jump")
+    methods[f"{label}-paper-loop-jump"] = CheckpointMethod(
+        path, "mcem", loop="minvae", iterations=100, kernel="frame-mh-jump"
+    )
     return methods
 
 

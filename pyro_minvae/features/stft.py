@@ -43,8 +43,16 @@ def stft(wave, cfg: FeatureConfig) -> torch.Tensor:
         raise ValueError("waveform is empty (0 samples)")
     x = x.to(torch.float32) if not x.is_floating_point() or x.dtype == torch.float16 else x
     win = analysis_window(cfg, device=x.device, dtype=x.dtype)
-    return torch.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=win,
-                      center=True, pad_mode="constant", return_complex=True)
+    return torch.stft(
+        x,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=win,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
 
 
 def istft(spec: torch.Tensor, cfg: FeatureConfig, length: int) -> torch.Tensor:
@@ -59,8 +67,15 @@ def istft(spec: torch.Tensor, cfg: FeatureConfig, length: int) -> torch.Tensor:
         # fall up to hop - n_fft / 2 - 1 samples (20 at hop 533) short of T; torch zero-fills that tail and warns.
         # That is the paper's framing (one frame per video frame), not an error.
         warnings.filterwarnings("ignore", message="The length of signal is shorter than the length parameter")
-        return torch.istft(spec, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                           window=win, center=True, length=length)
+        return torch.istft(
+            spec,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=win,
+            center=True,
+            length=length,
+        )
 
 
 def power(spec: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,10 @@ def check_fps(fps, source: str = "video") -> float:
     except (TypeError, ValueError):
         value = float("nan")
     if not MIN_FPS <= value <= MAX_FPS:  # also False for NaN
-        raise UserInputError(f"{source}: frame rate {fps!r} is not a usable fps; give the video's frame rate "
-                             f"(between {MIN_FPS:g} and {MAX_FPS:g}, e.g. 25 or 30)")
+        raise UserInputError(
+            f"{source}: frame rate {fps!r} is not a usable fps; give the video's frame rate "
+            f"(between {MIN_FPS:g} and {MAX_FPS:g}, e.g. 25 or 30)"
+        )
     return value
 
 
@@ -36,7 +38,8 @@ def _check_real(arr: np.ndarray, what: str) -> None:
     """Refuse complex, boolean, text and object arrays before any conversion (no numpy ComplexWarning)."""
     if arr.dtype.kind not in "uif":
         kind = {"c": "complex numbers", "b": "booleans", "O": "Python objects", "U": "text", "S": "bytes"}.get(
-            arr.dtype.kind, f"dtype {arr.dtype}")
+            arr.dtype.kind, f"dtype {arr.dtype}"
+        )
         raise ValueError(f"{what} hold {kind}; store real numbers (uint8 0..255 or float 0..1 for lip ROIs)")
 
 
@@ -52,12 +55,13 @@ def check_lips(frames: np.ndarray) -> None:
     top, low = float(frames.max()), float(frames.min())
     if frames.dtype.kind in "ui":
         if top > 255 or low < 0:
-            raise ValueError(f"integer lip ROIs must lie in 0..255; got values from {low:g} to {top:g}; store "
-                             "grayscale pixels (uint8)")
+            raise ValueError(
+                f"integer lip ROIs must lie in 0..255; got values from {low:g} to {top:g}; store "
+                "grayscale pixels (uint8)"
+            )
     elif top > 1.0 or low < 0.0:  # e.g. float frames still in 0..255: silent garbage otherwise
         bound = f"up to {top:g}" if top > 1.0 else f"down to {low:g}"
-        raise ValueError(f"float lip ROIs must lie in [0, 1]; got values {bound} (store uint8 0..255 or divide by "
-                         "255)")
+        raise ValueError(f"float lip ROIs must lie in [0, 1]; got values {bound} (store uint8 0..255 or divide by 255)")
 
 
 def check_landmarks(points: np.ndarray) -> None:
@@ -69,8 +73,14 @@ def check_landmarks(points: np.ndarray) -> None:
         raise ValueError("landmarks contain NaN or Inf; re-extract the landmarks")
 
 
-def check_duration(n_video: int, n_samples: int, cfg: FeatureConfig, fps: float | None = None,
-                   source: str = "video", tolerance_s: float = DURATION_TOLERANCE_S) -> None:
+def check_duration(
+    n_video: int,
+    n_samples: int,
+    cfg: FeatureConfig,
+    fps: float | None = None,
+    source: str = "video",
+    tolerance_s: float = DURATION_TOLERANCE_S,
+) -> None:
     """Raise ``UserInputError`` when the video and the audio durations differ by more than ``tolerance_s``."""
     fps = cfg.video_fps if fps is None else check_fps(fps, source)
     dv = n_video / fps
@@ -78,7 +88,8 @@ def check_duration(n_video: int, n_samples: int, cfg: FeatureConfig, fps: float 
     if abs(dv - da) > tolerance_s:
         raise UserInputError(
             f"{source}: {n_video} frames at {fps:g} fps = {dv:.2f} s but the audio lasts {da:.2f} s "
-            f"(tolerance {tolerance_s:g} s); give the lip array that belongs to this recording")
+            f"(tolerance {tolerance_s:g} s); give the lip array that belongs to this recording"
+        )
 
 
 def align_to_stft(frames: np.ndarray, n_stft: int, cfg: FeatureConfig, fps: float | None = None) -> np.ndarray:

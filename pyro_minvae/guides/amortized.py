@@ -37,6 +37,7 @@ class GaussianGuide(Guide):
 
     def init_loc(self, batch: dict, cond: torch.Tensor | None = None, prefer: str | None = None) -> torch.Tensor:
         if prefer is not None and prefer != self.encoder.modality:
-            raise ValueError(f"this guide has only the {self.encoder.modality!r} encoder; cannot initialise from "
-                             f"{prefer!r}")
+            raise ValueError(
+                f"this guide has only the {self.encoder.modality!r} encoder; cannot initialise from {prefer!r}"
+            )
         return self.posterior(batch, cond)[0]

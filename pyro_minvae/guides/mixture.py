@@ -29,8 +29,13 @@ from ..registry import GUIDES
 class MixtureGuide(Guide):
     """Mixture of M amortised Gaussian encoders, one per modality (order = mixture components)."""
 
-    def __init__(self, encoders: Sequence[nn.Module], audio_noise_fraction: float = 0.5,
-                 audio_noise_scale: float = 50.0, noisy_modality: str = "audio"):
+    def __init__(
+        self,
+        encoders: Sequence[nn.Module],
+        audio_noise_fraction: float = 0.5,
+        audio_noise_scale: float = 50.0,
+        noisy_modality: str = "audio",
+    ):
         super().__init__()
         if len(encoders) < 2:
             raise ValueError("a mixture guide needs at least 2 encoders")

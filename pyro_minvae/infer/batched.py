@@ -40,8 +40,18 @@ import torch
 
 from ..models.likelihood import AdditiveNoise, speech_variance
 from ..noise.nmf import NMFNoise, NMFState
-from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
-                           mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .estep_common import (
+    MCEMResult,
+    check_inputs,
+    initial_latents,
+    initial_weights,
+    make_generator,
+    mean_log_weights,
+    model_batch,
+    responsibilities,
+    sampled_m_step,
+    wiener_estimate,
+)
 from .gain_rule import GainRule
 from .kernels import FrameMH, FrameState, run_chain
 from .mcem import MCEMConfig, mcem
@@ -84,20 +94,29 @@ class SegmentedFrameMH(FrameMH):
 
     def standard_normal(self, like: torch.Tensor) -> torch.Tensor:
         width = like.shape[1:]
-        return torch.cat([torch.randn((n,) + width, generator=g, device=like.device, dtype=like.dtype)
-                          for n, g in zip(self.segments.lengths, self.generators)])
+        return torch.cat(
+            [
+                torch.randn((n,) + width, generator=g, device=like.device, dtype=like.dtype)
+                for n, g in zip(self.segments.lengths, self.generators)
+            ]
+        )
 
     def uniform(self, n: int, like: torch.Tensor) -> torch.Tensor:
         if n != self.segments.total:
             raise ValueError(f"{n} frames for segments of {self.segments.total}")
-        return torch.cat([torch.rand(m, generator=g, device=like.device, dtype=like.dtype)
-                          for m, g in zip(self.segments.lengths, self.generators)])
+        return torch.cat(
+            [
+                torch.rand(m, generator=g, device=like.device, dtype=like.dtype)
+                for m, g in zip(self.segments.lengths, self.generators)
+            ]
+        )
 
     def accept_or_reject(self, state: FrameState, prop: FrameState, allowed: torch.Tensor | None = None) -> FrameState:
         new = super().accept_or_reject(state, prop, allowed)
         moved = (new.z != state.z).any(-1)  # accepted (a Gaussian proposal equals z with probability 0)
-        self.frame_accepts = moved.to(new.log_target.dtype) if self.frame_accepts is None \
-            else self.frame_accepts.add_(moved)
+        self.frame_accepts = (
+            moved.to(new.log_target.dtype) if self.frame_accepts is None else self.frame_accepts.add_(moved)
+        )
         return new
 
     def segment_accept_rates(self) -> list:
@@ -129,8 +148,12 @@ def batch_refusal(method: str, options: dict | None = None) -> str | None:
 
 
 def _check_supported(config: MCEMConfig) -> None:
-    unsupported = {"kernel": (config.kernel, "frame-mh"), "scoring": (config.scoring, "direct"),
-                   "driver": (config.driver, "loop"), "marginal": (config.marginal, False)}
+    unsupported = {
+        "kernel": (config.kernel, "frame-mh"),
+        "scoring": (config.scoring, "direct"),
+        "driver": (config.driver, "loop"),
+        "marginal": (config.marginal, False),
+    }
     for name, (value, ok) in unsupported.items():
         if value != ok:
             raise ValueError(f"mcem_batch supports {name}={ok!r} only; got {value!r} (use mcem per utterance)")
@@ -150,8 +173,14 @@ def _per_frame(values: Sequence[torch.Tensor], segments: Segments) -> torch.Tens
 
 
 @torch.no_grad()
-def mcem_batch(model, specs: Sequence[torch.Tensor], visuals: Sequence[dict | None] | None = None,
-               seeds: Sequence[int] | None = None, config: MCEMConfig | None = None, **options) -> list:
+def mcem_batch(
+    model,
+    specs: Sequence[torch.Tensor],
+    visuals: Sequence[dict | None] | None = None,
+    seeds: Sequence[int] | None = None,
+    config: MCEMConfig | None = None,
+    **options,
+) -> list:
     """Enhance B spectrograms in one pass; ``results[b]`` equals ``mcem(model, specs[b], visuals[b], config,
     seed=seeds[b])`` up to float rounding (see module docstring). ``options``: :class:`MCEMConfig` fields."""
     config = mcem.make_config(config, **options)
@@ -163,8 +192,10 @@ def mcem_batch(model, specs: Sequence[torch.Tensor], visuals: Sequence[dict | No
     visuals = list(visuals) if visuals is not None else [None] * len(specs)
     seeds = list(seeds) if seeds is not None else list(range(len(specs)))
     if not len(visuals) == len(seeds) == len(specs):
-        raise ValueError(f"need one visual dict and one seed per spectrogram; got {len(specs)} spectrograms, "
-                         f"{len(visuals)} visual dicts, {len(seeds)} seeds")
+        raise ValueError(
+            f"need one visual dict and one seed per spectrogram; got {len(specs)} spectrograms, "
+            f"{len(visuals)} visual dicts, {len(seeds)} seeds"
+        )
     device = specs[0].device
     for spec, vis in zip(specs, visuals):
         check_inputs(model, spec, vis)
@@ -216,12 +247,24 @@ def _classic(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMC
             potential = LikelihoodPotential(model, sub_batch, "direct")
             kernel = SegmentedFrameMH(potential, sub_seg, [utts[i].gen for i in active], config.step_var)
         members = [utts[i] for i in active]
-        out = run_chain(kernel, torch.cat([zs[i] for i in active]), config.mh_steps, config.burn_in,
-                        _noise(nmf, [u.state for u in members], dtype), *_weights(members, kernel.segments))
+        out = run_chain(
+            kernel,
+            torch.cat([zs[i] for i in active]),
+            config.mh_steps,
+            config.burn_in,
+            _noise(nmf, [u.state for u in members], dtype),
+            *_weights(members, kernel.segments),
+        )
         rates = kernel.segment_accept_rates()
-        for k, (i, u, z_b, kept_b, lv_b) in enumerate(zip(active, members, kernel.segments.split(out.state.z),
-                                                           kernel.segments.split(out.z, 1),
-                                                           kernel.segments.split(out.aux["speech_log_var"], 1))):
+        for k, (i, u, z_b, kept_b, lv_b) in enumerate(
+            zip(
+                active,
+                members,
+                kernel.segments.split(out.state.z),
+                kernel.segments.split(out.z, 1),
+                kernel.segments.split(out.aux["speech_log_var"], 1),
+            )
+        ):
             zs[i] = z_b
             if mixture:
                 u.resp = responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
@@ -238,11 +281,18 @@ def _classic(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMC
             break
     potential = LikelihoodPotential(model, batch, "direct")
     kernel = SegmentedFrameMH(potential, segments, [u.gen for u in utts], config.step_var)
-    out = run_chain(kernel, torch.cat(zs), config.final_mh_steps, config.final_burn_in,
-                    _noise(nmf, [u.state for u in utts], dtype), *_weights(utts, segments))
+    out = run_chain(
+        kernel,
+        torch.cat(zs),
+        config.final_mh_steps,
+        config.final_burn_in,
+        _noise(nmf, [u.state for u in utts], dtype),
+        *_weights(utts, segments),
+    )
     results = []
-    for u, z_b, kept_b, lv_b in zip(utts, segments.split(out.state.z), segments.split(out.z, 1),
-                                    segments.split(out.aux["speech_log_var"], 1)):
+    for u, z_b, kept_b, lv_b in zip(
+        utts, segments.split(out.state.z), segments.split(out.z, 1), segments.split(out.aux["speech_log_var"], 1)
+    ):
         estimate = wiener_estimate(u.spec, u.state, lv_b, rule)
         if mixture:
             u.resp = responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
@@ -279,12 +329,12 @@ def _minvae(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMCo
     for _ in range(config.iterations):
         gain = torch.cat([u.state.g.to(dtype) for u in utts]) if update_gain else None
         resp = torch.cat([u.resp for u in utts]) if mixture else None
-        out = run_chain(kernel, z, config.mh_steps, config.burn_in, torch.cat(speech_power).to(dtype), gain, resp,
-                        None)
+        out = run_chain(kernel, z, config.mh_steps, config.burn_in, torch.cat(speech_power).to(dtype), gain, resp, None)
         z = out.state.z
         rates = kernel.segment_accept_rates()
-        for b, (u, kept_b, lv_b) in enumerate(zip(utts, segments.split(out.z, 1),
-                                                  segments.split(out.aux["speech_log_var"], 1))):
+        for b, (u, kept_b, lv_b) in enumerate(
+            zip(utts, segments.split(out.z, 1), segments.split(out.aux["speech_log_var"], 1))
+        ):
             inv_sv = speech_variance(lv_b.to(u.power.dtype)).reciprocal_().mean(0)  # mean_r 1/s2_r
             gams[b] = u.state.g.unsqueeze(-1) / inv_sv
             if mixture:
@@ -309,9 +359,17 @@ def _minvae(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMCo
 
 
 # ---- waveforms -------------------------------------------------------------------------------------------------------
-def enhance_waveforms(model, cfg, waves: Sequence, visuals: Sequence[dict | None] | None = None,
-                      seeds: Sequence[int] | None = None, device="cpu", chunk_seconds: float = 30.0,
-                      config: MCEMConfig | None = None, **options) -> list:
+def enhance_waveforms(
+    model,
+    cfg,
+    waves: Sequence,
+    visuals: Sequence[dict | None] | None = None,
+    seeds: Sequence[int] | None = None,
+    device="cpu",
+    chunk_seconds: float = 30.0,
+    config: MCEMConfig | None = None,
+    **options,
+) -> list:
     """:func:`~pyro_minvae.infer.enhance.enhance_waveform` (``method="mcem"``) for B recordings in one batched
     E-step: ``results[b]`` equals ``enhance_waveform(model, cfg, waves[b], visuals[b], seed=seeds[b], ...)`` up to
     float rounding. ``waves``: mono ``(T_b,)``; ``visuals``: frame-aligned features ``{name: (N_b, D)}``.
@@ -333,13 +391,20 @@ def enhance_waveforms(model, cfg, waves: Sequence, visuals: Sequence[dict | None
     for x, v in zip(waves, visuals):
         n = cfg.n_frames(x.shape[0])
         if n > chunk:
-            raise ValueError(f"a recording of {n} frames is longer than one chunk ({chunk} frames): enhance it with "
-                             "enhance_waveform (chunked)")
+            raise ValueError(
+                f"a recording of {n} frames is longer than one chunk ({chunk} frames): enhance it with "
+                "enhance_waveform (chunked)"
+            )
         peak = float(x.abs().max())
         scales.append(1.0 / peak if peak > 1e-8 else 1.0)
         specs.append(stft((x * scales[-1]).to(device), cfg))
-        vis.append({k: torch.as_tensor(np.asarray(f) if not torch.is_tensor(f) else f).to(device)
-                    for k, f in (v or {}).items() if k in model.modalities})
+        vis.append(
+            {
+                k: torch.as_tensor(np.asarray(f) if not torch.is_tensor(f) else f).to(device)
+                for k, f in (v or {}).items()
+                if k in model.modalities
+            }
+        )
     model.to(device)
     results = mcem_batch(model, specs, vis, seeds, config, **options)
     share = (time.perf_counter() - t0) / max(1, len(waves))
@@ -348,8 +413,9 @@ def enhance_waveforms(model, cfg, waves: Sequence, visuals: Sequence[dict | None
         _check_finite(res.estimate)
         wave = istft(res.estimate, cfg, length=x.shape[0]) / scale
         n = res.estimate.shape[1]
-        out.append(EnhanceResult(wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), "mcem", res.init,
-                                 share))
+        out.append(
+            EnhanceResult(wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), "mcem", res.init, share)
+        )
     return out
 
 

@@ -81,8 +81,9 @@ def chunk_bounds(n_frames: int, chunk: int, overlap: int) -> list[tuple[int, int
     return bounds
 
 
-def crossfade_weights(bounds: list[tuple[int, int]], n_frames: int, device=None,
-                      dtype=torch.float32) -> list[torch.Tensor]:
+def crossfade_weights(
+    bounds: list[tuple[int, int]], n_frames: int, device=None, dtype=torch.float32
+) -> list[torch.Tensor]:
     """Per-chunk frame weights that sum to 1 over the recording (linear ramps across each overlap)."""
     ws = []
     for k, (s, e) in enumerate(bounds):
@@ -94,8 +95,9 @@ def crossfade_weights(bounds: list[tuple[int, int]], n_frames: int, device=None,
         if k + 1 < len(bounds):
             ov = e - bounds[k + 1][0]
             if ov > 0:
-                w[e - s - ov:] = torch.minimum(w[e - s - ov:],
-                                               1 - torch.arange(1, ov + 1, device=device, dtype=dtype) / (ov + 1))
+                w[e - s - ov :] = torch.minimum(
+                    w[e - s - ov :], 1 - torch.arange(1, ov + 1, device=device, dtype=dtype) / (ov + 1)
+                )
         ws.append(w)
     total = torch.zeros(n_frames, device=device, dtype=dtype)
     for (s, e), w in zip(bounds, ws):
@@ -128,20 +130,32 @@ class EnhanceProgress(Protocol):
     def close(self) -> None: ...
 
 
-def enhance_waveform(model, cfg: FeatureConfig, noisy, visual: dict | None = None, method: str = "mcem",
-                     seed: int = 0, device="cpu", chunk_seconds: float = 30.0, overlap_seconds: float = 2.0,
-                     progress: EnhanceProgress | None = None, **opts) -> EnhanceResult:
+def enhance_waveform(
+    model,
+    cfg: FeatureConfig,
+    noisy,
+    visual: dict | None = None,
+    method: str = "mcem",
+    seed: int = 0,
+    device="cpu",
+    chunk_seconds: float = 30.0,
+    overlap_seconds: float = 2.0,
+    progress: EnhanceProgress | None = None,
+    **opts,
+) -> EnhanceResult:
     """Enhance ``noisy`` ``(T,)`` with ``model`` (moved to ``device``, eval mode); see module docstring.
 
     ``progress``: optional :class:`EnhanceProgress` hooks (they receive the E-step's ``callback``).
     Raises :class:`NonFiniteOutputError` (a ``ValueError``) instead of returning NaN/Inf audio.
     """
     if progress is None:
-        return _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds,
-                                 None, **opts)
+        return _enhance_waveform(
+            model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds, None, **opts
+        )
     try:
-        return _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds,
-                                 progress, **opts)
+        return _enhance_waveform(
+            model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds, progress, **opts
+        )
     finally:
         progress.close()
 
@@ -164,8 +178,9 @@ def _with_progress(estep, progress: EnhanceProgress | None, chunk: int):
     return run
 
 
-def _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds, progress,
-                      **opts) -> EnhanceResult:
+def _enhance_waveform(
+    model, cfg, noisy, visual, method, seed, device, chunk_seconds, overlap_seconds, progress, **opts
+) -> EnhanceResult:
     t0 = time.perf_counter()
     estep = ESTEPS.get(method)
     callback = opts.pop("callback", None)  # the E-step's per-iteration hook is not a config field
@@ -186,8 +201,10 @@ def _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_sec
             log.info("ignoring visual stream %r: the model reads %s", k, ", ".join(model.modalities))
             continue
         if v.shape[0] != n:
-            raise ValueError(f"visual[{k!r}] has {v.shape[0]} frames; the STFT of this waveform has {n} "
-                             "(align it with pyro_minvae.features.video.align_to_stft)")
+            raise ValueError(
+                f"visual[{k!r}] has {v.shape[0]} frames; the STFT of this waveform has {n} "
+                "(align it with pyro_minvae.features.video.align_to_stft)"
+            )
         vis[k] = v
     model.to(device)
     chunk = max(2, int(round(chunk_seconds * cfg.frame_rate)))
@@ -197,18 +214,20 @@ def _enhance_waveform(model, cfg, noisy, visual, method, seed, device, chunk_sec
         progress.start(len(bounds))
 
     def visual_chunk(s: int, e: int) -> dict:
-        return {name: torch.as_tensor(np.asarray(v[s:e]) if not torch.is_tensor(v) else v[s:e]).to(device)
-                for name, v in vis.items()}
+        return {
+            name: torch.as_tensor(np.asarray(v[s:e]) if not torch.is_tensor(v) else v[s:e]).to(device)
+            for name, v in vis.items()
+        }
 
     if len(bounds) == 1:  # one chunk: the whole STFT at once
         spec = stft((x * scale).to(device), cfg)  # (F, N)
         res = _with_progress(estep, progress, 0)(model, spec, visual_chunk(0, n), seed=seed, **opts)
         _check_finite(res.estimate)
         wave = istft(res.estimate, cfg, length=n_samples) / scale
-        return EnhanceResult(wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), method, res.init,
-                             time.perf_counter() - t0)
-    wave, results = _enhance_chunked(estep, model, cfg, x, scale, bounds, visual_chunk, seed, device, opts,
-                                     progress)
+        return EnhanceResult(
+            wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), method, res.init, time.perf_counter() - t0
+        )
+    wave, results = _enhance_chunked(estep, model, cfg, x, scale, bounds, visual_chunk, seed, device, opts, progress)
     return EnhanceResult(wave, None, tuple(results), method, results[0][1].init, time.perf_counter() - t0)
 
 
@@ -217,9 +236,19 @@ def _check_finite(estimate: torch.Tensor) -> None:
         raise NonFiniteOutputError("the model produced NaN or Inf (diverged or damaged weights)")
 
 
-def _enhance_chunked(estep, model, cfg: FeatureConfig, x: torch.Tensor, scale: float, bounds, visual_chunk,
-                     seed: int, device, opts: dict, progress: EnhanceProgress | None = None
-                     ) -> tuple[torch.Tensor, list]:
+def _enhance_chunked(
+    estep,
+    model,
+    cfg: FeatureConfig,
+    x: torch.Tensor,
+    scale: float,
+    bounds,
+    visual_chunk,
+    seed: int,
+    device,
+    opts: dict,
+    progress: EnhanceProgress | None = None,
+) -> tuple[torch.Tensor, list]:
     """Chunk by chunk, with memory bounded by the chunk size plus a few copies of the waveform: each chunk's STFT
     frames are cut from the zero-padded signal (the frames ``s..e-1`` of ``stft(x)``), enhanced, weighted by the
     cross-fade and overlap-added straight into the output; the output is then divided by the summed squared
@@ -228,12 +257,12 @@ def _enhance_chunked(estep, model, cfg: FeatureConfig, x: torch.Tensor, scale: f
     n = cfg.n_frames(n_samples)
     pad = n_fft // 2
     xp = torch.zeros(n_samples + 2 * pad, device=device)
-    xp[pad:pad + n_samples] = x.to(device)
+    xp[pad : pad + n_samples] = x.to(device)
     xp.mul_(scale)
     win = analysis_window(cfg, device=device, dtype=xp.dtype)
     left = (n_fft - cfg.win_length) // 2
     win_full = torch.zeros(n_fft, device=device, dtype=xp.dtype)
-    win_full[left:left + cfg.win_length] = win
+    win_full[left : left + cfg.win_length] = win
     out = torch.zeros_like(xp)
     weights = crossfade_weights(bounds, n, device=device, dtype=xp.dtype)
     results = []
@@ -241,8 +270,15 @@ def _enhance_chunked(estep, model, cfg: FeatureConfig, x: torch.Tensor, scale: f
     log.addFilter(once)
     try:
         for k, ((s, e), w) in enumerate(zip(bounds, weights)):
-            spec = torch.stft(xp[s * hop:(e - 1) * hop + n_fft], n_fft=n_fft, hop_length=hop,
-                              win_length=cfg.win_length, window=win, center=False, return_complex=True)  # (F, e - s)
+            spec = torch.stft(
+                xp[s * hop : (e - 1) * hop + n_fft],
+                n_fft=n_fft,
+                hop_length=hop,
+                win_length=cfg.win_length,
+                window=win,
+                center=False,
+                return_complex=True,
+            )  # (F, e - s)
             res = _with_progress(estep, progress, k)(model, spec, visual_chunk(s, e), seed=seed + k, **opts)
             _check_finite(res.estimate)
             _overlap_add(out, torch.fft.irfft(res.estimate * w, n=n_fft, dim=0) * win_full[:, None], s * hop, hop)
@@ -253,9 +289,9 @@ def _enhance_chunked(estep, model, cfg: FeatureConfig, x: torch.Tensor, scale: f
     del xp
     env = torch.zeros_like(out)
     for b in range(0, n, 4096):  # squared window summed over all frames, 4096 frames at a time
-        _overlap_add(env, (win_full ** 2)[:, None].expand(n_fft, min(4096, n - b)), b * hop, hop)
-    wave = out[pad:pad + n_samples]
-    wave.div_(env[pad:pad + n_samples]).div_(scale)
+        _overlap_add(env, (win_full**2)[:, None].expand(n_fft, min(4096, n - b)), b * hop, hop)
+    wave = out[pad : pad + n_samples]
+    wave.div_(env[pad : pad + n_samples]).div_(scale)
     return wave.to("cpu", torch.float32), results
 
 
@@ -280,10 +316,17 @@ def _overlap_add(buf: torch.Tensor, frames: torch.Tensor, start: int, hop: int) 
     """``buf[start + j * hop + i] += frames[i, j]`` for ``frames`` ``(n_fft, L)``."""
     n_fft, m = frames.shape
     length = (m - 1) * hop + n_fft
-    folded = torch.nn.functional.fold(frames.unsqueeze(0), output_size=(1, length), kernel_size=(1, n_fft),
-                                      stride=(1, hop))
-    buf[start:start + length] += folded.reshape(-1)
+    folded = torch.nn.functional.fold(
+        frames.unsqueeze(0), output_size=(1, length), kernel_size=(1, n_fft), stride=(1, hop)
+    )
+    buf[start : start + length] += folded.reshape(-1)
 
 
-__all__ = ["enhance_waveform", "EnhanceResult", "EnhanceProgress", "NonFiniteOutputError", "chunk_bounds",
-           "crossfade_weights"]
+__all__ = [
+    "enhance_waveform",
+    "EnhanceResult",
+    "EnhanceProgress",
+    "NonFiniteOutputError",
+    "chunk_bounds",
+    "crossfade_weights",
+]

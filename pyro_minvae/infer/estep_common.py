@@ -94,8 +94,10 @@ def initial_latents(model, batch: dict, prefer: str | None = None) -> tuple[torc
         if visual:
             prefer = visual[0]
         else:
-            log.info("no visual input: MIN-VAE initialises z from the audio encoder on the noisy spectrum "
-                     "(the paper initialises from the lips; expect lower quality)")
+            log.info(
+                "no visual input: MIN-VAE initialises z from the audio encoder on the noisy spectrum "
+                "(the paper initialises from the lips; expect lower quality)"
+            )
             prefer = "audio"
     z = model.init_latents(batch, prefer=prefer)
     return z, prefer or model.guide_net.modalities[0]
@@ -135,8 +137,14 @@ def responsibilities(model, zs: torch.Tensor, log_weights: torch.Tensor, compone
     return torch.softmax(log_weights.unsqueeze(-1) + comp, dim=0).transpose(0, 1).contiguous()
 
 
-def sampled_m_step(nmf: NMFNoise, state: NMFState, power: torch.Tensor, speech_log_var: torch.Tensor,
-                   exponent: float, update_gain: bool) -> tuple[NMFState, torch.Tensor]:
+def sampled_m_step(
+    nmf: NMFNoise,
+    state: NMFState,
+    power: torch.Tensor,
+    speech_log_var: torch.Tensor,
+    exponent: float,
+    update_gain: bool,
+) -> tuple[NMFState, torch.Tensor]:
     """The classic M-step from kept samples' decoder log-variances ``(R, N, F)`` and the noisy power ``(N, F)``:
     the updated :class:`NMFState` and its sampled IS cost (shared by MCEM and the fast E-step)."""
     speech_var = speech_variance(speech_log_var.to(power.dtype))
@@ -144,8 +152,9 @@ def sampled_m_step(nmf: NMFNoise, state: NMFState, power: torch.Tensor, speech_l
     return state, nmf.sampled_objective(state, power, speech_var)
 
 
-def wiener_estimate(spec: torch.Tensor, state: NMFState, speech_log_var: torch.Tensor,
-                    rule: GainRule = GainRule()) -> torch.Tensor:
+def wiener_estimate(
+    spec: torch.Tensor, state: NMFState, speech_log_var: torch.Tensor, rule: GainRule = GainRule()
+) -> torch.Tensor:
     """``S = rule(mean_r [g s2_r / (g s2_r + V)]) X``: the speech STFT ``(F, N)`` from the noisy ``spec`` ``(F, N)``
     and samples' decoder log-variances ``(R, N, F)``; ``rule`` (default: identity) reshapes the posterior-mean
     Wiener gain (:class:`~pyro_minvae.infer.gain_rule.GainRule`)."""
@@ -154,6 +163,18 @@ def wiener_estimate(spec: torch.Tensor, state: NMFState, speech_log_var: torch.T
     return spec * gain.transpose(0, 1).to(spec.real.dtype)
 
 
-__all__ = ["MCEMResult", "EStepResult", "make_generator", "check_inputs", "model_batch", "initial_latents",
-           "initial_weights", "mean_log_weights", "responsibilities", "sampled_m_step", "wiener_estimate",
-           "WEIGHTS", "RESP_CLIP"]
+__all__ = [
+    "MCEMResult",
+    "EStepResult",
+    "make_generator",
+    "check_inputs",
+    "model_batch",
+    "initial_latents",
+    "initial_weights",
+    "mean_log_weights",
+    "responsibilities",
+    "sampled_m_step",
+    "wiener_estimate",
+    "WEIGHTS",
+    "RESP_CLIP",
+]

@@ -50,8 +50,9 @@ class EStepConfig:
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
         GainRule(self.gain_exponent, self.gain_floor)  # validates both
-        self._require(self.nmf_dtype is None or isinstance(self.nmf_dtype, torch.dtype), "nmf_dtype",
-                      "a torch dtype or None")
+        self._require(
+            self.nmf_dtype is None or isinstance(self.nmf_dtype, torch.dtype), "nmf_dtype", "a torch dtype or None"
+        )
 
     # ---- helpers for subclasses' __post_init__ ---------------------------------------------------------------------
     def _require(self, ok: bool, name: str, what: str) -> None:
@@ -79,15 +80,19 @@ class EStepConfig:
             raise ValueError(f"expected a {cls.__name__}; got a {type(config).__name__}")
         unknown = sorted(set(options) - set(cls.field_names()))
         if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid: "
-                             f"{', '.join(cls.field_names())}")
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid: {', '.join(cls.field_names())}"
+            )
         base = config if config is not None else cls()
         return dataclasses.replace(base, **options) if options else base
 
     def plain_options(self) -> dict:
         """The fields with int/float/str/bool values, except ``init`` (how a method is described in results)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "init" and isinstance(getattr(self, f.name), (int, float, str, bool))}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "init" and isinstance(getattr(self, f.name), (int, float, str, bool))
+        }
 
 
 __all__ = ["EStepConfig"]

@@ -60,8 +60,9 @@ class FrameMH(MCMCKernel, EStepKernel):
     by the caller) or ``None`` for the global RNG.
     """
 
-    def __init__(self, potential: Potential, step_var: float = 0.01, generator: torch.Generator | None = None,
-                 site: str = "z"):
+    def __init__(
+        self, potential: Potential, step_var: float = 0.01, generator: torch.Generator | None = None, site: str = "z"
+    ):
         if not step_var > 0:
             raise ValueError(f"proposal variance must be > 0; got {step_var}")
         self.potential = potential
@@ -111,8 +112,9 @@ class FrameMH(MCMCKernel, EStepKernel):
             raise ValueError(f"FrameMH expects latents (N, L); got {tuple(z.shape)}")
         t, aux = self.potential(z, *self._args, **self._kwargs)
         if t.shape != z.shape[:1]:
-            raise ValueError(f"the potential must return per-frame log targets (N,) = ({z.shape[0]},); got "
-                             f"{tuple(t.shape)}")
+            raise ValueError(
+                f"the potential must return per-frame log targets (N,) = ({z.shape[0]},); got {tuple(t.shape)}"
+            )
         return FrameState(z, t, dict(aux))
 
     def sample(self, params):
@@ -153,7 +155,7 @@ class FrameMH(MCMCKernel, EStepKernel):
         z_new = torch.where(accept.unsqueeze(-1), prop.z, z)
         t_new = torch.where(accept, prop.log_target, state.log_target)
         aux_new = {}
-        for k, v in (state.aux.items() if self.carry_aux else ()):
+        for k, v in state.aux.items() if self.carry_aux else ():
             mask = accept.reshape(accept.shape + (1,) * (v.dim() - 1))
             aux_new[k] = torch.where(mask, prop.aux[k], v)
         self._n_steps += 1

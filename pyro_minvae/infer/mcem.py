@@ -51,8 +51,18 @@ from ..models.likelihood import speech_variance
 from ..noise.nmf import NMFNoise, NMFState
 from ..contracts import EStep, check_kernel_fits
 from ..registry import ESTEPS, KERNELS, Registry
-from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
-                           mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .estep_common import (
+    MCEMResult,
+    check_inputs,
+    initial_latents,
+    initial_weights,
+    make_generator,
+    mean_log_weights,
+    model_batch,
+    responsibilities,
+    sampled_m_step,
+    wiener_estimate,
+)
 from .estep_config import EStepConfig
 from .gain_rule import GainRule
 from .kernels import ChainOutput, FrameMH, run_chain
@@ -74,8 +84,14 @@ def _chain(kernel: FrameMH, z: torch.Tensor, steps: int, burn_in: int, driver: s
         if stage == "Sample":
             kept.append(kern.state.aux)
 
-    mcmc = pyro.infer.MCMC(kernel, num_samples=steps - burn_in, warmup_steps=burn_in, initial_params={"z": z},
-                           hook_fn=hook, disable_progbar=True)
+    mcmc = pyro.infer.MCMC(
+        kernel,
+        num_samples=steps - burn_in,
+        warmup_steps=burn_in,
+        initial_params={"z": z},
+        hook_fn=hook,
+        disable_progbar=True,
+    )
     mcmc.run(*args)
     zs = mcmc.get_samples()["z"]
     aux = {k: torch.stack([a[k] for a in kept]) for k in kept[0]}
@@ -84,8 +100,9 @@ def _chain(kernel: FrameMH, z: torch.Tensor, steps: int, burn_in: int, driver: s
 
 def _make_kernel(config: "MCEMConfig", potential, gen) -> FrameMH:
     """The E-step kernel registered as ``config.kernel`` in ``KERNELS`` (default ``"frame-mh"``)."""
-    return KERNELS.build(config.kernel, potential=potential, step_var=config.step_var, generator=gen,
-                         **config.kernel_options)
+    return KERNELS.build(
+        config.kernel, potential=potential, step_var=config.step_var, generator=gen, **config.kernel_options
+    )
 
 
 @dataclass(frozen=True)
@@ -122,8 +139,7 @@ class MCEMConfig(EStepConfig):
         self._choice("loop", ("auto",) + tuple(MCEM_LOOPS.names()))
         self._choice("driver", DRIVERS)
         for steps, burn in (("mh_steps", "burn_in"), ("final_mh_steps", "final_burn_in")):
-            self._require(isinstance(getattr(self, steps), int) and getattr(self, steps) >= 1, steps,
-                          "an integer >= 1")
+            self._require(isinstance(getattr(self, steps), int) and getattr(self, steps) >= 1, steps, "an integer >= 1")
             self._require(0 <= getattr(self, burn) < getattr(self, steps), burn, f"in [0, {steps})")
         self._require(self.step_var > 0, "step_var", "> 0")
         self._require(self.tol is None or self.tol >= 0, "tol", ">= 0 or None")
@@ -175,8 +191,20 @@ def _mcem(model, spec, visual, config: MCEMConfig, seed: int, generator, callbac
     return loop(model, spec, batch, z, used, power, nmf, state, config, gen, callback, rule)
 
 
-def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, config: MCEMConfig, gen, callback,
-             rule: GainRule):
+def _classic(
+    model,
+    spec,
+    batch,
+    z,
+    used,
+    power,
+    nmf: NMFNoise,
+    state: NMFState,
+    config: MCEMConfig,
+    gen,
+    callback,
+    rule: GainRule,
+):
     dtype = z.dtype
     iterations, mh_steps, burn_in, driver = config.iterations, config.mh_steps, config.burn_in, config.driver
     scoring, weights, update_weights, tol = config.scoring, config.weights, config.update_weights, config.tol
@@ -185,8 +213,9 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
     potential = LikelihoodPotential(model, batch, scoring)
     kernel = _make_kernel(config, potential, gen)
     # the traced model always uses the prior's own weights: report against those, and keep them fixed
-    log_w, resp = initial_weights(model, "model" if scoring == "trace" else weights, power.shape[0],
-                                  power.device, dtype)
+    log_w, resp = initial_weights(
+        model, "model" if scoring == "trace" else weights, power.shape[0], power.device, dtype
+    )
     extra = () if log_w is None or scoring == "trace" else (log_w,)
     acc, obj = [], []
     prev = None
@@ -202,8 +231,9 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
         acc.append(out.accept_rate)
         obj.append(cost)
         if callback is not None:
-            callback(it, {"acceptance": out.accept_rate, "objective": cost,
-                          "pi": None if log_w is None else log_w.exp()})
+            callback(
+                it, {"acceptance": out.accept_rate, "objective": cost, "pi": None if log_w is None else log_w.exp()}
+            )
         if tol is not None and prev is not None and abs(float(prev) - float(cost)) < tol:
             break
         prev = cost
@@ -214,8 +244,20 @@ def _classic(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState,
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, out.state.z, used)
 
 
-def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, config: MCEMConfig, gen, callback,
-            rule: GainRule):
+def _minvae(
+    model,
+    spec,
+    batch,
+    z,
+    used,
+    power,
+    nmf: NMFNoise,
+    state: NMFState,
+    config: MCEMConfig,
+    gen,
+    callback,
+    rule: GainRule,
+):
     dtype = z.dtype
     iterations, mh_steps, burn_in, driver = config.iterations, config.mh_steps, config.burn_in, config.driver
     update_gain = False if config.update_gain is None else config.update_gain
@@ -248,8 +290,9 @@ def _minvae(model, spec, batch, z, used, power, nmf: NMFNoise, state: NMFState, 
         acc.append(out.accept_rate)
         obj.append(cost)
         if callback is not None:
-            callback(it, {"acceptance": out.accept_rate, "objective": cost,
-                          "pi": None if log_w is None else log_w.exp()})
+            callback(
+                it, {"acceptance": out.accept_rate, "objective": cost, "pi": None if log_w is None else log_w.exp()}
+            )
     gain = rule(gam / (state.variance + gam))
     estimate = spec * gain.transpose(0, 1).to(spec.real.dtype)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, z, used)

@@ -34,8 +34,15 @@ class FrameMHJump(FrameMH):
 
     requires = frozenset({"mixture"})
 
-    def __init__(self, potential, step_var: float = 0.01, generator: torch.Generator | None = None, site: str = "z",
-                 jump_every: int = 5, means: torch.Tensor | None = None):
+    def __init__(
+        self,
+        potential,
+        step_var: float = 0.01,
+        generator: torch.Generator | None = None,
+        site: str = "z",
+        jump_every: int = 5,
+        means: torch.Tensor | None = None,
+    ):
         super().__init__(potential, step_var, generator, site)
         if int(jump_every) < 2:  # jumps alone only translate between the means: the walk is what explores a mode
             raise ValueError(f"jump_every must be >= 2; got {jump_every}")

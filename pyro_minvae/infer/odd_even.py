@@ -53,7 +53,7 @@ class OddEvenMH(FrameMH):
         z_new = torch.where(accept.unsqueeze(-1), prop.z, z)
         t_new = torch.where(accept | follows, prop.log_target, state.log_target)
         aux_new = {}
-        for k, v in (state.aux.items() if self.carry_aux else ()):
+        for k, v in state.aux.items() if self.carry_aux else ():
             mask = accept.reshape(accept.shape + (1,) * (v.dim() - 1))
             aux_new[k] = torch.where(mask, prop.aux[k], v)
         self._n_steps += 1

@@ -110,8 +110,14 @@ class ExpectedPowerPotential(FramePotential):
         super().__init__(model, batch, scoring)
         self.marginal = bool(marginal)
 
-    def __call__(self, z: torch.Tensor, power: torch.Tensor, gain: torch.Tensor | None = None,
-                 responsibilities: torch.Tensor | None = None, log_weights: torch.Tensor | None = None):
+    def __call__(
+        self,
+        z: torch.Tensor,
+        power: torch.Tensor,
+        gain: torch.Tensor | None = None,
+        responsibilities: torch.Tensor | None = None,
+        log_weights: torch.Tensor | None = None,
+    ):
         noise = None if gain is None else AdditiveNoise(None, gain)
         if self.scoring == "trace":
             out, lv = self._trace({**self.batch, "audio": power}, z, noise)

@@ -27,8 +27,18 @@ import torch
 
 from ..contracts import EStep
 from ..registry import ESTEPS
-from .estep_common import (MCEMResult, check_inputs, initial_latents, initial_weights, make_generator,
-                           mean_log_weights, model_batch, responsibilities, sampled_m_step, wiener_estimate)
+from .estep_common import (
+    MCEMResult,
+    check_inputs,
+    initial_latents,
+    initial_weights,
+    make_generator,
+    mean_log_weights,
+    model_batch,
+    responsibilities,
+    sampled_m_step,
+    wiener_estimate,
+)
 from .estep_config import EStepConfig
 from .gain_rule import GainRule
 from .potentials import LikelihoodPotential
@@ -63,8 +73,11 @@ class VEMConfig(EStepConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        self._require(self.scoring == "direct", "scoring", "'direct' for the fast E-step (it scores several "
-                      "samples per frame at once)")
+        self._require(
+            self.scoring == "direct",
+            "scoring",
+            "'direct' for the fast E-step (it scores several samples per frame at once)",
+        )
         self._require(isinstance(self.grad_steps, int) and self.grad_steps >= 0, "grad_steps", "an integer >= 0")
         for name in ("samples", "final_samples"):
             self._require(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an integer >= 1")
@@ -91,8 +104,15 @@ class VEM(EStep):
 vem = VEM()
 
 
-def _vem(model, spec: torch.Tensor, visual: dict | None, config: VEMConfig, seed: int,
-         generator: torch.Generator | None, callback: Callable[[int, dict], None] | None) -> MCEMResult:
+def _vem(
+    model,
+    spec: torch.Tensor,
+    visual: dict | None,
+    config: VEMConfig,
+    seed: int,
+    generator: torch.Generator | None,
+    callback: Callable[[int, dict], None] | None,
+) -> MCEMResult:
     rule = GainRule(config.gain_exponent, config.gain_floor)
     check_inputs(model, spec, visual)
     model.eval()
@@ -117,8 +137,9 @@ def _vem(model, spec: torch.Tensor, visual: dict | None, config: VEMConfig, seed
             q.refine(potential, config.grad_steps, samples, gen, nmf.additive(state, dtype), *extra)
             with torch.no_grad():
                 zs = q.sample(samples, gen)
-                state, cost = sampled_m_step(nmf, state, power, potential.decode(zs), config.exponent,
-                                             config.update_gain)
+                state, cost = sampled_m_step(
+                    nmf, state, power, potential.decode(zs), config.exponent, config.update_gain
+                )
                 if log_w is not None:
                     resp = responsibilities(model, zs, log_w, potential.component_log_prob)
                     if update_weights:
@@ -129,8 +150,7 @@ def _vem(model, spec: torch.Tensor, visual: dict | None, config: VEMConfig, seed
                 callback(it, {"objective": cost, "pi": None if log_w is None else log_w.exp()})
         with torch.no_grad():
             estimate = wiener_estimate(spec, state, potential.decode(q.sample(config.final_samples, gen)), rule)
-    return MCEMResult(estimate, state, torch.full((len(obj),), float("nan")), torch.stack(obj).cpu(), resp,
-                      q.loc, used)
+    return MCEMResult(estimate, state, torch.full((len(obj),), float("nan")), torch.stack(obj).cpu(), resp, q.loc, used)
 
 
 class FrameGaussian:
@@ -152,8 +172,9 @@ class FrameGaussian:
 
     def sample(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``k`` reparameterised draws ``(k, N, L)`` (differentiable w.r.t. loc/log_scale when they require grad)."""
-        eps = torch.randn((k,) + tuple(self.loc.shape), generator=generator, device=self.loc.device,
-                          dtype=self.loc.dtype)
+        eps = torch.randn(
+            (k,) + tuple(self.loc.shape), generator=generator, device=self.loc.device, dtype=self.loc.dtype
+        )
         return self.loc + self.log_scale.exp() * eps
 
     def refine(self, potential, steps: int, samples: int, generator: torch.Generator | None, *args) -> None:
@@ -178,7 +199,7 @@ class _Adam:
 
     def ascend(self, params, grads):
         self.t += 1
-        c1, c2 = 1 - self.b1 ** self.t, 1 - self.b2 ** self.t
+        c1, c2 = 1 - self.b1**self.t, 1 - self.b2**self.t
         out = []
         for i, (p, g) in enumerate(zip(params, grads)):
             self.m[i].mul_(self.b1).add_(g, alpha=1 - self.b1)

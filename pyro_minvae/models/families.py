@@ -31,9 +31,13 @@ def resolved_encoder_options(modalities: Sequence[str], options: dict | None) ->
     out = {}
     for m in modalities:
         params = inspect.signature(ENCODERS.get(m)).parameters.values()
-        defaults = {p.name: list(p.default) if isinstance(p.default, tuple) else p.default for p in params
-                    if p.name not in _SIZED_ELSEWHERE and p.default is not p.empty
-                    and isinstance(p.default, (int, float, str, bool, tuple, list, type(None)))}
+        defaults = {
+            p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for p in params
+            if p.name not in _SIZED_ELSEWHERE
+            and p.default is not p.empty
+            and isinstance(p.default, (int, float, str, bool, tuple, list, type(None)))
+        }
         out[m] = {**defaults, **options.get(m, {})}
     return out
 
@@ -49,16 +53,26 @@ def _decoder(input_dims: dict, latent_dim: int, decoder: str, cond_dim: int = 0)
 
 
 @MODELS.register("vae")
-def build_vae(input_dims: dict, latent_dim: int = 32, encoder: str = "audio", prior: str = "standard-normal",
-              decoder: str = "mlp", encoder_options: dict | None = None) -> SpeechVAE:
+def build_vae(
+    input_dims: dict,
+    latent_dim: int = 32,
+    encoder: str = "audio",
+    prior: str = "standard-normal",
+    decoder: str = "mlp",
+    encoder_options: dict | None = None,
+) -> SpeechVAE:
     """Single-encoder VAE: A-VAE with ``encoder="audio"``, a visual VAE (V-VAE) with ``encoder="lips"``.
 
     ``encoder_options``: ``{modality: {argument: value}}`` as for MIN-VAE (only ``encoder``'s entry is allowed).
     """
     options = resolved_encoder_options([encoder], encoder_options)
     enc = _encoder(encoder, input_dims, latent_dim, **options[encoder])
-    model = SpeechVAE(PRIORS.build(prior, latent_dim=latent_dim), _decoder(input_dims, latent_dim, decoder),
-                      GUIDES.build("gaussian", encoder=enc), name=f"vae_{encoder}")
+    model = SpeechVAE(
+        PRIORS.build(prior, latent_dim=latent_dim),
+        _decoder(input_dims, latent_dim, decoder),
+        GUIDES.build("gaussian", encoder=enc),
+        name=f"vae_{encoder}",
+    )
     model.resolved_kwargs = {"encoder_options": options}
     return model
 
@@ -70,21 +84,34 @@ def build_avae(input_dims: dict, latent_dim: int = 32, decoder: str = "mlp") -> 
 
 
 @MODELS.register("avcvae")
-def build_avcvae(input_dims: dict, latent_dim: int = 32, visual: str = "lips", embedding_dim: int = 32,
-                 decoder: str = "mlp") -> SpeechVAE:
+def build_avcvae(
+    input_dims: dict, latent_dim: int = 32, visual: str = "lips", embedding_dim: int = 32, decoder: str = "mlp"
+) -> SpeechVAE:
     """AV-CVAE: a visual embedding conditions the encoder q(z|s,v), the decoder p(s|z,v) and the prior p(z|v)."""
     conditioner = CONDITIONERS.build("embedding", modality=visual, in_dim=input_dims[visual], out_dim=embedding_dim)
     enc = _encoder("audio", input_dims, latent_dim, cond_dim=embedding_dim)
-    return SpeechVAE(PRIORS.build("conditional-gaussian", cond_dim=embedding_dim, latent_dim=latent_dim),
-                     _decoder(input_dims, latent_dim, decoder, cond_dim=embedding_dim),
-                     GUIDES.build("gaussian", encoder=enc), conditioner=conditioner, name="avcvae")
+    return SpeechVAE(
+        PRIORS.build("conditional-gaussian", cond_dim=embedding_dim, latent_dim=latent_dim),
+        _decoder(input_dims, latent_dim, decoder, cond_dim=embedding_dim),
+        GUIDES.build("gaussian", encoder=enc),
+        conditioner=conditioner,
+        name="avcvae",
+    )
 
 
 @MODELS.register("minvae")
-def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str] = ("audio", "lips"),
-                 prior: str = "mixture", learn_weights: bool = False, audio_noise_fraction: float = 0.5,
-                 audio_noise_scale: float = 50.0, decoder: str = "mlp",
-                 encoder_options: dict | None = None, prior_options: dict | None = None) -> SpeechVAE:
+def build_minvae(
+    input_dims: dict,
+    latent_dim: int = 32,
+    encoders: Sequence[str] = ("audio", "lips"),
+    prior: str = "mixture",
+    learn_weights: bool = False,
+    audio_noise_fraction: float = 0.5,
+    audio_noise_scale: float = 50.0,
+    decoder: str = "mlp",
+    encoder_options: dict | None = None,
+    prior_options: dict | None = None,
+) -> SpeechVAE:
     """MIN-VAE: one encoder per modality in a mixture guide, per-component learned priors, shared decoder.
 
     ``encoder_options``: extra constructor arguments per modality, e.g. ``{"lips": {"pool": 4, "hidden": [128]}}``;
@@ -92,12 +119,20 @@ def build_minvae(input_dims: dict, latent_dim: int = 32, encoders: Sequence[str]
     """
     options = resolved_encoder_options(encoders, encoder_options)
     encs = [_encoder(m, input_dims, latent_dim, **options[m]) for m in encoders]
-    model = SpeechVAE(PRIORS.build(prior, components=list(encoders), latent_dim=latent_dim,
-                                   learn_weights=learn_weights, **(prior_options or {})),
-                      _decoder(input_dims, latent_dim, decoder),
-                      GUIDES.build("mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction,
-                                   audio_noise_scale=audio_noise_scale),
-                      name="minvae")
+    model = SpeechVAE(
+        PRIORS.build(
+            prior,
+            components=list(encoders),
+            latent_dim=latent_dim,
+            learn_weights=learn_weights,
+            **(prior_options or {}),
+        ),
+        _decoder(input_dims, latent_dim, decoder),
+        GUIDES.build(
+            "mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction, audio_noise_scale=audio_noise_scale
+        ),
+        name="minvae",
+    )
     model.resolved_kwargs = {"encoder_options": options}
     return model
 
@@ -124,8 +159,10 @@ def check_model_kwargs(family: str, kwargs) -> None:
         return
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise ValueError(f"model {family!r} has no argument(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(k for k in params if k != 'input_dims')}")
+        raise ValueError(
+            f"model {family!r} has no argument(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(k for k in params if k != 'input_dims')}"
+        )
 
 
 def _jsonable(kwargs: dict) -> dict:

@@ -31,8 +31,9 @@ class PowerSpectrum(TorchDistribution):
     support = constraints.nonnegative
     has_rsample = False
 
-    def __init__(self, log_var: torch.Tensor | None = None, validate_args=None, *,
-                 variance: torch.Tensor | None = None):
+    def __init__(
+        self, log_var: torch.Tensor | None = None, validate_args=None, *, variance: torch.Tensor | None = None
+    ):
         if (log_var is None) == (variance is None):
             raise ValueError("PowerSpectrum needs exactly one of log_var or variance")
         if variance is not None:

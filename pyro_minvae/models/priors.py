@@ -95,8 +95,9 @@ class MixtureGaussianPrior(MixturePrior):
     ``True`` makes its logits a parameter trained by the ELBO.
     """
 
-    def __init__(self, components: Sequence[str] = ("audio", "lips"), latent_dim: int = 32,
-                 learn_weights: bool = False):
+    def __init__(
+        self, components: Sequence[str] = ("audio", "lips"), latent_dim: int = 32, learn_weights: bool = False
+    ):
         super().__init__()
         self.components = list(components)
         self.latent_dim = latent_dim
@@ -148,8 +149,10 @@ class MixtureGaussianPrior(MixturePrior):
         """Component log densities with the components built once: ``z (..., N, L) -> (M, ..., N)``. Offered only
         while the density is this class's own (a subclass overriding ``forward`` or ``component_log_prob`` is
         scored by tracing its program instead)."""
-        own = type(self).forward is MixtureGaussianPrior.forward and \
-            type(self).component_log_prob is MixtureGaussianPrior.component_log_prob
+        own = (
+            type(self).forward is MixtureGaussianPrior.forward
+            and type(self).component_log_prob is MixtureGaussianPrior.component_log_prob
+        )
         if not own:
             return None
         components = self.component_distribution()

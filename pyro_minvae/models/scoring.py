@@ -21,7 +21,11 @@ def frame_log_probs(model_fn, batch: dict, latents: dict, *args, **kwargs) -> di
     conditioned = poutine.condition(model_fn, data=latents)
     tr = poutine.trace(poutine.enum(conditioned, first_available_dim=-2)).get_trace(batch, *args, **kwargs)
     tr.compute_log_prob()
-    return {name: site["log_prob"] for name, site in tr.nodes.items() if site["type"] == "sample" and not site_is_subsample(site)}
+    return {
+        name: site["log_prob"]
+        for name, site in tr.nodes.items()
+        if site["type"] == "sample" and not site_is_subsample(site)
+    }
 
 
 def traced_prior_score(prior, batch: dict, cond: torch.Tensor | None):
@@ -39,11 +43,11 @@ def traced_prior_score(prior, batch: dict, cond: torch.Tensor | None):
         tr = poutine.trace(poutine.enum(conditioned, first_available_dim=-z.dim())).get_trace()
         site = tr.nodes["z"]
         lp = site["fn"].log_prob(z)
-        enumerated = [s for s in tr.nodes.values() if s["type"] == "sample" and s["infer"].get("enumerate") ==
-                      "parallel"]
+        enumerated = [
+            s for s in tr.nodes.values() if s["type"] == "sample" and s["infer"].get("enumerate") == "parallel"
+        ]
         if not enumerated:
             return lp.expand(z.shape[:-1])
         return lp.expand((lp.shape[0],) + tuple(z.shape[:-1]))  # (M, ..., N): c's values on the leftmost dim
 
     return score
-

@@ -31,8 +31,14 @@ class SpeechVAE(nn.Module):
     ``spec`` records how the model was built (family name and constructor arguments) for checkpoints.
     """
 
-    def __init__(self, prior: nn.Module, decoder: nn.Module, guide: nn.Module, conditioner: nn.Module | None = None,
-                 name: str = "speech_vae"):
+    def __init__(
+        self,
+        prior: nn.Module,
+        decoder: nn.Module,
+        guide: nn.Module,
+        conditioner: nn.Module | None = None,
+        name: str = "speech_vae",
+    ):
         super().__init__()
         self.prior = prior
         self.decoder = decoder
@@ -107,8 +113,10 @@ class SpeechVAE(nn.Module):
     def prior_guide(self, batch: dict, noise: AdditiveNoise | None = None) -> None:
         """A guide that draws z from the (conditional) prior: AV-CVAE's extra reconstruction term."""
         if not isinstance(self.prior, ExplicitPrior):
-            raise IncompatibleComponentError(f"the prior guide draws from an explicit prior distribution; "
-                                             f"{type(self.prior).__name__} is not an ExplicitPrior")
+            raise IncompatibleComponentError(
+                f"the prior guide draws from an explicit prior distribution; "
+                f"{type(self.prior).__name__} is not an ExplicitPrior"
+            )
         pyro.module(self.name, self)
         b = self.validate_batch(batch)
         cond = self.condition(batch)

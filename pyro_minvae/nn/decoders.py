@@ -19,8 +19,14 @@ class LogVarianceDecoder(Decoder):
     With ``cond_dim > 0`` the conditioning vector is concatenated to z (AV-CVAE's decoder).
     """
 
-    def __init__(self, latent_dim: int = 32, out_dim: int = 513, hidden: Sequence[int] = (128,),
-                 activations: Sequence[str] | None = None, cond_dim: int = 0):
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        out_dim: int = 513,
+        hidden: Sequence[int] = (128,),
+        activations: Sequence[str] | None = None,
+        cond_dim: int = 0,
+    ):
         super().__init__()
         activations = list(activations) if activations is not None else ["tanh"] * len(hidden)
         self.latent_dim = latent_dim
@@ -45,8 +51,8 @@ class LogVarianceDecoder(Decoder):
             if not isinstance(layers[0], nn.Linear) or len(self.body) == 0:
                 return lambda z: self(z, cond)
             first = layers.pop(0)
-            w_z = first.weight[:, :self.latent_dim]
-            offset = torch.nn.functional.linear(cond, first.weight[:, self.latent_dim:], first.bias)  # (B, H)
+            w_z = first.weight[:, : self.latent_dim]
+            offset = torch.nn.functional.linear(cond, first.weight[:, self.latent_dim :], first.bias)  # (B, H)
         steps = [layer.forward for layer in layers]
 
         def decode(z: torch.Tensor) -> torch.Tensor:

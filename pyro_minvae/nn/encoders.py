@@ -42,9 +42,18 @@ class GaussianMLPEncoder(nn.Module):
     ``modality`` names the batch key the encoder reads.
     """
 
-    def __init__(self, modality: str, in_dim: int, latent_dim: int = 32, hidden: Sequence[int] = (128,),
-                 activations: Sequence[str] | None = None, input_transform: str = "identity", cond_dim: int = 0,
-                 pre: nn.Module | None = None, pre_dim: int | None = None):
+    def __init__(
+        self,
+        modality: str,
+        in_dim: int,
+        latent_dim: int = 32,
+        hidden: Sequence[int] = (128,),
+        activations: Sequence[str] | None = None,
+        input_transform: str = "identity",
+        cond_dim: int = 0,
+        pre: nn.Module | None = None,
+        pre_dim: int | None = None,
+    ):
         super().__init__()
         if input_transform not in ("identity", "log"):
             raise ValueError(f"input_transform must be 'identity' or 'log'; got {input_transform!r}")
@@ -82,11 +91,13 @@ class GaussianMLPEncoder(nn.Module):
         return self.loc(h), torch.exp(0.5 * self.log_var(h).clamp(-20.0, 10.0))
 
 
-def audio_encoder(in_dim: int = 513, latent_dim: int = 32, hidden: Sequence[int] = (128,),
-                  cond_dim: int = 0) -> GaussianMLPEncoder:
+def audio_encoder(
+    in_dim: int = 513, latent_dim: int = 32, hidden: Sequence[int] = (128,), cond_dim: int = 0
+) -> GaussianMLPEncoder:
     """The paper's audio encoder: 513 -> 128 tanh -> 32, on log-power spectra (``cond_dim`` > 0: AV-CVAE's)."""
-    return GaussianMLPEncoder("audio", in_dim, latent_dim, hidden, ["tanh"] * len(hidden), input_transform="log",
-                              cond_dim=cond_dim)
+    return GaussianMLPEncoder(
+        "audio", in_dim, latent_dim, hidden, ["tanh"] * len(hidden), input_transform="log", cond_dim=cond_dim
+    )
 
 
 class ImagePool(nn.Module):
@@ -113,8 +124,9 @@ class ImagePool(nn.Module):
 PAPER_LIPS = {"pool": 1, "hidden": [512, 128]}  # the published visual encoder's sizes
 
 
-def lips_encoder(in_dim: int = 67 * 67, latent_dim: int = 32, hidden: Sequence[int] = (128,),
-                 pool: int | None = None) -> GaussianMLPEncoder:
+def lips_encoder(
+    in_dim: int = 67 * 67, latent_dim: int = 32, hidden: Sequence[int] = (128,), pool: int | None = None
+) -> GaussianMLPEncoder:
     """Visual encoder on mouth ROIs ``(B, side*side)``, pixels in [0, 1] -> Gaussian over z ``(B, latent_dim)``.
 
     Default: average-pool the 67x67 ROI by 4 (16x16 = 256 inputs) -> 128 tanh -> 32. ``pool=None`` means 4 for
@@ -150,8 +162,14 @@ ENCODERS.register("landmarks", landmarks_encoder)
 class FeatureEmbedding(nn.Module):
     """Deterministic embedding of one modality ``(B, in_dim) -> (B, out_dim)`` (AV-CVAE's visual conditioning)."""
 
-    def __init__(self, modality: str, in_dim: int, out_dim: int = 32, hidden: Sequence[int] = (512, 128),
-                 activations: Sequence[str] | None = None):
+    def __init__(
+        self,
+        modality: str,
+        in_dim: int,
+        out_dim: int = 32,
+        hidden: Sequence[int] = (512, 128),
+        activations: Sequence[str] | None = None,
+    ):
         super().__init__()
         activations = list(activations) if activations is not None else ["relu"] * (len(hidden) - 1) + ["tanh"]
         self.modality = modality

@@ -89,15 +89,21 @@ class NMFNoise:
         return float(torch.finfo(t.dtype).eps) if self.eps is None else float(self.eps)
 
     # ---- state ----------------------------------------------------------------------------------------------------
-    def init(self, n_freq: int, n_frames: int, generator: torch.Generator | None = None, device=None,
-             dtype: torch.dtype = torch.float32) -> NMFState:
+    def init(
+        self,
+        n_freq: int,
+        n_frames: int,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype: torch.dtype = torch.float32,
+    ) -> NMFState:
         """Random positive W ``(F, K)`` then H ``(K, N)`` ~ max(U[0, 1), eps) (drawn in that order), g = 1."""
         if n_freq < 1 or n_frames < 1:
             raise ValueError(f"NMF needs n_freq >= 1 and n_frames >= 1; got {n_freq}, {n_frames}")
         w = torch.rand(n_freq, self.rank, generator=generator, device=device, dtype=dtype)
         h = torch.rand(self.rank, n_frames, generator=generator, device=device, dtype=dtype)
         if self.h_block > 1:  # one activation vector per block: the first frame's draw
-            h = h[:, ::self.h_block].repeat_interleave(self.h_block, dim=1)[:, :n_frames].contiguous()
+            h = h[:, :: self.h_block].repeat_interleave(self.h_block, dim=1)[:, :n_frames].contiguous()
         floor = self.eps if self.eps is not None else float(torch.finfo(dtype).eps)
         return NMFState(w.clamp_min(floor), h.clamp_min(floor), torch.ones(n_frames, device=device, dtype=dtype))
 
@@ -113,8 +119,10 @@ class NMFNoise:
     def validate(state: NMFState, power: torch.Tensor) -> None:
         f, k = state.W.shape
         if state.H.shape[0] != k or state.H.shape[1] != power.shape[0] or state.g.shape != (power.shape[0],):
-            raise ValueError(f"NMF state shapes W {tuple(state.W.shape)}, H {tuple(state.H.shape)}, g "
-                             f"{tuple(state.g.shape)} do not match power (N, F) = {tuple(power.shape)}")
+            raise ValueError(
+                f"NMF state shapes W {tuple(state.W.shape)}, H {tuple(state.H.shape)}, g "
+                f"{tuple(state.g.shape)} do not match power (N, F) = {tuple(power.shape)}"
+            )
         if power.shape[1] != f:
             raise ValueError(f"power has {power.shape[1]} bins, W has {f}")
 
@@ -128,8 +136,15 @@ class NMFNoise:
             total -= PowerSpectrum(variance=torch.addcmul(v, s2, gain, out=vx)).log_prob(power).sum()
         return total / speech_var.numel()
 
-    def update_sampled(self, state: NMFState, power: torch.Tensor, speech_var: torch.Tensor, exponent: float = 0.5,
-                       update_gain: bool = True, floor: bool = True) -> NMFState:
+    def update_sampled(
+        self,
+        state: NMFState,
+        power: torch.Tensor,
+        speech_var: torch.Tensor,
+        exponent: float = 0.5,
+        update_gain: bool = True,
+        floor: bool = True,
+    ) -> NMFState:
         """One sweep of multiplicative updates W, then H, then g (each with V refreshed).
 
         ``power`` ``(N, F)`` = |x|^2; ``speech_var`` ``(R, N, F)`` = sigma^2(z_r) of the kept MH samples.
@@ -142,8 +157,9 @@ class NMFNoise:
         gamma = _check_exponent(exponent)
         self.validate(state, power)
         if speech_var.dim() != 3 or speech_var.shape[1:] != power.shape:
-            raise ValueError(f"speech_var must be (R, N, F) with (N, F) = {tuple(power.shape)}; got "
-                             f"{tuple(speech_var.shape)}")
+            raise ValueError(
+                f"speech_var must be (R, N, F) with (N, F) = {tuple(power.shape)}; got {tuple(speech_var.shape)}"
+            )
         eps = self._eps(state.W)
         w, h, g = state
         gain = g.unsqueeze(-1)
@@ -180,8 +196,9 @@ class NMFNoise:
         """``sum_{n,f} [log V + Vm / V]`` for the expected noise power ``Vm`` ``(N, F)``."""
         return -PowerSpectrum(variance=state.variance).log_prob(noise_power).sum()
 
-    def update_expected_power(self, state: NMFState, noise_power: torch.Tensor, exponent: float = 1.0,
-                              normalise: bool = True) -> NMFState:
+    def update_expected_power(
+        self, state: NMFState, noise_power: torch.Tensor, exponent: float = 1.0, normalise: bool = True
+    ) -> NMFState:
         """MIN-VAE's M-step: W then H multiplicative IS-NMF on ``Vm`` ``(N, F)``, eps floor, l1-normalised W.
 
         g is returned unchanged (see :meth:`update_gain_expected` for the optional gain update).
@@ -208,8 +225,9 @@ class NMFNoise:
         return NMFState(w, h, g)
 
     @staticmethod
-    def update_gain_expected(state: NMFState, speech_power: torch.Tensor, inv_speech_var: torch.Tensor,
-                             floor: float = 1e-8) -> NMFState:
+    def update_gain_expected(
+        state: NMFState, speech_power: torch.Tensor, inv_speech_var: torch.Tensor, floor: float = 1e-8
+    ) -> NMFState:
         """Closed-form maximiser of ``E[log CN(s; 0, g sigma^2)]``: ``g_n = mean_f P_nf * mean_r 1/sigma^2_rnf``.
 
         ``speech_power`` ``(N, F)`` = |mu_s|^2 + Sigma_s; ``inv_speech_var`` ``(N, F)`` = mean_r 1/sigma^2_r.

@@ -20,6 +20,18 @@ from .objectives import OBJECTIVES
 from .state import TrainingState
 from .warm_start import warm_start
 
-__all__ = ["OBJECTIVES", "EvalResult", "TrainConfig", "TrainResult", "TrainingDiverged", "TrainingInterrupted",
-           "TrainingState", "evaluate", "family_encoder_kwargs", "make_model", "required_modalities", "train",
-           "warm_start"]
+__all__ = [
+    "OBJECTIVES",
+    "EvalResult",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "TrainingState",
+    "evaluate",
+    "family_encoder_kwargs",
+    "make_model",
+    "required_modalities",
+    "train",
+    "warm_start",
+]

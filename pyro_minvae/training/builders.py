@@ -12,10 +12,21 @@ from ..registry import DECODERS, ENCODERS, MODELS, PRIORS
 from .config import TrainConfig
 
 # Builder arguments that other options set (never through --model-arg).
-_SET_BY_OPTIONS = {"input_dims": "the data", "latent_dim": "--latent-dim", "encoders": "--encoders",
-                   "encoder": "--encoders", "visual": "--encoders"}
-_KIND_EXAMPLE = {"boolean": "true or false", "integer": "a whole number", "number": "a number", "string": "a name",
-                 "list": "a JSON list, e.g. [1, 2]", "object": 'a JSON object, e.g. {"key": 1}'}
+_SET_BY_OPTIONS = {
+    "input_dims": "the data",
+    "latent_dim": "--latent-dim",
+    "encoders": "--encoders",
+    "encoder": "--encoders",
+    "visual": "--encoders",
+}
+_KIND_EXAMPLE = {
+    "boolean": "true or false",
+    "integer": "a whole number",
+    "number": "a number",
+    "string": "a name",
+    "list": "a JSON list, e.g. [1, 2]",
+    "object": 'a JSON object, e.g. {"key": 1}',
+}
 # Builder arguments whose string value names a registered component (checked against that registry).
 _NAMED_COMPONENTS = {"prior": PRIORS, "decoder": DECODERS, "encoder": ENCODERS, "visual": ENCODERS}
 _SIZED_BY_THE_BUILDER = {"in_dim", "latent_dim", "cond_dim", "modality"}
@@ -80,40 +91,56 @@ def check_model_settings(family: str, encoders: Sequence[str] | None, model_kwar
             raise UserInputError(f"--model-arg {key}: set by {_SET_BY_OPTIONS[key]}, not by --model-arg")
         default = params[key].default if key in params else inspect.Parameter.empty
         expected = _json_kind(default)
-        if expected is not None and _json_kind(value) != expected and not (expected == "number"
-                                                                            and _json_kind(value) == "integer"):
+        if (
+            expected is not None
+            and _json_kind(value) != expected
+            and not (expected == "number" and _json_kind(value) == "integer")
+        ):
             shown = json.dumps(list(default) if isinstance(default, tuple) else default)
-            raise UserInputError(f"--model-arg {key}={json.dumps(value)}: expected {_KIND_EXAMPLE[expected]} "
-                                 f"(the default is {shown})")
+            raise UserInputError(
+                f"--model-arg {key}={json.dumps(value)}: expected {_KIND_EXAMPLE[expected]} (the default is {shown})"
+            )
     for key, registry in _NAMED_COMPONENTS.items():
         value = model_kwargs.get(key)
         if isinstance(value, str) and value not in registry:
-            raise UserInputError(f"--model-arg {key}={value!r}: unknown {registry.kind}; valid {registry.kind}s: "
-                                 f"{', '.join(registry.names())}")
+            raise UserInputError(
+                f"--model-arg {key}={value!r}: unknown {registry.kind}; valid {registry.kind}s: "
+                f"{', '.join(registry.names())}"
+            )
     options = model_kwargs.get("encoder_options") or {}
     if not isinstance(options, dict):
         raise UserInputError("encoder_options must map a modality to its arguments, e.g. --encoder-option lips.pool=4")
     used = _builder_encoders(family, encoders)
     for modality, opts in options.items():
         if modality not in used:
-            raise UserInputError(f"--encoder-option {modality}.*: {modality!r} is not an encoder of this model; "
-                                 f"its encoders: {', '.join(used)}")
+            raise UserInputError(
+                f"--encoder-option {modality}.*: {modality!r} is not an encoder of this model; "
+                f"its encoders: {', '.join(used)}"
+            )
         params = inspect.signature(ENCODERS.get(modality)).parameters
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             continue
         valid = [p for p in params if p not in _SIZED_BY_THE_BUILDER]
         for name in opts:
             if name not in valid:
-                raise UserInputError(f"--encoder-option {modality}.{name}: the {modality} encoder has no argument "
-                                     f"{name!r}; valid: {', '.join(valid) or '(none)'}")
+                raise UserInputError(
+                    f"--encoder-option {modality}.{name}: the {modality} encoder has no argument "
+                    f"{name!r}; valid: {', '.join(valid) or '(none)'}"
+                )
 
 
 def _json_kind(value) -> str | None:
     """The JSON kind of a builder default or a parsed value (``None``: no default, or ``None``: anything goes)."""
     if value is inspect.Parameter.empty or value is None:
         return None
-    for kind, types in (("boolean", bool), ("integer", int), ("number", float), ("string", str),
-                        ("list", (list, tuple)), ("object", dict)):
+    for kind, types in (
+        ("boolean", bool),
+        ("integer", int),
+        ("number", float),
+        ("string", str),
+        ("list", (list, tuple)),
+        ("object", dict),
+    ):
         if isinstance(value, types):
             return kind
     return None
@@ -123,8 +150,11 @@ def spec_difference(old: dict, new: dict) -> str:
     """``"latent_dim: 4 in the checkpoint, 8 now"`` for each setting in which two model specs differ."""
     a = {"model": old.get("family"), **dict(old.get("kwargs") or {})}
     b = {"model": new.get("family"), **dict(new.get("kwargs") or {})}
-    diffs = [f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now" for k in dict.fromkeys([*a, *b])
-             if a.get(k) != b.get(k)]
+    diffs = [
+        f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now"
+        for k in dict.fromkeys([*a, *b])
+        if a.get(k) != b.get(k)
+    ]
     return "; ".join(diffs) or "the settings differ"
 
 
@@ -134,8 +164,12 @@ def make_model(cfg: TrainConfig, input_dims: dict):
     from ..models import build_model
 
     check_model_settings(cfg.family, cfg.encoders, cfg.model_kwargs)
-    kwargs = dict(input_dims={k: int(v) for k, v in input_dims.items()}, latent_dim=cfg.latent_dim,
-                  **family_encoder_kwargs(cfg.family, cfg.encoders), **cfg.model_kwargs)
+    kwargs = dict(
+        input_dims={k: int(v) for k, v in input_dims.items()},
+        latent_dim=cfg.latent_dim,
+        **family_encoder_kwargs(cfg.family, cfg.encoders),
+        **cfg.model_kwargs,
+    )
     try:
         return build_model(cfg.family, **kwargs)
     except UserInputError:
@@ -144,5 +178,7 @@ def make_model(cfg: TrainConfig, input_dims: dict):
         if not cfg.model_kwargs and not isinstance(exc, (TypeError, ValueError)):
             raise  # nothing the user gave reaches the builder's internals: a bug, not bad input
         reason = one_line(exc) if not isinstance(exc, (TypeError, ValueError)) else str(exc).splitlines()[0]
-        raise UserInputError(f"model {cfg.family!r} cannot be built with these settings ({reason}); check "
-                             "--model-arg and --encoder-option") from None
+        raise UserInputError(
+            f"model {cfg.family!r} cannot be built with these settings ({reason}); check "
+            "--model-arg and --encoder-option"
+        ) from None

@@ -52,22 +52,29 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             out.append(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.responsibilities not in RESPONSIBILITIES:
-            out.append(f"responsibilities must be one of {', '.join(RESPONSIBILITIES)}; got "
-                       f"{self.responsibilities!r}")
+            out.append(f"responsibilities must be one of {', '.join(RESPONSIBILITIES)}; got {self.responsibilities!r}")
         if self.encoders is not None:
             if not self.encoders or any(not isinstance(e, str) or not e for e in self.encoders):
-                out.append(f"--encoders {','.join(map(str, self.encoders))!r}: give encoder names separated by "
-                           "commas, e.g. audio,lips")
+                out.append(
+                    f"--encoders {','.join(map(str, self.encoders))!r}: give encoder names separated by "
+                    "commas, e.g. audio,lips"
+                )
             elif len(set(self.encoders)) != len(self.encoders):
                 dup = sorted({e for e in self.encoders if self.encoders.count(e) > 1})
-                out.append(f"--encoders {','.join(self.encoders)}: {', '.join(dup)} given twice; name each "
-                           "encoder once")
-        ints = {"epochs": (self.epochs, 1), "batch_size": (self.batch_size, 1), "latent_dim": (self.latent_dim, 1),
-                "patience": (self.patience, 1), "lr_patience": (self.lr_patience, 0)}
+                out.append(
+                    f"--encoders {','.join(self.encoders)}: {', '.join(dup)} given twice; name each encoder once"
+                )
+        ints = {
+            "epochs": (self.epochs, 1),
+            "batch_size": (self.batch_size, 1),
+            "latent_dim": (self.latent_dim, 1),
+            "patience": (self.patience, 1),
+            "lr_patience": (self.lr_patience, 0),
+        }
         for name, (value, low) in ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 out.append(f"--{name.replace('_', '-')} {value}: must be a whole number >= {low}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             out.append(f"--seed {self.seed}: must be a whole number from 0 to 2**32 - 1")
         device_problem = _device_problem(self.device)
         if device_problem:
@@ -105,8 +112,11 @@ class TrainConfig:
         now = self.to_dict()
         then = {**TrainConfig(family=self.family).to_dict(), **stored}
         allowed = set(RESUMABLE_CHANGES) - ({"epochs"} if self.schedule == "cosine" else set())
-        return [f"{k}: {then.get(k)!r} in the checkpoint, {now[k]!r} now" for k in now
-                if k not in allowed and _norm(then.get(k)) != _norm(now[k])]
+        return [
+            f"{k}: {then.get(k)!r} in the checkpoint, {now[k]!r} now"
+            for k in now
+            if k not in allowed and _norm(then.get(k)) != _norm(now[k])
+        ]
 
 
 def check_device_available(device: str) -> None:

@@ -71,7 +71,7 @@ def average_gradients(params: list[torch.Tensor], info: DistInfo) -> None:
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
 
 

@@ -55,8 +55,12 @@ def responsibility_report(model, dataset: FrameDataset, resp: torch.Tensor | Non
         return {}
     speech = dataset.speech_mask()
     win = resp.argmax(1)
-    out = {"n_frames": int(len(dataset)), "n_speech": int(speech.sum()), "n_silence": int((~speech).sum()),
-           "components": {}}
+    out = {
+        "n_frames": int(len(dataset)),
+        "n_speech": int(speech.sum()),
+        "n_silence": int((~speech).sum()),
+        "components": {},
+    }
     for m, name in enumerate(model.prior.components):
         q = resp[:, m]
         w = (win == m).double()

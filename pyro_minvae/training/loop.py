@@ -47,8 +47,7 @@ from .builders import make_model, spec_difference
 from .config import TrainConfig, check_device_available
 from .history import evaluate, responsibility_report, write_csv
 from .objectives import OBJECTIVES, default_objective
-from .run_folder import (RUN_FILES, check_resume, check_run_folder, data_fingerprint, remove_stale_files,
-                         run_files)
+from .run_folder import RUN_FILES, check_resume, check_run_folder, data_fingerprint, remove_stale_files, run_files
 from .state import TrainingState
 from .tensorboard import TensorBoardLog
 from .warm_start import warm_start
@@ -96,7 +95,7 @@ def _signum(exc: KeyboardInterrupt) -> int:
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """The seed of epoch ``epoch`` on process ``rank`` (also used with offset ranks for other streams)."""
-    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2 ** 31 - 1)
+    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2**31 - 1)
 
 
 def make_optimizer(params: list, lr: float) -> torch.optim.Adam:
@@ -110,8 +109,9 @@ def make_optimizer(params: list, lr: float) -> torch.optim.Adam:
 
 def make_scheduler(cfg: TrainConfig, optimizer):
     if cfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.lr_factor,
-                                                          patience=cfg.lr_patience, min_lr=cfg.min_lr)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
+        )
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1), eta_min=cfg.min_lr)
     return None
@@ -144,9 +144,18 @@ class _Run:
         return len(self.model.prior.components) if self.model.is_mixture else 0
 
 
-def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_dir: str | Path,
-          resume: bool = False, init_from: Sequence[str | Path] = (), progress: bool = True,
-          feature_cfg=None, tensorboard_dir: str | Path | None = None, overwrite: bool = False) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    train_ds: FrameDataset,
+    valid_ds: FrameDataset,
+    out_dir: str | Path,
+    resume: bool = False,
+    init_from: Sequence[str | Path] = (),
+    progress: bool = True,
+    feature_cfg=None,
+    tensorboard_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> TrainResult:
     """Train ``cfg.family`` on ``train_ds``; checkpoints/logs in ``out_dir`` (``last.pt``, ``best.pt``,
     ``log.csv``, ``summary.json``, ``responsibilities.json``). Under ``torchrun`` runs data-parallel.
 
@@ -163,8 +172,20 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
     make_model(cfg, train_ds.input_dims)  # settings that cannot build a model fail here, before the folder is made
     created = not out_dir.exists()
     try:
-        return _locked_train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg,
-                             tensorboard_dir, overwrite, info, device)
+        return _locked_train(
+            cfg,
+            train_ds,
+            valid_ds,
+            out_dir,
+            resume,
+            init_from,
+            progress,
+            feature_cfg,
+            tensorboard_dir,
+            overwrite,
+            info,
+            device,
+        )
     except BaseException:
         if created and info.is_main:  # a run that failed before writing anything leaves no empty folder behind
             with contextlib.suppress(OSError):
@@ -172,8 +193,9 @@ def train(cfg: TrainConfig, train_ds: FrameDataset, valid_ds: FrameDataset, out_
         raise
 
 
-def _locked_train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, tensorboard_dir,
-                  overwrite, info, device) -> TrainResult:
+def _locked_train(
+    cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, tensorboard_dir, overwrite, info, device
+) -> TrainResult:
     from ..features import FeatureConfig
 
     with run_lock(out_dir, "train") if info.is_main else contextlib.nullcontext():
@@ -186,8 +208,20 @@ def _locked_train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress,
         replacing = overwrite and bool(run_files(out_dir))
         try:
             try:
-                run, state = _start(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg,
-                                    info, device, board, replacing)
+                run, state = _start(
+                    cfg,
+                    train_ds,
+                    valid_ds,
+                    out_dir,
+                    resume,
+                    init_from,
+                    progress,
+                    feature_cfg,
+                    info,
+                    device,
+                    board,
+                    replacing,
+                )
             except KeyboardInterrupt as exc:
                 raise TrainingInterrupted(_signum(exc), out_dir, 0, 0) from None
             return _loop(run, state)
@@ -196,8 +230,9 @@ def _locked_train(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress,
                 board.close()
 
 
-def _start(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, info, device, board,
-           replacing) -> tuple[_Run, TrainingState]:
+def _start(
+    cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, info, device, board, replacing
+) -> tuple[_Run, TrainingState]:
     last_path = out_dir / "last.pt"
     pyro.clear_param_store()
     pyro.set_rng_seed(cfg.seed)
@@ -209,9 +244,11 @@ def _start(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, featur
     if resume:
         stored = load_checkpoint(last_path)
         if stored["model_spec"] != model.spec:
-            raise UserInputError(f"{last_path}: checkpoint was trained with other model settings "
-                                 f"({spec_difference(stored['model_spec'], model.spec)}); drop --resume or use the "
-                                 "same options")
+            raise UserInputError(
+                f"{last_path}: checkpoint was trained with other model settings "
+                f"({spec_difference(stored['model_spec'], model.spec)}); drop --resume or use the "
+                "same options"
+            )
         check_resume(last_path, stored, cfg, data, feature_cfg.to_dict(), init_from)
         model.load_state_dict(stored["model_state"])
     elif init_from:
@@ -226,8 +263,24 @@ def _start(cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, featur
         state.restore(stored)
     name = cfg.objective or default_objective(model, cfg.responsibilities)
     objective = OBJECTIVES.build(name, cvae_weight=cfg.cvae_weight)
-    run = _Run(cfg, model, params, objective, name, train_ds.to(device), valid_ds.to(device), out_dir, feature_cfg,
-               info, device, board, progress, data, replacing, first_step=state.step)
+    run = _Run(
+        cfg,
+        model,
+        params,
+        objective,
+        name,
+        train_ds.to(device),
+        valid_ds.to(device),
+        out_dir,
+        feature_cfg,
+        info,
+        device,
+        board,
+        progress,
+        data,
+        replacing,
+        first_step=state.step,
+    )
     return run, state
 
 
@@ -237,10 +290,13 @@ def _loop(run: _Run, state: TrainingState) -> TrainResult:
     t_run = time.perf_counter() - state.elapsed_s
     start = state.epoch + 1 if state.bad_epochs < cfg.patience else cfg.epochs + 1  # a stopped run stays stopped
     if state.epoch and start > cfg.epochs and run.info.is_main:
-        log.warning("%s: nothing to train: %s", run.out_dir / "last.pt",
-                    f"the run stopped early after epoch {state.epoch} (no validation improvement for "
-                    f"{state.bad_epochs} epochs)" if state.bad_epochs >= cfg.patience else
-                    f"it already has {state.epoch} epochs (--epochs {cfg.epochs}); raise --epochs to train on")
+        log.warning(
+            "%s: nothing to train: %s",
+            run.out_dir / "last.pt",
+            f"the run stopped early after epoch {state.epoch} (no validation improvement for {state.bad_epochs} epochs)"
+            if state.bad_epochs >= cfg.patience
+            else f"it already has {state.epoch} epochs (--epochs {cfg.epochs}); raise --epochs to train on",
+        )
     run.saved_epoch = epoch = state.epoch
     try:
         for epoch in range(start, cfg.epochs + 1):
@@ -248,9 +304,15 @@ def _loop(run: _Run, state: TrainingState) -> TrainResult:
             improved = state.end_epoch(ev.elbo, row)
             if run.info.is_main:
                 _save(run, state, improved)
-                log.info("epoch %d: train ELBO %.2f, valid ELBO %.2f nats/frame, lr %.2g, %.0f frames/s%s", epoch,
-                         row["train_elbo"], ev.elbo, row["lr"], row["frames_per_s"],
-                         "".join(f", q_{k[8:]} {v:.2f}" for k, v in row.items() if k.startswith("valid_q_")))
+                log.info(
+                    "epoch %d: train ELBO %.2f, valid ELBO %.2f nats/frame, lr %.2g, %.0f frames/s%s",
+                    epoch,
+                    row["train_elbo"],
+                    ev.elbo,
+                    row["lr"],
+                    row["frames_per_s"],
+                    "".join(f", q_{k[8:]} {v:.2f}" for k, v in row.items() if k.startswith("valid_q_")),
+                )
             ddp.barrier(run.info)
             if state.bad_epochs >= cfg.patience:
                 log.info("early stopping: no validation improvement for %d epochs", state.bad_epochs)
@@ -300,8 +362,7 @@ def _epoch(run: _Run, state: TrainingState, epoch: int, t_run: float):
         if bar is not None:
             bar.close()
     train_time = time.perf_counter() - t0
-    loss_sum, n_seen, *resp_tot = ddp.all_reduce_sum([loss_sum, float(n_seen)] + resp_sum.tolist(), info,
-                                                     run.device)
+    loss_sum, n_seen, *resp_tot = ddp.all_reduce_sum([loss_sum, float(n_seen)] + resp_sum.tolist(), info, run.device)
     if run.n_modal:
         run.objective.end_epoch(model, torch.tensor(resp_tot, dtype=torch.float32) / max(n_seen, 1))
     try:
@@ -313,9 +374,16 @@ def _epoch(run: _Run, state: TrainingState, epoch: int, t_run: float):
     lr = state.optimizer.param_groups[0]["lr"]
     if state.scheduler is not None:
         state.scheduler.step(ev.elbo) if cfg.schedule == "plateau" else state.scheduler.step()
-    row = {"epoch": epoch, "step": state.step, "train_elbo": -loss_sum / max(n_seen, 1), "valid_elbo": ev.elbo,
-           "lr": lr, "frames_per_s": n_seen / max(train_time, 1e-9), "epoch_time_s": time.perf_counter() - t0,
-           "elapsed_s": time.perf_counter() - t_run}
+    row = {
+        "epoch": epoch,
+        "step": state.step,
+        "train_elbo": -loss_sum / max(n_seen, 1),
+        "valid_elbo": ev.elbo,
+        "lr": lr,
+        "frames_per_s": n_seen / max(train_time, 1e-9),
+        "epoch_time_s": time.perf_counter() - t0,
+        "elapsed_s": time.perf_counter() - t_run,
+    }
     if run.n_modal:
         names = model.prior.components
         for m, nm in enumerate(names):
@@ -342,17 +410,25 @@ def _loss(run: _Run, state: TrainingState, epoch: int, idx: torch.Tensor):
 
 
 def _diverged(run: _Run, state: TrainingState, epoch: int, what: str) -> TrainingDiverged:
-    kept = (f"{run.out_dir / 'last.pt'} keeps epoch {state.epoch}" if state.epoch
-            else "no checkpoint of this run was written")
-    where = (f"at epoch {epoch} step {state.step + 1}" if what == "the loss"
-             else f"after epoch {epoch} (step {state.step})")
+    kept = (
+        f"{run.out_dir / 'last.pt'} keeps epoch {state.epoch}"
+        if state.epoch
+        else "no checkpoint of this run was written"
+    )
+    where = (
+        f"at epoch {epoch} step {state.step + 1}" if what == "the loss" else f"after epoch {epoch} (step {state.step})"
+    )
     return TrainingDiverged(f"{what} became NaN or infinite {where}; lower --lr (now {run.cfg.lr:g}); {kept}")
 
 
 def _save(run: _Run, state: TrainingState, improved: bool) -> None:
-    common = dict(model=run.model, feature_cfg=run.feature_cfg, train_config=run.cfg.to_dict(),
-                  extra={"objective": run.objective_name, "world_size": run.info.world_size, "data": run.data},
-                  **state.checkpoint_fields())
+    common = dict(
+        model=run.model,
+        feature_cfg=run.feature_cfg,
+        train_config=run.cfg.to_dict(),
+        extra={"objective": run.objective_name, "world_size": run.info.world_size, "data": run.data},
+        **state.checkpoint_fields(),
+    )
     if improved:
         save_checkpoint(run.out_dir / "best.pt", **common)
     save_checkpoint(run.out_dir / "last.pt", **common)
@@ -374,21 +450,33 @@ def _finish(run: _Run, state: TrainingState, t_run: float) -> TrainResult:
         if best_path.exists():
             scored = copy.deepcopy(model)
             scored.load_state_dict(load_checkpoint(best_path)["model_state"])
-        report = responsibility_report(scored, run.valid_ds,
-                                       evaluate(scored, run.valid_ds, seed=run.cfg.seed).responsibilities)
+        report = responsibility_report(
+            scored, run.valid_ds, evaluate(scored, run.valid_ds, seed=run.cfg.seed).responsibilities
+        )
     sync = ddp.max_replica_difference(run.params, info)
-    summary = {"family": run.cfg.family, "objective": run.objective_name, "world_size": info.world_size,
-               "epochs_run": len(state.history),
-               "best_valid_elbo": state.best_valid_elbo if state.history else None,
-               "elapsed_s": time.perf_counter() - t_run, "replica_max_abs_diff": sync, "responsibilities": report}
+    summary = {
+        "family": run.cfg.family,
+        "objective": run.objective_name,
+        "world_size": info.world_size,
+        "epochs_run": len(state.history),
+        "best_valid_elbo": state.best_valid_elbo if state.history else None,
+        "elapsed_s": time.perf_counter() - t_run,
+        "replica_max_abs_diff": sync,
+        "responsibilities": report,
+    }
     if info.is_main:
         write_text_atomic(run.out_dir / "summary.json", json.dumps(summary, indent=2))
         if report:
             write_text_atomic(run.out_dir / "responsibilities.json", json.dumps(report, indent=2))
             for nm, r in report["components"].items():
-                log.info("responsibility %s: mean q %.3f, wins %.1f%% of frames (speech %.1f%%, silence %.1f%%)",
-                         nm, r["mean_q"], 100 * r["win_rate"], 100 * r["win_rate_speech"],
-                         100 * r["win_rate_silence"])
+                log.info(
+                    "responsibility %s: mean q %.3f, wins %.1f%% of frames (speech %.1f%%, silence %.1f%%)",
+                    nm,
+                    r["mean_q"],
+                    100 * r["win_rate"],
+                    100 * r["win_rate_speech"],
+                    100 * r["win_rate_silence"],
+                )
     ddp.barrier(info)
     return TrainResult(model, state.history, last_path, best_path, report, summary)
 

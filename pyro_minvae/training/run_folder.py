@@ -27,8 +27,9 @@ def run_files(out_dir: str | Path) -> list[str]:
     return [n for n in RUN_FILES if (Path(out_dir) / n).exists()]
 
 
-def check_run_folder(out_dir: str | Path, resume: bool = False, overwrite: bool = False,
-                     probe_lock: bool = True) -> None:
+def check_run_folder(
+    out_dir: str | Path, resume: bool = False, overwrite: bool = False, probe_lock: bool = True
+) -> None:
     """Raise ``UserInputError`` when training into ``out_dir`` would replace a run the user did not ask to replace,
     when ``resume`` has nothing to continue, or (``probe_lock``) when another process is writing there
     (:class:`~pyro_minvae.locks.FolderInUseError`, naming its pid). Pass ``probe_lock=False`` where the caller holds
@@ -46,8 +47,10 @@ def check_run_folder(out_dir: str | Path, resume: bool = False, overwrite: bool 
         return
     found = run_files(out_dir)
     if found and not overwrite:
-        raise UserInputError(f"{out_dir}: holds a training run ({', '.join(found)}); continue it with --resume, "
-                             "train into a new folder with --out NEW_DIR, or replace it with --overwrite")
+        raise UserInputError(
+            f"{out_dir}: holds a training run ({', '.join(found)}); continue it with --resume, "
+            "train into a new folder with --out NEW_DIR, or replace it with --overwrite"
+        )
 
 
 def remove_stale_files(out_dir: str | Path) -> None:
@@ -61,33 +64,42 @@ def data_fingerprint(train_ds, valid_ds) -> dict:
     """What identifies the training data of a run: utterance ids, frame counts, modalities and a checksum of the
     audio features (stored in checkpoints as ``extra["data"]``, compared on resume)."""
     ids = hashlib.sha256("\n".join(map(str, train_ds.ids)).encode()).hexdigest()[:16]
-    return {"train_frames": len(train_ds), "train_utterances": len(train_ds.ids), "valid_frames": len(valid_ds),
-            "train_ids": ids, "modalities": list(train_ds.modalities),
-            "audio_sum": f"{float(train_ds.audio.double().sum()):.12g}"}
+    return {
+        "train_frames": len(train_ds),
+        "train_utterances": len(train_ds.ids),
+        "valid_frames": len(valid_ds),
+        "train_ids": ids,
+        "modalities": list(train_ds.modalities),
+        "audio_sum": f"{float(train_ds.audio.double().sum()):.12g}",
+    }
 
 
-def check_resume(last_path: Path, stored: dict, cfg: TrainConfig, data: dict, feature_cfg: dict,
-                 init_from) -> None:
+def check_resume(last_path: Path, stored: dict, cfg: TrainConfig, data: dict, feature_cfg: dict, init_from) -> None:
     """Refuse to continue a run with settings, data or front end other than those it was started with.
 
     ``stored``: the checkpoint dict of ``last.pt``. Only ``epochs`` (not under the cosine schedule) and ``device``
     may change (see :data:`~pyro_minvae.training.config.RESUMABLE_CHANGES`).
     """
     if init_from:
-        raise UserInputError(f"--init-from has no effect with --resume (the run continues from {last_path}); "
-                             "drop --init-from")
+        raise UserInputError(
+            f"--init-from has no effect with --resume (the run continues from {last_path}); drop --init-from"
+        )
     diffs = cfg.resume_differences(stored.get("train_config") or {})
     old = stored.get("extra", {}).get("data")
     if old is not None and old != data:
-        diffs.append(f"training data: {old.get('train_frames')} frames of {old.get('train_utterances')} utterances "
-                     f"in the checkpoint, {data['train_frames']} frames of {data['train_utterances']} now"
-                     + ("" if old.get("train_frames") != data["train_frames"] else " (other contents)")
-                     + " (other --manifest or --max-frames?)")
+        diffs.append(
+            f"training data: {old.get('train_frames')} frames of {old.get('train_utterances')} utterances "
+            f"in the checkpoint, {data['train_frames']} frames of {data['train_utterances']} now"
+            + ("" if old.get("train_frames") != data["train_frames"] else " (other contents)")
+            + " (other --manifest or --max-frames?)"
+        )
     old_fc = stored.get("feature_config")
     if old_fc is not None and old_fc != feature_cfg:
         keys = [k for k in dict.fromkeys([*old_fc, *feature_cfg]) if old_fc.get(k) != feature_cfg.get(k)]
         diffs += [f"{k}: {old_fc.get(k)!r} in the checkpoint, {feature_cfg.get(k)!r} now" for k in keys]
     if diffs:
-        raise UserInputError(f"{last_path}: --resume needs the settings the run was started with; these differ: "
-                             f"{'; '.join(diffs)}; resume with the same options, or start a new run with "
-                             f"--out NEW_DIR --init-from {last_path}")
+        raise UserInputError(
+            f"{last_path}: --resume needs the settings the run was started with; these differ: "
+            f"{'; '.join(diffs)}; resume with the same options, or start a new run with "
+            f"--out NEW_DIR --init-from {last_path}"
+        )

@@ -56,9 +56,15 @@ class TrainingState:
 
     def checkpoint_fields(self) -> dict:
         """Keyword arguments of :func:`~pyro_minvae.checkpoint.save_checkpoint` for this state."""
-        return dict(optimizer=self.optimizer, scheduler=self.scheduler, epoch=self.epoch, step=self.step,
-                    best_valid_elbo=self.best_valid_elbo if self.history else None, bad_epochs=self.bad_epochs,
-                    history=self.history)
+        return dict(
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            epoch=self.epoch,
+            step=self.step,
+            best_valid_elbo=self.best_valid_elbo if self.history else None,
+            bad_epochs=self.bad_epochs,
+            history=self.history,
+        )
 
     @property
     def elapsed_s(self) -> float:

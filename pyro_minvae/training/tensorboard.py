@@ -19,8 +19,10 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise UserInputError(f"--tensorboard {directory}: the tensorboard package is not installed; "
-                                 "pip install 'pyro-minvae[tensorboard]' or drop the option") from None
+            raise UserInputError(
+                f"--tensorboard {directory}: the tensorboard package is not installed; "
+                "pip install 'pyro-minvae[tensorboard]' or drop the option"
+            ) from None
         Path(directory).mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(log_dir=str(directory))
 

@@ -62,6 +62,8 @@ def warm_start(model, paths: Sequence[str | Path]) -> list[str]:
                         model.prior.log_var[m].zero_()
                     copied.append(f"prior component {modality} <- {Path(path).name}")
         if not any(c.endswith(f"<- {Path(path).name}") for c in copied):
-            raise UserInputError(f"{path}: no parameter of this checkpoint fits the model being trained (different "
-                                 f"latent size or modalities?); drop this --init-from")
+            raise UserInputError(
+                f"{path}: no parameter of this checkpoint fits the model being trained (different "
+                f"latent size or modalities?); drop this --init-from"
+            )
     return copied

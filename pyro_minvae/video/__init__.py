@@ -18,7 +18,26 @@ from .reader import VideoDetails, VideoOptions, VideoRead, read_video
 from .sheet import contact_sheet, save_lips
 from .track import MouthTrack, NoFaceError, track_mouth
 
-__all__ = ["VIDEO_SUFFIXES", "VideoInfo", "iter_frames", "mux_audio", "probe", "read_audio_track",
-           "FACE_DETECTORS", "FaceDetector", "FaceFinding", "default_detector", "resolve_crop", "MouthConfig",
-           "VideoDetails", "VideoOptions", "VideoRead", "read_video", "contact_sheet", "save_lips", "MouthTrack",
-           "NoFaceError", "track_mouth"]
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "VideoInfo",
+    "iter_frames",
+    "mux_audio",
+    "probe",
+    "read_audio_track",
+    "FACE_DETECTORS",
+    "FaceDetector",
+    "FaceFinding",
+    "default_detector",
+    "resolve_crop",
+    "MouthConfig",
+    "VideoDetails",
+    "VideoOptions",
+    "VideoRead",
+    "read_video",
+    "contact_sheet",
+    "save_lips",
+    "MouthTrack",
+    "NoFaceError",
+    "track_mouth",
+]

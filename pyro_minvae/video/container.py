@@ -44,13 +44,13 @@ def _open(path: str | os.PathLike):
 
     p = Path(path)
     if not p.is_file():
-        raise UserInputError(f"{p}: file not found; check the path" if not p.exists() else
-                             f"{p}: not a regular file; give a video file")
+        raise UserInputError(
+            f"{p}: file not found; check the path" if not p.exists() else f"{p}: not a regular file; give a video file"
+        )
     try:
         return av.open(str(p))
     except Exception as exc:
-        raise UserInputError(f"{p}: not a readable video ({type(exc).__name__}); re-encode it as H.264 mp4") \
-            from None
+        raise UserInputError(f"{p}: not a readable video ({type(exc).__name__}); re-encode it as H.264 mp4") from None
 
 
 def _video_stream(container, path):
@@ -65,12 +65,22 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         s = _video_stream(c, path)
         rate = s.average_rate or s.guessed_rate or s.base_rate
         fps = float(rate) if rate else 0.0
-        dur = float(s.duration * s.time_base) if s.duration is not None and s.time_base else \
-            (c.duration / 1e6 if c.duration else 0.0)
+        dur = (
+            float(s.duration * s.time_base)
+            if s.duration is not None and s.time_base
+            else (c.duration / 1e6 if c.duration else 0.0)
+        )
         if not fps > 0:
             raise UserInputError(f"{path}: the video does not state its frame rate; re-encode it (e.g. ffmpeg -r 25)")
-        return VideoInfo(str(path), s.codec_context.width, s.codec_context.height, fps, int(s.frames or 0), dur,
-                         bool(c.streams.audio))
+        return VideoInfo(
+            str(path),
+            s.codec_context.width,
+            s.codec_context.height,
+            fps,
+            int(s.frames or 0),
+            dur,
+            bool(c.streams.audio),
+        )
 
 
 def iter_frames(path: str | os.PathLike, fmt: str = "rgb24") -> Iterator[np.ndarray]:
@@ -84,8 +94,7 @@ def iter_frames(path: str | os.PathLike, fmt: str = "rgb24") -> Iterator[np.ndar
             for frame in c.decode(s):
                 yield frame.to_ndarray(format=fmt)
         except av.error.FFmpegError as exc:  # e.g. InvalidDataError mid-stream
-            raise UserInputError(f"{path}: the video stream is damaged ({type(exc).__name__}); re-encode it") \
-                from None
+            raise UserInputError(f"{path}: the video stream is damaged ({type(exc).__name__}); re-encode it") from None
 
 
 def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
@@ -102,8 +111,10 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
 
     with _open(path) as c:
         if not c.streams.audio:
-            raise UserInputError(f"{path}: the video has no audio track; nothing to enhance (give a video with "
-                                 "sound, or the wav with --video)")
+            raise UserInputError(
+                f"{path}: the video has no audio track; nothing to enhance (give a video with "
+                "sound, or the wav with --video)"
+            )
         stream = c.streams.audio[0]
         rate = int(stream.rate or stream.codec_context.sample_rate)
         planar = av.AudioResampler(format="fltp", rate=rate)  # (channels, n) float frames, layout kept
@@ -113,8 +124,9 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
                 chunks += [f.to_ndarray().mean(axis=0) for f in planar.resample(frame)]
             chunks += [f.to_ndarray().mean(axis=0) for f in planar.resample(None)]
         except av.error.FFmpegError as exc:
-            raise UserInputError(f"{path}: the audio track is damaged ({type(exc).__name__}); re-encode the "
-                                 "video") from None
+            raise UserInputError(
+                f"{path}: the audio track is damaged ({type(exc).__name__}); re-encode the video"
+            ) from None
     x = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if not np.isfinite(x).all():
         raise UserInputError(f"{path}: the audio track contains NaN or Inf samples; re-encode the video")
@@ -122,8 +134,10 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
         log.info("%s: audio track resampled from %d Hz to %d Hz", path, rate, sample_rate)
         x = resample(x, rate, sample_rate)
     if x.shape[0] < MIN_DURATION_S * sample_rate:
-        raise UserInputError(f"{path}: only {x.shape[0] / sample_rate:.3f} s of sound, at least {MIN_DURATION_S:g} s "
-                             "is needed; give a longer video")
+        raise UserInputError(
+            f"{path}: only {x.shape[0] / sample_rate:.3f} s of sound, at least {MIN_DURATION_S:g} s "
+            "is needed; give a longer video"
+        )
     return x
 
 
@@ -146,8 +160,10 @@ def mux_audio(src: str | os.PathLike, wave: np.ndarray, sample_rate: int, dst: s
             try:
                 vout = out.add_stream_from_template(vin)
             except ValueError:
-                raise UserInputError(f"{dst}: a {suffix} file cannot hold the {vin.codec_context.name} video of "
-                                     f"{src}; name the output .mkv (holds any codec) or .mp4") from None
+                raise UserInputError(
+                    f"{dst}: a {suffix} file cannot hold the {vin.codec_context.name} video of "
+                    f"{src}; name the output .mkv (holds any codec) or .mp4"
+                ) from None
             aout = out.add_stream(codec, rate=_codec_rate(codec, sample_rate), layout="mono")
             for packet in inp.demux(vin):
                 if packet.dts is None:  # the demuxer's flush packet
@@ -178,7 +194,7 @@ def _encode(out, stream, w: np.ndarray, sample_rate: int) -> None:
     block = stream.codec_context.frame_size or 1024
     pts = 0
     for start in range(0, w.shape[0], block):
-        chunk = w[None, start:start + block]
+        chunk = w[None, start : start + block]
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="flt", layout="mono")
         frame.sample_rate = stream.rate
         frame.pts = pts

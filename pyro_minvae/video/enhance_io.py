@@ -23,9 +23,15 @@ from .container import AUDIO_CODECS, VIDEO_SUFFIXES, mux_audio
 from .reader import VideoOptions, read_video
 
 
-def read_video_input(noisy: str | Path, cfg: FeatureConfig, *, streams: Mapping[str, Optional[str | Path]] = {},
-                     fps: float | None = None, wanted: Collection[str] | None = None,
-                     video: VideoOptions = VideoOptions()) -> EnhanceInput:
+def read_video_input(
+    noisy: str | Path,
+    cfg: FeatureConfig,
+    *,
+    streams: Mapping[str, Optional[str | Path]] = {},
+    fps: float | None = None,
+    wanted: Collection[str] | None = None,
+    video: VideoOptions = VideoOptions(),
+) -> EnhanceInput:
     """The :class:`~pyro_minvae.enhancement.inputs.EnhanceInput` of a video file (``fps``: overrides the
     container's frame rate; ``video``: crop options)."""
     if any(v is not None for v in streams.values()):
@@ -41,8 +47,10 @@ def write_video_output(path: Path, wave: np.ndarray, sample_rate: int, inp: Enha
     mux_audio`)."""
     sources = [Path(p) for p in (inp.paths if inp is not None else ()) if Path(p).suffix.lower() in VIDEO_SUFFIXES]
     if not sources:
-        raise UserInputError(f"{path}: a video output needs a video input (talk.mp4, or --video face.mp4); name "
-                             "the output .wav for the audio alone")
+        raise UserInputError(
+            f"{path}: a video output needs a video input (talk.mp4, or --video face.mp4); name "
+            "the output .wav for the audio alone"
+        )
     mux_audio(sources[0], wave, sample_rate, path)
 
 

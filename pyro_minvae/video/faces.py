@@ -54,8 +54,7 @@ class FaceDetector(Protocol):
 
     name: str
 
-    def find(self, rgb: np.ndarray, near: Optional[tuple] = None) -> Optional[FaceFinding]:
-        ...
+    def find(self, rgb: np.ndarray, near: Optional[tuple] = None) -> Optional[FaceFinding]: ...
 
 
 FACE_DETECTORS: Registry = Registry("face detector")
@@ -77,9 +76,11 @@ def _import_dlib():
     try:
         import dlib  # type: ignore[import-not-found]
     except ImportError:
-        raise MissingDependencyError("finding the face in a video needs dlib; run `pip install dlib-bin` (or "
-                                     "re-install pyro-minvae), or give an already-cropped mouth video with "
-                                     "--crop none") from None
+        raise MissingDependencyError(
+            "finding the face in a video needs dlib; run `pip install dlib-bin` (or "
+            "re-install pyro-minvae), or give an already-cropped mouth video with "
+            "--crop none"
+        ) from None
     return dlib
 
 
@@ -156,8 +157,9 @@ def _resized(rgb: np.ndarray, scale: float) -> np.ndarray:
         return np.ascontiguousarray(rgb)
     from PIL import Image
 
-    img = Image.fromarray(np.ascontiguousarray(rgb)).resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                                                             Image.BILINEAR)
+    img = Image.fromarray(np.ascontiguousarray(rgb)).resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR
+    )
     return np.asarray(img)
 
 

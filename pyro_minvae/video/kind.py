@@ -45,8 +45,9 @@ def is_mouth_crop(frames: list, detector: FaceDetector) -> bool:
     return sum(detector.find(f) is not None for f in frames) < 0.5 * len(frames)
 
 
-def resolve_crop(crop: str, path: str | os.PathLike, info: Optional[VideoInfo] = None,
-                 detector: Optional[FaceDetector] = None) -> str:
+def resolve_crop(
+    crop: str, path: str | os.PathLike, info: Optional[VideoInfo] = None, detector: Optional[FaceDetector] = None
+) -> str:
     """``"face"`` (find the mouth in each frame) or ``"none"`` (the frames are the mouth) for ``--crop crop``."""
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {CROPS}; got {crop!r}")

@@ -67,8 +67,13 @@ class VideoRead(NamedTuple):
     info: VideoDetails
 
 
-def read_video(path: str | os.PathLike, cfg: FeatureConfig, *, wanted: Optional[Collection[str]] = None,
-               options: VideoOptions = VideoOptions()) -> VideoRead:
+def read_video(
+    path: str | os.PathLike,
+    cfg: FeatureConfig,
+    *,
+    wanted: Optional[Collection[str]] = None,
+    options: VideoOptions = VideoOptions(),
+) -> VideoRead:
     """``(wave (T,) float32 at cfg.sample_rate, sample_rate, {"lips": (N_v, s, s)} or {}, VideoDetails)``.
 
     ``wanted``: the modalities the model reads (``None``: all). Raises ``UserInputError`` for unreadable files,
@@ -89,12 +94,24 @@ def read_video(path: str | os.PathLike, cfg: FeatureConfig, *, wanted: Optional[
         return VideoRead(wave, cfg.sample_rate, {}, VideoDetails(info, track, False))
     n, k = track.found.size, int(track.found.sum())
     if track.face_fraction < mouth.min_face_fraction:
-        log.warning("%s: a face was found in only %d of %d frames (< %.0f%%); the lips are not used (MIN-VAE "
-                    "initialises from its audio encoder)", path, k, n, 100 * mouth.min_face_fraction)
+        log.warning(
+            "%s: a face was found in only %d of %d frames (< %.0f%%); the lips are not used (MIN-VAE "
+            "initialises from its audio encoder)",
+            path,
+            k,
+            n,
+            100 * mouth.min_face_fraction,
+        )
         return VideoRead(wave, cfg.sample_rate, {}, VideoDetails(info, track, False))
     if track.crop == "face":
-        log.info("%s: mouth found in %d of %d frames at %.3g fps%s", path, k, n, track.fps,
-                 "" if k == n else "; the others use boxes interpolated between them")
+        log.info(
+            "%s: mouth found in %d of %d frames at %.3g fps%s",
+            path,
+            k,
+            n,
+            track.fps,
+            "" if k == n else "; the others use boxes interpolated between them",
+        )
     else:
         log.info("%s: frames used as mouth ROIs as they are (--crop none or an already-cropped mouth video)", path)
     return VideoRead(wave, cfg.sample_rate, {"lips": track.rois}, VideoDetails(info, track, True))

@@ -21,8 +21,9 @@ ZOOM = 2
 GAP = 2
 
 
-def contact_sheet(rois: np.ndarray, found: Optional[np.ndarray] = None, tiles: int = SHEET_TILES,
-                  columns: int = SHEET_COLUMNS) -> np.ndarray:
+def contact_sheet(
+    rois: np.ndarray, found: Optional[np.ndarray] = None, tiles: int = SHEET_TILES, columns: int = SHEET_COLUMNS
+) -> np.ndarray:
     """RGB uint8 picture ``(H, W, 3)`` of up to ``tiles`` ROIs ``(N, s, s)`` in [0, 1] spread evenly over N."""
     n = rois.shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(tiles, n)).round().astype(int))
@@ -33,15 +34,16 @@ def contact_sheet(rois: np.ndarray, found: Optional[np.ndarray] = None, tiles: i
     for k, i in enumerate(idx):
         tile = np.kron(np.clip(rois[i], 0, 1), np.ones((ZOOM, ZOOM)))
         y, x = GAP + (k // cols) * (s + GAP), GAP + (k % cols) * (s + GAP)
-        sheet[y:y + s, x:x + s] = (tile[..., None] * 255).round().astype(np.uint8)
+        sheet[y : y + s, x : x + s] = (tile[..., None] * 255).round().astype(np.uint8)
         if found is not None and not found[i]:
-            sheet[y:y + s, x:x + 2] = sheet[y:y + s, x + s - 2:x + s] = (220, 30, 30)
-            sheet[y:y + 2, x:x + s] = sheet[y + s - 2:y + s, x:x + s] = (220, 30, 30)
+            sheet[y : y + s, x : x + 2] = sheet[y : y + s, x + s - 2 : x + s] = (220, 30, 30)
+            sheet[y : y + 2, x : x + s] = sheet[y + s - 2 : y + s, x : x + s] = (220, 30, 30)
     return sheet
 
 
-def save_lips(folder: str | os.PathLike, stem: str, rois: np.ndarray, found: Optional[np.ndarray] = None
-              ) -> tuple[Path, Path]:
+def save_lips(
+    folder: str | os.PathLike, stem: str, rois: np.ndarray, found: Optional[np.ndarray] = None
+) -> tuple[Path, Path]:
     """Write ``<stem>.lips.npy`` and ``<stem>.lips.png`` into ``folder`` (created; atomic writes); returns both."""
     from PIL import Image
 

@@ -48,8 +48,13 @@ class MouthTrack:
         return float(self.found.mean()) if self.found.size else 0.0
 
 
-def track_mouth(path: str | os.PathLike, config: MouthConfig = MouthConfig(), crop: str = "auto",
-                detector: Optional[FaceDetector] = None, info: Optional[VideoInfo] = None) -> MouthTrack:
+def track_mouth(
+    path: str | os.PathLike,
+    config: MouthConfig = MouthConfig(),
+    crop: str = "auto",
+    detector: Optional[FaceDetector] = None,
+    info: Optional[VideoInfo] = None,
+) -> MouthTrack:
     """The :class:`MouthTrack` of the video ``path`` (``crop``: ``auto`` | ``face`` | ``none``, see
     :func:`~pyro_minvae.video.kind.resolve_crop`).
 
@@ -70,14 +75,18 @@ def track_mouth(path: str | os.PathLike, config: MouthConfig = MouthConfig(), cr
     raw = raw_boxes(findings, config.scale, config.lift)
     found = np.isfinite(raw).all(axis=1)
     if not found.any():
-        raise NoFaceError(f"{path}: no face found in any of its {len(findings)} frames; give a video with a "
-                          "frontal face (or --crop none if it is already a mouth crop)")
+        raise NoFaceError(
+            f"{path}: no face found in any of its {len(findings)} frames; give a video with a "
+            "frontal face (or --crop none if it is already a mouth crop)"
+        )
     boxes = fill_and_smooth(raw, config.smooth)
-    rois = np.stack([crop_resize(g, *boxes[i], config.size) for i, g in enumerate(iter_frames(path, "gray"))
-                     if i < len(boxes)])
+    rois = np.stack(
+        [crop_resize(g, *boxes[i], config.size) for i, g in enumerate(iter_frames(path, "gray")) if i < len(boxes)]
+    )
     np.clip(rois / 255.0, 0.0, 1.0, out=rois)
-    return MouthTrack(rois.astype(np.float32), found, info.fps, "face", boxes,
-                      lips_in_roi(findings, boxes, config.size))
+    return MouthTrack(
+        rois.astype(np.float32), found, info.fps, "face", boxes, lips_in_roi(findings, boxes, config.size)
+    )
 
 
 def _squash(gray: np.ndarray, size: int) -> np.ndarray:

@@ -21,8 +21,18 @@ log = logging.getLogger(__name__)
 
 MODEL_SAMPLE_RATE = 16000
 
-_DIGITS = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
-           "7": "seven", "8": "eight", "9": "nine"}
+_DIGITS = {
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
+}
 
 
 @dataclass(frozen=True)
@@ -108,12 +118,14 @@ class PhoneAligner:
                 import pocketsphinx
             except ImportError as e:  # pragma: no cover - pocketsphinx is a hard dependency
                 raise MissingDependencyError(
-                    "pocketsphinx is not installed; run `pip install 'pocketsphinx>=5,<6'`") from e
+                    "pocketsphinx is not installed; run `pip install 'pocketsphinx>=5,<6'`"
+                ) from e
             model = str(self._model_dir or pocketsphinx.get_model_path())
             phone_lm = os.path.join(model, "en-us", "en-us-phone.lm.bin")
             if not os.path.exists(phone_lm):
                 raise MissingDependencyError(
-                    f"{phone_lm}: pocketsphinx phone language model missing; reinstall pocketsphinx>=5")
+                    f"{phone_lm}: pocketsphinx phone language model missing; reinstall pocketsphinx>=5"
+                )
             dec = pocketsphinx.Decoder(samprate=MODEL_SAMPLE_RATE, bestpath=False, loglevel="FATAL")
             dec.add_allphone_file("allphone", phone_lm)
             self._frate = int(dec.config["frate"])
@@ -151,8 +163,7 @@ class PhoneAligner:
         if alignment is None:
             return None
         f = float(self._frate)
-        segs = [(normalize_phone(p.name), p.start / f, (p.start + p.duration) / f)
-                for word in alignment for p in word]
+        segs = [(normalize_phone(p.name), p.start / f, (p.start + p.duration) / f) for word in alignment for p in word]
         return segs or None
 
     def _phone_loop(self, pcm: bytes) -> list[tuple[str, float, float]] | None:

@@ -25,9 +25,16 @@ def _spectrogram_db(wave: np.ndarray, sample_rate: int, n_fft: int = 512, hop: i
     return np.maximum(db, db.max() - 80.0)
 
 
-def write_preview(wave: np.ndarray, sample_rate: int, phones: Sequence[PhoneSegment], frames: np.ndarray,
-                  out_png: str | os.PathLike, landmarks: np.ndarray | None = None, fps: float = 30.0,
-                  title: str | None = None) -> None:
+def write_preview(
+    wave: np.ndarray,
+    sample_rate: int,
+    phones: Sequence[PhoneSegment],
+    frames: np.ndarray,
+    out_png: str | os.PathLike,
+    landmarks: np.ndarray | None = None,
+    fps: float = 30.0,
+    title: str | None = None,
+) -> None:
     """Write a PNG (atomically) showing one clip.
 
     wave ``(T,)`` at ``sample_rate`` Hz; phones in seconds; frames ``(N, H, W)`` uint8 at ``fps``;
@@ -50,7 +57,7 @@ def write_preview(wave: np.ndarray, sample_rate: int, phones: Sequence[PhoneSegm
         opening, ylabel = mouth_opening(landmarks), "inner-lip\nopening (px)"
     else:
         h = frames.shape[1]
-        band = frames[:, h // 4: 3 * h // 4, :].astype(np.float32)
+        band = frames[:, h // 4 : 3 * h // 4, :].astype(np.float32)
         opening = (band < np.percentile(band, 5)).sum(axis=(1, 2)).astype(np.float64)
         ylabel = "dark pixels"
 
@@ -60,15 +67,28 @@ def write_preview(wave: np.ndarray, sample_rate: int, phones: Sequence[PhoneSegm
     ax_s = fig.add_subplot(gs[0, :])
     hop = 160
     db = _spectrogram_db(wave, sample_rate, hop=hop)
-    ax_s.imshow(db, origin="lower", aspect="auto", cmap="magma",
-                extent=(0.0, db.shape[1] * hop / sample_rate, 0.0, sample_rate / 2000.0))
+    ax_s.imshow(
+        db,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0.0, db.shape[1] * hop / sample_rate, 0.0, sample_rate / 2000.0),
+    )
     ax_s.set_ylabel("kHz")
     ax_s.set_xlim(0.0, duration)
     for p in phones:
         ax_s.axvline(p.start, color="w", lw=0.4, alpha=0.6)
         if p.phone != "SIL" and p.end - p.start > 0.015:
-            ax_s.text((p.start + p.end) / 2, sample_rate / 2000.0 * 0.97, p.phone, color="w", fontsize=6,
-                      ha="center", va="top", rotation=90)
+            ax_s.text(
+                (p.start + p.end) / 2,
+                sample_rate / 2000.0 * 0.97,
+                p.phone,
+                color="w",
+                fontsize=6,
+                ha="center",
+                va="top",
+                rotation=90,
+            )
     ax_s.set_title(title or f"{duration:.2f} s, {sum(p.phone != 'SIL' for p in phones)} phones")
 
     ax_o = fig.add_subplot(gs[1, :], sharex=ax_s)

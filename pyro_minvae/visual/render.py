@@ -77,13 +77,29 @@ class SpeakerAppearance:
         u = r.uniform
         skin = u(95.0, 200.0)
         return cls(
-            half_width=u(16.0, 22.5), max_opening=u(13.0, 20.0), upper_thickness=u(4.0, 6.5),
-            lower_thickness=u(4.5, 7.5), bow_depth=u(0.5, 2.5), corner_curve=u(0.45, 0.8),
-            centre_x=u(-2.0, 2.0), centre_y=u(-3.0, 2.0), tilt=u(-5.0, 5.0),
-            skin_tone=skin, lip_contrast=u(20.0, 55.0) * skin / 150.0, cavity_tone=u(15.0, 50.0),
-            teeth_tone=u(175.0, 235.0), tongue_tone=u(80.0, 130.0), light_gain=u(0.8, 1.15),
-            light_gradient_x=u(-0.3, 0.3), light_gradient_y=u(-0.3, 0.1), articulation_gain=u(0.8, 1.15),
-            head_motion=u(0.3, 1.2), head_rotation=u(0.5, 2.5), noise_std=u(1.5, 5.0), blur=u(0.2, 0.9))
+            half_width=u(16.0, 22.5),
+            max_opening=u(13.0, 20.0),
+            upper_thickness=u(4.0, 6.5),
+            lower_thickness=u(4.5, 7.5),
+            bow_depth=u(0.5, 2.5),
+            corner_curve=u(0.45, 0.8),
+            centre_x=u(-2.0, 2.0),
+            centre_y=u(-3.0, 2.0),
+            tilt=u(-5.0, 5.0),
+            skin_tone=skin,
+            lip_contrast=u(20.0, 55.0) * skin / 150.0,
+            cavity_tone=u(15.0, 50.0),
+            teeth_tone=u(175.0, 235.0),
+            tongue_tone=u(80.0, 130.0),
+            light_gain=u(0.8, 1.15),
+            light_gradient_x=u(-0.3, 0.3),
+            light_gradient_y=u(-0.3, 0.1),
+            articulation_gain=u(0.8, 1.15),
+            head_motion=u(0.3, 1.2),
+            head_rotation=u(0.5, 2.5),
+            noise_std=u(1.5, 5.0),
+            blur=u(0.2, 0.9),
+        )
 
     @classmethod
     def _ntcd(cls, r: np.random.Generator, seed: int) -> "SpeakerAppearance":
@@ -93,15 +109,36 @@ class SpeakerAppearance:
         u = r.uniform
         skin = u(90.0, 215.0)
         return cls(
-            half_width=u(23.0, 31.0), max_opening=u(9.0, 17.0), upper_thickness=u(5.5, 9.0),
-            lower_thickness=u(7.0, 11.5), bow_depth=u(0.5, 3.0), corner_curve=u(0.35, 0.75),
-            centre_x=u(-4.0, 4.0), centre_y=u(-15.0, -4.0), tilt=u(-7.0, 7.0),
-            skin_tone=skin, lip_contrast=u(8.0, 40.0) * skin / 150.0, cavity_tone=u(20.0, 70.0),
-            teeth_tone=u(165.0, 240.0), tongue_tone=u(70.0, 140.0), light_gain=u(0.75, 1.2),
-            light_gradient_x=u(-0.45, 0.45), light_gradient_y=u(-0.35, 0.25), articulation_gain=u(0.7, 1.2),
-            head_motion=u(0.4, 2.0), head_rotation=u(0.5, 3.0), noise_std=u(1.0, 6.0), blur=u(0.2, 1.0),
-            skin_texture=u(0.01, 0.04), lip_striation=u(0.0, 0.08), chin_light=u(0.0, 0.12),
-            nose_shadow=u(0.0, 0.25), teeth_show=u(0.3, 2.5), teeth_height=u(0.25, 0.55), texture_seed=seed)
+            half_width=u(23.0, 31.0),
+            max_opening=u(9.0, 17.0),
+            upper_thickness=u(5.5, 9.0),
+            lower_thickness=u(7.0, 11.5),
+            bow_depth=u(0.5, 3.0),
+            corner_curve=u(0.35, 0.75),
+            centre_x=u(-4.0, 4.0),
+            centre_y=u(-15.0, -4.0),
+            tilt=u(-7.0, 7.0),
+            skin_tone=skin,
+            lip_contrast=u(8.0, 40.0) * skin / 150.0,
+            cavity_tone=u(20.0, 70.0),
+            teeth_tone=u(165.0, 240.0),
+            tongue_tone=u(70.0, 140.0),
+            light_gain=u(0.75, 1.2),
+            light_gradient_x=u(-0.45, 0.45),
+            light_gradient_y=u(-0.35, 0.25),
+            articulation_gain=u(0.7, 1.2),
+            head_motion=u(0.4, 2.0),
+            head_rotation=u(0.5, 3.0),
+            noise_std=u(1.0, 6.0),
+            blur=u(0.2, 1.0),
+            skin_texture=u(0.01, 0.04),
+            lip_striation=u(0.0, 0.08),
+            chin_light=u(0.0, 0.12),
+            nose_shadow=u(0.0, 0.25),
+            teeth_show=u(0.3, 2.5),
+            teeth_height=u(0.25, 0.55),
+            texture_seed=seed,
+        )
 
 
 STYLES = ("classic", "ntcd")
@@ -153,7 +190,11 @@ def _curves(u: np.ndarray, geo: dict[str, np.ndarray], app: SpeakerAppearance, s
     W, Wi = ex(geo["W"]), ex(geo["Wi"])
     p_in = _profile(u, Wi, ex(geo["shape"]))
     p_out = _profile(u, W, app.corner_curve)
-    bow = app.bow_depth * scale * (np.exp(-(u / (0.14 * W)) ** 2) - 0.5 * np.exp(-((np.abs(u) - 0.3 * W) / (0.12 * W)) ** 2))
+    bow = (
+        app.bow_depth
+        * scale
+        * (np.exp(-((u / (0.14 * W)) ** 2)) - 0.5 * np.exp(-(((np.abs(u) - 0.3 * W) / (0.12 * W)) ** 2)))
+    )
     y_iu = -ex(geo["a_up"]) * p_in
     y_il = ex(geo["a_lo"]) * p_in
     y_ou = np.minimum(y_iu, 0.0) - ex(geo["t_up"]) * p_out + bow * p_out
@@ -166,13 +207,20 @@ def _sat(d: np.ndarray) -> np.ndarray:
     return np.clip(d + 0.5, 0.0, 1.0)
 
 
-def render_clip(phones: Sequence[PhoneSegment], n_frames: int, appearance: SpeakerAppearance, fps: float = 30.0,
-                seed: int = 0, size: int = 67) -> tuple[np.ndarray, np.ndarray]:
+def render_clip(
+    phones: Sequence[PhoneSegment],
+    n_frames: int,
+    appearance: SpeakerAppearance,
+    fps: float = 30.0,
+    seed: int = 0,
+    size: int = 67,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render ``n_frames`` video frames of a mouth saying ``phones``.
 
     phones: segments in seconds, contiguous or not (gaps, and time before the first and after the last
-    segment, are silence); frame k shows the instant ``(k + 0.5) / fps``. Returns ``frames`` ``(n_frames, size, size)`` uint8 grayscale and ``landmarks``
-    ``(n_frames, 20, 2)`` float32 ``(x, y)`` ROI pixel coordinates (see the module docstring for the order).
+    segment, are silence); frame k shows the instant ``(k + 0.5) / fps``. Returns ``frames``
+    ``(n_frames, size, size)`` uint8 grayscale and ``landmarks`` ``(n_frames, 20, 2)`` float32 ``(x, y)`` ROI
+    pixel coordinates (see the module docstring for the order).
     Deterministic given ``seed`` (head motion, illumination flicker, sensor noise) and ``appearance``.
     """
     if n_frames < 0 or fps <= 0 or size < 16:
@@ -188,8 +236,10 @@ def render_clip(phones: Sequence[PhoneSegment], n_frames: int, appearance: Speak
     starts = np.array([p.start for p in phones], dtype=np.float64)
     ends = np.array([p.end for p in phones], dtype=np.float64)
     visemes = [viseme_of(p.phone) for p in phones]
-    params = np.concatenate([trajectory(starts, ends, visemes, times[lo:lo + 256])
-                             for lo in range(0, n_frames, 256)] or [np.zeros((0, 5))])  # (N, 5)
+    params = np.concatenate(
+        [trajectory(starts, ends, visemes, times[lo : lo + 256]) for lo in range(0, n_frames, 256)]
+        or [np.zeros((0, 5))]
+    )  # (N, 5)
     geo = _geometry(params, app, scale)
 
     # head motion: smooth translation, roll and scale around the speaker's mouth position
@@ -206,8 +256,20 @@ def render_clip(phones: Sequence[PhoneSegment], n_frames: int, appearance: Speak
     frames = np.empty((n_frames, size, size), dtype=np.uint8)
     for lo in range(0, n_frames, _CHUNK):  # chunks keep the (chunk, size, size) temporaries in cache
         sl = slice(lo, min(lo + _CHUNK, n_frames))
-        frames[sl] = _raster({k: v[sl] for k, v in geo.items()}, app, scale, size, cx[sl], cy[sl], cos[sl], sin[sl],
-                             zoom[sl], gain[sl], rng, texture)
+        frames[sl] = _raster(
+            {k: v[sl] for k, v in geo.items()},
+            app,
+            scale,
+            size,
+            cx[sl],
+            cy[sl],
+            cos[sl],
+            sin[sl],
+            zoom[sl],
+            gain[sl],
+            rng,
+            texture,
+        )
 
     landmarks = _landmarks(geo, app, scale, cx, cy, cos, sin, zoom, size)
     return frames, landmarks
@@ -237,10 +299,23 @@ def _box_blur(x: np.ndarray, radius: int) -> np.ndarray:
     return x
 
 
-def _raster(geo, app: SpeakerAppearance, scale: float, size: int, cx, cy, cos, sin, zoom, gain,
-            rng: np.random.Generator, texture: np.ndarray | None = None) -> np.ndarray:
+def _raster(
+    geo,
+    app: SpeakerAppearance,
+    scale: float,
+    size: int,
+    cx,
+    cy,
+    cos,
+    sin,
+    zoom,
+    gain,
+    rng: np.random.Generator,
+    texture: np.ndarray | None = None,
+) -> np.ndarray:
     """Frames ``(n, size, size)`` uint8 for per-frame geometry and pose arrays of length n; ``texture``
     ``(size, size)`` multiplies the skin (see :func:`_skin_texture`)."""
+
     def ex(a):  # (N,) -> (N, 1, 1)
         return np.asarray(a, dtype=np.float32)[:, None, None]
 
@@ -261,18 +336,20 @@ def _raster(geo, app: SpeakerAppearance, scale: float, size: int, cx, cy, cos, s
 
     # skin: base tone, a soft shadow under the lower lip (chin crease) and along the upper lip
     skin = np.float32(app.skin_tone) * (
-        1.0 - 0.10 * np.exp(-((v - y_ol - 4.5 * scale) / (3.5 * scale)) ** 2) * _sat(1.1 * W - np.abs(u))
-        - 0.06 * np.exp(-((v - y_ou + 1.5 * scale) / (2.0 * scale)) ** 2) * inside_w)
+        1.0
+        - 0.10 * np.exp(-(((v - y_ol - 4.5 * scale) / (3.5 * scale)) ** 2)) * _sat(1.1 * W - np.abs(u))
+        - 0.06 * np.exp(-(((v - y_ou + 1.5 * scale) / (2.0 * scale)) ** 2)) * inside_w
+    )
     if app.chin_light > 0:  # the chin below the lower lip catches the light
         skin = skin * (1.0 + app.chin_light * np.clip((v - y_ol - 7.0 * scale) / (10.0 * scale), 0.0, 1.0))
     if app.nose_shadow > 0:  # nose and philtrum shade the top of the ROI
-        skin = skin * (1.0 - app.nose_shadow * np.exp(-(yy[None] / (7.0 * scale)) ** 2))
+        skin = skin * (1.0 - app.nose_shadow * np.exp(-((yy[None] / (7.0 * scale)) ** 2)))
     if texture is not None:
         skin = skin * texture[None]
     # lips: darker than skin, lower lip with a highlight
     lip_base = app.skin_tone - app.lip_contrast
     t_lo = ex(geo["t_lo"])
-    highlight = np.exp(-((v - (np.maximum(y_il, 0.0) + 0.45 * t_lo)) / (0.3 * t_lo + 0.5)) ** 2)
+    highlight = np.exp(-(((v - (np.maximum(y_il, 0.0) + 0.45 * t_lo)) / (0.3 * t_lo + 0.5)) ** 2))
     lip = np.float32(lip_base) * (0.92 + 0.16 * highlight * (v > 0))
     if app.lip_striation > 0:  # vertical wrinkles, moving with the lips
         lip = lip * (1.0 - app.lip_striation * (0.5 + 0.5 * np.cos(2.0 * np.pi * u / (2.4 * scale))))
@@ -283,8 +360,9 @@ def _raster(geo, app: SpeakerAppearance, scale: float, size: int, cx, cy, cos, s
     teeth_h = app.teeth_height * gap + 1.2 * scale
     teeth_mask = _sat(y_iu + teeth_h - v) * _sat(0.75 * Wi - np.abs(u)) * ex(geo["teeth"])
     low_teeth = _sat(v - (y_il - 0.5 * teeth_h)) * _sat(0.6 * Wi - np.abs(u)) * ex(geo["teeth"]) * 0.6
-    tongue_mask = np.clip(1.0 - (u / (0.5 * Wi + 1e-3)) ** 2 - ((v - (y_il - 0.25 * gap)) / (0.3 * gap + 1.0)) ** 2,
-                          0.0, 1.0) ** 0.5 * ex(geo["tongue"])
+    tongue_mask = np.clip(
+        1.0 - (u / (0.5 * Wi + 1e-3)) ** 2 - ((v - (y_il - 0.25 * gap)) / (0.3 * gap + 1.0)) ** 2, 0.0, 1.0
+    ) ** 0.5 * ex(geo["tongue"])
     cavity = np.float32(app.cavity_tone) + 0.0 * v
     cavity = cavity + (app.tongue_tone - cavity) * tongue_mask
     teeth_tone = np.float32(app.teeth_tone)

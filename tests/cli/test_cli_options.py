@@ -9,7 +9,10 @@ from pyro_minvae.models.families import check_model_kwargs
 
 def test_parse_model_args_json_and_bare_words():
     assert parse_model_args(["learn_weights=true", "prior=mog-mixture", "latent_dim=8"]) == {
-        "learn_weights": True, "prior": "mog-mixture", "latent_dim": 8}
+        "learn_weights": True,
+        "prior": "mog-mixture",
+        "latent_dim": 8,
+    }
     with pytest.raises(UserInputError, match="KEY=VALUE"):
         parse_model_args(["novalue"])
 
@@ -58,14 +61,29 @@ def test_plugin_registers_a_kernel_usable_by_name(tmp_path):
     from pyro_minvae.registry import KERNELS
 
     plugin = tmp_path / "my_plugin.py"
-    plugin.write_text("from pyro_minvae.registry import KERNELS\n"
-                      "from pyro_minvae.infer.kernels import FrameMH\n"
-                      "if 'plugin-mh' not in KERNELS:\n    KERNELS.register('plugin-mh', FrameMH)\n")
+    plugin.write_text(
+        "from pyro_minvae.registry import KERNELS\n"
+        "from pyro_minvae.infer.kernels import FrameMH\n"
+        "if 'plugin-mh' not in KERNELS:\n    KERNELS.register('plugin-mh', FrameMH)\n"
+    )
     runner = CliRunner()
     res = runner.invoke(cli, ["enhance", "-c", str(tmp_path / "x.pt"), "--kernel", "plugin-mh", "a.wav", "-o", "b.wav"])
     assert res.exit_code == 2 and "unknown kernel 'plugin-mh'; valid kernels: " in res.output
-    res = runner.invoke(cli, ["--plugin", str(plugin), "enhance", "-c", str(tmp_path / "x.pt"), "--kernel",
-                              "plugin-mh", "a.wav", "-o", "b.wav"])
+    res = runner.invoke(
+        cli,
+        [
+            "--plugin",
+            str(plugin),
+            "enhance",
+            "-c",
+            str(tmp_path / "x.pt"),
+            "--kernel",
+            "plugin-mh",
+            "a.wav",
+            "-o",
+            "b.wav",
+        ],
+    )
     assert "plugin-mh" in KERNELS
     assert res.exit_code == 2 and "x.pt" in res.output  # got past the kernel check to the missing checkpoint
     res = runner.invoke(cli, ["--plugin", "no_such_module_xyz", "enhance", "--help"])

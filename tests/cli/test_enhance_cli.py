@@ -42,8 +42,12 @@ def _run(*args):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("enh")
-    return {"avae": _ckpt(d / "avae.pt"), "minvae": _ckpt(d / "minvae.pt", "minvae"), "dir": d,
-            "noisy": _wav(d / "noisy.wav", 1.3)}
+    return {
+        "avae": _ckpt(d / "avae.pt"),
+        "minvae": _ckpt(d / "minvae.pt", "minvae"),
+        "dir": d,
+        "noisy": _wav(d / "noisy.wav", 1.3),
+    }
 
 
 def test_single_file_exact_length_and_deterministic(files, tmp_path):
@@ -67,15 +71,35 @@ def test_minvae_with_lips_npy_and_without(files, tmp_path, caplog):
     assert res.exit_code == 0, res.output
     assert "no visual input" in caplog.text
     assert not np.array_equal(sf.read(tmp_path / "v.wav")[0], sf.read(tmp_path / "a.wav")[0])
-    res = _run("--checkpoint", files["minvae"], files["noisy"], "--video", lips, "--init", "audio", "-o",
-               tmp_path / "va.wav", *FAST)
+    res = _run(
+        "--checkpoint",
+        files["minvae"],
+        files["noisy"],
+        "--video",
+        lips,
+        "--init",
+        "audio",
+        "-o",
+        tmp_path / "va.wav",
+        *FAST,
+    )
     assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(sf.read(tmp_path / "va.wav")[0], sf.read(tmp_path / "a.wav")[0])
     # --loop minvae: the published variational loop, a different estimate from the same start
     mcem = ["--method", "mcem", "--iterations", "1"]
     for loop in ("classic", "minvae"):
-        res = _run("--checkpoint", files["minvae"], files["noisy"], "--video", lips, "--loop", loop, "-o",
-                   tmp_path / f"{loop}.wav", *mcem)
+        res = _run(
+            "--checkpoint",
+            files["minvae"],
+            files["noisy"],
+            "--video",
+            lips,
+            "--loop",
+            loop,
+            "-o",
+            tmp_path / f"{loop}.wav",
+            *mcem,
+        )
         assert res.exit_code == 0, res.output
     assert not np.array_equal(sf.read(tmp_path / "minvae.wav")[0], sf.read(tmp_path / "classic.wav")[0])
 
@@ -103,8 +127,16 @@ def _manifest(root, n=3):
     for i in range(n):
         _wav(root / f"mix{i}.wav", 1.0, seed=i)
         np.save(root / f"lips{i}.npy", np.zeros((30, 67, 67), np.uint8))
-        recs.append({"id": f"m{i}", "split": "test", "kind": "mixture", "audio": f"mix{i}.wav",
-                     "lips": f"lips{i}.npy", "fps": 30.0})
+        recs.append(
+            {
+                "id": f"m{i}",
+                "split": "test",
+                "kind": "mixture",
+                "audio": f"mix{i}.wav",
+                "lips": f"lips{i}.npy",
+                "fps": 30.0,
+            }
+        )
     recs.append({"id": "c0", "split": "test", "kind": "clean", "audio": "mix0.wav"})
     recs.append({"id": "v0", "split": "valid", "kind": "mixture", "audio": "mix0.wav"})
     path = root / "manifest.jsonl"
@@ -115,8 +147,9 @@ def _manifest(root, n=3):
 def test_manifest_mode_resumable_and_sharded(files, tmp_path):
     m = _manifest(tmp_path)
     out = tmp_path / "out"
-    res = _run("--checkpoint", files["minvae"], "--manifest", m, "--out-dir", out, "--shard", "2/2", "--jobs", "1",
-               *FAST)
+    res = _run(
+        "--checkpoint", files["minvae"], "--manifest", m, "--out-dir", out, "--shard", "2/2", "--jobs", "1", *FAST
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.glob("*.wav")) == ["m1.wav"]
     res = _run("--checkpoint", files["minvae"], "--manifest", m, "--out-dir", out, "--jobs", "1", *FAST)
@@ -131,23 +164,25 @@ def test_manifest_mode_resumable_and_sharded(files, tmp_path):
 def test_manifest_mode_two_processes_match_one(files, tmp_path):
     m = _manifest(tmp_path, n=2)
     for jobs in ("1", "2"):
-        res = _run("--checkpoint", files["avae"], "--manifest", m, "--out-dir", tmp_path / jobs, "--jobs", jobs,
-                   *FAST)
+        res = _run("--checkpoint", files["avae"], "--manifest", m, "--out-dir", tmp_path / jobs, "--jobs", jobs, *FAST)
         assert res.exit_code == 0, res.output
     for name in ("m0.wav", "m1.wav"):
         np.testing.assert_array_equal(sf.read(tmp_path / "1" / name)[0], sf.read(tmp_path / "2" / name)[0])
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["missing.wav", "-o", "x.wav"], "missing.wav: file not found"),
-    (["NOISY", "-o", "x.wav", "--video", "nolips.npy"], "nolips.npy: file not found"),
-    (["NOISY"], "missing input"),
-    (["--manifest", "m.jsonl"], "--out-dir"),
-    (["--manifest", "m.jsonl", "--out-dir", "o", "--shard", "3/2"], "--shard '3/2'"),
-    (["NOISY", "-o", "x.wav", "--threads", "0"], "--threads 0"),
-    (["NOISY", "-o", "x.wav", "--init", "landmarks"], "--init landmarks"),
-    (["NOISY", "-o", "x.wav", "--method", "fast", "--loop", "minvae"], "--loop applies to --method mcem only"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["missing.wav", "-o", "x.wav"], "missing.wav: file not found"),
+        (["NOISY", "-o", "x.wav", "--video", "nolips.npy"], "nolips.npy: file not found"),
+        (["NOISY"], "missing input"),
+        (["--manifest", "m.jsonl"], "--out-dir"),
+        (["--manifest", "m.jsonl", "--out-dir", "o", "--shard", "3/2"], "--shard '3/2'"),
+        (["NOISY", "-o", "x.wav", "--threads", "0"], "--threads 0"),
+        (["NOISY", "-o", "x.wav", "--init", "landmarks"], "--init landmarks"),
+        (["NOISY", "-o", "x.wav", "--method", "fast", "--loop", "minvae"], "--loop applies to --method mcem only"),
+    ],
+)
 def test_user_errors_are_one_line(files, tmp_path, extra, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     extra = [str(files["noisy"]) if e == "NOISY" else e for e in extra]
@@ -168,6 +203,17 @@ def test_bad_checkpoint_and_short_video(files, tmp_path):
     assert res.exit_code == 2 and "bad.pt" in res.output
     lips = tmp_path / "short.npy"
     np.save(lips, np.zeros((5, 67, 67), np.uint8))
-    res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(files["minvae"]), str(files["noisy"]), "--video",
-                                   str(lips), "-o", str(tmp_path / "x.wav")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "enhance",
+            "--checkpoint",
+            str(files["minvae"]),
+            str(files["noisy"]),
+            "--video",
+            str(lips),
+            "-o",
+            str(tmp_path / "x.wav"),
+        ],
+    )
     assert res.exit_code == 2 and "short.npy" in res.output

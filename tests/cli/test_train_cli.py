@@ -27,9 +27,28 @@ def _run(args):
 
 def test_train_minvae_writes_checkpoints_and_reports_responsibilities(manifest, tmp_path):
     out = tmp_path / "run"
-    res = _run(["--model", "minvae", "--encoders", "audio,lips", "--manifest", str(manifest), "--out", str(out),
-                "--epochs", "2", "--batch-size", "16", "--latent-dim", "4", "--responsibilities", "epoch",
-                "--max-frames", "40"])
+    res = _run(
+        [
+            "--model",
+            "minvae",
+            "--encoders",
+            "audio,lips",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--latent-dim",
+            "4",
+            "--responsibilities",
+            "epoch",
+            "--max-frames",
+            "40",
+        ]
+    )
     assert res.exit_code == 0, res.output
     assert "minvae: 2 epochs, best valid ELBO" in res.output
     assert "audio: mean q" in res.output and "lips: mean q" in res.output
@@ -39,9 +58,29 @@ def test_train_minvae_writes_checkpoints_and_reports_responsibilities(manifest, 
     assert model.spec["family"] == "minvae" and model.latent_dim == 4
     assert meta["train_config"]["responsibilities"] == "epoch" and meta["train_config"]["max_frames"] == 40
     # --resume continues to the new epoch count
-    res = _run(["--model", "minvae", "--encoders", "audio,lips", "--manifest", str(manifest), "--out", str(out),
-                "--epochs", "3", "--batch-size", "16", "--latent-dim", "4", "--responsibilities", "epoch",
-                "--max-frames", "40", "--resume"])
+    res = _run(
+        [
+            "--model",
+            "minvae",
+            "--encoders",
+            "audio,lips",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--latent-dim",
+            "4",
+            "--responsibilities",
+            "epoch",
+            "--max-frames",
+            "40",
+            "--resume",
+        ]
+    )
     assert res.exit_code == 0, res.output
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
@@ -54,27 +93,47 @@ def test_train_default_out_dir_and_init_from(manifest, tmp_path):
     avae = cache_dir() / "runs" / "avae" / "best.pt"
     assert avae.exists()
     # a tiny learning rate: one epoch leaves the warm-started decoder where the A-VAE left it
-    res = _run(["--model", "minvae", "--manifest", str(manifest), "--epochs", "1", "--latent-dim", "4", "--lr", "1e-12",
-                "--init-from", str(avae), "--out", str(tmp_path / "m")])
+    res = _run(
+        [
+            "--model",
+            "minvae",
+            "--manifest",
+            str(manifest),
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "4",
+            "--lr",
+            "1e-12",
+            "--init-from",
+            str(avae),
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
     assert res.exit_code == 0, res.output
     a, m = load_model(avae)[0], load_model(tmp_path / "m" / "last.pt")[0]
     torch.testing.assert_close(a.decoder.out.weight, m.decoder.out.weight, rtol=0, atol=1e-8)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--model", "nope"], "unknown model 'nope'; valid models: avae, avcvae, minvae, vae"),
-    (["--model", "minvae", "--encoders", "audio,ears"], "unknown encoder 'ears'; valid encoders:"),
-    (["--model", "vae", "--encoders", "audio,lips"], "takes exactly one encoder"),
-    (["--model", "avae", "--resume"], "nothing to resume"),
-    (["--model", "avae", "--init-from", "missing.pt"], "missing.pt: checkpoint not found"),
-    (["--model", "avae", "--epochs", "0"], "--epochs 0: must be a whole number >= 1"),
-    (["--model", "minvae", "--encoders", "audio,audio"], "audio given twice"),
-    (["--model", "avae", "--lr", "nan"], "--lr nan: the learning rate must be a finite number > 0"),
-    (["--model", "avae", "--resume", "--overwrite"], "give only one"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "nope"], "unknown model 'nope'; valid models: avae, avcvae, minvae, vae"),
+        (["--model", "minvae", "--encoders", "audio,ears"], "unknown encoder 'ears'; valid encoders:"),
+        (["--model", "vae", "--encoders", "audio,lips"], "takes exactly one encoder"),
+        (["--model", "avae", "--resume"], "nothing to resume"),
+        (["--model", "avae", "--init-from", "missing.pt"], "missing.pt: checkpoint not found"),
+        (["--model", "avae", "--epochs", "0"], "--epochs 0: must be a whole number >= 1"),
+        (["--model", "minvae", "--encoders", "audio,audio"], "audio given twice"),
+        (["--model", "avae", "--lr", "nan"], "--lr nan: the learning rate must be a finite number > 0"),
+        (["--model", "avae", "--resume", "--overwrite"], "give only one"),
+    ],
+)
 def test_bad_options_give_one_line_errors(manifest, tmp_path, args, message):
-    res = CliRunner().invoke(cli, ["train", "--manifest", str(manifest), "--out", str(tmp_path / "o"),
-                                   "--epochs", "1"] + args)
+    res = CliRunner().invoke(
+        cli, ["train", "--manifest", str(manifest), "--out", str(tmp_path / "o"), "--epochs", "1"] + args
+    )
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1

@@ -152,7 +152,7 @@ def standin_render(phones, n_frames, speaker_seed, seed, fps, size):
     frames = np.full((n_frames, size, size), 120 + speaker_seed % 50, np.uint8)
     for k in range(n_frames):
         h = int(2 + 10 * opening[k])
-        frames[k, size // 2 - h // 2: size // 2 + h // 2 + 1, 15:52] = 30
+        frames[k, size // 2 - h // 2 : size // 2 + h // 2 + 1, 15:52] = 30
     frames = np.clip(frames + rng.integers(0, 3, frames.shape), 0, 255).astype(np.uint8)
     lm = np.zeros((n_frames, 4, 2), np.float32)
     lm[:, :, 1] = opening[:, None]

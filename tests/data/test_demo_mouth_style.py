@@ -16,8 +16,9 @@ from pyro_minvae.visual.align import PhoneSegment
 
 def test_classic_digest_is_the_one_from_before_the_option():
     cfg = DemoConfig()
-    d = {k: v for k, v in dataclasses.asdict(cfg).items()
-         if k not in ("workers", "mouth_style") + VALIDATION_SET_FIELDS}
+    d = {
+        k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("workers", "mouth_style") + VALIDATION_SET_FIELDS
+    }
     assert cfg.digest() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     assert DemoConfig(mouth_style="ntcd").digest() != cfg.digest()
 

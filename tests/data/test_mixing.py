@@ -12,18 +12,18 @@ SR = 16000
 
 def _speech_with_pauses(rng):
     x = np.zeros(SR * 3)
-    x[SR // 2: SR] = 0.3 * rng.standard_normal(SR // 2)
-    x[2 * SR: 2 * SR + SR // 2] = 0.3 * rng.standard_normal(SR // 2)
+    x[SR // 2 : SR] = 0.3 * rng.standard_normal(SR // 2)
+    x[2 * SR : 2 * SR + SR // 2] = 0.3 * rng.standard_normal(SR // 2)
     return x
 
 
 def test_active_power_ignores_pauses():
     rng = np.random.default_rng(0)
     x = _speech_with_pauses(rng)
-    voiced = np.concatenate([x[SR // 2: SR], x[2 * SR: 2 * SR + SR // 2]])
-    assert active_speech_power(x, SR) == pytest.approx(np.mean(voiced ** 2), rel=0.02)
+    voiced = np.concatenate([x[SR // 2 : SR], x[2 * SR : 2 * SR + SR // 2]])
+    assert active_speech_power(x, SR) == pytest.approx(np.mean(voiced**2), rel=0.02)
     # plain mean power counts the pauses and is three times smaller
-    assert np.mean(x ** 2) < 0.4 * active_speech_power(x, SR)
+    assert np.mean(x**2) < 0.4 * active_speech_power(x, SR)
     assert active_speech_power(np.zeros(SR), SR) == 0.0
 
 
@@ -35,8 +35,9 @@ def test_mix_hits_target_snr_and_never_clips(snr):
     m = mix(clean, noise, snr, SR)
     assert np.abs(m.mixture).max() <= 0.99 + 1e-6
     # oracle: the SNR of (reference, mixture - reference) equals the target
-    assert snr_db(m.reference.astype(np.float64), (m.mixture - m.reference).astype(np.float64), SR) == \
-        pytest.approx(snr, abs=0.01)
+    assert snr_db(m.reference.astype(np.float64), (m.mixture - m.reference).astype(np.float64), SR) == pytest.approx(
+        snr, abs=0.01
+    )
     # the recorded gain explains the scaling of the reference
     np.testing.assert_allclose(m.reference, m.gain * clean, atol=1e-6)
     np.testing.assert_allclose(m.mixture, m.reference + m.noise, atol=1e-6)

@@ -90,7 +90,7 @@ def test_mixtures_snr_noise_and_gain(built):
 def test_transcripts_drive_forced_alignment(built):
     _, _, calls = built
     assert "Please enter your number." in calls  # English prompt with transcript: forced alignment
-    assert None in calls                          # everything else: phone loop
+    assert None in calls  # everything else: phone loop
 
 
 def test_second_run_does_nothing(built, packages, caplog):
@@ -105,8 +105,13 @@ def test_second_run_does_nothing(built, packages, caplog):
 
 
 def test_forced_alignment_failure_falls_back_to_phone_loop(packages, tmp_path):
-    res = prepare_demo(tmp_path, DemoConfig(workers=1, small=True, small_speakers=3, small_clips_per_speaker=12),
-                       packages=packages, backend=standin_backend(fail_forced=True), progress=False)
+    res = prepare_demo(
+        tmp_path,
+        DemoConfig(workers=1, small=True, small_speakers=3, small_clips_per_speaker=12),
+        packages=packages,
+        backend=standin_backend(fail_forced=True),
+        progress=False,
+    )
     assert not res.skipped and res.out_dir.name == "demo-small"
     calls = StandInAligner.calls
     i = calls.index("Please enter your number.")
@@ -166,8 +171,9 @@ def test_validation_set_covers_every_snr_and_noise_type(built):
     recs = read_manifest(res.manifest)
     valid = _valid_set(recs)
     n_utts = len({r["clean_id"] for r in valid.values() if r["snr_db"] == 10.0})
-    assert n_utts == min(CFG.n_tune_utterances, len([r for r in recs if r["kind"] == "clean"
-                                                         and r["split"] == "valid"]))
+    assert n_utts == min(
+        CFG.n_tune_utterances, len([r for r in recs if r["kind"] == "clean" and r["split"] == "valid"])
+    )
     pairs = {}
     for r in valid.values():
         pairs[(r["snr_db"], r["noise_type"])] = pairs.get((r["snr_db"], r["noise_type"]), 0) + 1
@@ -192,8 +198,11 @@ def test_rerun_adds_the_validation_set_without_rebuilding(built, packages, tmp_p
     stamp = json.loads((first.out_dir / ".done.json").read_text())
     del stamp["validation_set"]  # as written before the validation set existed
     (first.out_dir / ".done.json").write_text(json.dumps(stamp))
-    times = {p: p.stat().st_mtime_ns for p in first.out_dir.rglob("*") if p.is_file()
-             and p.name not in ("manifest.jsonl", ".done.json")}
+    times = {
+        p: p.stat().st_mtime_ns
+        for p in first.out_dir.rglob("*")
+        if p.is_file() and p.name not in ("manifest.jsonl", ".done.json")
+    }
     StandInAligner.calls.clear()
     again = prepare_demo(tmp_path, CFG, packages=packages, backend=standin_backend(), progress=False)
     assert not again.skipped and again.added > 0 and StandInAligner.calls == []

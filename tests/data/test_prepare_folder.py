@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from pyro_minvae.data.manifest import read_manifest, resolve
-from pyro_minvae.data.prepare.folder import crop_mouth_video, prepare_folder
+from pyro_minvae.data.prepare.folder import prepare_folder
 from pyro_minvae.data.prepare.lips import load_lips, to_frames
 from pyro_minvae.errors import UserInputError
 from prepare_fakes import speechlike

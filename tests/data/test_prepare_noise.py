@@ -49,7 +49,9 @@ def test_ambiences_from_fake_lincity(tmp_path):
     assert {"traffic", "crowd", "industry", "rail"} <= set(bank.ambiences)
     # two 2 s files at 11025 Hz -> one loop of about 4 s at 16 kHz
     assert bank.ambiences["traffic"].size == pytest.approx(4 * 16000, rel=0.03)
-    assert bank.source("crowd")["files"] == ["usr/share/games/lincity-ng/sounds/MarketFull1.wav",
-                                             "usr/share/games/lincity-ng/sounds/SportsCroud1.wav"]
+    assert bank.source("crowd")["files"] == [
+        "usr/share/games/lincity-ng/sounds/MarketFull1.wav",
+        "usr/share/games/lincity-ng/sounds/SportsCroud1.wav",
+    ]
     seg = bank.sample("crowd", 16000 * 10, np.random.default_rng(0))
     assert seg.shape == (160000,) and np.isfinite(seg).all()

@@ -26,7 +26,7 @@ def _tree(root, bad_lips=False):
             frames[(spk, sent)] = f
             if j == 0:  # the MIN-VAE authors' *Raw.npy: (4489, N), column-major frames
                 np.save(d / f"{sent}Raw.npy", np.stack([x.flatten(order="F") for x in f], axis=1))
-            else:       # a MATLAB file in a separate lips folder
+            else:  # a MATLAB file in a separate lips folder
                 from scipy.io import savemat
 
                 (root / "lips" / spk).mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,12 @@ def test_ntcd_layout_is_indexed(tmp_path):
     mixes = [r for r in recs if r["kind"] == "mixture"]
     assert len(clean) == 10
     assert {r["speaker"]: r["split"] for r in clean.values()} == {
-        "01M": "train", "02F": "valid", "03M": "train", "09F": "test", "56M": "test"}
+        "01M": "train",
+        "02F": "valid",
+        "03M": "train",
+        "09F": "test",
+        "56M": "test",
+    }
     for (spk, sent), f in frames.items():
         np.testing.assert_array_equal(np.load(resolve(path, clean[f"{spk}_{sent}"]["lips"])), f)
     # noisy files of test and valid speakers only: 3 speakers x 2 sentences x 2 noises x 2 SNRs
@@ -75,8 +80,12 @@ def test_bad_files_are_skipped_and_listed(tmp_path):
     (tmp_path / "NTCD/noisy/LR/10/volunteers/56M/straightcam/sa1.wav").write_bytes(b"")
     path, skipped = index_ntcd_timit(tmp_path / "NTCD", tmp_path / "out", progress=False)
     files = sorted(s["file"] for s in skipped)
-    assert files == ["clean/01M/sa1.wav", "clean/09F/sa1Raw.npy", "lips/09F/si1373.mat",
-                     "noisy/LR/10/volunteers/56M/straightcam/sa1.wav"]
+    assert files == [
+        "clean/01M/sa1.wav",
+        "clean/09F/sa1Raw.npy",
+        "lips/09F/si1373.mat",
+        "noisy/LR/10/volunteers/56M/straightcam/sa1.wav",
+    ]
     assert all(s["reason"].count("\n") == 0 for s in skipped)
     assert "20 frames at 30 fps" in next(s["reason"] for s in skipped if s["file"].endswith(".mat"))
     ids = {r["id"] for r in read_manifest(path)}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyro_minvae.data.prepare.sources import (clean_clip, decode_clip, enumerate_clips, spoken_text,
-                                              trim_silence)
+from pyro_minvae.data.prepare.sources import clean_clip, decode_clip, enumerate_clips, spoken_text, trim_silence
 from pyro_minvae.errors import UserInputError
 from prepare_fakes import SR, fake_packages, speechlike, write_g722
 
@@ -49,7 +48,7 @@ def test_decode_g722_and_ogg(tmp_path, packages):
     x, sr = decode_clip(tmp_path / "a.g722")
     assert sr == SR and x.shape == (SR,)
     lag = 22  # G.722's QMF filter-bank delay in samples
-    assert np.corrcoef(x[100 + lag:-100 + lag], w[100:-100])[0, 1] > 0.99
+    assert np.corrcoef(x[100 + lag : -100 + lag], w[100:-100])[0, 1] > 0.99
     ogg = next(c for c in enumerate_clips(packages) if c.file.endswith(".ogg"))
     y, sr2 = decode_clip(ogg.path)
     assert y.ndim == 1 and sr2 in (16000, 22050)

@@ -35,7 +35,7 @@ def vowels(seq: str, seed: int = 0, sr: int = SR, syllable: float = 0.3, gap: fl
         for f, bw in zip(FORMANTS[v], (80.0, 100.0, 120.0)):
             r, th = np.exp(-np.pi * bw / sr), 2 * np.pi * f / sr
             x = lfilter([1 - r], [1, -2 * r * np.cos(th), r * r], x)
-        out[s0:s0 + m] += x * np.hanning(m)
+        out[s0 : s0 + m] += x * np.hanning(m)
         centres.append((s0 + m / 2) / sr)
         s0 += m + int(gap * sr)
     out = out / np.abs(out).max() * 0.5 + 1e-3 * rng.standard_normal(n)
@@ -89,7 +89,7 @@ def test_forced_alignment_and_fallback(aligner, caplog):
 
 
 def test_silence_short_and_resampled_inputs_never_crash(aligner):
-    assert aligner.align(np.zeros(SR, np.float32), "hello") [-1].end == pytest.approx(1.0)
+    assert aligner.align(np.zeros(SR, np.float32), "hello")[-1].end == pytest.approx(1.0)
     tiny = aligner.align(np.zeros(50, np.float32))
     assert tiny == [PhoneSegment("SIL", 0.0, 50 / SR)]
     a8 = PhoneAligner(sample_rate=8000)
@@ -105,5 +105,9 @@ def test_normalize_transcript_and_fill():
     assert normalize_transcript("Press 1, then [beep] Waldo's #5.") == ["press", "one", "then", "waldo's", "five"]
     assert normalize_transcript("[ascending tones]") == []
     segs = fill_silence([("AA", 0.1, 0.3), ("SIL", 0.3, 0.4), ("P", 0.5, 0.9)], 0.8)
-    assert segs == [PhoneSegment("SIL", 0.0, 0.1), PhoneSegment("AA", 0.1, 0.3), PhoneSegment("SIL", 0.3, 0.5),
-                    PhoneSegment("P", 0.5, 0.8)]
+    assert segs == [
+        PhoneSegment("SIL", 0.0, 0.1),
+        PhoneSegment("AA", 0.1, 0.3),
+        PhoneSegment("SIL", 0.3, 0.5),
+        PhoneSegment("P", 0.5, 0.8),
+    ]

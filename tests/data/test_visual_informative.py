@@ -19,10 +19,34 @@ from pyro_minvae.visual.render import SpeakerAppearance, mouth_opening, render_c
 FPS = 30.0
 VOWELS = "AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split()
 CONSONANTS = "B CH D DH F G HH JH K L M N NG P R S SH T TH V W Y Z ZH".split()
-SONORITY = {**{v: 1.0 for v in VOWELS}, "W": 0.6, "Y": 0.6, "R": 0.55, "L": 0.5, "M": 0.35, "N": 0.35,
-            "NG": 0.35, "V": 0.25, "DH": 0.25, "Z": 0.25, "ZH": 0.25, "HH": 0.15, "F": 0.15, "TH": 0.15,
-            "S": 0.2, "SH": 0.2, "JH": 0.12, "CH": 0.12, "B": 0.08, "D": 0.08, "G": 0.08, "P": 0.06, "T": 0.06,
-            "K": 0.06, "SIL": 0.0}
+SONORITY = {
+    **{v: 1.0 for v in VOWELS},
+    "W": 0.6,
+    "Y": 0.6,
+    "R": 0.55,
+    "L": 0.5,
+    "M": 0.35,
+    "N": 0.35,
+    "NG": 0.35,
+    "V": 0.25,
+    "DH": 0.25,
+    "Z": 0.25,
+    "ZH": 0.25,
+    "HH": 0.15,
+    "F": 0.15,
+    "TH": 0.15,
+    "S": 0.2,
+    "SH": 0.2,
+    "JH": 0.12,
+    "CH": 0.12,
+    "B": 0.08,
+    "D": 0.08,
+    "G": 0.08,
+    "P": 0.06,
+    "T": 0.06,
+    "K": 0.06,
+    "SIL": 0.0,
+}
 
 
 def synthetic_alignment(rng: np.random.Generator, duration: float) -> list[PhoneSegment]:
@@ -31,8 +55,9 @@ def synthetic_alignment(rng: np.random.Generator, duration: float) -> list[Phone
     t = s
     while t < duration - 0.6:
         for _ in range(rng.integers(2, 7)):  # syllables in the phrase
-            for ph in (rng.choice(CONSONANTS), rng.choice(VOWELS)) + ((rng.choice(CONSONANTS),) if rng.random() < .4
-                                                                    else ()):
+            for ph in (rng.choice(CONSONANTS), rng.choice(VOWELS)) + (
+                (rng.choice(CONSONANTS),) if rng.random() < 0.4 else ()
+            ):
                 d = rng.uniform(0.08, 0.2) if ph in VOWELS else rng.uniform(0.04, 0.11)
                 segs.append(PhoneSegment(str(ph), t, t + d))
                 t += d
@@ -106,7 +131,7 @@ def synthetic_wave(rng: np.random.Generator, phones: list[PhoneSegment], sr: int
     t = np.arange(n) / sr
     amp = np.zeros(n)
     for p in phones:
-        amp[int(p.start * sr): int(p.end * sr)] = SONORITY[p.phone]
+        amp[int(p.start * sr) : int(p.end * sr)] = SONORITY[p.phone]
     amp = np.convolve(amp, np.hanning(161) / np.hanning(161).sum(), mode="same")  # 10 ms ramps
     f0 = 120.0 + 20.0 * np.sin(2 * np.pi * 0.7 * t)
     buzz = np.sign(np.sin(2 * np.pi * np.cumsum(f0) / sr)) * 0.5 + 0.5 * rng.standard_normal(n)

@@ -11,8 +11,12 @@ from pyro_minvae.visual.render import SpeakerAppearance, render_clip
 
 
 def test_write_preview(tmp_path):
-    phones = [PhoneSegment("SIL", 0.0, 0.3), PhoneSegment("M", 0.3, 0.4), PhoneSegment("AA", 0.4, 0.7),
-              PhoneSegment("SIL", 0.7, 1.0)]
+    phones = [
+        PhoneSegment("SIL", 0.0, 0.3),
+        PhoneSegment("M", 0.3, 0.4),
+        PhoneSegment("AA", 0.4, 0.7),
+        PhoneSegment("SIL", 0.7, 1.0),
+    ]
     rng = np.random.default_rng(0)
     wave = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     frames, lm = render_clip(phones, 30, SpeakerAppearance.from_seed(1))

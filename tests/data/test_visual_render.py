@@ -7,8 +7,15 @@ import pytest
 
 from pyro_minvae.visual.align import PhoneSegment
 from pyro_minvae.visual.render import N_LANDMARKS, SpeakerAppearance, mouth_opening, render_clip
-from pyro_minvae.visual.visemes import (PARAMS, PHONE_TO_VISEME, VISEME_CLASSES, normalize_phone, target_of,
-                                        trajectory, viseme_of)
+from pyro_minvae.visual.visemes import (
+    PARAMS,
+    PHONE_TO_VISEME,
+    VISEME_CLASSES,
+    normalize_phone,
+    target_of,
+    trajectory,
+    viseme_of,
+)
 
 FPS = 30.0
 
@@ -27,8 +34,9 @@ def _frame_at(t):
 
 
 def test_every_arpabet_phone_has_a_viseme_and_aliases_map_to_silence():
-    arpabet = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y "
-               "Z ZH SIL SPN").split()
+    arpabet = (
+        "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH SIL SPN"
+    ).split()
     assert set(arpabet) == set(PHONE_TO_VISEME)
     for ph in arpabet:
         assert viseme_of(ph) in VISEME_CLASSES
@@ -146,8 +154,13 @@ def test_unknown_mouth_style_is_refused_and_classic_is_the_default():
     classic = SpeakerAppearance.from_seed(5, "classic")
     assert classic == SpeakerAppearance.from_seed(5)
     # the texture fields stay off in the classic style, so it renders exactly as before they existed
-    assert (classic.skin_texture, classic.lip_striation, classic.chin_light, classic.nose_shadow,
-            classic.teeth_show) == (0.0, 0.0, 0.0, 0.0, 0.0)
+    assert (
+        classic.skin_texture,
+        classic.lip_striation,
+        classic.chin_light,
+        classic.nose_shadow,
+        classic.teeth_show,
+    ) == (0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _neutral_and_open(style: str, seed: int):

@@ -28,13 +28,13 @@ def make_speech(duration_s: float = 2.0, sr: int = SR, seed: int = 0) -> np.ndar
         seg = np.zeros(length)
         for k in range(1, 30):
             fk = k * f0
-            amp = np.exp(-((fk - f1) / 150.0) ** 2) + 0.5 * np.exp(-((fk - f2) / 250.0) ** 2) + 0.02 / k
+            amp = np.exp(-(((fk - f1) / 150.0) ** 2)) + 0.5 * np.exp(-(((fk - f2) / 250.0) ** 2)) + 0.02 / k
             seg += amp * np.sin(k * phase) * (fk < sr / 2)
         if rng.random() < 0.3:  # fricative onset
             m = int(0.05 * sr)
             seg[:m] += 0.3 * rng.standard_normal(m)
         seg *= np.hanning(length)
-        out[t0:t0 + length] += seg
+        out[t0 : t0 + length] += seg
         t0 += length + int(rng.uniform(0.03, 0.15) * sr)
     return (0.5 * out / np.max(np.abs(out))).astype(np.float32)
 
@@ -58,8 +58,14 @@ def mix(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return (clean + noise * np.sqrt(ps / (pn * 10 ** (snr_db / 10)))).astype(np.float32)
 
 
-def build_manifest(root: Path, snrs=(-5, 5), noises=("white", "pink"), n_clean: int = 2,
-                   duration_s: float = 2.0, with_video: bool = True) -> Path:
+def build_manifest(
+    root: Path,
+    snrs=(-5, 5),
+    noises=("white", "pink"),
+    n_clean: int = 2,
+    duration_s: float = 2.0,
+    with_video: bool = True,
+) -> Path:
     """Write a tiny corpus of mixtures (kind "mixture", split "test") plus lips/landmarks arrays under ``root``
     and return the manifest path."""
     import soundfile as sf
@@ -90,10 +96,21 @@ def build_manifest(root: Path, snrs=(-5, 5), noises=("white", "pink"), n_clean: 
                 gain = min(1.0, 0.99 / float(np.max(np.abs(noisy))))
                 sf.write(root / f"mix{c}_{nt}_{snr}.wav", noisy * gain, SR, subtype="PCM_16")
                 sf.write(root / f"ref{c}_{nt}_{snr}.wav", clean * gain, SR, subtype="PCM_16")
-                rec = {"id": f"c{c}_{nt}_{snr}", "split": "test", "speaker": f"spk{c}", "kind": "mixture",
-                       "audio": f"mix{c}_{nt}_{snr}.wav", "clean": f"ref{c}_{nt}_{snr}.wav",
-                       "clean_id": f"clean{c}", "noise_type": nt, "snr_db": snr, "gain": gain,
-                       "fps": 30.0, "duration": duration_s, "sha256": ""}
+                rec = {
+                    "id": f"c{c}_{nt}_{snr}",
+                    "split": "test",
+                    "speaker": f"spk{c}",
+                    "kind": "mixture",
+                    "audio": f"mix{c}_{nt}_{snr}.wav",
+                    "clean": f"ref{c}_{nt}_{snr}.wav",
+                    "clean_id": f"clean{c}",
+                    "noise_type": nt,
+                    "snr_db": snr,
+                    "gain": gain,
+                    "fps": 30.0,
+                    "duration": duration_s,
+                    "sha256": "",
+                }
                 if with_video:
                     rec["lips"], rec["landmarks"] = lips_rel, lm_rel
                 recs.append(rec)

@@ -46,26 +46,31 @@ def test_limit_and_default_methods(manifest, tmp_path):
 def test_failed_file_gives_exit_1_and_lists_it(tmp_path):
     m = build_manifest(tmp_path / "corpus", snrs=(0,), noises=("white", "pink"), n_clean=1)
     (tmp_path / "corpus" / "mix0_pink_0.wav").write_bytes(b"not audio")
-    res = CliRunner().invoke(cli, ["evaluate", "--manifest", str(m), "--out", str(tmp_path / "ev"),
-                                   "--methods", "noisy", *FAST])
+    res = CliRunner().invoke(
+        cli, ["evaluate", "--manifest", str(m), "--out", str(tmp_path / "ev"), "--methods", "noisy", *FAST]
+    )
     assert res.exit_code == 1
     assert "1 failed (method, file) pair(s):" in res.output
     assert "noisy c0_pink_0: file:" in res.output and "not a readable audio file" in res.output
     assert (tmp_path / "ev" / "summary.md").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--methods", "nope"], "unknown method(s) nope"),
-    (["--metrics", "si_sdr,bogus"], "--metrics: unknown bogus"),
-    (["--checkpoint", "justapath.pt"], "expected LABEL=PATH"),
-    (["--snr", "loud"], "give SNRs in dB"),
-    (["--split", "train"], "no mixture records in split 'train'"),
-    (["--video-degrade", "blur:1"], "expected NAME:VALUE"),
-    (["--shard", "3/2"], "expected k/N"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "nope"], "unknown method(s) nope"),
+        (["--metrics", "si_sdr,bogus"], "--metrics: unknown bogus"),
+        (["--checkpoint", "justapath.pt"], "expected LABEL=PATH"),
+        (["--snr", "loud"], "give SNRs in dB"),
+        (["--split", "train"], "no mixture records in split 'train'"),
+        (["--video-degrade", "blur:1"], "expected NAME:VALUE"),
+        (["--shard", "3/2"], "expected k/N"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2(manifest, tmp_path, args, message):
-    res = CliRunner().invoke(cli, ["evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "ev"), *FAST,
-                                   *args])  # later options win
+    res = CliRunner().invoke(
+        cli, ["evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "ev"), *FAST, *args]
+    )  # later options win
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
 

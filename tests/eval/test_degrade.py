@@ -56,8 +56,15 @@ def test_sensor_noise_has_the_requested_spread(video):
     assert v["lips"].max() == 100  # input untouched
 
 
-@pytest.mark.parametrize("spec, msg", [("blur:1", "NAME one of drop, noise, occlude, shift"), ("drop", "NAME:VALUE"),
-                                       ("drop:1.5", "drop probability"), ("shift:1.5", "whole number")])
+@pytest.mark.parametrize(
+    "spec, msg",
+    [
+        ("blur:1", "NAME one of drop, noise, occlude, shift"),
+        ("drop", "NAME:VALUE"),
+        ("drop:1.5", "drop probability"),
+        ("shift:1.5", "whole number"),
+    ],
+)
 def test_bad_specs_are_user_errors(spec, msg):
     with pytest.raises(UserInputError, match=msg):
         parse_degradation(spec)

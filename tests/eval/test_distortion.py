@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from pyro_minvae.evaluation.distortion import (VARIANTS, absorbed_db, fit_nmf, gain_budget, ml_gain, oracle_gains,
-                                               power)
+from pyro_minvae.evaluation.distortion import VARIANTS, absorbed_db, fit_nmf, gain_budget, ml_gain, oracle_gains, power
 from pyro_minvae.models.families import build_model
 from pyro_minvae.noise.nmf import NMFState
 
@@ -32,8 +31,9 @@ def test_gain_budget_closed_forms():
     zero = gain_budget(torch.zeros(F, N), s, n)
     assert zero["speech_loss_db"] == pytest.approx(0.0, abs=1e-6)
     dominated = (s.abs() > n.abs()).float()
-    assert zero["over_suppressed"] == pytest.approx(float((s.abs().square() * dominated).sum()
-                                                          / s.abs().square().sum()), rel=1e-5)
+    assert zero["over_suppressed"] == pytest.approx(
+        float((s.abs().square() * dominated).sum() / s.abs().square().sum()), rel=1e-5
+    )
 
 
 def test_absorbed_db_is_zero_for_the_true_noise_and_ml_gain_recovers_a_scale():

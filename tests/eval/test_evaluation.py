@@ -68,8 +68,11 @@ def test_full_run_writes_results_summary_and_figures(manifest, tmp_path):
     assert summ["settings"]["methods"] == ["noisy", "wiener-oracle"]
     # method x (2 SNR + all) x (2 noise + all) groups
     assert len(summ["groups"]) == 2 * 3 * 3
-    g = next(g for g in summ["groups"] if g["method"] == "wiener-oracle" and g["snr_db"] == "all"
-             and g["noise_type"] == "all")
+    g = next(
+        g
+        for g in summ["groups"]
+        if g["method"] == "wiener-oracle" and g["snr_db"] == "all" and g["noise_type"] == "all"
+    )
     assert g["n_files"] == 4 and g["stats"]["delta_si_sdr"]["mean"] > 5
     md = (tmp_path / "summary.md").read_text()
     assert "| wiener-oracle |" in md and "### Noise: pink" in md and "nan" not in md.lower()
@@ -91,7 +94,8 @@ def test_rerun_skips_finished_pairs_and_resumes_after_interruption(manifest, tmp
     assert m1b.calls == [] and len(m2.calls) == 4 and rep.n_evaluated == 4
     rows = ResultsFile(tmp_path / "results.csv", METRICS).read()
     assert sorted((r["method"], r["id"]) for r in rows) == sorted(
-        (m, i) for m in "ab" for i in ["c0_pink_-5", "c0_pink_5", "c0_white_-5", "c0_white_5"])
+        (m, i) for m in "ab" for i in ["c0_pink_-5", "c0_pink_5", "c0_white_-5", "c0_white_5"]
+    )
     # per-file seeds do not depend on the order or on resumption
     assert sorted(m1.calls) == sorted(m2.calls) and len(set(m1.calls)) == 4
     # a different metric list cannot append to the same file
@@ -125,8 +129,9 @@ def test_failures_are_recorded_and_retried(manifest, tmp_path):
     assert len(rep.bad) == 1
     bad = rep.bad[0]
     assert bad["method"] == "flaky" and bad["reason"] == "method: RuntimeError: boom second line"
-    g = next(g for g in rep.summary["groups"] if g["method"] == "flaky" and g["snr_db"] == "all"
-             and g["noise_type"] == "all")
+    g = next(
+        g for g in rep.summary["groups"] if g["method"] == "flaky" and g["snr_db"] == "all" and g["noise_type"] == "all"
+    )
     assert g["n_files"] == 4 and g["n_failed"] == 1 and g["stats"]["si_sdr"]["n"] == 3
     md = (tmp_path / "summary.md").read_text()
     assert "(n=3)" in md and "Failed (method, file) pairs" in md
@@ -186,11 +191,15 @@ def test_mean_ci_matches_student_t():
 
 
 def test_summarise_groups_by_snr_and_noise():
-    rows = [{"method": "a", "id": str(i), "snr_db": float(s), "noise_type": n, "status": "ok", "si_sdr": float(v)}
-            for i, (s, n, v) in enumerate([(0, "x", 1), (0, "y", 3), (5, "x", 5), (5, "y", 7)])]
+    rows = [
+        {"method": "a", "id": str(i), "snr_db": float(s), "noise_type": n, "status": "ok", "si_sdr": float(v)}
+        for i, (s, n, v) in enumerate([(0, "x", 1), (0, "y", 3), (5, "x", 5), (5, "y", 7)])
+    ]
     summ = summarise(rows, ["si_sdr"])
+
     def get(s, n):
         return next(g for g in summ["groups"] if g["snr_db"] == s and g["noise_type"] == n)["stats"]["si_sdr"]
+
     assert get(0.0, "all")["mean"] == 2 and get("all", "x")["mean"] == 3 and get("all", "all")["mean"] == 4
     assert get(5.0, "y") == {"mean": 7.0, "ci95": None, "n": 1}
 
@@ -239,14 +248,19 @@ class WithResponsibilities(CountingMethod):
 
     def enhance(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
         n = 1 + noisy.size // 533
-        self.last_info = {"responsibilities": np.linspace(0, 1, n), "frame_rate": sample_rate / 533,
-                          "component_names": ["audio", "lips"]}
+        self.last_info = {
+            "responsibilities": np.linspace(0, 1, n),
+            "frame_rate": sample_rate / 533,
+            "component_names": ["audio", "lips"],
+        }
         return super().enhance(noisy, sample_rate, clean=clean, video=video, seed=seed)
 
 
 def test_responsibility_figure_for_methods_that_expose_them(manifest, tmp_path):
-    rep = run_evaluation(_cfg(manifest, tmp_path, metrics=("si_sdr",), figures=True, example_id="c0_pink_5"),
-                         {"mix": WithResponsibilities(), "plain": CountingMethod()})
+    rep = run_evaluation(
+        _cfg(manifest, tmp_path, metrics=("si_sdr",), figures=True, example_id="c0_pink_5"),
+        {"mix": WithResponsibilities(), "plain": CountingMethod()},
+    )
     assert rep.ok
     figs = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
     assert figs == ["responsibilities_mix_c0_pink_5.png", "si_sdr_vs_snr.png", "spectrograms_c0_pink_5.png"]

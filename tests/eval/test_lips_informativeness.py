@@ -31,8 +31,7 @@ def test_rank_auc_matches_pairwise_count_with_ties():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 6, size=40).astype(float)  # many ties
     labels = rng.random(40) < 0.4
-    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0)
-             for p, n in itertools.product(scores[labels], scores[~labels])]
+    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p, n in itertools.product(scores[labels], scores[~labels])]
     assert rank_auc(scores, labels) == pytest.approx(np.mean(pairs), abs=1e-12)
     assert math.isnan(rank_auc(scores, np.ones(40, bool)))
 
@@ -94,7 +93,13 @@ def test_real_ntcd_clip_runs_through_a_mixture_model():
     cfg = FeatureConfig()
     model = build_model("minvae", input_dims={"audio": cfg.n_freq, "lips": 67 * 67}, encoders=["audio", "lips"])
     clip = REAL_AV / "ntcd_av_dkf"
-    fig = lips_figure(model, cfg, load_audio(clip / "clean.wav", cfg.sample_rate), load_lips(clip / "lips.npy"),
-                      fps=30.0, clip="ntcd_av_dkf")
+    fig = lips_figure(
+        model,
+        cfg,
+        load_audio(clip / "clean.wav", cfg.sample_rate),
+        load_lips(clip / "lips.npy"),
+        fps=30.0,
+        clip="ntcd_av_dkf",
+    )
     assert fig.n_frames > 100
     assert -1.0 <= fig.r <= 1.0 and 0.0 <= fig.auc <= 1.0 and 0.0 <= fig.lips_responsibility <= 1.0

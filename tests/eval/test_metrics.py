@@ -23,7 +23,7 @@ def test_si_sdr_matches_analytic_value():
     n = _orthogonal_noise(s)
     for a, c in ((1.0, 0.1), (0.3, 0.05), (2.0, 1.0)):
         e = a * s + c * n
-        expected = 10 * np.log10(a ** 2 * np.dot(s, s) / (c ** 2 * np.dot(n, n)))
+        expected = 10 * np.log10(a**2 * np.dot(s, s) / (c**2 * np.dot(n, n)))
         assert M.si_sdr(s, e, SR) == pytest.approx(expected, abs=1e-6)
 
 
@@ -51,11 +51,11 @@ def test_sdr_equals_brute_force_projection():
     n_out = s.size + L - 1
     A = np.zeros((n_out, L))
     for k in range(L):
-        A[k:k + s.size, k] = s
+        A[k : k + s.size, k] = s
     e_pad = np.r_[e, np.zeros(L - 1)]
     coef, *_ = np.linalg.lstsq(A, e_pad, rcond=None)
     proj = A @ coef
-    expected = 10 * np.log10(np.sum(proj ** 2) / np.sum((e_pad - proj) ** 2))
+    expected = 10 * np.log10(np.sum(proj**2) / np.sum((e_pad - proj) ** 2))
     assert M.sdr(s, e, SR, filter_length=L) == pytest.approx(expected, abs=1e-6)
 
 

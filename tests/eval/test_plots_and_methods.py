@@ -28,8 +28,9 @@ def test_plot_responsibilities_two_and_three_components(tmp_path):
     p = plot_responsibilities(tmp_path / "r2.png", pi, 30.0, np.abs(np.sin(np.linspace(0, 9, 60))), 30.0)
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r3 = np.random.default_rng(0).dirichlet([1, 1, 1], size=n)
-    plot_responsibilities(tmp_path / "r3.png", r3, 30.0, np.ones(60), 30.0, ["audio", "lips", "landmarks"],
-                          title="three encoders")
+    plot_responsibilities(
+        tmp_path / "r3.png", r3, 30.0, np.ones(60), 30.0, ["audio", "lips", "landmarks"], title="three encoders"
+    )
     assert (tmp_path / "r3.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="component names"):
         plot_responsibilities(tmp_path / "x.png", r3, 30.0, np.ones(60), 30.0, ["a", "b"])
@@ -93,8 +94,15 @@ def test_checkpoint_kind_reads_the_model_family(tmp_path, monkeypatch):
     from pyro_minvae.checkpoint import FORMAT_VERSION
 
     good = tmp_path / "good.pt"
-    torch.save({"format_version": FORMAT_VERSION, "model_spec": {"family": "minvae", "kwargs": {}},
-                "model_state": {}, "feature_config": {}}, good)
+    torch.save(
+        {
+            "format_version": FORMAT_VERSION,
+            "model_spec": {"family": "minvae", "kwargs": {}},
+            "model_state": {},
+            "feature_config": {},
+        },
+        good,
+    )
     assert M.checkpoint_kind(good) == "minvae"
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")

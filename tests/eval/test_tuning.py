@@ -25,10 +25,28 @@ def _rows():
     rows = []
     for i, (snr, noise) in enumerate([(-5, "white"), (-5, "pink"), (5, "white"), (5, "pink")]):
         for name, shift in (("ref", 0.0), ("new", 1.0 + i)):
-            rows.append({"method": name, "id": f"f{i}", "snr_db": snr, "noise_type": noise, "status": "ok",
-                         "si_sdr": 10.0 * i + shift, "delta_si_sdr": 2.0 + shift})
-    rows.append({"method": "new", "id": "f9", "snr_db": 5, "noise_type": "white", "status": "ok", "si_sdr": 99.0,
-                 "delta_si_sdr": 99.0})  # no reference value: left out of every average
+            rows.append(
+                {
+                    "method": name,
+                    "id": f"f{i}",
+                    "snr_db": snr,
+                    "noise_type": noise,
+                    "status": "ok",
+                    "si_sdr": 10.0 * i + shift,
+                    "delta_si_sdr": 2.0 + shift,
+                }
+            )
+    rows.append(
+        {
+            "method": "new",
+            "id": "f9",
+            "snr_db": 5,
+            "noise_type": "white",
+            "status": "ok",
+            "si_sdr": 99.0,
+            "delta_si_sdr": 99.0,
+        }
+    )  # no reference value: left out of every average
     return rows
 
 
@@ -37,8 +55,9 @@ def test_compare_pairs_files_with_the_reference():
     assert t["n_files"] == 4 and t["snrs"] == [-5.0, 5.0]
 
     def stats(setting, snr, noise):
-        return next(g for g in t["groups"] if g["setting"] == setting and g["snr_db"] == snr
-                    and g["noise_type"] == noise)["stats"]
+        return next(
+            g for g in t["groups"] if g["setting"] == setting and g["snr_db"] == snr and g["noise_type"] == noise
+        )["stats"]
 
     allnew = stats("new", ALL, ALL)
     assert allnew["paired_si_sdr"]["mean"] == pytest.approx(2.5) and allnew["paired_si_sdr"]["n"] == 4
@@ -80,9 +99,26 @@ def corpus(tmp_path_factory):
 def test_tune_cli_end_to_end(corpus, tmp_path):
     manifest, ckpt = corpus
     out = tmp_path / "tune"
-    args = ["tune", "--checkpoint", str(ckpt), "--manifest", str(manifest), "--out", str(out), "--estep", "fast",
-            "--jobs", "1", "--no-progress", "--metrics", "si_sdr,estoi",
-            "--setting", "base:iterations=1,grad_steps=1", "--setting", "floor:iterations=1,grad_steps=1,gain_floor=0.5"]
+    args = [
+        "tune",
+        "--checkpoint",
+        str(ckpt),
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--estep",
+        "fast",
+        "--jobs",
+        "1",
+        "--no-progress",
+        "--metrics",
+        "si_sdr,estoi",
+        "--setting",
+        "base:iterations=1,grad_steps=1",
+        "--setting",
+        "floor:iterations=1,grad_steps=1,gain_floor=0.5",
+    ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     table = json.loads((out / "tune.json").read_text())
@@ -97,8 +133,22 @@ def test_tune_cli_end_to_end(corpus, tmp_path):
 
 def test_tune_cli_refuses_the_test_split_in_one_line(corpus, tmp_path):
     manifest, ckpt = corpus
-    res = CliRunner().invoke(cli, ["tune", "--checkpoint", str(ckpt), "--manifest", str(manifest), "--split", "test",
-                                   "--out", str(tmp_path / "t"), "--setting", "a"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "tune",
+            "--checkpoint",
+            str(ckpt),
+            "--manifest",
+            str(manifest),
+            "--split",
+            "test",
+            "--out",
+            str(tmp_path / "t"),
+            "--setting",
+            "a",
+        ],
+    )
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [res.output.strip()] and "never on the test split" in res.output
 

@@ -59,8 +59,12 @@ def mixture_prior(model):
     L = mu.shape[1]
 
     def logn(Zc):
-        return np.stack([-0.5 * ((Zc - mu[m][:, None]) ** 2).sum(0) / s[m] - 0.5 * L * np.log(2 * np.pi * s[m])
-                         for m in range(len(s))])
+        return np.stack(
+            [
+                -0.5 * ((Zc - mu[m][:, None]) ** 2).sum(0) / s[m] - 0.5 * L * np.log(2 * np.pi * s[m])
+                for m in range(len(s))
+            ]
+        )
 
     def responsibilities(kept, pi):
         lp = np.mean([logn(k) for k in kept], axis=0)  # (M, N)
@@ -89,7 +93,7 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
         Z = encoder_mean(model.guide_net.encoder, P.T, True).T  # (L, N)
 
         def logprior(Zc):
-            return -0.5 * (Zc ** 2).sum(0)
+            return -0.5 * (Zc**2).sum(0)
     else:
         Z = encoder_mean(model.guide_net.encoders[model.guide_net.modalities.index("lips")], lips, False).T
         logn, responsibilities = mixture_prior(model)
@@ -98,6 +102,7 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
         def logprior(Zc):
             a = np.log(pi)[:, None] + logn(Zc)
             return a.max(0) + np.log(np.exp(a - a.max(0)).sum(0))
+
     L = Z.shape[0]
 
     def mh(Z, steps, burn):
@@ -107,8 +112,11 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
             Zp = Z + np.sqrt(var) * d.randn(N, L).T
             sv = np.exp(decoder(model, Z.T).T) * g
             svp = np.exp(decoder(model, Zp.T).T) * g
-            logr = (np.log(V + sv) - np.log(V + svp) + (1 / (V + sv) - 1 / (V + svp)) * P).sum(0) \
-                + logprior(Zp) - logprior(Z)
+            logr = (
+                (np.log(V + sv) - np.log(V + svp) + (1 / (V + sv) - 1 / (V + svp)) * P).sum(0)
+                + logprior(Zp)
+                - logprior(Z)
+            )
             u = d.rand(N)
             acc = np.log(u) < logr
             Z = np.where(acc[None], Zp, Z)
@@ -124,14 +132,14 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
         s2 = np.stack([np.exp(decoder(model, k.T).T) for k in kept])  # (R, F, N)
         V = W @ H
         vx = V + g * s2
-        W = np.maximum(W * (((P * (vx ** -2).sum(0)) @ H.T) / ((vx ** -1).sum(0) @ H.T)) ** 0.5, EPS)
+        W = np.maximum(W * (((P * (vx**-2).sum(0)) @ H.T) / ((vx**-1).sum(0) @ H.T)) ** 0.5, EPS)
         V = W @ H
         vx = V + g * s2
-        H = np.maximum(H * ((W.T @ (P * (vx ** -2).sum(0))) / (W.T @ (vx ** -1).sum(0))) ** 0.5, EPS)
+        H = np.maximum(H * ((W.T @ (P * (vx**-2).sum(0))) / (W.T @ (vx**-1).sum(0))) ** 0.5, EPS)
         V = W @ H
         vx = V + g * s2
-        num = (P * (s2 * vx ** -2).sum(0)).sum(0)
-        den = (s2 * vx ** -1).sum(0).sum(0)
+        num = (P * (s2 * vx**-2).sum(0)).sum(0)
+        den = (s2 * vx**-1).sum(0).sum(0)
         g = np.maximum(g * (num / den) ** 0.5, EPS)
     Z, kept = mh(Z, final_steps, final_burn_in)
     V = W @ H
@@ -163,8 +171,7 @@ def minvae(model, X, lips, seed, iterations, mh_steps, burn_in, K, var=0.01):
             Zp = Z + np.sqrt(var) * d.randn(N, L).T
             sv = np.exp(decoder(model, Z.T).T)
             svp = np.exp(decoder(model, Zp.T).T)
-            logr = (np.log(sv) - np.log(svp) + (1 / sv - 1 / svp) * Ps).sum(0) \
-                + (resp.T * (logn(Zp) - logn(Z))).sum(0)
+            logr = (np.log(sv) - np.log(svp) + (1 / sv - 1 / svp) * Ps).sum(0) + (resp.T * (logn(Zp) - logn(Z))).sum(0)
             u = d.rand(N)
             Z = np.where((np.log(u) < logr)[None], Zp, Z)
             if i >= burn_in:
@@ -178,9 +185,9 @@ def minvae(model, X, lips, seed, iterations, mh_steps, burn_in, K, var=0.01):
         Mu = gam / (V + gam) * X
         Ps = np.abs(Mu) ** 2 + Sig
         Vm = np.abs(X - Mu) ** 2 + Sig
-        W = np.maximum(W * ((Vm * V ** -2) @ H.T) / (V ** -1 @ H.T), EPS)
+        W = np.maximum(W * ((Vm * V**-2) @ H.T) / (V**-1 @ H.T), EPS)
         V = W @ H
-        H = np.maximum(H * (W.T @ (Vm * V ** -2)) / (W.T @ V ** -1), EPS)
+        H = np.maximum(H * (W.T @ (Vm * V**-2)) / (W.T @ V**-1), EPS)
         c = np.abs(W).sum(0)
         W = W / c
         H = H * c[:, None]

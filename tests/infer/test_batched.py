@@ -26,9 +26,13 @@ def _model(family):
 
 def _inputs(family):
     g = torch.Generator().manual_seed(0)
-    specs = [torch.complex(torch.randn(F, n, generator=g, dtype=torch.float64),
-                           torch.randn(F, n, generator=g, dtype=torch.float64)) * (1 + i) for i, n in
-             enumerate(LENGTHS)]
+    specs = [
+        torch.complex(
+            torch.randn(F, n, generator=g, dtype=torch.float64), torch.randn(F, n, generator=g, dtype=torch.float64)
+        )
+        * (1 + i)
+        for i, n in enumerate(LENGTHS)
+    ]
     if family == "avae":
         return specs, [None] * len(specs)
     return specs, [{"lips": torch.rand(n, LIPS, generator=g, dtype=torch.float64)} for n in LENGTHS]
@@ -46,15 +50,18 @@ def _assert_same(batched, alone):
     assert 0 < float(batched[0].acceptance.min()) and float(batched[0].acceptance.max()) < 1
 
 
-@pytest.mark.parametrize("family,opts", [
-    ("avae", {}),
-    ("avcvae", {}),
-    ("minvae", {}),  # classic loop on the mixture prior, weights re-estimated per utterance
-    ("minvae", {"weights": "model", "update_weights": False}),
-    ("minvae", {"loop": "minvae"}),  # the published variational loop
-    ("minvae", {"loop": "minvae", "update_gain": True}),
-    ("avae", {"update_gain": False, "exponent": 1.0, "gain_exponent": 2.0, "gain_floor": 0.1}),
-])
+@pytest.mark.parametrize(
+    "family,opts",
+    [
+        ("avae", {}),
+        ("avcvae", {}),
+        ("minvae", {}),  # classic loop on the mixture prior, weights re-estimated per utterance
+        ("minvae", {"weights": "model", "update_weights": False}),
+        ("minvae", {"loop": "minvae"}),  # the published variational loop
+        ("minvae", {"loop": "minvae", "update_gain": True}),
+        ("avae", {"update_gain": False, "exponent": 1.0, "gain_exponent": 2.0, "gain_floor": 0.1}),
+    ],
+)
 def test_batched_equals_one_by_one(family, opts):
     model = _model(family)
     specs, visuals = _inputs(family)
@@ -89,13 +96,17 @@ def test_tolerance_stop_leaves_the_batch_per_utterance():
 def test_one_utterance_and_empty_batch():
     model = _model("avae")
     specs, visuals = _inputs("avae")
-    _assert_same(mcem_batch(model, specs[:1], visuals[:1], SEEDS[:1], **SMALL),
-                 [mcem(model, specs[0], None, seed=SEEDS[0], **SMALL)])
+    _assert_same(
+        mcem_batch(model, specs[:1], visuals[:1], SEEDS[:1], **SMALL),
+        [mcem(model, specs[0], None, seed=SEEDS[0], **SMALL)],
+    )
     assert mcem_batch(model, [], []) == []
 
 
-@pytest.mark.parametrize("opts", [{"scoring": "trace"}, {"driver": "pyro"}, {"loop": "minvae", "marginal": True},
-                                  {"kernel": "frame-mh-jump"}])
+@pytest.mark.parametrize(
+    "opts",
+    [{"scoring": "trace"}, {"driver": "pyro"}, {"loop": "minvae", "marginal": True}, {"kernel": "frame-mh-jump"}],
+)
 def test_unsupported_options_are_refused(opts):
     model = _model("minvae")
     specs, visuals = _inputs("minvae")
@@ -283,9 +294,24 @@ def test_manifest_batch_size_writes_what_one_by_one_writes(tmp_path):
     outs = {}
     for size in ("1", "3"):
         out = tmp_path / f"out{size}"
-        res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(ckpt), "--manifest", str(manifest),
-                                       "--out-dir", str(out), "--iterations", "1", "--jobs", "1", "--batch-size",
-                                       size])
+        res = CliRunner().invoke(
+            cli,
+            [
+                "enhance",
+                "--checkpoint",
+                str(ckpt),
+                "--manifest",
+                str(manifest),
+                "--out-dir",
+                str(out),
+                "--iterations",
+                "1",
+                "--jobs",
+                "1",
+                "--batch-size",
+                size,
+            ],
+        )
         assert res.exit_code == 1, res.output
         assert "enhanced 4 file(s)" in res.output and "2 file(s) failed" in res.output
         assert "bad-missing:" in res.output and "bad-short:" in res.output and "Traceback" not in res.output
@@ -295,11 +321,14 @@ def test_manifest_batch_size_writes_what_one_by_one_writes(tmp_path):
         np.testing.assert_allclose(outs["3"][name], y, atol=2 / 32768)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--method", "fast", "--batch-size", "2"], "only --method mcem is batched"),
-    (["--kernel", "frame-mh-jump", "--batch-size", "2"], "kernel='frame-mh'"),
-    (["--batch-size", "0"], "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--method", "fast", "--batch-size", "2"], "only --method mcem is batched"),
+        (["--kernel", "frame-mh-jump", "--batch-size", "2"], "kernel='frame-mh'"),
+        (["--batch-size", "0"], "must be >= 1"),
+    ],
+)
 def test_manifest_batch_size_refusals_are_one_line(tmp_path, args, message):
     from click.testing import CliRunner
 
@@ -308,7 +337,9 @@ def test_manifest_batch_size_refusals_are_one_line(tmp_path, args, message):
     rh = _reliability_helpers()
     manifest = rh.make_mixture_corpus(tmp_path / "corpus", n_good=1, bad=())
     ckpt = rh.make_checkpoint(tmp_path / "minvae.pt", "minvae")
-    res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(ckpt), "--manifest", str(manifest), "--out-dir",
-                                   str(tmp_path / "out"), *args])
+    res = CliRunner().invoke(
+        cli,
+        ["enhance", "--checkpoint", str(ckpt), "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"), *args],
+    )
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output and not (tmp_path / "out").exists()

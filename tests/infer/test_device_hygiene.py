@@ -18,11 +18,19 @@ from pyro_minvae.models import likelihood
 from pyro_minvae.nn import decoders
 
 HOT = [
-    kernels.FrameMH.step, kernels.FrameMH.score, kernels.FrameMH.sample,
-    potentials.LikelihoodPotential.__call__, potentials.ExpectedPowerPotential.__call__,
-    likelihood.observation, likelihood.PowerSpectrum.log_prob, likelihood.PowerSpectrum.__init__,
-    decoders.LogVarianceDecoder.forward, decoders.LogVarianceDecoder.bind,
-    vem.FrameGaussian.refine, vem.FrameGaussian.sample, vem._Adam.ascend,
+    kernels.FrameMH.step,
+    kernels.FrameMH.score,
+    kernels.FrameMH.sample,
+    potentials.LikelihoodPotential.__call__,
+    potentials.ExpectedPowerPotential.__call__,
+    likelihood.observation,
+    likelihood.PowerSpectrum.log_prob,
+    likelihood.PowerSpectrum.__init__,
+    decoders.LogVarianceDecoder.forward,
+    decoders.LogVarianceDecoder.bind,
+    vem.FrameGaussian.refine,
+    vem.FrameGaussian.sample,
+    vem._Adam.ascend,
 ]
 HOST_METHODS = {"cpu", "numpy", "item", "tolist"}
 HOST_CALLS = {"float", "bool", "int"}
@@ -36,8 +44,12 @@ def _host_transfers(fn) -> list[str]:
             f = node.func
             if isinstance(f, ast.Attribute) and f.attr in HOST_METHODS:
                 found.append(f".{f.attr}() at line {node.lineno}")
-            if isinstance(f, ast.Name) and f.id in HOST_CALLS and node.args \
-                    and not isinstance(node.args[0], ast.Constant):
+            if (
+                isinstance(f, ast.Name)
+                and f.id in HOST_CALLS
+                and node.args
+                and not isinstance(node.args[0], ast.Constant)
+            ):
                 found.append(f"{f.id}(...) at line {node.lineno}")
     return found
 

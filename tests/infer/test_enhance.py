@@ -74,8 +74,9 @@ def test_long_signal_real_method_exact_length(avae, method):
     res = enhance_waveform(avae, CFG, x, method=method, chunk_seconds=3.0, overlap_seconds=0.5, **opts)
     assert res.waveform.shape == (len(x),)
     assert torch.isfinite(res.waveform).all()
-    assert len(res.chunks) == len(chunk_bounds(CFG.n_frames(len(x)), round(3.0 * CFG.frame_rate),
-                                               round(0.5 * CFG.frame_rate)))
+    assert len(res.chunks) == len(
+        chunk_bounds(CFG.n_frames(len(x)), round(3.0 * CFG.frame_rate), round(0.5 * CFG.frame_rate))
+    )
     # Wiener gains lie in [0, 1]: the output never has more energy than the input
     assert float(res.waveform.square().sum()) <= float(np.square(x).sum()) * 1.01
 
@@ -98,8 +99,9 @@ def test_minvae_without_visual_logs_fallback(caplog):
     assert res.init == "audio"
     assert "no visual input" in caplog.text
     n = CFG.n_frames(len(x))
-    res = enhance_waveform(model, CFG, x, {"lips": torch.rand(n, 9)}, method="mcem", iterations=1, mh_steps=2,
-                           burn_in=1)
+    res = enhance_waveform(
+        model, CFG, x, {"lips": torch.rand(n, 9)}, method="mcem", iterations=1, mh_steps=2, burn_in=1
+    )
     assert res.init == "lips"
     assert res.result.responsibilities.shape == (n, 2)
 
@@ -168,8 +170,17 @@ def test_progress_hooks_see_every_iteration_of_every_chunk_and_leave_the_result_
     x = _wave(9.0, seed=2)
     seen = []
     prog = _Recorder()
-    res = enhance_waveform(avae, CFG, x, method="fast", iterations=2, chunk_seconds=4.0, overlap_seconds=1.0,
-                           progress=prog, callback=lambda it, info: seen.append(it))
+    res = enhance_waveform(
+        avae,
+        CFG,
+        x,
+        method="fast",
+        iterations=2,
+        chunk_seconds=4.0,
+        overlap_seconds=1.0,
+        progress=prog,
+        callback=lambda it, info: seen.append(it),
+    )
     n = len(res.chunks)
     assert n == 3
     expected = [("start", n)]

@@ -14,8 +14,9 @@ F, N = 12, 9
 
 def _spec(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.complex(torch.randn(F, N, generator=g, dtype=torch.float64),
-                         torch.randn(F, N, generator=g, dtype=torch.float64))
+    return torch.complex(
+        torch.randn(F, N, generator=g, dtype=torch.float64), torch.randn(F, N, generator=g, dtype=torch.float64)
+    )
 
 
 def _model(family="avae"):
@@ -35,11 +36,15 @@ def test_rule_oracle():
             GainRule(**bad)
 
 
-@pytest.mark.parametrize("run", [
-    lambda m, x, **k: mcem(m, x, iterations=2, mh_steps=4, burn_in=2, final_mh_steps=4, final_burn_in=2, **k),
-    lambda m, x, **k: mcem(m, x, loop="minvae", iterations=2, mh_steps=4, burn_in=2, **k),
-    lambda m, x, **k: vem(m, x, iterations=2, grad_steps=1, final_samples=2, **k),
-], ids=["classic", "minvae-loop", "fast"])
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda m, x, **k: mcem(m, x, iterations=2, mh_steps=4, burn_in=2, final_mh_steps=4, final_burn_in=2, **k),
+        lambda m, x, **k: mcem(m, x, loop="minvae", iterations=2, mh_steps=4, burn_in=2, **k),
+        lambda m, x, **k: vem(m, x, iterations=2, grad_steps=1, final_samples=2, **k),
+    ],
+    ids=["classic", "minvae-loop", "fast"],
+)
 def test_rule_reshapes_the_estimate_of_every_estep(run):
     model, x = _model("minvae"), _spec()
     base = run(model, x, seed=3)

@@ -123,4 +123,4 @@ def test_vem_gaussian_fits_conjugate_posterior():
         q.refine(lambda z: base(z), 100, 64, gen)
     post_var = 1.0 / (1.0 + 1.0 / s2)
     torch.testing.assert_close(q.loc, post_var * y / s2, atol=0.05, rtol=0)
-    torch.testing.assert_close(q.scale, torch.full_like(y, post_var ** 0.5), atol=0.05, rtol=0)
+    torch.testing.assert_close(q.scale, torch.full_like(y, post_var**0.5), atol=0.05, rtol=0)

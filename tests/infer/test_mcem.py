@@ -72,8 +72,18 @@ def _assert_mixture_result(res, s, w, h, resp):
 def test_minvae_loop_matches_numpy_reference(scoring):
     model, spec = _minvae(), _spec(1)
     lips = torch.rand(N, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    res = mcem(model, spec, {"lips": lips}, loop="minvae", seed=11, iterations=3, mh_steps=6, burn_in=3, rank=3,
-               scoring=scoring)
+    res = mcem(
+        model,
+        spec,
+        {"lips": lips},
+        loop="minvae",
+        seed=11,
+        iterations=3,
+        mh_steps=6,
+        burn_in=3,
+        rank=3,
+        scoring=scoring,
+    )
     s, w, h, resp = ref.minvae(model, spec.numpy(), lips.numpy(), 11, 3, 6, 3, 3)
     _assert_mixture_result(res, s, w, h, resp)
 
@@ -91,8 +101,11 @@ def test_pyro_driver_and_trace_scoring_agree_with_default():
 @pytest.mark.parametrize("method", ["mcem", "fast"])
 def test_same_seed_same_output(method):
     model, spec = _avae().float(), _spec(3).to(torch.complex64)
-    opts = dict(iterations=3) if method == "fast" else dict(iterations=2, mh_steps=4, burn_in=2,
-                                                                 final_mh_steps=4, final_burn_in=2)
+    opts = (
+        dict(iterations=3)
+        if method == "fast"
+        else dict(iterations=2, mh_steps=4, burn_in=2, final_mh_steps=4, final_burn_in=2)
+    )
     a = ESTEPS.get(method)(model, spec, None, seed=5, **opts)
     b = ESTEPS.get(method)(model, spec, None, seed=5, **opts)
     c = ESTEPS.get(method)(model, spec, None, seed=6, **opts)
@@ -134,8 +147,11 @@ def test_avcvae_runs_with_its_visual_conditioning(method):
     torch.manual_seed(3)
     model = build_model("avcvae", input_dims={"audio": F, "lips": 10}, latent_dim=3).double()
     lips = torch.rand(N, 10, dtype=torch.float64)
-    opts = dict(iterations=2) if method == "fast" else dict(iterations=2, mh_steps=4, burn_in=2, final_mh_steps=4,
-                                                             final_burn_in=2)
+    opts = (
+        dict(iterations=2)
+        if method == "fast"
+        else dict(iterations=2, mh_steps=4, burn_in=2, final_mh_steps=4, final_burn_in=2)
+    )
     res = ESTEPS.get(method)(model, _spec(5), {"lips": lips}, **opts)
     other = ESTEPS.get(method)(model, _spec(5), {"lips": 1 - lips}, **opts)
     assert res.estimate.shape == (F, N) and torch.isfinite(res.estimate.abs()).all()

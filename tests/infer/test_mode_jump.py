@@ -25,8 +25,9 @@ def bimodal(z):
 def test_jumps_recover_the_mode_weights(jump_every):
     n = 4000
     gen = torch.Generator().manual_seed(0)
-    kernel = KERNELS.build("frame-mh-jump", potential=bimodal, step_var=0.5, generator=gen, jump_every=jump_every,
-                           means=MEANS)
+    kernel = KERNELS.build(
+        "frame-mh-jump", potential=bimodal, step_var=0.5, generator=gen, jump_every=jump_every, means=MEANS
+    )
     out = run_chain(kernel, MEANS[0].expand(n, 2).clone(), 200, 199)
     z = out.z[-1]
     right = z[:, 0] > 0
@@ -80,9 +81,11 @@ def test_minvae_mcem_runs_with_jumps(loop):
     gen = torch.Generator().manual_seed(0)
     spec = torch.randn(33, 12, dtype=torch.complex64, generator=gen)
     lips = torch.rand(12, 16 * 16, generator=gen)
-    res = mcem(model, spec, {"lips": lips}, loop=loop, iterations=2, kernel="frame-mh-jump",
-               kernel_options={"jump_every": 2})
-    again = mcem(model, spec, {"lips": lips}, loop=loop, iterations=2, kernel="frame-mh-jump",
-                 kernel_options={"jump_every": 2})
+    res = mcem(
+        model, spec, {"lips": lips}, loop=loop, iterations=2, kernel="frame-mh-jump", kernel_options={"jump_every": 2}
+    )
+    again = mcem(
+        model, spec, {"lips": lips}, loop=loop, iterations=2, kernel="frame-mh-jump", kernel_options={"jump_every": 2}
+    )
     assert torch.isfinite(res.estimate).all()
     torch.testing.assert_close(res.estimate, again.estimate)

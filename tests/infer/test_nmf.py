@@ -58,7 +58,7 @@ def test_single_update_matches_formula():
     v = s.W @ s.H  # (F, N)
     vx = v.unsqueeze(0) + s.g * sv.transpose(1, 2)  # (R, F, N)
     p = power.T
-    w = s.W * (((p * (vx ** -2).sum(0)) @ s.H.T) / ((vx ** -1).sum(0) @ s.H.T)) ** 0.5
+    w = s.W * (((p * (vx**-2).sum(0)) @ s.H.T) / ((vx**-1).sum(0) @ s.H.T)) ** 0.5
     torch.testing.assert_close(new.W, w)
 
 

@@ -15,7 +15,7 @@ def _data(seed, n=23, f=17, r=3):
 
 
 def _tied(h, b):
-    blocks = [h[:, i:i + b] for i in range(0, h.shape[1], b)]
+    blocks = [h[:, i : i + b] for i in range(0, h.shape[1], b)]
     return all(torch.equal(x, x[:, :1].expand_as(x)) for x in blocks)
 
 
@@ -42,8 +42,9 @@ def test_tied_h_stays_tied_and_both_costs_are_monotone(b):
 def test_block_of_one_is_the_paper_update():
     gen, power, speech_var = _data(1)
     a = NMFNoise(rank=3).init(power.shape[1], power.shape[0], torch.Generator().manual_seed(4), dtype=torch.float64)
-    b = NMFNoise(rank=3, h_block=1).init(power.shape[1], power.shape[0], torch.Generator().manual_seed(4),
-                                         dtype=torch.float64)
+    b = NMFNoise(rank=3, h_block=1).init(
+        power.shape[1], power.shape[0], torch.Generator().manual_seed(4), dtype=torch.float64
+    )
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     ua = NMFNoise(rank=3).update_sampled(a, power, speech_var)
     ub = NMFNoise(rank=3, h_block=1).update_sampled(b, power, speech_var)
@@ -84,8 +85,9 @@ def test_h_block_is_an_estep_option(estep):
     torch.manual_seed(0)
     model = build_model("avae", input_dims={"audio": 12}, latent_dim=3).double()
     g = torch.Generator().manual_seed(1)
-    x = torch.complex(torch.randn(12, 10, generator=g, dtype=torch.float64),
-                      torch.randn(12, 10, generator=g, dtype=torch.float64))
+    x = torch.complex(
+        torch.randn(12, 10, generator=g, dtype=torch.float64), torch.randn(12, 10, generator=g, dtype=torch.float64)
+    )
     res = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=4, seed=0)
     free = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=1, seed=0)
     assert _tied(res.nmf.H, 4) and not _tied(free.nmf.H, 4)

@@ -26,7 +26,7 @@ def markov_terms(z, length=None):
 
 
 def potential(z):
-    lik = (-0.5 * (z[..., 0] - Y.repeat(REPS)).square() / S2)
+    lik = -0.5 * (z[..., 0] - Y.repeat(REPS)).square() / S2
     return lik + markov_terms(z, N), {"speech_log_var": z.clone()}
 
 
@@ -43,8 +43,7 @@ def oracle():
 
 
 def _moments(kernel_name):
-    kernel = KERNELS.build(kernel_name, potential=potential, step_var=0.5,
-                           generator=torch.Generator().manual_seed(0))
+    kernel = KERNELS.build(kernel_name, potential=potential, step_var=0.5, generator=torch.Generator().manual_seed(0))
     out = run_chain(kernel, torch.zeros(N * REPS, 1, dtype=torch.float64), 400, 100)
     x = out.z.reshape(-1, N)  # (samples * chains, N)
     assert torch.equal(out.aux["speech_log_var"], out.z)  # aux follows the accepted frames
@@ -86,8 +85,9 @@ def test_mcem_enhances_a_coupled_prior_with_the_exact_kernel_only():
     model = build_model("avae", input_dims={"audio": 17}, latent_dim=4)
     model.prior = AR1Prior()
     spec = torch.randn(17, 9, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
-    res = mcem(model, spec, iterations=2, mh_steps=4, burn_in=1, final_mh_steps=4, final_burn_in=1,
-               kernel="odd-even-mh")
+    res = mcem(
+        model, spec, iterations=2, mh_steps=4, burn_in=1, final_mh_steps=4, final_burn_in=1, kernel="odd-even-mh"
+    )
     assert torch.isfinite(torch.view_as_real(res.estimate)).all() and res.latents.shape == (9, 4)
     with pytest.raises(IncompatibleComponentError, match="couples frames"):
         mcem(model, spec, iterations=1)

@@ -28,9 +28,14 @@ def _utterance(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, np
     lips = rng.integers(0, 40, size=(n_v, 67, 67)).astype(np.uint8)
     for k, e in enumerate(env_v):
         h = int(2 + 25 * e)
-        lips[k, 33 - h // 2: 33 + h // 2 + 1, 10:57] = 200
-    base = np.stack([np.cos(np.linspace(0, 2 * np.pi, N_POINTS, endpoint=False)),
-                     np.sin(np.linspace(0, 2 * np.pi, N_POINTS, endpoint=False))], -1)
+        lips[k, 33 - h // 2 : 33 + h // 2 + 1, 10:57] = 200
+    base = np.stack(
+        [
+            np.cos(np.linspace(0, 2 * np.pi, N_POINTS, endpoint=False)),
+            np.sin(np.linspace(0, 2 * np.pi, N_POINTS, endpoint=False)),
+        ],
+        -1,
+    )
     landmarks = (33 + 10 * base[None] * (1 + env_v[:, None, None])).astype(np.float32)
     return wave, lips, landmarks
 
@@ -49,11 +54,21 @@ def make_fake_corpus(root: Path, n_train: int = 4, n_valid: int = 2, seconds: fl
             sf.write(root / "clean" / f"{uid}.wav", wave, SR, subtype="PCM_16")
             np.save(root / "lips" / f"{uid}.npy", lips)
             np.save(root / "landmarks" / f"{uid}.npy", lm)
-            records.append({"id": uid, "split": split, "speaker": f"spk{i % 2}", "kind": "clean",
-                            "audio": f"clean/{uid}.wav", "lips": f"lips/{uid}.npy",
-                            "landmarks": f"landmarks/{uid}.npy", "fps": FPS, "duration": seconds,
-                            "sha256": sha256_file(root / "clean" / f"{uid}.wav"),
-                            "source": {"package": "fake", "version": "0", "file": uid}})
+            records.append(
+                {
+                    "id": uid,
+                    "split": split,
+                    "speaker": f"spk{i % 2}",
+                    "kind": "clean",
+                    "audio": f"clean/{uid}.wav",
+                    "lips": f"lips/{uid}.npy",
+                    "landmarks": f"landmarks/{uid}.npy",
+                    "fps": FPS,
+                    "duration": seconds,
+                    "sha256": sha256_file(root / "clean" / f"{uid}.wav"),
+                    "source": {"package": "fake", "version": "0", "file": uid},
+                }
+            )
     manifest = root / "manifest.jsonl"
     write_manifest(manifest, records)
     return manifest

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_minvae.checkpoint import (FORMAT_VERSION, get_rng_state, load_checkpoint, load_model, save_checkpoint,
-                                    set_rng_state)
+from pyro_minvae.checkpoint import (
+    FORMAT_VERSION,
+    get_rng_state,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    set_rng_state,
+)
 from pyro_minvae.data import datasets as ds_mod
 from pyro_minvae.data.datasets import FrameDataset, UtteranceDataset
 from pyro_minvae.errors import UserInputError
@@ -89,8 +95,19 @@ def test_checkpoint_round_trip(tmp_path):
     model.prior.set_weights(torch.tensor([0.3, 0.7]))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     cfg = FeatureConfig(hop_length=256)
-    path = save_checkpoint(tmp_path / "c.pt", model, cfg, {"lr": 1e-3}, opt, None, epoch=3, step=7,
-                           best_valid_elbo=-12.5, history=[{"epoch": 1, "valid_elbo": -20.0}], extra={"k": "v"})
+    path = save_checkpoint(
+        tmp_path / "c.pt",
+        model,
+        cfg,
+        {"lr": 1e-3},
+        opt,
+        None,
+        epoch=3,
+        step=7,
+        best_valid_elbo=-12.5,
+        history=[{"epoch": 1, "valid_elbo": -20.0}],
+        extra={"k": "v"},
+    )
     loaded, cfg2, meta = load_model(path, "cpu")
     assert cfg2 == cfg and meta["epoch"] == 3 and meta["best_valid_elbo"] == -12.5
     assert meta["history"][0]["valid_elbo"] == -20.0 and meta["train_config"] == {"lr": 1e-3}

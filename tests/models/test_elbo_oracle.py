@@ -38,7 +38,7 @@ def enc_gauss(enc, x, cond=None):
     if enc.pre is not None:  # square ROI average-pooled by p (the trailing side % p rows/columns dropped)
         side, p = enc.pre.side, enc.pre.pool
         k = side // p
-        h = h.reshape(-1, side, side)[:, :k * p, :k * p].reshape(-1, k, p, k, p).mean((2, 4)).flatten(1)
+        h = h.reshape(-1, side, side)[:, : k * p, : k * p].reshape(-1, k, p, k, p).mean((2, 4)).flatten(1)
     if cond is not None:
         h = torch.cat([h, cond], -1)
     h = enc.body(h)
@@ -48,9 +48,11 @@ def enc_gauss(enc, x, cond=None):
 @pytest.fixture
 def batch():
     g = torch.Generator().manual_seed(3)
-    return {"audio": torch.rand(B, F, generator=g) * 2.0 + 1e-3,
-            "lips": torch.rand(B, LIPS, generator=g),
-            "landmarks": torch.randn(B, LM, generator=g)}
+    return {
+        "audio": torch.rand(B, F, generator=g) * 2.0 + 1e-3,
+        "lips": torch.rand(B, LIPS, generator=g),
+        "landmarks": torch.randn(B, LM, generator=g),
+    }
 
 
 DIMS = {"audio": F, "lips": LIPS, "landmarks": LM}
@@ -63,8 +65,11 @@ def test_vae_elbo_matches_hand_computation(batch, encoder):
     z = guide_tr.nodes["z"]["value"]
     loss = pyro.infer.Trace_ELBO().differentiable_loss(model.model, poutine.replay(model.guide, trace=guide_tr), batch)
     loc, scale = enc_gauss(model.guide_net.encoder, batch[encoder])
-    elbo = (log_power(batch["audio"], model.decoder.out(model.decoder.body(z)))
-            + log_normal(z, torch.zeros(L), torch.ones(L)) - log_normal(z, loc, scale)).sum()
+    elbo = (
+        log_power(batch["audio"], model.decoder.out(model.decoder.body(z)))
+        + log_normal(z, torch.zeros(L), torch.ones(L))
+        - log_normal(z, loc, scale)
+    ).sum()
     torch.testing.assert_close(-loss, elbo, rtol=1e-5, atol=1e-3)
 
 
@@ -87,8 +92,9 @@ def test_avcvae_elbo_and_prior_term_match_hand_computation(batch):
     # the reconstruction-from-prior term: E_{p(z|v)} log p(s|z,v)
     prior_tr = poutine.trace(model.prior_guide).get_trace(batch)
     zp = prior_tr.nodes["z"]["value"]
-    loss_p = pyro.infer.Trace_ELBO().differentiable_loss(model.model, poutine.replay(model.prior_guide, trace=prior_tr),
-                                                         batch)
+    loss_p = pyro.infer.Trace_ELBO().differentiable_loss(
+        model.model, poutine.replay(model.prior_guide, trace=prior_tr), batch
+    )
     torch.testing.assert_close(-loss_p, log_power(batch["audio"], dec(zp)).sum(), rtol=1e-5, atol=1e-3)
 
     # the training objective is the documented weighted sum
@@ -113,8 +119,12 @@ def _mixture_oracle(model, batch, z, q):
     for m, enc in enumerate(model.guide_net.encoders):
         loc, scale = enc_gauss(enc, batch[enc.modality])
         p_scale = torch.exp(0.5 * prior.log_var[m]).expand(L)
-        terms.append(log_power(batch["audio"], model.decoder.out(model.decoder.body(z[m])))
-                     + log_normal(z[m], prior.loc[m], p_scale) + log_pi[m] - log_normal(z[m], loc, scale))
+        terms.append(
+            log_power(batch["audio"], model.decoder.out(model.decoder.body(z[m])))
+            + log_normal(z[m], prior.loc[m], p_scale)
+            + log_pi[m]
+            - log_normal(z[m], loc, scale)
+        )
     terms = torch.stack(terms)  # (M, B)
     elbo = (q.T * (terms - torch.log(q.T))).sum()
     return elbo, terms
@@ -149,7 +159,8 @@ def test_marginal_mixture_elbo_equals_traceenum_at_optimal_q(batch):
     marginal = MarginalMixtureELBO().differentiable_loss(model.model, model.guide, batch)
     pyro.set_rng_seed(2)
     enum = pyro.infer.TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(
-        model.model, model.guide, dict(batch, responsibilities=q))
+        model.model, model.guide, dict(batch, responsibilities=q)
+    )
     torch.testing.assert_close(marginal, enum, rtol=1e-5, atol=1e-2)
     # q is the closed-form optimum: the oracle's softmax over components
     pyro.set_rng_seed(2)
@@ -159,7 +170,8 @@ def test_marginal_mixture_elbo_equals_traceenum_at_optimal_q(batch):
     # any other q gives a lower ELBO
     pyro.set_rng_seed(2)
     other = pyro.infer.TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(
-        model.model, model.guide, dict(batch, responsibilities=torch.full_like(q, 0.5)))
+        model.model, model.guide, dict(batch, responsibilities=torch.full_like(q, 0.5))
+    )
     assert other > marginal
     # the training objective is the same quantity and reports the same q
     pyro.set_rng_seed(2)
@@ -171,9 +183,18 @@ def test_marginal_mixture_elbo_equals_traceenum_at_optimal_q(batch):
 M3 = {"encoders": ("audio", "lips", "landmarks")}
 
 
-@pytest.mark.parametrize("family,kw,resp", [("avae", {}, None), ("vae", {"encoder": "lips"}, None),
-                                            ("avcvae", {}, None), ("minvae", {}, "marginal"), ("minvae", {}, "epoch"),
-                                            ("minvae", M3, "marginal"), ("minvae", M3, "epoch")])
+@pytest.mark.parametrize(
+    "family,kw,resp",
+    [
+        ("avae", {}, None),
+        ("vae", {"encoder": "lips"}, None),
+        ("avcvae", {}, None),
+        ("minvae", {}, "marginal"),
+        ("minvae", {}, "epoch"),
+        ("minvae", M3, "marginal"),
+        ("minvae", M3, "epoch"),
+    ],
+)
 def test_gradients_finite_for_every_parameter(batch, family, kw, resp):
     from pyro_minvae.data.datasets import FrameDataset
     from pyro_minvae.training.objectives import default_objective

@@ -54,8 +54,9 @@ class MoGComponents(MixtureGaussianPrior):
 
     def _mixture(self, index=slice(None)):
         scale = torch.exp(0.5 * self.log_var[index]).unsqueeze(-1).expand(self.loc[index].shape)
-        return dist.MixtureSameFamily(dist.Categorical(logits=self.mode_logits[index]),
-                                      dist.Normal(self.loc[index], scale).to_event(1))
+        return dist.MixtureSameFamily(
+            dist.Categorical(logits=self.mode_logits[index]), dist.Normal(self.loc[index], scale).to_event(1)
+        )
 
     def component_log_prob(self, z):
         return self._mixture().log_prob(z.unsqueeze(-2)).movedim(-1, 0)
@@ -88,16 +89,18 @@ def test_prior_without_closed_form_is_scored_by_its_trace():
     torch.testing.assert_close(direct.component_log_prob(z), model.prior.component_log_prob(z))
     exp_direct = ExpectedPowerPotential(model, batch, "direct", marginal=True)
     exp_trace = ExpectedPowerPotential(model, batch, "trace", marginal=True)
-    torch.testing.assert_close(exp_direct(z, batch["audio"])[0], exp_trace(z, batch["audio"])[0], rtol=1e-5,
-                               atol=1e-4)
+    torch.testing.assert_close(exp_direct(z, batch["audio"])[0], exp_trace(z, batch["audio"])[0], rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("estep,opts", [(mcem, dict(iterations=2, mh_steps=3, burn_in=1, final_mh_steps=3,
-                                                    final_burn_in=1)),
-                                        (mcem, dict(iterations=2, mh_steps=3, burn_in=1, loop="minvae")),
-                                        (mcem, dict(iterations=2, mh_steps=6, burn_in=1, final_mh_steps=3,
-                                                    final_burn_in=1, kernel="frame-mh-jump")),
-                                        (vem, dict(iterations=2))])
+@pytest.mark.parametrize(
+    "estep,opts",
+    [
+        (mcem, dict(iterations=2, mh_steps=3, burn_in=1, final_mh_steps=3, final_burn_in=1)),
+        (mcem, dict(iterations=2, mh_steps=3, burn_in=1, loop="minvae")),
+        (mcem, dict(iterations=2, mh_steps=6, burn_in=1, final_mh_steps=3, final_burn_in=1, kernel="frame-mh-jump")),
+        (vem, dict(iterations=2)),
+    ],
+)
 def test_mog_prior_enhances(estep, opts):
     model = _mog_model()
     spec = torch.randn(F, N, dtype=torch.complex64)

@@ -27,4 +27,5 @@ def pytest_terminal_summary(terminalreporter):
     tb = sum(1 for k in ran if OUTCOMES.get(k, {}).get("traceback"))
     failed = sum(1 for v in ran.values() if v == "failed")
     terminalreporter.write_line(
-        f"reliability: {len(ran)} cases tried, {loss} lose data, {tb} unhandled tracebacks, {failed} failed")
+        f"reliability: {len(ran)} cases tried, {loss} lose data, {tb} unhandled tracebacks, {failed} failed"
+    )

@@ -42,13 +42,14 @@ def record(traceback: bool = False, data_loss: bool = False) -> None:
 
 
 # ---- models --------------------------------------------------------------------------------------------------------
-def make_checkpoint(path: Path, family: str = "avae", cfg: FeatureConfig = CFG, latent_dim: int = 4,
-                    seed: int = 0) -> Path:
+def make_checkpoint(
+    path: Path, family: str = "avae", cfg: FeatureConfig = CFG, latent_dim: int = 4, seed: int = 0
+) -> Path:
     """A tiny untrained ``family`` model saved with :func:`save_checkpoint`."""
     torch.manual_seed(seed)
     dims = {"audio": cfg.n_freq}
     if family in ("minvae", "avcvae"):
-        dims["lips"] = cfg.lip_size ** 2
+        dims["lips"] = cfg.lip_size**2
     save_checkpoint(path, build_model(family, input_dims=dims, latent_dim=latent_dim), cfg)
     return Path(path)
 
@@ -70,7 +71,7 @@ def white(seconds: float, sr: int = SR, seed: int = 1, scale: float = 0.1) -> np
 
 
 def mix_at(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    g = np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
+    g = np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
     m = speech + g * noise
     return (m / max(1.0, float(np.abs(m).max()) / 0.9)).astype(np.float32)
 
@@ -149,8 +150,9 @@ BAD_RECORDS = {
 }
 
 
-def make_mixture_corpus(root: Path, n_good: int = 4, bad: tuple[str, ...] = tuple(BAD_RECORDS), seconds: float = 1.0,
-                        with_lips: bool = True) -> Path:
+def make_mixture_corpus(
+    root: Path, n_good: int = 4, bad: tuple[str, ...] = tuple(BAD_RECORDS), seconds: float = 1.0, with_lips: bool = True
+) -> Path:
     """Test-split mixture records (clean + noise at 0 dB, lips) under ``root``: ``good-00..`` plus the ``bad``
     ids of :data:`BAD_RECORDS`. Returns the manifest path."""
     from pyro_minvae.data.manifest import write_manifest
@@ -165,9 +167,20 @@ def make_mixture_corpus(root: Path, n_good: int = 4, bad: tuple[str, ...] = tupl
         noisy = mix_at(clean, white(secs, seed=100 + k), 0.0)
         write_wav(root / f"{rid}.clean.wav", clean)
         write_wav(root / f"{rid}.wav", noisy)
-        rec = {"id": rid, "split": "test", "speaker": f"s{k % 2}", "kind": "mixture", "audio": f"{rid}.wav",
-               "clean": f"{rid}.clean.wav", "clean_id": f"{rid}.clean", "noise_type": "white", "snr_db": 0.0,
-               "gain": 1.0, "fps": 30.0, "duration": secs}
+        rec = {
+            "id": rid,
+            "split": "test",
+            "speaker": f"s{k % 2}",
+            "kind": "mixture",
+            "audio": f"{rid}.wav",
+            "clean": f"{rid}.clean.wav",
+            "clean_id": f"{rid}.clean",
+            "noise_type": "white",
+            "snr_db": 0.0,
+            "gain": 1.0,
+            "fps": 30.0,
+            "duration": secs,
+        }
         if with_lips:
             n_v = int(round(secs * 30))
             arr = lips(n_v, seed=k)

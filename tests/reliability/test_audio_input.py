@@ -10,8 +10,18 @@ import pytest
 import soundfile as sf
 
 from pyro_minvae.audio_io import load_audio
-from reliability_helpers import (FAST, SR, assert_no_partial_files, assert_user_error, make_checkpoint, record,
-                                 run_cli, speech_like, white, write_wav)
+from reliability_helpers import (
+    FAST,
+    SR,
+    assert_no_partial_files,
+    assert_user_error,
+    make_checkpoint,
+    record,
+    run_cli,
+    speech_like,
+    white,
+    write_wav,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +115,12 @@ def test_truncated_data_uses_the_samples_present_with_a_warning(ckpt, tmp_path):
     full = write_wav(tmp_path / "full.wav", speech_like(3.0))
     raw = full.read_bytes()
     cut = tmp_path / "cut.wav"
-    cut.write_bytes(raw[:44 + 2 * SR])  # header + 1 s of 16-bit samples; the header still claims 3 s
+    cut.write_bytes(raw[: 44 + 2 * SR])  # header + 1 s of 16-bit samples; the header still claims 3 s
     res = _enhance(ckpt, cut, tmp_path / "o.wav")
     _ok(res, tmp_path / "o.wav", SR)
-    assert "cut.wav: file is truncated (its header announces 48000 samples, 16000 are present); using those" \
-        in res.output
+    assert (
+        "cut.wav: file is truncated (its header announces 48000 samples, 16000 are present); using those" in res.output
+    )
 
 
 def test_all_zero_signal_gives_silence_of_the_same_length(ckpt, tmp_path):

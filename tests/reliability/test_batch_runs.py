@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from reliability_helpers import (BAD_RECORDS, SR, assert_no_partial_files, make_checkpoint, make_mixture_corpus,
-                                 record, run_cli)
+from reliability_helpers import (
+    BAD_RECORDS,
+    SR,
+    assert_no_partial_files,
+    make_checkpoint,
+    make_mixture_corpus,
+    record,
+    run_cli,
+)
 
 GOOD = [f"good-{i:02d}" for i in range(4)]
 
@@ -19,13 +26,32 @@ GOOD = [f"good-{i:02d}" for i in range(4)]
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("batch")
-    return {"manifest": make_mixture_corpus(d / "corpus"), "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
-            "dir": d}
+    return {
+        "manifest": make_mixture_corpus(d / "corpus"),
+        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
+        "dir": d,
+    }
 
 
 def _enhance_batch(corpus, out, *extra, jobs=1):
-    return run_cli("enhance", "--checkpoint", corpus["minvae"], "--manifest", corpus["manifest"], "--out-dir", out,
-                   "--method", "fast", "--iterations", "1", "--jobs", jobs, "--threads", "1", *extra)
+    return run_cli(
+        "enhance",
+        "--checkpoint",
+        corpus["minvae"],
+        "--manifest",
+        corpus["manifest"],
+        "--out-dir",
+        out,
+        "--method",
+        "fast",
+        "--iterations",
+        "1",
+        "--jobs",
+        jobs,
+        "--threads",
+        "1",
+        *extra,
+    )
 
 
 def _check_failure_listing(output: str) -> None:
@@ -33,7 +59,7 @@ def _check_failure_listing(output: str) -> None:
     title = f"{len(BAD_RECORDS)} file(s) failed; nothing was written for them:"
     head = [i for i, ln in enumerate(lines) if ln == title]
     assert len(head) == 1, output
-    listed = lines[head[0] + 1: head[0] + 1 + len(BAD_RECORDS)]
+    listed = lines[head[0] + 1 : head[0] + 1 + len(BAD_RECORDS)]
     assert [ln.split(":")[0].strip() for ln in listed] == sorted(BAD_RECORDS), output
     for ln in listed:
         rid = ln.split(":")[0].strip()
@@ -69,8 +95,10 @@ def test_batch_enhance_rerun_skips_finished_and_retries_bad(corpus, tmp_path, mo
     res = _enhance_batch(corpus, out)
     assert res.exit_code == 1
     _check_failure_listing(res.output)
-    assert f"{len(GOOD) + len(BAD_RECORDS)} record(s) in shard 1/1, {len(BAD_RECORDS)} to do, {len(GOOD)} already " \
-           "enhanced" in res.output
+    assert (
+        f"{len(GOOD) + len(BAD_RECORDS)} record(s) in shard 1/1, {len(BAD_RECORDS)} to do, {len(GOOD)} already "
+        "enhanced" in res.output
+    )
     assert not calls  # every bad record fails while loading, before any enhancement
     assert {g: (out / f"{g}.wav").stat().st_mtime_ns for g in GOOD} == stamps  # finished files untouched
 
@@ -80,8 +108,21 @@ def test_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path, m
 
     good_only = make_mixture_corpus(tmp_path / "good", n_good=5, bad=())
     ref = tmp_path / "ref"
-    args = ["enhance", "--checkpoint", corpus["minvae"], "--manifest", good_only, "--method", "fast",
-            "--iterations", "1", "--jobs", "1", "--threads", "1"]
+    args = [
+        "enhance",
+        "--checkpoint",
+        corpus["minvae"],
+        "--manifest",
+        good_only,
+        "--method",
+        "fast",
+        "--iterations",
+        "1",
+        "--jobs",
+        "1",
+        "--threads",
+        "1",
+    ]
     assert run_cli(*args, "--out-dir", ref).exit_code == 0
 
     real = enh.enhance_waveform
@@ -114,8 +155,22 @@ def test_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path, m
 
 # ---- evaluate ----------------------------------------------------------------------------------------------------
 def _evaluate(manifest, out, *extra):
-    return run_cli("evaluate", "--manifest", manifest, "--out", out, "--methods", "noisy,spectral-gating",
-                   "--metrics", "si_sdr,stoi", "--jobs", "1", "--no-figures", "--no-progress", *extra)
+    return run_cli(
+        "evaluate",
+        "--manifest",
+        manifest,
+        "--out",
+        out,
+        "--methods",
+        "noisy,spectral-gating",
+        "--metrics",
+        "si_sdr,stoi",
+        "--jobs",
+        "1",
+        "--no-figures",
+        "--no-progress",
+        *extra,
+    )
 
 
 def test_evaluate_with_bad_files_scores_the_good_ones_and_lists_the_bad(corpus, tmp_path):
@@ -141,9 +196,23 @@ def test_evaluate_with_bad_files_scores_the_good_ones_and_lists_the_bad(corpus, 
 
 def test_evaluate_with_a_model_reports_bad_visual_streams(corpus, tmp_path):
     out = tmp_path / "eval"
-    res = run_cli("evaluate", "--manifest", corpus["manifest"], "--out", out, "--checkpoint",
-                  f"m={corpus['minvae']}", "--methods", "m-fast", "--metrics", "si_sdr", "--jobs", "1",
-                  "--no-figures", "--no-progress")
+    res = run_cli(
+        "evaluate",
+        "--manifest",
+        corpus["manifest"],
+        "--out",
+        out,
+        "--checkpoint",
+        f"m={corpus['minvae']}",
+        "--methods",
+        "m-fast",
+        "--metrics",
+        "si_sdr",
+        "--jobs",
+        "1",
+        "--no-figures",
+        "--no-progress",
+    )
     assert res.exit_code == 1, res.output
     for rid in ("bad-lips-duration", "bad-lips-nan"):
         line = next(ln for ln in res.output.splitlines() if ln.startswith(f"  m-fast {rid}: "))
@@ -196,15 +265,32 @@ def test_batch_process_killed_with_sigkill_resumes(corpus, tmp_path):
 
     n = 12
     manifest = make_mixture_corpus(tmp_path / "c", n_good=n, bad=())
-    args = ["enhance", "--checkpoint", corpus["minvae"], "--manifest", manifest, "--method", "mcem",
-            "--iterations", "3", "--jobs", "1", "--threads", "1"]
+    args = [
+        "enhance",
+        "--checkpoint",
+        corpus["minvae"],
+        "--manifest",
+        manifest,
+        "--method",
+        "mcem",
+        "--iterations",
+        "3",
+        "--jobs",
+        "1",
+        "--threads",
+        "1",
+    ]
     ref = tmp_path / "ref"
     assert run_cli(*args, "--out-dir", ref).exit_code == 0
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]), OMP_NUM_THREADS="1")
     code = "import torch; torch.set_num_threads(1); from pyro_minvae.cli.main import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args), "--out-dir", out], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args), "--out-dir", out],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 60
         while proc.poll() is None and time.time() < deadline and len(list(out.glob("good-*.wav"))) < 3:

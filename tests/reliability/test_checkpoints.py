@@ -15,8 +15,18 @@ import soundfile as sf
 import torch
 
 from pyro_minvae.checkpoint import load_checkpoint, load_model, save_checkpoint, state_checksum
-from reliability_helpers import (CFG, FAST, api_call, assert_no_partial_files, assert_user_error,
-                                 make_checkpoint, record, run_cli, speech_like, write_wav)
+from reliability_helpers import (
+    CFG,
+    FAST,
+    api_call,
+    assert_no_partial_files,
+    assert_user_error,
+    make_checkpoint,
+    record,
+    run_cli,
+    speech_like,
+    write_wav,
+)
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
 from fake_corpus import make_fake_corpus  # noqa: E402
@@ -27,8 +37,11 @@ REPO = Path(__file__).parents[2]
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
-    return {"avae": make_checkpoint(d / "avae.pt", "avae"), "noisy": write_wav(d / "noisy.wav", speech_like(1.0)),
-            "dir": d}
+    return {
+        "avae": make_checkpoint(d / "avae.pt", "avae"),
+        "noisy": write_wav(d / "noisy.wav", speech_like(1.0)),
+        "dir": d,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +70,9 @@ def test_truncated_checkpoint(files, tmp_path, keep):
     bad = tmp_path / "cut.pt"
     bad.write_bytes(raw[:n])
     out = tmp_path / "o.wav"
-    assert_user_error(_enhance(bad, files["noisy"], out),
-                      "cut.pt: not a readable pyro-minvae checkpoint (truncated or corrupt")
+    assert_user_error(
+        _enhance(bad, files["noisy"], out), "cut.pt: not a readable pyro-minvae checkpoint (truncated or corrupt"
+    )
     assert not out.exists()
 
 
@@ -74,24 +88,34 @@ def test_bit_flips_inside_the_weights_are_detected(files, tmp_path):
         raw[i] ^= 0xFF
     bad = tmp_path / "flipped.pt"
     bad.write_bytes(bytes(raw))
-    assert_user_error(_enhance(bad, files["noisy"], tmp_path / "o.wav"),
-                      "flipped.pt: checkpoint contents do not match their checksum (corrupted on disk or in transfer)")
+    assert_user_error(
+        _enhance(bad, files["noisy"], tmp_path / "o.wav"),
+        "flipped.pt: checkpoint contents do not match their checksum (corrupted on disk or in transfer)",
+    )
     assert not (tmp_path / "o.wav").exists()
 
 
 def test_garbage_and_foreign_files(files, tmp_path):
     (tmp_path / "text.pt").write_text("not a checkpoint\n")
-    assert_user_error(_enhance(tmp_path / "text.pt", files["noisy"], tmp_path / "o.wav"),
-                      "text.pt: not a readable pyro-minvae checkpoint (truncated or corrupt")
+    assert_user_error(
+        _enhance(tmp_path / "text.pt", files["noisy"], tmp_path / "o.wav"),
+        "text.pt: not a readable pyro-minvae checkpoint (truncated or corrupt",
+    )
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
-    assert_user_error(_enhance(tmp_path / "foreign.pt", files["noisy"], tmp_path / "o.wav"),
-                      "foreign.pt: checkpoint lacks format_version, model_spec, model_state, feature_config; it was "
-                      "not written by pyro-minvae train, re-train")
+    assert_user_error(
+        _enhance(tmp_path / "foreign.pt", files["noisy"], tmp_path / "o.wav"),
+        "foreign.pt: checkpoint lacks format_version, model_spec, model_state, feature_config; it was "
+        "not written by pyro-minvae train, re-train",
+    )
     torch.save([1, 2, 3], tmp_path / "list.pt")
-    assert_user_error(_enhance(tmp_path / "list.pt", files["noisy"], tmp_path / "o.wav"),
-                      "list.pt: not a pyro-minvae checkpoint (no dict inside); re-train")
-    assert_user_error(_enhance(tmp_path / "none.pt", files["noisy"], tmp_path / "o.wav"),
-                      "none.pt: checkpoint not found; train one with `pyro-minvae train`")
+    assert_user_error(
+        _enhance(tmp_path / "list.pt", files["noisy"], tmp_path / "o.wav"),
+        "list.pt: not a pyro-minvae checkpoint (no dict inside); re-train",
+    )
+    assert_user_error(
+        _enhance(tmp_path / "none.pt", files["noisy"], tmp_path / "o.wav"),
+        "none.pt: checkpoint not found; train one with `pyro-minvae train`",
+    )
     assert not (tmp_path / "o.wav").exists()
 
 
@@ -102,33 +126,62 @@ class _Evil:
 
 def test_pickled_code_is_not_executed(files, tmp_path):
     torch.save({"format_version": 1, "payload": _Evil()}, tmp_path / "evil.pt")
-    assert_user_error(_enhance(tmp_path / "evil.pt", files["noisy"], tmp_path / "o.wav"),
-                      "evil.pt: not a readable pyro-minvae checkpoint")
+    assert_user_error(
+        _enhance(tmp_path / "evil.pt", files["noisy"], tmp_path / "o.wav"),
+        "evil.pt: not a readable pyro-minvae checkpoint",
+    )
     assert not Path("/tmp/pyro_minvae_pwned").exists()
 
 
 # ---- incompatible version or configuration ------------------------------------------------------------------------
 INCOMPATIBLE = [
-    ("format.pt", lambda s: s.update(format_version=99),
-     "format.pt: checkpoint format 99 is not supported by this version (format 2); re-train or use a matching "
-     "pyro-minvae"),
-    ("family.pt", lambda s: s["model_spec"].update(family="nosuch"),
-     "family.pt: cannot rebuild model 'nosuch' (unknown model 'nosuch'; valid models: avae, avcvae, minvae, vae)"),
-    ("latent.pt", lambda s: s["model_spec"]["kwargs"].update(latent_dim=8),
-     "latent.pt: cannot rebuild model 'avae' (tensor 'decoder.body.0.weight' has shape (128, 4) in the checkpoint "
-     "but (128, 8) in the model its settings build); re-train with this version"),
-    ("kwarg.pt", lambda s: s["model_spec"]["kwargs"].update(dropout=0.5),
-     "kwarg.pt: cannot rebuild model 'avae' (model 'avae' has no argument(s) dropout; valid: "),
-    ("bins.pt", lambda s: s["feature_config"].update(n_fft=2048, win_length=2048),
-     "bins.pt: the feature settings give 1025 frequency bins but the model was trained on 513; re-train"),
-    ("fsetting.pt", lambda s: s["feature_config"].update(colour="red"),
-     "fsetting.pt: bad feature settings in checkpoint (unknown feature settings ['colour']"),
-    ("nostate.pt", lambda s: s.pop("model_state"),
-     "nostate.pt: checkpoint lacks model_state; it was not written by pyro-minvae train, re-train"),
-    ("extra_tensor.pt", lambda s: s["model_state"].update(bogus=torch.zeros(2)),
-     "extra_tensor.pt: cannot rebuild model 'avae' (unexpected tensor 'bogus' in the checkpoint)"),
-    ("missing_tensor.pt", lambda s: s["model_state"].pop("decoder.out.bias"),
-     "missing_tensor.pt: cannot rebuild model 'avae' (tensor 'decoder.out.bias' is missing from the checkpoint)"),
+    (
+        "format.pt",
+        lambda s: s.update(format_version=99),
+        "format.pt: checkpoint format 99 is not supported by this version (format 2); re-train or use a matching "
+        "pyro-minvae",
+    ),
+    (
+        "family.pt",
+        lambda s: s["model_spec"].update(family="nosuch"),
+        "family.pt: cannot rebuild model 'nosuch' (unknown model 'nosuch'; valid models: avae, avcvae, minvae, vae)",
+    ),
+    (
+        "latent.pt",
+        lambda s: s["model_spec"]["kwargs"].update(latent_dim=8),
+        "latent.pt: cannot rebuild model 'avae' (tensor 'decoder.body.0.weight' has shape (128, 4) in the checkpoint "
+        "but (128, 8) in the model its settings build); re-train with this version",
+    ),
+    (
+        "kwarg.pt",
+        lambda s: s["model_spec"]["kwargs"].update(dropout=0.5),
+        "kwarg.pt: cannot rebuild model 'avae' (model 'avae' has no argument(s) dropout; valid: ",
+    ),
+    (
+        "bins.pt",
+        lambda s: s["feature_config"].update(n_fft=2048, win_length=2048),
+        "bins.pt: the feature settings give 1025 frequency bins but the model was trained on 513; re-train",
+    ),
+    (
+        "fsetting.pt",
+        lambda s: s["feature_config"].update(colour="red"),
+        "fsetting.pt: bad feature settings in checkpoint (unknown feature settings ['colour']",
+    ),
+    (
+        "nostate.pt",
+        lambda s: s.pop("model_state"),
+        "nostate.pt: checkpoint lacks model_state; it was not written by pyro-minvae train, re-train",
+    ),
+    (
+        "extra_tensor.pt",
+        lambda s: s["model_state"].update(bogus=torch.zeros(2)),
+        "extra_tensor.pt: cannot rebuild model 'avae' (unexpected tensor 'bogus' in the checkpoint)",
+    ),
+    (
+        "missing_tensor.pt",
+        lambda s: s["model_state"].pop("decoder.out.bias"),
+        "missing_tensor.pt: cannot rebuild model 'avae' (tensor 'decoder.out.bias' is missing from the checkpoint)",
+    ),
 ]
 
 
@@ -149,21 +202,51 @@ def test_newer_package_version_still_loads(files, tmp_path):
 
 def test_resume_with_other_settings_names_the_mismatch(corpus, tmp_path):
     out = tmp_path / "run"
-    base = ["-q", "train", "--no-progress", "--model", "avae", "--manifest", corpus, "--out", out, "--epochs", "1",
-            "--batch-size", "32"]
+    base = [
+        "-q",
+        "train",
+        "--no-progress",
+        "--model",
+        "avae",
+        "--manifest",
+        corpus,
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+    ]
     res = run_cli(*base, "--latent-dim", "4")
     assert res.exit_code == 0, res.output
     before = (out / "last.pt").read_bytes()
     res = run_cli(*base, "--latent-dim", "8", "--resume")
-    assert_user_error(res, "last.pt: checkpoint was trained with other model settings (latent_dim: 4 in the "
-                           "checkpoint, 8 now); drop --resume or use the same options")
+    assert_user_error(
+        res,
+        "last.pt: checkpoint was trained with other model settings (latent_dim: 4 in the "
+        "checkpoint, 8 now); drop --resume or use the same options",
+    )
     record(data_loss=(out / "last.pt").read_bytes() != before)
     assert (out / "last.pt").read_bytes() == before
 
 
 # ---- killed training resumes to the same result ---------------------------------------------------------------------
-TRAIN = ["--model", "minvae", "--encoders", "audio,lips", "--batch-size", "16", "--latent-dim", "4",
-         "--max-frames", "48", "--patience", "1000", "--seed", "3"]
+TRAIN = [
+    "--model",
+    "minvae",
+    "--encoders",
+    "audio,lips",
+    "--batch-size",
+    "16",
+    "--latent-dim",
+    "4",
+    "--max-frames",
+    "48",
+    "--patience",
+    "1000",
+    "--seed",
+    "3",
+]
 
 
 def _train_args(corpus, out, epochs):
@@ -228,8 +311,12 @@ def test_training_process_killed_resumes_identically(corpus, tmp_path):
     part = tmp_path / "part"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     code = "import torch; torch.set_num_threads(1); from pyro_minvae.cli.main import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args(part))], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args(part))],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 60
         while not (part / "log.csv").exists() and proc.poll() is None and time.time() < deadline:
@@ -274,11 +361,33 @@ def test_output_folder_is_a_file(files, tmp_path):
     assert_user_error(res, "afile/o.wav: cannot create it (File exists); choose a writable folder")
     assert (tmp_path / "afile").read_text() == "x"
     manifest = make_fake_corpus(tmp_path / "c", n_train=1, n_valid=1)
-    res = run_cli("-q", "train", "--no-progress", "--model", "avae", "--manifest", manifest, "--out",
-                  tmp_path / "afile", "--epochs", "1")
+    res = run_cli(
+        "-q",
+        "train",
+        "--no-progress",
+        "--model",
+        "avae",
+        "--manifest",
+        manifest,
+        "--out",
+        tmp_path / "afile",
+        "--epochs",
+        "1",
+    )
     assert res.exit_code == 2 and "Invalid value for '--out'" in res.output and "is a file" in res.output
-    res = run_cli("-q", "train", "--no-progress", "--model", "avae", "--manifest", manifest, "--out",
-                  tmp_path / "afile" / "run", "--epochs", "1")
+    res = run_cli(
+        "-q",
+        "train",
+        "--no-progress",
+        "--model",
+        "avae",
+        "--manifest",
+        manifest,
+        "--out",
+        tmp_path / "afile" / "run",
+        "--epochs",
+        "1",
+    )
     assert_user_error(res, "afile/run: cannot create it (Not a directory); choose a writable folder")
     assert_no_partial_files(tmp_path)
 
@@ -292,8 +401,10 @@ def test_unwritable_output_folder(files, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     out = tmp_path / "ro" / "o.wav"
-    assert_user_error(_enhance(files["avae"], files["noisy"], out),
-                      "ro/o.wav: cannot create it (Permission denied); choose a writable folder")
+    assert_user_error(
+        _enhance(files["avae"], files["noisy"], out),
+        "ro/o.wav: cannot create it (Permission denied); choose a writable folder",
+    )
     assert not out.exists()
 
 
@@ -312,8 +423,11 @@ def test_disk_full_during_write(files, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sf, "write", full_disk)
     res = run_cli("enhance", "--checkpoint", files["avae"], files["noisy"], "-o", out, "--overwrite", *FAST)
-    assert_user_error(res, "o.wav: could not be written (No space left on device); nothing was saved under that "
-                           "name; free disk space or choose a writable folder")
+    assert_user_error(
+        res,
+        "o.wav: could not be written (No space left on device); nothing was saved under that "
+        "name; free disk space or choose a writable folder",
+    )
     record(data_loss=out.read_bytes() != b"older result")
     assert out.read_bytes() == b"older result"
     assert_no_partial_files(tmp_path)
@@ -322,12 +436,15 @@ def test_disk_full_during_write(files, tmp_path, monkeypatch):
 def _limited(args, limit_bytes, cwd):
     """Run the CLI in a child whose files may not grow beyond ``limit_bytes`` (RLIMIT_FSIZE: writes fail with
     EFBIG like on a full disk)."""
-    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, {limit_bytes})); "
-            "import torch; torch.set_num_threads(1); from pyro_minvae.cli.main import main; main()")
+    code = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, {limit_bytes})); "
+        "import torch; torch.set_num_threads(1); from pyro_minvae.cli.main import main; main()"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     record(traceback="Traceback" in proc.stderr)
     return proc
 
@@ -335,16 +452,34 @@ def _limited(args, limit_bytes, cwd):
 def test_real_write_failures_in_a_child_process(files, tmp_path, corpus):
     """Kernel-level write failures (file size limit) for a wav and for a checkpoint."""
     noisy = write_wav(tmp_path / "long.wav", speech_like(2.0))  # 64 kB of output, limit 16 kB
-    proc = _limited(["enhance", "--checkpoint", files["avae"], noisy, "-o", tmp_path / "out" / "o.wav", *FAST],
-                    16_000, tmp_path)
+    proc = _limited(
+        ["enhance", "--checkpoint", files["avae"], noisy, "-o", tmp_path / "out" / "o.wav", *FAST], 16_000, tmp_path
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "o.wav: could not be written (File too large); nothing was saved under that name" in proc.stderr
     assert not (tmp_path / "out" / "o.wav").exists()
     # training: the feature cache (small) fits, the checkpoint (about 1.6 MB with Adam's state) does not
     run = tmp_path / "run"
-    proc = _limited(["-q", "train", "--no-progress", "--model", "avae", "--manifest", corpus, "--out", run,
-                     "--epochs", "1", "--latent-dim", "4"], 1_000_000, tmp_path)
+    proc = _limited(
+        [
+            "-q",
+            "train",
+            "--no-progress",
+            "--model",
+            "avae",
+            "--manifest",
+            corpus,
+            "--out",
+            run,
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "4",
+        ],
+        1_000_000,
+        tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert ".pt: could not be written (File too large); nothing was saved under that name" in proc.stderr

@@ -37,8 +37,12 @@ from pyro_minvae.errors import UserInputError
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("outputs")
-    return {"avae": make_checkpoint(d / "avae.pt", "avae"), "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
-            "avcvae": make_checkpoint(d / "avcvae.pt", "avcvae"), "dir": d}
+    return {
+        "avae": make_checkpoint(d / "avae.pt", "avae"),
+        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
+        "avcvae": make_checkpoint(d / "avcvae.pt", "avcvae"),
+        "dir": d,
+    }
 
 
 @pytest.fixture
@@ -62,8 +66,12 @@ def _untouched(path, before: bytes) -> None:
 def test_output_onto_the_input_is_refused(files, noisy, tmp_path, spelling, overwrite):
     before = noisy.read_bytes()
     (tmp_path / "sub").mkdir()
-    out = {"same": noisy, "dotdot": tmp_path / "sub" / ".." / "noisy.wav", "symlink": tmp_path / "link.wav",
-           "hardlink": tmp_path / "hard.wav"}[spelling]
+    out = {
+        "same": noisy,
+        "dotdot": tmp_path / "sub" / ".." / "noisy.wav",
+        "symlink": tmp_path / "link.wav",
+        "hardlink": tmp_path / "hard.wav",
+    }[spelling]
     if spelling == "symlink":
         os.symlink(noisy, out)
     if spelling == "hardlink":
@@ -128,24 +136,38 @@ def test_manifest_record_with_unusable_fps_fails_that_record(files, tmp_path, fp
     for rid, rate in (("good", 30.0), ("bad", fps)):
         write_wav(root / f"{rid}.wav", speech_like(1.0))
         np.save(root / f"{rid}.npy", lips(30))
-        recs.append({"id": rid, "split": "test", "kind": "mixture", "audio": f"{rid}.wav", "lips": f"{rid}.npy",
-                     "fps": rate})
+        recs.append(
+            {"id": rid, "split": "test", "kind": "mixture", "audio": f"{rid}.wav", "lips": f"{rid}.npy", "fps": rate}
+        )
     (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    res = run_cli("enhance", "--checkpoint", files["minvae"], "--manifest", root / "m.jsonl", "--out-dir",
-                  tmp_path / "out", "--jobs", "1", *FAST)
+    res = run_cli(
+        "enhance",
+        "--checkpoint",
+        files["minvae"],
+        "--manifest",
+        root / "m.jsonl",
+        "--out-dir",
+        tmp_path / "out",
+        "--jobs",
+        "1",
+        *FAST,
+    )
     assert res.exit_code == 1, res.output
     assert "bad: " in res.output and "is not a usable fps" in res.output, res.output
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["good.wav"]
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--seed", "-1", "--seed -1: must be a whole number from 0 to"),
-    ("--seed", str(2 ** 70), "must be a whole number from 0 to"),
-    ("--threads", "100000", "--threads 100000: this machine has"),
-    ("--threads", "0", "--threads 0: must be a whole number >= 1"),
-    ("-o", "", "missing input: give NOISY.wav -o OUT.wav"),
-    ("-o", " ", "missing input: give NOISY.wav -o OUT.wav"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--seed", "-1", "--seed -1: must be a whole number from 0 to"),
+        ("--seed", str(2**70), "must be a whole number from 0 to"),
+        ("--threads", "100000", "--threads 100000: this machine has"),
+        ("--threads", "0", "--threads 0: must be a whole number >= 1"),
+        ("-o", "", "missing input: give NOISY.wav -o OUT.wav"),
+        ("-o", " ", "missing input: give NOISY.wav -o OUT.wav"),
+    ],
+)
 def test_seed_threads_and_empty_output(files, noisy, tmp_path, option, value, message):
     args = ["-o", tmp_path / "o.wav"] if option != "-o" else []
     res = run_cli("enhance", "--checkpoint", files["avae"], noisy, *args, option, value, *FAST)
@@ -156,7 +178,7 @@ def test_seed_threads_and_empty_output(files, noisy, tmp_path, option, value, me
 def test_empty_output_name_through_the_api(files, noisy):
     err = api_call(Enhancer.from_checkpoint(files["avae"], method="fast", iterations=1).enhance_file, noisy, "")
     assert isinstance(err, UserInputError) and "the name is empty" in str(err), err
-    err = api_call(Enhancer.from_checkpoint, files["avae"], seed=2 ** 64)
+    err = api_call(Enhancer.from_checkpoint, files["avae"], seed=2**64)
     assert isinstance(err, UserInputError) and "--seed" in str(err), err
 
 
@@ -167,12 +189,15 @@ def test_iterations_below_one(files, noisy, tmp_path, value):
     assert not (tmp_path / "o.wav").exists()
 
 
-@pytest.mark.parametrize("device,message", [
-    ("bogus", "device 'bogus': not a torch device; use cpu, cuda, cuda:1 or mps"),
-    ("cuda", "device 'cuda': this torch build or machine has no CUDA GPU; use cpu"),
-    ("cuda:3", "device 'cuda:3': "),
-    ("meta", "device 'meta': enhancement runs on cpu, cuda or mps"),
-])
+@pytest.mark.parametrize(
+    "device,message",
+    [
+        ("bogus", "device 'bogus': not a torch device; use cpu, cuda, cuda:1 or mps"),
+        ("cuda", "device 'cuda': this torch build or machine has no CUDA GPU; use cpu"),
+        ("cuda:3", "device 'cuda:3': "),
+        ("meta", "device 'meta': enhancement runs on cpu, cuda or mps"),
+    ],
+)
 def test_unusable_device(files, noisy, tmp_path, device, message):
     import torch
 
@@ -187,8 +212,22 @@ def test_unusable_device(files, noisy, tmp_path, device, message):
 def test_jump_kernel_needs_a_mixture_prior(files, noisy, tmp_path, family):
     arr = tmp_path / "lips.npy"
     np.save(arr, lips(30))
-    res = run_cli("enhance", "--checkpoint", files[family], noisy, "--video", arr, "-o", tmp_path / "o.wav",
-                  "--method", "mcem", "--iterations", "1", "--kernel", "frame-mh-jump")
+    res = run_cli(
+        "enhance",
+        "--checkpoint",
+        files[family],
+        noisy,
+        "--video",
+        arr,
+        "-o",
+        tmp_path / "o.wav",
+        "--method",
+        "mcem",
+        "--iterations",
+        "1",
+        "--kernel",
+        "frame-mh-jump",
+    )
     assert_user_error(res, "--kernel frame-mh-jump needs a mixture prior (MIN-VAE)")
     assert not (tmp_path / "o.wav").exists()
 
@@ -214,13 +253,17 @@ def test_integer_lips_are_read_as_0_to_255(files, noisy, tmp_path, dtype):
     np.testing.assert_array_equal(outs["u8"], outs["int"])
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: lips(30).astype(np.int64) * 2, "integer lip ROIs must lie in 0..255; got values from 0 to 508"),
-    (lambda: lips(30).astype(np.int64) - 10, "integer lip ROIs must lie in 0..255; got values from -10"),
-    (lambda: lips(30).astype(np.complex64), "lip ROIs hold complex numbers; store real numbers"),
-    (lambda: lips(30) > 100, "lip ROIs hold booleans; store real numbers"),
-    (lambda: np.full((30, LIP, LIP), "a"), "lip ROIs hold text; store real numbers"),
-], ids=["int-over-255", "int-negative", "complex", "bool", "text"])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: lips(30).astype(np.int64) * 2, "integer lip ROIs must lie in 0..255; got values from 0 to 508"),
+        (lambda: lips(30).astype(np.int64) - 10, "integer lip ROIs must lie in 0..255; got values from -10"),
+        (lambda: lips(30).astype(np.complex64), "lip ROIs hold complex numbers; store real numbers"),
+        (lambda: lips(30) > 100, "lip ROIs hold booleans; store real numbers"),
+        (lambda: np.full((30, LIP, LIP), "a"), "lip ROIs hold text; store real numbers"),
+    ],
+    ids=["int-over-255", "int-negative", "complex", "bool", "text"],
+)
 def test_odd_lip_dtypes_are_one_line_errors_without_warnings(files, noisy, tmp_path, make, message):
     np.save(tmp_path / "l.npy", make())
     with warnings.catch_warnings():
@@ -242,8 +285,13 @@ def test_complex_landmarks_are_refused(files, noisy, tmp_path):
         from pyro_minvae.models import build_model
 
         torch.manual_seed(0)
-        save_checkpoint(ckpt, build_model("minvae", input_dims={"audio": 513, "landmarks": 40}, latent_dim=4,
-                                          encoders=["audio", "landmarks"]), FeatureConfig())
+        save_checkpoint(
+            ckpt,
+            build_model(
+                "minvae", input_dims={"audio": 513, "landmarks": 40}, latent_dim=4, encoders=["audio", "landmarks"]
+            ),
+            FeatureConfig(),
+        )
     np.save(tmp_path / "pts.npy", np.ones((30, 20, 2), np.complex128))
     res = _enhance(ckpt, noisy, tmp_path / "o.wav", "--landmarks", tmp_path / "pts.npy")
     assert_user_error(res, "pts.npy: landmarks hold complex numbers")
@@ -258,8 +306,11 @@ def test_progress_bar_only_where_asked(files, noisy, tmp_path, monkeypatch):
     assert res.exit_code == 0 and "1/1" not in res.output, res.output
     from pyro_minvae.enhancement import progress
 
-    monkeypatch.setattr(progress, "progress_wanted", lambda enabled=None: enabled is not False and (
-        enabled or progress.log.isEnabledFor(20)))  # as on a terminal
+    monkeypatch.setattr(
+        progress,
+        "progress_wanted",
+        lambda enabled=None: enabled is not False and (enabled or progress.log.isEnabledFor(20)),
+    )  # as on a terminal
     res = _enhance(files["avae"], noisy, tmp_path / "c.wav")
     assert res.exit_code == 0 and "1/1" in res.output, res.output
     res = run_cli("-q", "enhance", "--checkpoint", files["avae"], noisy, "-o", tmp_path / "d.wav", *FAST)
@@ -269,8 +320,19 @@ def test_progress_bar_only_where_asked(files, noisy, tmp_path, monkeypatch):
 def test_progress_counts_iterations_over_chunks(files, tmp_path):
     """70 s = three 30-s chunks of 2 iterations: the bar reaches 6/6."""
     noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 70))
-    res = run_cli("enhance", "--checkpoint", files["avae"], noisy, "-o", tmp_path / "o.wav", "--method", "fast",
-                  "--iterations", "2", "--progress")
+    res = run_cli(
+        "enhance",
+        "--checkpoint",
+        files["avae"],
+        noisy,
+        "-o",
+        tmp_path / "o.wav",
+        "--method",
+        "fast",
+        "--iterations",
+        "2",
+        "--progress",
+    )
     assert res.exit_code == 0, res.output
     assert "chunk 3/3" in res.output and "6/6" in res.output, res.output
 
@@ -295,8 +357,14 @@ def test_enhancer_api_matches_the_cli(files, noisy, tmp_path):
 
 def test_enhancer_batch_keeps_going_with_skip_errors(files, noisy, tmp_path):
     enh = Enhancer.from_checkpoint(files["avae"], method="fast", iterations=1)
-    out = enh.enhance_batch([(noisy, f"{tmp_path / 'out'}/"), (tmp_path / "missing.wav", tmp_path / "m.wav"),
-                             {"noisy": noisy, "output": tmp_path / "b.wav"}], skip_errors=True)
+    out = enh.enhance_batch(
+        [
+            (noisy, f"{tmp_path / 'out'}/"),
+            (tmp_path / "missing.wav", tmp_path / "m.wav"),
+            {"noisy": noisy, "output": tmp_path / "b.wav"},
+        ],
+        skip_errors=True,
+    )
     assert out[0].output == tmp_path / "out" / "noisy.wav"
     assert isinstance(out[1], UserInputError) and "missing.wav: file not found" in str(out[1])
     assert out[2].output.exists()
@@ -304,12 +372,15 @@ def test_enhancer_batch_keeps_going_with_skip_errors(files, noisy, tmp_path):
     assert isinstance(err, UserInputError) and "would replace it" in str(err)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"device": "bogus"}, "not a torch device"),
-    ({"iterations": 0}, "must be a whole number >= 1"),
-    ({"kernel": "frame-mh-jump"}, "needs a mixture prior"),
-    ({"method": "nope"}, "'nope'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"device": "bogus"}, "not a torch device"),
+        ({"iterations": 0}, "must be a whole number >= 1"),
+        ({"kernel": "frame-mh-jump"}, "needs a mixture prior"),
+        ({"method": "nope"}, "'nope'"),
+    ],
+)
 def test_enhancer_refuses_bad_settings_at_construction(files, kwargs, message):
     err = api_call(Enhancer.from_checkpoint, files["avae"], **kwargs)
     assert isinstance(err, UserInputError) and message in str(err), err
@@ -336,12 +407,15 @@ def test_evaluate_and_datasets_refuse_an_unusable_record_fps(tmp_path, fps):
     write_wav(tmp_path / "a.wav", speech_like(1.0))
     np.save(tmp_path / "a.npy", lips(30))
     base = {"id": "a", "audio": "a.wav", "lips": "a.npy", "fps": fps, "speaker": "s", "duration": 1.0}
-    recs = [dict(base, split="test", kind="mixture", clean="a.wav", noise_type="white", snr_db=0.0),
-            dict(base, id="c", split="train", kind="clean")]
+    recs = [
+        dict(base, split="test", kind="mixture", clean="a.wav", noise_type="white", snr_db=0.0),
+        dict(base, id="c", split="train", kind="clean"),
+    ]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     err = api_call(load_item, recs[0], tmp_path / "m.jsonl")
-    assert isinstance(err, UserInputError) and "record 'a' field \"fps\"" in str(err) and "not a usable fps" in \
-        str(err), err
+    assert (
+        isinstance(err, UserInputError) and "record 'a' field \"fps\"" in str(err) and "not a usable fps" in str(err)
+    ), err
     err = api_call(FrameDataset.from_manifest, tmp_path / "m.jsonl", "train", ("audio", "lips"), use_cache=False)
     assert isinstance(err, UserInputError) and "not a usable fps" in str(err), err
 
@@ -356,8 +430,10 @@ def test_datasets_read_integer_lips_like_uint8(tmp_path):
         np.save(tmp_path / f"{rid}.npy", a)
         recs.append({"id": rid, "split": rid, "kind": "clean", "audio": "a.wav", "lips": f"{rid}.npy", "fps": 30.0})
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    ds = {rid: FrameDataset.from_manifest(tmp_path / "m.jsonl", rid, ("audio", "lips"), use_cache=False)
-          for rid in ("u8", "i64")}
+    ds = {
+        rid: FrameDataset.from_manifest(tmp_path / "m.jsonl", rid, ("audio", "lips"), use_cache=False)
+        for rid in ("u8", "i64")
+    }
     assert ds["u8"].visual["lips"].equal(ds["i64"].visual["lips"])
 
 
@@ -375,9 +451,26 @@ def test_interrupted_single_file_stops_quickly_and_writes_nothing(files, tmp_pat
     noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 20))
     out = tmp_path / "o.wav"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen([sys.executable, "-c", "from pyro_minvae.cli.main import main; main()", "enhance",
-                             "--checkpoint", str(files["minvae"]), str(noisy), "-o", str(out), "--method", "mcem",
-                             "--iterations", "1000"], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from pyro_minvae.cli.main import main; main()",
+            "enhance",
+            "--checkpoint",
+            str(files["minvae"]),
+            str(noisy),
+            "-o",
+            str(out),
+            "--method",
+            "mcem",
+            "--iterations",
+            "1000",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stderr.readline()  # "no visual input: ..." once the E-step runs
         assert "no visual input" in line, line

@@ -50,8 +50,13 @@ def tagged_processes(tag: str) -> list[int]:
 
 def start_cli(args, tag: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **{TAG: tag})
-    return subprocess.Popen([sys.executable, "-m", "pyro_minvae.cli.main", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyro_minvae.cli.main", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def resume(args) -> tuple[int, str]:
@@ -121,13 +126,45 @@ def make_setup(d: Path) -> dict:
 
 
 def enhance_args(s, out, jobs=2):
-    return ["enhance", "--checkpoint", s["ckpt"], "--manifest", s["manifest"], "--out-dir", out, "--method", "mcem",
-            "--iterations", "6", "--jobs", jobs, "--threads", "1"]
+    return [
+        "enhance",
+        "--checkpoint",
+        s["ckpt"],
+        "--manifest",
+        s["manifest"],
+        "--out-dir",
+        out,
+        "--method",
+        "mcem",
+        "--iterations",
+        "6",
+        "--jobs",
+        jobs,
+        "--threads",
+        "1",
+    ]
 
 
 def evaluate_args(s, out, jobs=2):
-    return ["evaluate", "--manifest", s["manifest"], "--out", out, "--checkpoint", f"m={s['ckpt']}", "--methods",
-            "noisy,m-fast", "--metrics", "si_sdr", "--jobs", jobs, "--threads", "1", "--no-figures", "--no-progress"]
+    return [
+        "evaluate",
+        "--manifest",
+        s["manifest"],
+        "--out",
+        out,
+        "--checkpoint",
+        f"m={s['ckpt']}",
+        "--methods",
+        "noisy,m-fast",
+        "--metrics",
+        "si_sdr",
+        "--jobs",
+        jobs,
+        "--threads",
+        "1",
+        "--no-figures",
+        "--no-progress",
+    ]
 
 
 def _fresh(s, name: str) -> Path:
@@ -148,8 +185,10 @@ def enhance_trial(s, sig: int, target: str, rng: random.Random) -> dict:
     got["complete"] = all(s["ref"][n] == b for n, b in kept.items())
     got["partial"] = _partial(out)
     got["resume_rc"], got["resume_output"] = resume(enhance_args(s, out, jobs=1))
-    got["resume_ok"] = (f"{N_FILES - len(kept)} to do, {len(kept)} already enhanced" in got["resume_output"]
-                        and {p.name: p.read_bytes() for p in out.glob("*.wav")} == s["ref"])
+    got["resume_ok"] = (
+        f"{N_FILES - len(kept)} to do, {len(kept)} already enhanced" in got["resume_output"]
+        and {p.name: p.read_bytes() for p in out.glob("*.wav")} == s["ref"]
+    )
     return got
 
 
@@ -165,14 +204,19 @@ def evaluate_trial(s, sig: int, target: str, rng: random.Random) -> dict:
     got["kept"] = len(rows)
     said = [ln for ln in got["output"].splitlines() if "pair(s) finished now and kept" in ln]
     # every pair the run reported as finished is in results.csv, each row whole and scored
-    got["complete"] = (text.endswith("\n") or not text) and all(r["status"] == "ok" and r["si_sdr"] for r in rows) \
+    got["complete"] = (
+        (text.endswith("\n") or not text)
+        and all(r["status"] == "ok" and r["si_sdr"] for r in rows)
         and (not said or int(said[0].split("; ", 1)[1].split(" ")[0]) == len(rows))
+    )
     got["partial"] = _partial(out)
     got["resume_rc"], got["resume_output"] = resume(evaluate_args(s, out, jobs=1))
     final = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
-    got["resume_ok"] = (f"({2 * N_FILES - len(rows)} pairs run now)" in got["resume_output"]
-                        and len(final) == 2 * N_FILES
-                        and all(r["status"] == "ok" for r in final))
+    got["resume_ok"] = (
+        f"({2 * N_FILES - len(rows)} pairs run now)" in got["resume_output"]
+        and len(final) == 2 * N_FILES
+        and all(r["status"] == "ok" for r in final)
+    )
     return got
 
 
@@ -206,10 +250,15 @@ TRIALS = {"enhance": enhance_trial, "evaluate": evaluate_trial}
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
 
 
-@pytest.mark.parametrize("command, sig, target", [
-    ("enhance", "SIGINT", "group"), ("enhance", "SIGTERM", "main"),
-    ("evaluate", "SIGINT", "main"), ("evaluate", "SIGTERM", "group"),
-])
+@pytest.mark.parametrize(
+    "command, sig, target",
+    [
+        ("enhance", "SIGINT", "group"),
+        ("enhance", "SIGTERM", "main"),
+        ("evaluate", "SIGINT", "main"),
+        ("evaluate", "SIGTERM", "group"),
+    ],
+)
 def test_interrupt_stops_promptly_and_keeps_finished_work(setup, command, sig, target):
     got = TRIALS[command](setup, SIGNALS[sig], target, random.Random(f"{command}{sig}{target}"))
     check(got, SIGNALS[sig])
@@ -274,13 +323,19 @@ def main(argv=None) -> int:
                             check(r, SIGNALS[sig])
                         except AssertionError as exc:  # the details, for whoever reads the table
                             print(f"FAILED {command} {sig} {target}: {exc}", file=sys.stderr, flush=True)
-                    row = (sum(r["rc"] == 128 + SIGNALS[sig] for r in ran),
-                           max((r["stop_s"] for r in ran), default=0.0), sum(bool(r["orphans"]) for r in ran),
-                           sum(not r["complete"] or bool(r["partial"]) for r in ran),
-                           sum(r["resume_rc"] == 0 and r["resume_ok"] for r in ran))
+                    row = (
+                        sum(r["rc"] == 128 + SIGNALS[sig] for r in ran),
+                        max((r["stop_s"] for r in ran), default=0.0),
+                        sum(bool(r["orphans"]) for r in ran),
+                        sum(not r["complete"] or bool(r["partial"]) for r in ran),
+                        sum(r["resume_rc"] == 0 and r["resume_ok"] for r in ran),
+                    )
                     bad += (len(ran) - row[0]) + row[2] + row[3] + (len(ran) - row[4])
-                    print(f"{command:9s} {sig:7s} {target:6s} {len(ran):6d}  {row[0]:7d}  {row[1]:10.2f}  "
-                          f"{row[2]:7d}  {row[3]:12d}  {row[4]:7d}  {len(rs) - len(ran):14d}", flush=True)
+                    print(
+                        f"{command:9s} {sig:7s} {target:6s} {len(ran):6d}  {row[0]:7d}  {row[1]:10.2f}  "
+                        f"{row[2]:7d}  {row[3]:12d}  {row[4]:7d}  {len(rs) - len(ran):14d}",
+                        flush=True,
+                    )
     print("all good" if not bad else f"{bad} problem(s)")
     return 1 if bad else 0
 

@@ -9,8 +9,17 @@ import json
 
 import pytest
 
-from reliability_helpers import (SR, assert_no_partial_files, assert_user_error, make_checkpoint, record, run_cli,
-                                 speech_like, white, write_wav)
+from reliability_helpers import (
+    SR,
+    assert_no_partial_files,
+    assert_user_error,
+    make_checkpoint,
+    record,
+    run_cli,
+    speech_like,
+    white,
+    write_wav,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +41,22 @@ def _manifest(root, ids, kind="noisy", audio=None):
 
 
 def _enhance(ckpt, manifest, out, *extra):
-    return run_cli("enhance", "--checkpoint", ckpt, "--manifest", manifest, "--out-dir", out, "--method", "fast",
-                   "--iterations", "1", "--jobs", "1", *extra)
+    return run_cli(
+        "enhance",
+        "--checkpoint",
+        ckpt,
+        "--manifest",
+        manifest,
+        "--out-dir",
+        out,
+        "--method",
+        "fast",
+        "--iterations",
+        "1",
+        "--jobs",
+        "1",
+        *extra,
+    )
 
 
 def _files(folder):

@@ -13,9 +13,21 @@ import soundfile as sf
 import torch
 
 from pyro_minvae.checkpoint import load_model, save_checkpoint
-from reliability_helpers import (CFG, SR, api_call, assert_no_partial_files, assert_user_error, lips,
-                                 make_checkpoint, make_mixture_corpus, mix_at, run_cli, speech_like, white,
-                                 write_wav)
+from reliability_helpers import (
+    CFG,
+    SR,
+    api_call,
+    assert_no_partial_files,
+    assert_user_error,
+    lips,
+    make_checkpoint,
+    make_mixture_corpus,
+    mix_at,
+    run_cli,
+    speech_like,
+    white,
+    write_wav,
+)
 
 
 def _signals():
@@ -40,8 +52,12 @@ SIGNALS = _signals()
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("num")
-    out = {"avae": make_checkpoint(d / "avae.pt", "avae"), "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
-           "lips": d / "lips.npy", "dir": d}
+    out = {
+        "avae": make_checkpoint(d / "avae.pt", "avae"),
+        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
+        "lips": d / "lips.npy",
+        "dir": d,
+    }
     np.save(out["lips"], lips(30))
     for name, x in SIGNALS.items():
         out[name] = write_wav(d / f"{name}.wav", x, subtype="FLOAT")
@@ -52,8 +68,20 @@ def files(tmp_path_factory):
 @pytest.mark.parametrize("signal", list(SIGNALS))
 def test_extreme_inputs_give_finite_audio_of_the_right_length(files, tmp_path, signal, method):
     out = tmp_path / "o.wav"
-    res = run_cli("enhance", "--checkpoint", files["minvae"], files[signal], "--video", files["lips"], "-o", out,
-                  "--method", method, "--iterations", "2")
+    res = run_cli(
+        "enhance",
+        "--checkpoint",
+        files["minvae"],
+        files[signal],
+        "--video",
+        files["lips"],
+        "-o",
+        out,
+        "--method",
+        method,
+        "--iterations",
+        "2",
+    )
     assert res.exit_code == 0, res.output
     y = sf.read(out, dtype="float32")[0]
     assert y.shape == (SR,) and np.isfinite(y).all()
@@ -85,10 +113,14 @@ def diverged(tmp_path_factory):
 @pytest.mark.parametrize("method", ["mcem", "fast"])
 def test_diverged_model_is_a_clear_error_not_nan_audio(files, diverged, tmp_path, method):
     out = tmp_path / "o.wav"
-    res = run_cli("enhance", "--checkpoint", diverged, files["snr_plus40"], "-o", out, "--method", method,
-                  "--iterations", "1")
-    assert_user_error(res, "diverged.pt: the model produced NaN or Inf on snr_plus40.wav (diverged or damaged "
-                           "weights); re-train or use another checkpoint")
+    res = run_cli(
+        "enhance", "--checkpoint", diverged, files["snr_plus40"], "-o", out, "--method", method, "--iterations", "1"
+    )
+    assert_user_error(
+        res,
+        "diverged.pt: the model produced NaN or Inf on snr_plus40.wav (diverged or damaged "
+        "weights); re-train or use another checkpoint",
+    )
     assert not out.exists()
     assert_no_partial_files(tmp_path)
 
@@ -132,15 +164,33 @@ def test_no_nan_in_tables(diverged, tmp_path):
     write_wav(tmp_path / "c" / "good-00.clean.wav", np.zeros(SR, np.float32))  # silent reference
     silent = _checkpoint_with_bias(tmp_path / "silent.pt", -100.0)  # speech variance ~ 0: the output is silence
     out = tmp_path / "eval"
-    res = run_cli("evaluate", "--manifest", manifest, "--out", out, "--checkpoint", f"d={diverged}",
-                  "--checkpoint", f"s={silent}", "--methods", "noisy,d-fast,s-fast",
-                  "--metrics", "si_sdr,sdr,stoi,pesq_wb", "--jobs", "1", "--no-figures", "--no-progress")
+    res = run_cli(
+        "evaluate",
+        "--manifest",
+        manifest,
+        "--out",
+        out,
+        "--checkpoint",
+        f"d={diverged}",
+        "--checkpoint",
+        f"s={silent}",
+        "--methods",
+        "noisy,d-fast,s-fast",
+        "--metrics",
+        "si_sdr,sdr,stoi,pesq_wb",
+        "--jobs",
+        "1",
+        "--no-figures",
+        "--no-progress",
+    )
     assert res.exit_code == 1, res.output
     lines = res.output.splitlines()
     assert "5 failed (method, file) pair(s):" in lines
     for m in ("noisy", "d-fast", "s-fast"):
-        assert f"  {m} good-00: file: ValueError: reference is silent (RMS 0.00e+00); metrics need a reference " \
-               "with speech" in lines
+        assert (
+            f"  {m} good-00: file: ValueError: reference is silent (RMS 0.00e+00); metrics need a reference "
+            "with speech" in lines
+        )
     for rid in ("good-01", "good-02"):
         line = next(ln for ln in lines if ln.startswith(f"  d-fast {rid}: "))
         assert "method: NonFiniteOutputError: the model produced NaN or Inf (diverged or damaged weights)" in line
@@ -150,7 +200,11 @@ def test_no_nan_in_tables(diverged, tmp_path):
     for r in silent_rows:
         assert r["si_sdr"] == r["stoi"] == "" and "si_sdr: estimate is silent" in r["metric_errors"]
     _strict_json((out / "summary.json").read_text())
-    cells = [c.strip().lower() for ln in (out / "summary.md").read_text().splitlines() if ln.startswith("|")
-             for c in ln.split("|")]
+    cells = [
+        c.strip().lower()
+        for ln in (out / "summary.md").read_text().splitlines()
+        if ln.startswith("|")
+        for c in ln.split("|")
+    ]
     assert not any(c.startswith(("nan", "inf", "-inf")) for c in cells), cells
     assert "Traceback" not in res.output

@@ -22,14 +22,22 @@ import pytest
 
 from pyro_minvae.data.manifest import MAX_ID_BYTES, id_from_path, read_manifest, resolve, select
 from pyro_minvae.errors import UserInputError
-from reliability_helpers import (SR, api_call, assert_user_error, leftovers, lips, record, run_cli, speech_like,
-                                 write_wav)
+from reliability_helpers import (
+    SR,
+    api_call,
+    assert_user_error,
+    leftovers,
+    lips,
+    record,
+    run_cli,
+    speech_like,
+    write_wav,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _rec(folder: Path, name: str, seconds: float = 1.0, with_lips: bool = True, sr: int = SR,
-         seed: int = 0) -> Path:
+def _rec(folder: Path, name: str, seconds: float = 1.0, with_lips: bool = True, sr: int = SR, seed: int = 0) -> Path:
     """``folder/name.wav`` (+ ``name.npy`` lips at 30 fps); ``name`` may hold sub-folders."""
     wav = folder / f"{name}.wav"
     wav.parent.mkdir(parents=True, exist_ok=True)
@@ -63,8 +71,15 @@ def _no_leftovers(parent: Path) -> None:
 
 def _unsafe(rid) -> bool:
     """An id that cannot be a flat file name inside the output folder (``OUT/ID.wav``)."""
-    return (not isinstance(rid, str) or not rid or "/" in rid or "\\" in rid or rid.startswith(".")
-            or any(ord(c) < 32 for c in rid) or len(rid.encode()) > MAX_ID_BYTES)
+    return (
+        not isinstance(rid, str)
+        or not rid
+        or "/" in rid
+        or "\\" in rid
+        or rid.startswith(".")
+        or any(ord(c) < 32 for c in rid)
+        or len(rid.encode()) > MAX_ID_BYTES
+    )
 
 
 def _ids(manifest: Path) -> list[str]:
@@ -173,11 +188,25 @@ def test_documented_own_data_flow_enhances_every_recording(tmp_path):
     _rec(root, "spk2/no-lips", with_lips=False)
     assert _prepare(root, tmp_path / "idx", "--split", "test").exit_code == 0
     ckpt = make_checkpoint(tmp_path / "minvae.pt", "minvae")
-    res = run_cli("enhance", "-c", ckpt, "--manifest", tmp_path / "idx" / "manifest.jsonl", "--split", "test",
-                  "--out-dir", tmp_path / "enh", *FAST)
+    res = run_cli(
+        "enhance",
+        "-c",
+        ckpt,
+        "--manifest",
+        tmp_path / "idx" / "manifest.jsonl",
+        "--split",
+        "test",
+        "--out-dir",
+        tmp_path / "enh",
+        *FAST,
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "enh").glob("*.wav")) == [
-        "solo.wav", "spk1~take 1.wav", "spk1~take2.wav", "spk2~no-lips.wav"]
+        "solo.wav",
+        "spk1~take 1.wav",
+        "spk1~take2.wav",
+        "spk2~no-lips.wav",
+    ]
 
 
 def test_train_split_holds_out_validation_speakers(tmp_path):
@@ -196,12 +225,18 @@ def test_train_split_holds_out_validation_speakers(tmp_path):
     assert _prepare(many, tmp_path / "o3", "--split", "train", "--valid-speakers", "s1,s2").exit_code == 0
     recs = read_manifest(tmp_path / "o3" / "manifest.jsonl")
     assert {r["speaker"] for r in recs if r["split"] == "valid"} == {"s1", "s2"}
-    assert_user_error(_prepare(many, tmp_path / "o4", "--split", "train", "--valid-speakers", "nope"),
-                      "--valid-speakers: nope not among the speakers")
-    assert_user_error(_prepare(many, tmp_path / "o4", "--split", "test", "--valid-speakers", "s1"),
-                      "--valid-speakers: only with --split train")
-    assert_user_error(_prepare(many, tmp_path / "o4", "--split", "train", "--valid-speakers",
-                               ",".join(f"s{k}" for k in range(7))), "leaves no speaker to train on")
+    assert_user_error(
+        _prepare(many, tmp_path / "o4", "--split", "train", "--valid-speakers", "nope"),
+        "--valid-speakers: nope not among the speakers",
+    )
+    assert_user_error(
+        _prepare(many, tmp_path / "o4", "--split", "test", "--valid-speakers", "s1"),
+        "--valid-speakers: only with --split train",
+    )
+    assert_user_error(
+        _prepare(many, tmp_path / "o4", "--split", "train", "--valid-speakers", ",".join(f"s{k}" for k in range(7))),
+        "leaves no speaker to train on",
+    )
     assert not (tmp_path / "o4").exists()
 
 
@@ -210,13 +245,13 @@ def test_links_loops_pipes_hidden_and_empty_things(tmp_path):
     root = tmp_path / "in"
     _rec(root, "ok")
     (root / "sub").mkdir()
-    os.symlink(root, root / "sub" / "loop")          # a loop back to the root
-    os.symlink(root / "sub", root / "again")           # the same folder twice
+    os.symlink(root, root / "sub" / "loop")  # a loop back to the root
+    os.symlink(root / "sub", root / "again")  # the same folder twice
     os.symlink(tmp_path / "gone.wav", root / "dead.wav")  # a broken link
     os.symlink(root / "selfloop.wav", root / "selfloop.wav")  # a link to itself
-    os.mkfifo(root / "pipe.wav")                      # would block a reader forever
-    _rec(root, ".hidden")                              # ignored like `ls` does
-    (root / "._ok.wav").write_bytes(b"\0" * 100)       # macOS resource fork: ignored
+    os.mkfifo(root / "pipe.wav")  # would block a reader forever
+    _rec(root, ".hidden")  # ignored like `ls` does
+    (root / "._ok.wav").write_bytes(b"\0" * 100)  # macOS resource fork: ignored
     (root / "empty").mkdir()
     t0 = time.monotonic()
     res = _prepare(root, tmp_path / "out")
@@ -323,8 +358,14 @@ def test_output_folder_that_would_lose_files_is_refused(tmp_path, where):
     idx2 = tmp_path / "idx2"
     assert _prepare(root, idx2).exit_code == 0
     os.symlink(idx2, tmp_path / "link")
-    out = {"root": root, "parent": tmp_path, "user-folder": user, "file": tmp_path / "file",
-           "index-with-extra": idx, "symlink": tmp_path / "link"}[where]
+    out = {
+        "root": root,
+        "parent": tmp_path,
+        "user-folder": user,
+        "file": tmp_path / "file",
+        "index-with-extra": idx,
+        "symlink": tmp_path / "link",
+    }[where]
     before = _snapshot(tmp_path)
     res = _prepare(root, out, "--force")
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
@@ -478,17 +519,23 @@ def test_a_swap_that_fails_half_way_puts_the_previous_folder_back(tmp_path):
 
 
 def _child(args, env_extra=None, pre=""):
-    code = (f"import sys; sys.argv[0] = 'pyro-minvae'; {pre}"
-            "from pyro_minvae.cli.main import main; main()")
+    code = f"import sys; sys.argv[0] = 'pyro-minvae'; {pre}from pyro_minvae.cli.main import main; main()"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **(env_extra or {}))
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # each recording takes 0.4 s longer; the first one touches $H8_STARTED (the test signals only once work is under way)
-_SLOW = ("import os, time; from pyro_minvae.data.prepare import folder as _f; _r = _f._index_one; "
-         "_f._index_one = lambda *a, **k: (open(os.environ['H8_STARTED'], 'a').close(), time.sleep(0.4), "
-         "_r(*a, **k))[2]; ")
+_SLOW = (
+    "import os, time; from pyro_minvae.data.prepare import folder as _f; _r = _f._index_one; "
+    "_f._index_one = lambda *a, **k: (open(os.environ['H8_STARTED'], 'a').close(), time.sleep(0.4), "
+    "_r(*a, **k))[2]; "
+)
 
 
 def _wait_for(path: Path, proc, timeout: float = 120.0) -> None:
@@ -511,8 +558,11 @@ def test_signal_in_the_middle_of_prepare_folder(tmp_path, sig):
     before = _snapshot(out)
     _rec(root, "new")
     started = tmp_path / "started"
-    proc = _child(["prepare", "folder", "--root", root, "--out", out, "--no-progress"], pre=_SLOW,
-                  env_extra={"H8_STARTED": str(started)})
+    proc = _child(
+        ["prepare", "folder", "--root", root, "--out", out, "--no-progress"],
+        pre=_SLOW,
+        env_extra={"H8_STARTED": str(started)},
+    )
     _wait_for(started, proc)
     time.sleep(1.0)  # a few recordings into the run
     t0 = time.monotonic()
@@ -561,8 +611,10 @@ def test_file_size_limit_in_a_child_names_the_os_reason(tmp_path):
     the file, exit 2, the previous index untouched and no staging folder left."""
     root = tmp_path / "in"
     _rec(root, "a", seconds=2.0, sr=44100)  # converted to 64 kB of 16 kHz PCM; limit 16 kB
-    pre = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-           "resource.setrlimit(resource.RLIMIT_FSIZE, (16000, 16000)); ")
+    pre = (
+        "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (16000, 16000)); "
+    )
     proc = _child(["prepare", "folder", "--root", root, "--out", tmp_path / "out", "--no-progress"], pre=pre)
     _, err = proc.communicate(timeout=120)
     record(traceback="Traceback" in err)
@@ -573,12 +625,15 @@ def test_file_size_limit_in_a_child_names_the_os_reason(tmp_path):
     _no_leftovers(tmp_path)
 
 
-@pytest.mark.parametrize("err,reason,fix,not_fix", [
-    (errno.ENOSPC, "No space left on device", "free disk space", None),
-    (errno.EDQUOT, "Disk quota exceeded", "quota", None),
-    (errno.EROFS, "Read-only file system", "choose a writable folder", "free"),
-    (errno.EACCES, "Permission denied", "choose a writable folder", "free"),
-])
+@pytest.mark.parametrize(
+    "err,reason,fix,not_fix",
+    [
+        (errno.ENOSPC, "No space left on device", "free disk space", None),
+        (errno.EDQUOT, "Disk quota exceeded", "quota", None),
+        (errno.EROFS, "Read-only file system", "choose a writable folder", "free"),
+        (errno.EACCES, "Permission denied", "choose a writable folder", "free"),
+    ],
+)
 def test_write_failures_say_the_os_reason_and_the_fitting_fix(tmp_path, monkeypatch, err, reason, fix, not_fix):
     """A writer that reports no errno (libsndfile) and one that does (os.replace): the OS reason and the fix for
     that errno; an older file of that name is untouched."""
@@ -617,9 +672,12 @@ def test_os_errors_reaching_the_cli_get_the_fix_for_their_errno(tmp_path, monkey
 
     root = tmp_path / "in"
     _rec(root, "a")
-    for err, fix, not_fix in ((errno.EROFS, "choose a writable folder", "free disk"),
-                              (errno.ENOSPC, "free disk space", None)):
-        def boom(*a, **k):
+    for err, fix, not_fix in (
+        (errno.EROFS, "choose a writable folder", "free disk"),
+        (errno.ENOSPC, "free disk space", None),
+    ):
+
+        def boom(*a, err=err, **k):
             raise OSError(err, os.strerror(err), "/somewhere/x")
 
         monkeypatch.setattr(folder, "index_folder", boom)
@@ -646,8 +704,11 @@ def test_a_pipe_given_as_an_input_file_never_blocks(tmp_path, what):
     noisy = write_wav(tmp_path / "n.wav", speech_like(1.0))
     pipe = tmp_path / {"noisy": "p.wav", "video": "p.npy", "manifest": "p.jsonl"}[what]
     os.mkfifo(pipe)
-    args = {"noisy": [pipe, "-o", tmp_path / "o.wav"], "video": [noisy, "--video", pipe, "-o", tmp_path / "o.wav"],
-            "manifest": ["--manifest", pipe, "--out-dir", tmp_path / "od"]}[what]
+    args = {
+        "noisy": [pipe, "-o", tmp_path / "o.wav"],
+        "video": [noisy, "--video", pipe, "-o", tmp_path / "o.wav"],
+        "manifest": ["--manifest", pipe, "--out-dir", tmp_path / "od"],
+    }[what]
     res = run_cli("enhance", "-c", ckpt, *args, *FAST)
     assert res.exit_code == 2 and "not a regular file" in res.output and "Traceback" not in res.output, res.output
 

@@ -6,13 +6,35 @@ from __future__ import annotations
 
 import csv
 
-from reliability_helpers import (assert_no_partial_files, assert_user_error, make_checkpoint, make_mixture_corpus,
-                                 record, run_cli)
+from reliability_helpers import (
+    assert_no_partial_files,
+    assert_user_error,
+    make_checkpoint,
+    make_mixture_corpus,
+    record,
+    run_cli,
+)
 
 
 def _evaluate(manifest, out, ckpt, *extra):
-    return run_cli("evaluate", "--manifest", manifest, "--out", out, "--checkpoint", f"m={ckpt}", "--methods",
-                   "m-fast", "--metrics", "si_sdr", "--jobs", "1", "--no-figures", "--no-progress", *extra)
+    return run_cli(
+        "evaluate",
+        "--manifest",
+        manifest,
+        "--out",
+        out,
+        "--checkpoint",
+        f"m={ckpt}",
+        "--methods",
+        "m-fast",
+        "--metrics",
+        "si_sdr",
+        "--jobs",
+        "1",
+        "--no-figures",
+        "--no-progress",
+        *extra,
+    )
 
 
 def test_evaluate_refuses_results_of_a_retrained_checkpoint_at_the_same_path(tmp_path):
@@ -36,8 +58,22 @@ def test_evaluate_refuses_results_of_a_retrained_checkpoint_at_the_same_path(tmp
 
 
 def _enhance(manifest, out, ckpt, *extra):
-    return run_cli("enhance", "--checkpoint", ckpt, "--manifest", manifest, "--out-dir", out, "--method", "fast",
-                   "--iterations", "1", "--jobs", "1", *extra)
+    return run_cli(
+        "enhance",
+        "--checkpoint",
+        ckpt,
+        "--manifest",
+        manifest,
+        "--out-dir",
+        out,
+        "--method",
+        "fast",
+        "--iterations",
+        "1",
+        "--jobs",
+        "1",
+        *extra,
+    )
 
 
 def test_enhance_refuses_an_out_dir_written_by_another_checkpoint_or_method(tmp_path):
@@ -50,8 +86,24 @@ def test_enhance_refuses_an_out_dir_written_by_another_checkpoint_or_method(tmp_
     assert sorted(made) == ["good-00.wav", "good-01.wav"]
     assert_user_error(_enhance(manifest, out, b), "holds files enhanced with other settings (checkpoint_sha256")
     assert_user_error(_enhance(manifest, out, a, "--iterations", "2"), "options")
-    assert_user_error(run_cli("enhance", "--checkpoint", a, "--manifest", manifest, "--out-dir", out,
-                              "--method", "mcem", "--iterations", "1", "--jobs", "1"), "method fast -> mcem")
+    assert_user_error(
+        run_cli(
+            "enhance",
+            "--checkpoint",
+            a,
+            "--manifest",
+            manifest,
+            "--out-dir",
+            out,
+            "--method",
+            "mcem",
+            "--iterations",
+            "1",
+            "--jobs",
+            "1",
+        ),
+        "method fast -> mcem",
+    )
     same = {p.name: p.read_bytes() for p in out.glob("*.wav")} == made
     record(data_loss=not same)
     assert same

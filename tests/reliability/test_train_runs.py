@@ -72,15 +72,18 @@ def _copy_run(src: Path, dst: Path, names=None) -> Path:
 
 
 # ---- a folder holding a run -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("names", [None, ("last.pt",), ("best.pt",), ("log.csv",)],
-                         ids=["finished", "last-only", "best-only", "log-only"])
+@pytest.mark.parametrize(
+    "names", [None, ("last.pt",), ("best.pt",), ("log.csv",)], ids=["finished", "last-only", "best-only", "log-only"]
+)
 def test_training_into_a_folder_holding_a_run_is_refused(corpus, finished, tmp_path, names):
     out = _copy_run(finished, tmp_path / "run", names)
     before = _snapshot(out)
     assert_user_error(_train(corpus, out), "holds a training run")
     res = _train(corpus, out)
-    assert "continue it with --resume, train into a new folder with --out NEW_DIR, or replace it with --overwrite" \
+    assert (
+        "continue it with --resume, train into a new folder with --out NEW_DIR, or replace it with --overwrite"
         in res.output
+    )
     _assert_unchanged(out, before)
 
 
@@ -129,14 +132,20 @@ def test_overwrite_that_fails_before_its_first_epoch_keeps_the_old_run(corpus, f
 
 
 # ---- one training per folder ------------------------------------------------------------------------------------
-HOLD = ("import sys, time\nfrom pyro_minvae.locks import run_lock\n"
-        "with run_lock(sys.argv[1], 'train'):\n    print('held', flush=True)\n    time.sleep(60)\n")
+HOLD = (
+    "import sys, time\nfrom pyro_minvae.locks import run_lock\n"
+    "with run_lock(sys.argv[1], 'train'):\n    print('held', flush=True)\n    time.sleep(60)\n"
+)
 
 
 def test_second_training_into_a_locked_folder_names_the_holder(corpus, tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert_user_error(_train(corpus, out), f"another train (pid {holder.pid}")
@@ -172,8 +181,9 @@ def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
         deadline = time.time() + 60
         while not lock_path(out).exists() and first.poll() is None and time.time() < deadline:
             time.sleep(0.02)
-        second = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
-                                timeout=120)
+        second = subprocess.run(
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
+        )
         record(traceback="Traceback" in second.stderr)
         assert second.returncode == 2, second.stderr
         assert f"another train (pid {first.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1
@@ -185,41 +195,52 @@ def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
 
 
 # ---- settings checked before any work ---------------------------------------------------------------------------
-@pytest.mark.parametrize("args,message", [
-    (["--epochs", "0"], "--epochs 0: must be a whole number >= 1"),
-    (["--epochs", "-3"], "--epochs -3: must be a whole number >= 1"),
-    (["--batch-size", "0"], "--batch-size 0: must be a whole number >= 1"),
-    (["--latent-dim", "-1"], "--latent-dim -1: must be a whole number >= 1"),
-    (["--patience", "0"], "--patience 0: must be a whole number >= 1"),
-    (["--max-frames", "0"], "--max-frames 0: must be a whole number >= 1"),
-    (["--lr", "nan"], "--lr nan: the learning rate must be a finite number > 0"),
-    (["--lr", "inf"], "--lr inf: the learning rate must be a finite number > 0"),
-    (["--lr", "0"], "the learning rate must be a finite number > 0"),
-    (["--lr", "-1e-3"], "the learning rate must be a finite number > 0"),
-    (["--cvae-weight", "1.5"], "--cvae-weight 1.5: must be between 0 and 1"),
-    (["--cvae-weight", "nan"], "--cvae-weight nan: must be between 0 and 1"),
-    (["--model", "minvae", "--encoders", "audio,audio"], "--encoders audio,audio: audio given twice"),
-    (["--model", "minvae", "--encoders", "audio,,lips"], "give encoder names separated by commas"),
-    (["--model", "minvae", "--encoder-option", "lips.bogus=1"],
-     "--encoder-option lips.bogus: the lips encoder has no argument 'bogus'; valid: hidden, pool"),
-    (["--model", "minvae", "--encoder-option", "ears.pool=1"], "'ears' is not an encoder of this model"),
-    (["--model", "minvae", "--model-arg", 'prior="nosuchprior"'],
-     "--model-arg prior='nosuchprior': unknown prior; valid priors:"),
-    (["--model", "minvae", "--model-arg", "decoder=nosuch"], "unknown decoder; valid decoders:"),
-    (["--model", "minvae", "--model-arg", "bogus=1"], "model 'minvae' has no argument(s) bogus; valid:"),
-    (["--resume", "--overwrite"], "give only one"),
-    (["--seed", "-1"], "--seed -1: must be a whole number from 0 to 2**32 - 1"),
-    (["--device", "bogus"], "--device bogus: not a device; use cpu, cuda or cuda:N"),
-    (["--device", "meta"], "--device meta: training runs on cpu or cuda"),
-    (["--device", "cuda:99"], "--device cuda:99: "),
-    (["--model", "minvae", "--model-arg", "learn_weights=notabool"],
-     '--model-arg learn_weights="notabool": expected true or false (the default is false)'),
-    (["--model", "minvae", "--model-arg", "latent_dim=8"], "--model-arg latent_dim: set by --latent-dim"),
-    (["--model", "minvae", "--model-arg", 'encoders=["audio"]'], "--model-arg encoders: set by --encoders"),
-    (["--model", "minvae", "--encoder-option", "lips.pool=0"],
-     "model 'minvae' cannot be built with these settings (ZeroDivisionError"),
-    (["--model", "minvae", "--encoders", "lips"], "a mixture prior needs at least 2 components"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--epochs", "0"], "--epochs 0: must be a whole number >= 1"),
+        (["--epochs", "-3"], "--epochs -3: must be a whole number >= 1"),
+        (["--batch-size", "0"], "--batch-size 0: must be a whole number >= 1"),
+        (["--latent-dim", "-1"], "--latent-dim -1: must be a whole number >= 1"),
+        (["--patience", "0"], "--patience 0: must be a whole number >= 1"),
+        (["--max-frames", "0"], "--max-frames 0: must be a whole number >= 1"),
+        (["--lr", "nan"], "--lr nan: the learning rate must be a finite number > 0"),
+        (["--lr", "inf"], "--lr inf: the learning rate must be a finite number > 0"),
+        (["--lr", "0"], "the learning rate must be a finite number > 0"),
+        (["--lr", "-1e-3"], "the learning rate must be a finite number > 0"),
+        (["--cvae-weight", "1.5"], "--cvae-weight 1.5: must be between 0 and 1"),
+        (["--cvae-weight", "nan"], "--cvae-weight nan: must be between 0 and 1"),
+        (["--model", "minvae", "--encoders", "audio,audio"], "--encoders audio,audio: audio given twice"),
+        (["--model", "minvae", "--encoders", "audio,,lips"], "give encoder names separated by commas"),
+        (
+            ["--model", "minvae", "--encoder-option", "lips.bogus=1"],
+            "--encoder-option lips.bogus: the lips encoder has no argument 'bogus'; valid: hidden, pool",
+        ),
+        (["--model", "minvae", "--encoder-option", "ears.pool=1"], "'ears' is not an encoder of this model"),
+        (
+            ["--model", "minvae", "--model-arg", 'prior="nosuchprior"'],
+            "--model-arg prior='nosuchprior': unknown prior; valid priors:",
+        ),
+        (["--model", "minvae", "--model-arg", "decoder=nosuch"], "unknown decoder; valid decoders:"),
+        (["--model", "minvae", "--model-arg", "bogus=1"], "model 'minvae' has no argument(s) bogus; valid:"),
+        (["--resume", "--overwrite"], "give only one"),
+        (["--seed", "-1"], "--seed -1: must be a whole number from 0 to 2**32 - 1"),
+        (["--device", "bogus"], "--device bogus: not a device; use cpu, cuda or cuda:N"),
+        (["--device", "meta"], "--device meta: training runs on cpu or cuda"),
+        (["--device", "cuda:99"], "--device cuda:99: "),
+        (
+            ["--model", "minvae", "--model-arg", "learn_weights=notabool"],
+            '--model-arg learn_weights="notabool": expected true or false (the default is false)',
+        ),
+        (["--model", "minvae", "--model-arg", "latent_dim=8"], "--model-arg latent_dim: set by --latent-dim"),
+        (["--model", "minvae", "--model-arg", 'encoders=["audio"]'], "--model-arg encoders: set by --encoders"),
+        (
+            ["--model", "minvae", "--encoder-option", "lips.pool=0"],
+            "model 'minvae' cannot be built with these settings (ZeroDivisionError",
+        ),
+        (["--model", "minvae", "--encoders", "lips"], "a mixture prior needs at least 2 components"),
+    ],
+)
 def test_bad_settings_are_refused_before_any_work(corpus, tmp_path, args, message):
     out = tmp_path / "run"
     assert_user_error(_train(corpus, out, *args), message)
@@ -287,15 +308,18 @@ def two_epochs(corpus, tmp_path):
     return out
 
 
-@pytest.mark.parametrize("change,message", [
-    (["--lr", "0.01"], "lr: 0.001 in the checkpoint, 0.01 now"),
-    (["--batch-size", "8"], "batch_size: 16 in the checkpoint, 8 now"),
-    (["--seed", "5"], "seed: 0 in the checkpoint, 5 now"),
-    (["--schedule", "constant"], "schedule: 'plateau' in the checkpoint, 'constant' now"),
-    (["--patience", "3"], "patience: 1000 in the checkpoint, 3 now"),
-    (["--max-frames", "32"], "max_frames: 48 in the checkpoint, 32 now"),
-    (["--latent-dim", "8"], "checkpoint was trained with other model settings (latent_dim: 4 in the checkpoint"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (["--lr", "0.01"], "lr: 0.001 in the checkpoint, 0.01 now"),
+        (["--batch-size", "8"], "batch_size: 16 in the checkpoint, 8 now"),
+        (["--seed", "5"], "seed: 0 in the checkpoint, 5 now"),
+        (["--schedule", "constant"], "schedule: 'plateau' in the checkpoint, 'constant' now"),
+        (["--patience", "3"], "patience: 1000 in the checkpoint, 3 now"),
+        (["--max-frames", "32"], "max_frames: 48 in the checkpoint, 32 now"),
+        (["--latent-dim", "8"], "checkpoint was trained with other model settings (latent_dim: 4 in the checkpoint"),
+    ],
+)
 def test_resume_with_other_settings_is_refused_naming_them(corpus, two_epochs, change, message):
     before = _snapshot(two_epochs)
     small = [a for a in SMALL]
@@ -340,13 +364,14 @@ def test_ctrl_c_keeps_finished_epochs_and_names_the_folder_to_resume(corpus, tmp
     res = run_cli("-q", "train", "--no-progress", "--manifest", corpus, "--epochs", 5, *SMALL, "--out", out)
     assert res.exit_code == 130, res.output
     assert "Traceback" not in res.output
-    assert f"{out.resolve() / 'last.pt'} keeps epoch 2; continue with the same options plus --resume --out " \
-           f"{out.resolve()}" in res.output
+    assert (
+        f"{out.resolve() / 'last.pt'} keeps epoch 2; continue with the same options plus --resume --out "
+        f"{out.resolve()}" in res.output
+    )
     assert load_checkpoint(out / "last.pt")["epoch"] == 2 and not lock_path(out).exists()
     assert_no_partial_files(out)
     monkeypatch.undo()
-    res = run_cli("-q", "train", "--no-progress", "--manifest", corpus, "--epochs", 5, *SMALL, "--out", out,
-                  "--resume")
+    res = run_cli("-q", "train", "--no-progress", "--manifest", corpus, "--epochs", 5, *SMALL, "--out", out, "--resume")
     assert res.exit_code == 0, res.output
     assert load_checkpoint(out / "last.pt")["epoch"] == 5
 
@@ -369,8 +394,12 @@ def test_signal_to_a_real_training_process_keeps_finished_epochs(corpus, tmp_pat
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     args = ["-q", "train", "--no-progress", "--manifest", str(corpus), "--out", str(out), "--epochs", "200", *SMALL]
-    proc = subprocess.Popen([sys.executable, "-c", "from pyro_minvae.cli.main import main; main()", *args], env=env,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from pyro_minvae.cli.main import main; main()", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while not (out / "log.csv").exists() and proc.poll() is None and time.time() < deadline:

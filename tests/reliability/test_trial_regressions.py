@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_helpers import (FAST, assert_user_error, make_checkpoint, run_cli, speech_like, write_wav)
+from reliability_helpers import FAST, assert_user_error, make_checkpoint, run_cli, speech_like, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -14,15 +14,18 @@ def avae(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ck") / "avae.pt")
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("enhance", "-c", "x.pt", "a.wav", "-o", "o.wav", "--iterations", "abc"), "'abc' is not a valid integer"),
-    (("enhance", "-c", "x.pt", "a.wav", "-o", "o.wav", "--iterations", "nan"), "'nan' is not a valid integer"),
-    (("enhance", "--bogus"), "No such option '--bogus'"),
-    (("train", "--epochs", "1.5"), "'1.5' is not a valid integer"),
-    (("evaluate", "--jobs", "0"), "--jobs"),
-    (("prepare", "folder"), "Missing option '--root'"),
-    (("bogus",), "No such command 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("enhance", "-c", "x.pt", "a.wav", "-o", "o.wav", "--iterations", "abc"), "'abc' is not a valid integer"),
+        (("enhance", "-c", "x.pt", "a.wav", "-o", "o.wav", "--iterations", "nan"), "'nan' is not a valid integer"),
+        (("enhance", "--bogus"), "No such option '--bogus'"),
+        (("train", "--epochs", "1.5"), "'1.5' is not a valid integer"),
+        (("evaluate", "--jobs", "0"), "--jobs"),
+        (("prepare", "folder"), "Missing option '--root'"),
+        (("bogus",), "No such command 'bogus'"),
+    ],
+)
 def test_click_usage_errors_are_one_line(args, fragment):
     """Options click itself refuses (a type, a range, an unknown option or command) end in the one-line form of
     every other user error, naming the --help to read, not click's three-line usage block."""
@@ -55,7 +58,7 @@ def test_os_error_about_a_name_is_one_line(tmp_path, avae):
     assert_user_error(res, "too long")
 
 
-@pytest.mark.parametrize("value", [str(10 ** 20), "100001"])
+@pytest.mark.parametrize("value", [str(10**20), "100001"])
 def test_absurd_iteration_counts_are_refused(tmp_path, avae, value):
     """--iterations 1e20 ran for ever (a typo nobody can wait out); the bound is far above any useful count."""
     write_wav(tmp_path / "a.wav", speech_like(1.0))
@@ -64,13 +67,16 @@ def test_absurd_iteration_counts_are_refused(tmp_path, avae, value):
     assert not (tmp_path / "o.wav").exists()
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"lips": {"pool": -1}}, "pool must be a whole number >= 1"),
-    ({"lips": {"pool": 0}}, "pool must be a whole number >= 1"),
-    ({"lips": {"pool": 1.5}}, "pool must be a whole number >= 1"),
-    ({"lips": {"hidden": [0]}}, "hidden layer sizes must be whole numbers >= 1"),
-    ({"lips": {"hidden": [64, -3]}}, "hidden layer sizes must be whole numbers >= 1"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"lips": {"pool": -1}}, "pool must be a whole number >= 1"),
+        ({"lips": {"pool": 0}}, "pool must be a whole number >= 1"),
+        ({"lips": {"pool": 1.5}}, "pool must be a whole number >= 1"),
+        ({"lips": {"hidden": [0]}}, "hidden layer sizes must be whole numbers >= 1"),
+        ({"lips": {"hidden": [64, -3]}}, "hidden layer sizes must be whole numbers >= 1"),
+    ],
+)
 def test_encoder_options_out_of_range_are_user_errors(options, fragment):
     """--encoder-option lips.pool=-1 built a model that crashed in the first step with a 250-line traceback;
     lips.hidden=[0] trained a zero-width layer with exit 0. Both are refused when the model is built."""
@@ -88,8 +94,17 @@ def test_evaluate_label_naming_another_family_is_refused(tmp_path, avae):
     from reliability_helpers import make_mixture_corpus
 
     manifest = make_mixture_corpus(tmp_path / "c", n_good=1, bad=())
-    res = run_cli("evaluate", "--manifest", manifest, "--checkpoint", f"minvae={avae}", "--out", tmp_path / "ev",
-                  "--no-figures", "--no-progress")
+    res = run_cli(
+        "evaluate",
+        "--manifest",
+        manifest,
+        "--checkpoint",
+        f"minvae={avae}",
+        "--out",
+        tmp_path / "ev",
+        "--no-figures",
+        "--no-progress",
+    )
     assert_user_error(res, "the label names the 'minvae' family but the file holds model family 'avae'")
     assert not (tmp_path / "ev").exists()
 
@@ -109,8 +124,20 @@ def test_init_from_a_missing_stream_is_one_line(tmp_path, method):
     """`--init lips` on a MIN-VAE checkpoint without --video was a KeyError traceback."""
     ck = make_checkpoint(tmp_path / "minvae.pt", "minvae")
     write_wav(tmp_path / "a.wav", speech_like(1.0))
-    res = run_cli("enhance", "-c", ck, tmp_path / "a.wav", "-o", tmp_path / "o.wav", "--init", "lips",
-                  "--method", method, "--iterations", "1")
+    res = run_cli(
+        "enhance",
+        "-c",
+        ck,
+        tmp_path / "a.wav",
+        "-o",
+        tmp_path / "o.wav",
+        "--init",
+        "lips",
+        "--method",
+        method,
+        "--iterations",
+        "1",
+    )
     assert_user_error(res, "--init lips: there is no lips stream for a.wav")
     assert not (tmp_path / "o.wav").exists()
 
@@ -132,7 +159,8 @@ def test_stop_signal_while_the_command_loads_is_one_line(signame, code):
         "        return None\n"
         "sys.meta_path.insert(0, Hook())\n"
         "from pyro_minvae.cli.main import main\n"
-        "print('not stopped')\n")
+        "print('not stopped')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr and "not stopped" not in proc.stdout
@@ -156,8 +184,11 @@ def test_visual_only_encoder_without_its_stream_is_one_line(tmp_path):
     from reliability_helpers import CFG
 
     ck = tmp_path / "vvae.pt"
-    save_checkpoint(ck, build_model("vae", input_dims={"audio": CFG.n_freq, "lips": CFG.lip_size ** 2},
-                                    latent_dim=4, encoder="lips"), CFG)
+    save_checkpoint(
+        ck,
+        build_model("vae", input_dims={"audio": CFG.n_freq, "lips": CFG.lip_size**2}, latent_dim=4, encoder="lips"),
+        CFG,
+    )
     write_wav(tmp_path / "a.wav", speech_like(1.0))
     res = run_cli("enhance", "-c", ck, tmp_path / "a.wav", "-o", tmp_path / "o.wav", *FAST)
     assert_user_error(res, "this checkpoint's encoder reads lips")
@@ -199,27 +230,49 @@ def test_stop_signal_during_the_numpy_import_is_not_swallowed(tmp_path, avae):
         "sys.meta_path.insert(0, Hook())\n"
         "from pyro_minvae.cli.main import main\n"
         "sys.argv = ['pyro-minvae'] + sys.argv[1:]\n"
-        "main()\n")
+        "main()\n"
+    )
     out = tmp_path / "o.wav"
-    proc = subprocess.run([sys.executable, "-c", script, "enhance", "-c", str(avae), str(tmp_path / "a.wav"), "-o",
-                           str(out), *FAST], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "enhance", "-c", str(avae), str(tmp_path / "a.wav"), "-o", str(out), *FAST],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 143, proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 
 
-@pytest.mark.parametrize("setting, fragment", [
-    ("f:iterations=0", "--setting f: --iterations 0: must be a whole number >= 1"),
-    ("f:iterations=100000000000", "must be a whole number >= 1"),
-    ("f:gain_floor=nan", "--setting f: --method fast"),
-    ("f:bogus=1", "unknown option(s) bogus"),
-])
+@pytest.mark.parametrize(
+    "setting, fragment",
+    [
+        ("f:iterations=0", "--setting f: --iterations 0: must be a whole number >= 1"),
+        ("f:iterations=100000000000", "must be a whole number >= 1"),
+        ("f:gain_floor=nan", "--setting f: --method fast"),
+        ("f:bogus=1", "unknown option(s) bogus"),
+    ],
+)
 def test_tune_settings_are_checked_before_any_file(tmp_path, avae, setting, fragment):
     """A bad --setting value made every (setting, file) pair fail one by one (exit 1, one TypeError/ValueError
     line per file); now one line before any work."""
     from reliability_helpers import make_mixture_corpus
 
     manifest = make_mixture_corpus(tmp_path / "c", n_good=1, bad=())
-    res = run_cli("tune", "--checkpoint", avae, "--estep", "fast", "--manifest", manifest, "--no-progress",
-                  "--setting", "default", "--setting", setting, "--out", tmp_path / "tu")
+    res = run_cli(
+        "tune",
+        "--checkpoint",
+        avae,
+        "--estep",
+        "fast",
+        "--manifest",
+        manifest,
+        "--no-progress",
+        "--setting",
+        "default",
+        "--setting",
+        setting,
+        "--out",
+        tmp_path / "tu",
+    )
     assert_user_error(res, fragment)
     assert not (tmp_path / "tu").exists()

@@ -11,15 +11,31 @@ import pytest
 import soundfile as sf
 
 from pyro_minvae.data.modalities import MODALITIES
-from reliability_helpers import (CFG, FAST, LIP, SR, api_call, assert_no_partial_files, assert_user_error, lips,
-                                 make_checkpoint, run_cli, speech_like, write_wav)
+from reliability_helpers import (
+    CFG,
+    FAST,
+    LIP,
+    SR,
+    api_call,
+    assert_no_partial_files,
+    assert_user_error,
+    lips,
+    make_checkpoint,
+    run_cli,
+    speech_like,
+    write_wav,
+)
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("visual")
-    return {"minvae": make_checkpoint(d / "minvae.pt", "minvae"), "avcvae": make_checkpoint(d / "avcvae.pt", "avcvae"),
-            "noisy": write_wav(d / "noisy.wav", speech_like(1.0)), "dir": d}
+    return {
+        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
+        "avcvae": make_checkpoint(d / "avcvae.pt", "avcvae"),
+        "noisy": write_wav(d / "noisy.wav", speech_like(1.0)),
+        "dir": d,
+    }
 
 
 def _enhance(files, out, *extra, ckpt="minvae"):
@@ -64,19 +80,37 @@ def test_with_video_the_lips_initialise_z(files, tmp_path):
 
 
 BAD_SHAPES = [
-    ("small_frames", lambda: lips(30, size=32), "small_frames.npy: lip frames are 32x32 pixels; this checkpoint "
-                                                "expects 67x67 mouth ROIs"),
+    (
+        "small_frames",
+        lambda: lips(30, size=32),
+        "small_frames.npy: lip frames are 32x32 pixels; this checkpoint expects 67x67 mouth ROIs",
+    ),
     ("flat", lambda: lips(30).reshape(30, -1), "flat.npy: lip frames must have shape (N, H, W); got (30, 4489)"),
-    ("rgb", lambda: np.repeat(lips(30)[..., None], 3, -1), "rgb.npy: lip frames must have shape (N, H, W); "
-                                                          "got (30, 67, 67, 3)"),
-    ("nan_frames", lambda: np.where(np.arange(30)[:, None, None] == 7, np.nan, lips(30, dtype=np.float32)),
-     "nan_frames.npy: lip ROIs contain NaN or Inf"),
-    ("inf_frames", lambda: np.where(np.arange(30)[:, None, None] == 3, np.inf, lips(30, dtype=np.float32)),
-     "inf_frames.npy: lip ROIs contain NaN or Inf"),
-    ("float_0_255", lambda: lips(30).astype(np.float32), "float_0_255.npy: float lip ROIs must lie in [0, 1]; "
-                                                         "got values up to 254"),
-    ("empty", lambda: np.zeros((0, LIP, LIP), np.uint8), "empty.npy: 0 frames at 30 fps = 0.00 s but the audio "
-                                                         "lasts 1.00 s"),
+    (
+        "rgb",
+        lambda: np.repeat(lips(30)[..., None], 3, -1),
+        "rgb.npy: lip frames must have shape (N, H, W); got (30, 67, 67, 3)",
+    ),
+    (
+        "nan_frames",
+        lambda: np.where(np.arange(30)[:, None, None] == 7, np.nan, lips(30, dtype=np.float32)),
+        "nan_frames.npy: lip ROIs contain NaN or Inf",
+    ),
+    (
+        "inf_frames",
+        lambda: np.where(np.arange(30)[:, None, None] == 3, np.inf, lips(30, dtype=np.float32)),
+        "inf_frames.npy: lip ROIs contain NaN or Inf",
+    ),
+    (
+        "float_0_255",
+        lambda: lips(30).astype(np.float32),
+        "float_0_255.npy: float lip ROIs must lie in [0, 1]; got values up to 254",
+    ),
+    (
+        "empty",
+        lambda: np.zeros((0, LIP, LIP), np.uint8),
+        "empty.npy: 0 frames at 30 fps = 0.00 s but the audio lasts 1.00 s",
+    ),
 ]
 
 
@@ -126,8 +160,11 @@ def test_small_frame_count_offsets_are_aligned(files, tmp_path, n_video):
 def test_large_frame_count_offsets_are_rejected(files, tmp_path, n_video, seconds):
     out = tmp_path / "o.wav"
     res = _enhance(files, out, "--video", _npy(tmp_path / "lips.npy", lips(n_video)))
-    assert_user_error(res, f"lips.npy: {n_video} frames at 30 fps = {seconds} s but the audio lasts 1.00 s "
-                           "(tolerance 0.25 s); give the lip array that belongs to this recording")
+    assert_user_error(
+        res,
+        f"lips.npy: {n_video} frames at 30 fps = {seconds} s but the audio lasts 1.00 s "
+        "(tolerance 0.25 s); give the lip array that belongs to this recording",
+    )
     assert not out.exists()
 
 

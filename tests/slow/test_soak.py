@@ -17,8 +17,14 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))
-from reliability_helpers import (SR, leftovers, make_checkpoint, make_mixture_corpus,  # noqa: E402
-                                 speech_like, white)
+from reliability_helpers import (
+    SR,
+    leftovers,
+    make_checkpoint,
+    make_mixture_corpus,  # noqa: E402
+    speech_like,
+    white,
+)
 
 REPO = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
@@ -49,8 +55,9 @@ finally:
 
 def _run(args, rss_log: Path, timeout: int) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", RSS_LOG=str(rss_log))
-    return subprocess.run([sys.executable, "-c", _PROBE, *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_soak_batch_enhance_memory_stays_flat(tmp_path):
@@ -61,8 +68,28 @@ def test_soak_batch_enhance_memory_stays_flat(tmp_path):
     ckpt = make_checkpoint(tmp_path / "minvae.pt", "minvae")
     out = tmp_path / "out"
     log = tmp_path / "rss.json"
-    proc = _run(["-q", "enhance", "--checkpoint", ckpt, "--manifest", manifest, "--out-dir", out, "--jobs", "1",
-                 "--threads", "1", "--method", "mcem", "--iterations", "3"], log, timeout=900)
+    proc = _run(
+        [
+            "-q",
+            "enhance",
+            "--checkpoint",
+            ckpt,
+            "--manifest",
+            manifest,
+            "--out-dir",
+            out,
+            "--jobs",
+            "1",
+            "--threads",
+            "1",
+            "--method",
+            "mcem",
+            "--iterations",
+            "3",
+        ],
+        log,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list(out.glob("good-*.wav"))) == n and not leftovers(out)
     rss = np.array(json.loads(log.read_text())["samples"])
@@ -70,8 +97,10 @@ def test_soak_batch_enhance_memory_stays_flat(tmp_path):
     warm = rss[50:]
     growth = float(warm.max() - warm[0])
     slope = float(np.polyfit(np.arange(warm.size), warm, 1)[0])  # MB per file
-    print(f"soak: {n} files, RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB (after warm-up: +{growth:.1f} MB, "
-          f"{1024 * slope:.1f} kB/file)")
+    print(
+        f"soak: {n} files, RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB (after warm-up: +{growth:.1f} MB, "
+        f"{1024 * slope:.1f} kB/file)"
+    )
     assert growth < 20.0, rss.tolist()
     assert abs(slope) < 0.02  # < 20 kB per file: 300 files would add < 6 MB
 
@@ -87,8 +116,11 @@ def test_30_minute_recording_bounded_memory_exact_length(tmp_path):
     del x
     out = tmp_path / "long_out.wav"
     log = tmp_path / "rss.json"
-    proc = _run(["enhance", "--checkpoint", ckpt, noisy, "-o", out, "--method", "mcem", "--iterations", "1",
-                 "--threads", "1"], log, timeout=900)
+    proc = _run(
+        ["enhance", "--checkpoint", ckpt, noisy, "-o", out, "--method", "mcem", "--iterations", "1", "--threads", "1"],
+        log,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak_mb = json.loads(log.read_text())["peak_mb"]
     assert "long_out.wav: 1800.0 s of audio enhanced" in proc.stderr

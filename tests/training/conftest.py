@@ -23,5 +23,7 @@ def datasets(fake_manifest):
     from pyro_minvae.data.datasets import FrameDataset
 
     mods = ("audio", "lips", "landmarks")
-    return (FrameDataset.from_manifest(fake_manifest, "train", mods),
-            FrameDataset.from_manifest(fake_manifest, "valid", mods))
+    return (
+        FrameDataset.from_manifest(fake_manifest, "train", mods),
+        FrameDataset.from_manifest(fake_manifest, "valid", mods),
+    )

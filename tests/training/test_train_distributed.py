@@ -19,11 +19,37 @@ def test_two_process_torchrun_matches_single_process_with_doubled_batch(fake_man
     gradients; results agree up to the Monte-Carlo noise of the (different) reparameterised samples."""
     from pyro_minvae.data.datasets import FrameDataset
 
-    common = ["--model", "avae", "--epochs", "3", "--lr", "2e-3", "--latent-dim", "4", "--seed", "3",
-              "--manifest", str(fake_manifest), "--no-progress"]
+    common = [
+        "--model",
+        "avae",
+        "--epochs",
+        "3",
+        "--lr",
+        "2e-3",
+        "--latent-dim",
+        "4",
+        "--seed",
+        "3",
+        "--manifest",
+        str(fake_manifest),
+        "--no-progress",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "pyro_minvae.cli.main", "train", "--batch-size", "8", "--out", str(tmp_path / "ddp")] + common
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "pyro_minvae.cli.main",
+        "train",
+        "--batch-size",
+        "8",
+        "--out",
+        str(tmp_path / "ddp"),
+    ] + common
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
@@ -31,8 +57,13 @@ def test_two_process_torchrun_matches_single_process_with_doubled_batch(fake_man
 
     tr = FrameDataset.from_manifest(fake_manifest, "train", ("audio",))
     va = FrameDataset.from_manifest(fake_manifest, "valid", ("audio",))
-    single = train(TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3), tr, va,
-                   tmp_path / "single", progress=False)
+    single = train(
+        TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3),
+        tr,
+        va,
+        tmp_path / "single",
+        progress=False,
+    )
     ddp_model = load_model(tmp_path / "ddp" / "last.pt")[0]
     pyro.set_rng_seed(3)  # train() seeds like this before building the model: the common initial point
     init = make_model(TrainConfig(family="avae", latent_dim=4), tr.input_dims).state_dict()
@@ -46,8 +77,13 @@ def test_two_process_torchrun_matches_single_process_with_doubled_batch(fake_man
 
     loop.epoch_seed = other_noise
     try:
-        noisy = train(TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3), tr, va,
-                      tmp_path / "single2", progress=False)
+        noisy = train(
+            TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3),
+            tr,
+            va,
+            tmp_path / "single2",
+            progress=False,
+        )
     finally:
         loop.epoch_seed = orig
 

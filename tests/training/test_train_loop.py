@@ -11,8 +11,15 @@ import pytest
 import torch
 
 from pyro_minvae.checkpoint import load_checkpoint, load_model
-from pyro_minvae.training import (EvalResult, TrainConfig, evaluate, family_encoder_kwargs, loop,
-                                  required_modalities, train)
+from pyro_minvae.training import (
+    EvalResult,
+    TrainConfig,
+    evaluate,
+    family_encoder_kwargs,
+    loop,
+    required_modalities,
+    train,
+)
 from pyro_minvae.training.builders import make_model
 from pyro_minvae.training.history import responsibility_report
 from pyro_minvae.training.objectives import OBJECTIVES
@@ -36,8 +43,9 @@ def test_training_improves_validation_elbo_and_writes_outputs(datasets, tmp_path
     model, fcfg, meta = load_model(res.best_path)
     assert meta["best_valid_elbo"] == max(r["valid_elbo"] for r in h)
     # the best checkpoint reproduces its validation ELBO
-    assert evaluate(model, va, seed=loop.epoch_seed(1, 0, 20_000)).elbo == pytest.approx(meta["best_valid_elbo"],
-                                                                                      rel=1e-5)
+    assert evaluate(model, va, seed=loop.epoch_seed(1, 0, 20_000)).elbo == pytest.approx(
+        meta["best_valid_elbo"], rel=1e-5
+    )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["epochs_run"] == 4 and summary["world_size"] == 1
 
@@ -91,15 +99,19 @@ def test_warm_start_copies_encoders_by_modality_and_decoder(datasets, tmp_path):
         assert torch.equal(m.guide_net.encoders[1].state_dict()[k], t)
     for k, t in am.decoder.state_dict().items():  # the first checkpoint wins for shared tensors
         assert torch.equal(m.decoder.state_dict()[k], t)
-    assert torch.equal(m.prior.loc, torch.zeros_like(m.prior.loc)) and torch.equal(m.prior.log_var,
-                                                                                  torch.zeros(2))
+    assert torch.equal(m.prior.loc, torch.zeros_like(m.prior.loc)) and torch.equal(m.prior.log_var, torch.zeros(2))
     assert any("lips encoder" in c for c in copied) and any("audio encoder" in c for c in copied)
 
 
 def test_three_encoders_train_without_core_change(datasets, tmp_path):
     tr, va = datasets
-    res = train(_cfg(family="minvae", encoders=("audio", "lips", "landmarks"), epochs=1), tr, va, tmp_path / "m3",
-                progress=False)
+    res = train(
+        _cfg(family="minvae", encoders=("audio", "lips", "landmarks"), epochs=1),
+        tr,
+        va,
+        tmp_path / "m3",
+        progress=False,
+    )
     comps = res.report["components"]
     assert list(comps) == ["audio", "lips", "landmarks"]
     assert sum(c["mean_q"] for c in comps.values()) == pytest.approx(1.0, abs=1e-6)

@@ -23,7 +23,7 @@ FAST = ["--method", "fast", "--iterations", "1"]
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ck") / "minvae.pt"
-    model = build_model("minvae", input_dims={"audio": CFG.n_freq, "lips": CFG.lip_size ** 2}, latent_dim=4)
+    model = build_model("minvae", input_dims={"audio": CFG.n_freq, "lips": CFG.lip_size**2}, latent_dim=4)
     save_checkpoint(path, model, CFG)
     return path
 
@@ -48,15 +48,17 @@ def test_enhance_talk_mp4_to_mp4_and_wav(talk_mp4, ckpt, tmp_path):
 
 def test_crop_options_need_a_video_input(ckpt, tmp_path):
     sf.write(tmp_path / "n.wav", np.zeros(SR, np.float32), SR)
-    res = CliRunner().invoke(cli, ["enhance", str(tmp_path / "n.wav"), "-c", str(ckpt), "-o",
-                                   str(tmp_path / "o.wav"), "--crop", "none"])
+    res = CliRunner().invoke(
+        cli, ["enhance", str(tmp_path / "n.wav"), "-c", str(ckpt), "-o", str(tmp_path / "o.wav"), "--crop", "none"]
+    )
     assert res.exit_code == 2 and "--crop/--save-lips apply to a video input" in res.output
     assert len([ln for ln in res.output.splitlines() if ln.startswith("error:")]) == 1
 
 
 def test_video_output_needs_a_video_input(ckpt, tmp_path):
     sf.write(tmp_path / "n.wav", 0.1 * np.random.default_rng(0).standard_normal(SR).astype(np.float32), SR)
-    res = CliRunner().invoke(cli, ["enhance", str(tmp_path / "n.wav"), "-c", str(ckpt), "-o",
-                                   str(tmp_path / "o.mp4"), *FAST])
+    res = CliRunner().invoke(
+        cli, ["enhance", str(tmp_path / "n.wav"), "-c", str(ckpt), "-o", str(tmp_path / "o.mp4"), *FAST]
+    )
     assert res.exit_code == 2 and "a video output needs a video input" in res.output, res.output
     assert not (tmp_path / "o.mp4").exists()

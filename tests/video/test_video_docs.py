@@ -36,7 +36,7 @@ def workdir(carphone, tmp_path, monkeypatch):
     sf.write("noisy.wav", noisy_speech(3 * SR), SR)
     cfg = FeatureConfig()
     torch.manual_seed(0)
-    model = build_model("minvae", input_dims={"audio": cfg.n_freq, "lips": cfg.lip_size ** 2}, latent_dim=4)
+    model = build_model("minvae", input_dims={"audio": cfg.n_freq, "lips": cfg.lip_size**2}, latent_dim=4)
     save_checkpoint(tmp_path / "best.pt", model, cfg)
     return tmp_path
 
@@ -45,8 +45,12 @@ def test_video_page_end_to_end(workdir):
     snippet, api = _blocks("python")
     exec(compile(snippet, str(PAGE), "exec"), {})
     assert (workdir / "talk.mp4").is_file()
-    commands = [ln.split(" #")[0].strip() for b in _blocks("bash") for ln in b.splitlines()
-                if ln.startswith("pyro-minvae enhance talk.mp4")]
+    commands = [
+        ln.split(" #")[0].strip()
+        for b in _blocks("bash")
+        for ln in b.splitlines()
+        if ln.startswith("pyro-minvae enhance talk.mp4")
+    ]
     assert len(commands) >= 3
     for line in commands:
         args = [str(workdir / "best.pt") if a == DEMO_CKPT else a for a in shlex.split(line)[1:]]

@@ -27,7 +27,7 @@ def _model(tmp_path, family):
     torch.manual_seed(0)
     dims = {"audio": CFG.n_freq}
     if family != "avae":
-        dims["lips"] = CFG.lip_size ** 2
+        dims["lips"] = CFG.lip_size**2
     path = tmp_path / f"{family}.pt"
     save_checkpoint(path, build_model(family, input_dims=dims, latent_dim=4), CFG)
     model, cfg, _ = load_model(path, "cpu")
@@ -51,8 +51,9 @@ def test_video_in_video_out_keeps_frames_and_duration(talk_mp4, minvae, tmp_path
     assert got.has_audio and got.fps == src.fps and got.duration == pytest.approx(src.duration, abs=1e-6)
     assert read_frames(out, "gray").shape == read_frames(path, "gray").shape == (120, 144, 176)
     with av.open(str(path)) as a, av.open(str(out)) as b:
-        assert [bytes(p) for p in a.demux(a.streams.video[0]) if p.size] == \
-            [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
+        assert [bytes(p) for p in a.demux(a.streams.video[0]) if p.size] == [
+            bytes(p) for p in b.demux(b.streams.video[0]) if p.size
+        ]
     enhanced = res.result.waveform.numpy()
     assert np.isfinite(enhanced).all()
 
@@ -95,8 +96,9 @@ def part_face_mp4(carphone, tmp_path_factory):
 
     face = read_frames(carphone)[:30]
     wall = np.full((90, 144, 176, 3), 128, np.uint8)
-    return write_video(tmp_path_factory.mktemp("part") / "part.mp4", np.concatenate([face, wall]), 30,
-                       noisy_speech(4 * SR))
+    return write_video(
+        tmp_path_factory.mktemp("part") / "part.mp4", np.concatenate([face, wall]), 30, noisy_speech(4 * SR)
+    )
 
 
 def test_mostly_faceless_video_minvae_falls_back_to_audio_and_says_so(part_face_mp4, minvae, tmp_path, caplog):
@@ -115,8 +117,10 @@ def test_faceless_video_is_refused_for_av_models_in_one_line(tmp_path):
         model, cfg, _ = _model(tmp_path, family)
         with pytest.raises(UserInputError) as err:
             enhance_file(model, cfg, wall, tmp_path / f"{family}.wav", progress=False, **FAST)
-        assert str(err.value) == (f"{wall}: no face found in any of its 30 frames; give a video with a frontal "
-                                  "face (or --crop none if it is already a mouth crop)")
+        assert str(err.value) == (
+            f"{wall}: no face found in any of its 30 frames; give a video with a frontal "
+            "face (or --crop none if it is already a mouth crop)"
+        )
         assert not (tmp_path / f"{family}.wav").exists()
 
 
@@ -145,8 +149,9 @@ def test_silent_face_video_gets_the_enhanced_sound_of_a_wav(carphone, minvae, tm
 
     model, cfg, ckpt = minvae
     sf.write(tmp_path / "noisy.wav", noisy_speech(int(round(probe(carphone).duration * SR))), SR)
-    res = enhance_file(model, cfg, tmp_path / "noisy.wav", tmp_path / "out.mp4", streams={"lips": carphone},
-                       progress=False, **FAST)
+    res = enhance_file(
+        model, cfg, tmp_path / "noisy.wav", tmp_path / "out.mp4", streams={"lips": carphone}, progress=False, **FAST
+    )
     assert res.result.init == "lips"
     got = probe(res.output)
     assert got.has_audio and got.duration == pytest.approx(probe(carphone).duration, abs=1e-6)

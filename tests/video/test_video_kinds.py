@@ -107,8 +107,9 @@ def test_audio_track_of_packed_stereo_pcm_is_averaged_at_its_length(tmp_path):
     left = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
     with av.open(str(path), "w") as out:
         stream = out.add_stream("pcm_s16le", rate=44100, layout="stereo")
-        frame = av.AudioFrame.from_ndarray(np.stack([left, np.zeros_like(left)], 1).reshape(1, -1), format="s16",
-                                           layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.stack([left, np.zeros_like(left)], 1).reshape(1, -1), format="s16", layout="stereo"
+        )
         frame.sample_rate = 44100
         for pkt in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(pkt)

@@ -41,7 +41,7 @@ def speech_like(n: int, seed: int = 0) -> np.ndarray:
 def noisy_speech(n: int, seed: int = 0, snr_db: float = 5.0) -> np.ndarray:
     s = speech_like(n, seed)
     b = np.random.default_rng(seed + 1).standard_normal(n).astype(np.float32)
-    b *= np.sqrt((s ** 2).mean() / (b ** 2).mean() / 10 ** (snr_db / 10))
+    b *= np.sqrt((s**2).mean() / (b**2).mean() / 10 ** (snr_db / 10))
     return np.clip(s + b, -1, 1).astype(np.float32)
 
 

@@ -42,7 +42,8 @@ def _tool(name: str) -> str:
     if path is None:
         raise MissingDependencyError(
             f"`{name}` not found; the demo corpus is built from Debian packages, run it on Debian/Ubuntu "
-            f"(apt-get install apt dpkg) or use `pyro-minvae prepare folder --root DIR` with your own data")
+            f"(apt-get install apt dpkg) or use `pyro-minvae prepare folder --root DIR` with your own data"
+        )
     return path
 
 
@@ -72,7 +73,8 @@ def fetch_package(name: str, root: Path) -> PackageTree:
         msg = (res.stderr or res.stdout).strip().splitlines()
         raise MissingDependencyError(
             f"Debian package {name} could not be downloaded ({msg[-1] if msg else 'no output'}); "
-            f"enable a Debian bookworm apt source and run `apt-get update`, then retry")
+            f"enable a Debian bookworm apt source and run `apt-get update`, then retry"
+        )
     deb = debs[-1]
     res = _run([dpkg, "-f", str(deb), "Version"], pdir)
     version = res.stdout.strip() if res.returncode == 0 else deb.name.split("_")[1]
@@ -86,8 +88,9 @@ def fetch_package(name: str, root: Path) -> PackageTree:
     shutil.rmtree(tree, ignore_errors=True)
     tmp.rename(tree)
     digest = sha256_file(deb)
-    write_text_atomic(meta_path, json.dumps({"package": name, "version": version, "deb": deb.name,
-                                             "sha256": digest}, sort_keys=True))
+    write_text_atomic(
+        meta_path, json.dumps({"package": name, "version": version, "deb": deb.name, "sha256": digest}, sort_keys=True)
+    )
     log.info("fetched %s %s", name, version)
     return PackageTree(name, version, tree, digest)
 

@@ -127,8 +127,9 @@ def _default_make_aligner():
 def _default_render(phones, n_frames, speaker_seed, seed, fps, size, style: str = "classic"):
     from ...visual.render import SpeakerAppearance, render_clip
 
-    return render_clip(phones, n_frames, SpeakerAppearance.from_seed(speaker_seed, style), fps=fps, seed=seed,
-                       size=size)
+    return render_clip(
+        phones, n_frames, SpeakerAppearance.from_seed(speaker_seed, style), fps=fps, seed=seed, size=size
+    )
 
 
 def _default_segment(phone, start, end):
@@ -155,7 +156,7 @@ class Clip:
     source: SourceClip
     wave: np.ndarray
     phones: list[tuple[str, float, float]]
-    method: str = "unknown"   # "forced" | "phone_loop" | "none" (from the aligner)
+    method: str = "unknown"  # "forced" | "phone_loop" | "none" (from the aligner)
 
 
 @dataclass
@@ -267,9 +268,14 @@ def _align(wave: np.ndarray, text: str | None, sr: int = 16000) -> tuple[list[tu
 def _save_clip(path: Path, wave16: np.ndarray, phones: list[tuple[str, float, float]], method: str) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, wave=wave16, method=np.array(method), phone=np.array([p for p, _, _ in phones], dtype="U8"),
-                     start=np.array([s for _, s, _ in phones], np.float64),
-                     end=np.array([e for _, _, e in phones], np.float64))
+            np.savez(
+                f,
+                wave=wave16,
+                method=np.array(method),
+                phone=np.array([p for p, _, _ in phones], dtype="U8"),
+                start=np.array([s for _, s, _ in phones], np.float64),
+                end=np.array([e for _, _, e in phones], np.float64),
+            )
 
 
 def _render_utterance(args: tuple) -> tuple[str, int]:
@@ -281,8 +287,9 @@ def _render_utterance(args: tuple) -> tuple[str, int]:
     frames = np.asarray(frames)
     landmarks = np.asarray(landmarks, dtype=np.float32)
     if frames.shape != (n_frames, size, size) or frames.dtype != np.uint8:
-        raise ValueError(f"renderer returned {frames.shape} {frames.dtype}, expected ({n_frames}, {size}, {size}) "
-                         "uint8")
+        raise ValueError(
+            f"renderer returned {frames.shape} {frames.dtype}, expected ({n_frames}, {size}, {size}) uint8"
+        )
     if landmarks.ndim != 3 or landmarks.shape[0] != n_frames or landmarks.shape[2] != 2:
         raise ValueError(f"renderer returned landmarks {landmarks.shape}, expected ({n_frames}, P, 2)")
     for path, arr in ((lips_path, frames), (lm_path, landmarks)):
@@ -291,8 +298,9 @@ def _render_utterance(args: tuple) -> tuple[str, int]:
     return uid, n_frames
 
 
-def _map(func, items: list, workers: int, backend: VisualBackend, desc: str, progress: bool,
-         chunksize: int = 4) -> list:
+def _map(
+    func, items: list, workers: int, backend: VisualBackend, desc: str, progress: bool, chunksize: int = 4
+) -> list:
     from tqdm.auto import tqdm
 
     bar = dict(total=len(items), desc=desc, disable=not progress, unit="it", mininterval=1.0)
@@ -402,20 +410,24 @@ def split_speakers(durations: Mapping[str, float], cfg: DemoConfig) -> dict[str,
     out = {s: "train" for s in speakers}
     for s in ranked[:n_test]:
         out[s] = "test"
-    for s in ranked[n_test:n_test + n_valid]:
+    for s in ranked[n_test : n_test + n_valid]:
         out[s] = "valid"
     return out
 
 
 def _source_record(u: Utterance) -> dict:
     first = u.parts[0]
-    return {"package": first.package, "version": first.version, "file": first.file,
-            "parts": [{"package": p.package, "version": p.version, "file": p.file, "sha256": p.sha256}
-                      for p in u.parts]}
+    return {
+        "package": first.package,
+        "version": first.version,
+        "file": first.file,
+        "parts": [{"package": p.package, "version": p.version, "file": p.file, "sha256": p.sha256} for p in u.parts],
+    }
 
 
-def _pick_balanced(utts: list, n: int, rng: np.random.Generator, speaker: Callable[[Any], str] = lambda u: u.speaker
-                   ) -> list:
+def _pick_balanced(
+    utts: list, n: int, rng: np.random.Generator, speaker: Callable[[Any], str] = lambda u: u.speaker
+) -> list:
     """Up to ``n`` utterances, round-robin over speakers (seeded)."""
     by: dict[str, list] = {}
     for u in utts:
@@ -434,9 +446,14 @@ def _snr_tag(snr: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ orchestrator
-def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = DemoConfig(),
-                 packages: Mapping[str, PackageTree] | None = None, backend: VisualBackend | None = None,
-                 progress: bool = True, force: bool = False) -> DemoResult:
+def prepare_demo(
+    cache: str | os.PathLike | None = None,
+    config: DemoConfig = DemoConfig(),
+    packages: Mapping[str, PackageTree] | None = None,
+    backend: VisualBackend | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> DemoResult:
     """Build the demo corpus (idempotent). ``packages`` replaces the Debian download (tests pass fake trees)."""
     t0 = time.time()
     cfg = config
@@ -473,8 +490,10 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
     if cfg.small:
         clips_src = select_small(clips_src, cfg)
     if not clips_src:
-        raise MissingDependencyError("no speech files found in the demo packages; delete "
-                                     f"{root / 'debian'} and re-run `pyro-minvae prepare demo`")
+        raise MissingDependencyError(
+            "no speech files found in the demo packages; delete "
+            f"{root / 'debian'} and re-run `pyro-minvae prepare demo`"
+        )
     work = root / "work" / f"demo-clips-{cfg.clip_digest()}"
     work.mkdir(parents=True, exist_ok=True)
     items = [(c, work / f"{c.sha256[:24]}.npz", cfg.sample_rate, cfg.min_clip_s) for c in clips_src]
@@ -503,19 +522,41 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
     for u in utts:
         rel_audio = f"clean/{u.split}/{u.speaker}/{u.id}.wav"
         write_audio(staging / rel_audio, u.wave, cfg.sample_rate)
-        render_items.append((u.id, u.phones, len(u.wave), cfg.sample_rate, cfg.fps, cfg.lip_size,
-                             stable_seed(cfg.seed, "speaker", u.speaker), stable_seed(cfg.seed, "render", u.id),
-                             staging / f"lips/{u.id}.npy", staging / f"landmarks/{u.id}.npy"))
-        rec = {"id": u.id, "split": u.split, "speaker": u.speaker, "kind": "clean", "audio": rel_audio,
-               "lips": f"lips/{u.id}.npy", "landmarks": f"landmarks/{u.id}.npy", "fps": cfg.fps,
-               "duration": round(len(u.wave) / cfg.sample_rate, 4), "sha256": sha256_file(staging / rel_audio),
-               "source": _source_record(u)}
+        render_items.append(
+            (
+                u.id,
+                u.phones,
+                len(u.wave),
+                cfg.sample_rate,
+                cfg.fps,
+                cfg.lip_size,
+                stable_seed(cfg.seed, "speaker", u.speaker),
+                stable_seed(cfg.seed, "render", u.id),
+                staging / f"lips/{u.id}.npy",
+                staging / f"landmarks/{u.id}.npy",
+            )
+        )
+        rec = {
+            "id": u.id,
+            "split": u.split,
+            "speaker": u.speaker,
+            "kind": "clean",
+            "audio": rel_audio,
+            "lips": f"lips/{u.id}.npy",
+            "landmarks": f"landmarks/{u.id}.npy",
+            "fps": cfg.fps,
+            "duration": round(len(u.wave) / cfg.sample_rate, 4),
+            "sha256": sha256_file(staging / rel_audio),
+            "source": _source_record(u),
+        }
         if u.transcript:
             rec["transcript"] = u.transcript
         records.append(rec)
     _map(_render_utterance, render_items, cfg.workers, backend, "render mouths", progress, chunksize=2)
-    write_text_atomic(staging / "phones.json",
-                      json.dumps({u.id: [[p, round(s, 3), round(e, 3)] for p, s, e in u.phones] for u in utts}))
+    write_text_atomic(
+        staging / "phones.json",
+        json.dumps({u.id: [[p, round(s, 3), round(e, 3)] for p, s, e in u.phones] for u in utts}),
+    )
     t = tick("write+render", t)
 
     bank = _noise_bank(packages, cfg)
@@ -525,10 +566,16 @@ def prepare_demo(cache: str | os.PathLike | None = None, config: DemoConfig = De
 
     write_manifest(staging / "manifest.jsonl", records)
     versions = {n: p.version for n, p in sorted(packages.items())}
-    info = {"config_hash": digest, "validation_set": validation_set_key(cfg),
-            "config": dataclasses.asdict(cfg), "packages": versions, "alignment": methods,
-            "clips": {"found": len(processed), "kept": len(clips)},
-            "timings_s": timings, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info = {
+        "config_hash": digest,
+        "validation_set": validation_set_key(cfg),
+        "config": dataclasses.asdict(cfg),
+        "packages": versions,
+        "alignment": methods,
+        "clips": {"found": len(processed), "kept": len(clips)},
+        "timings_s": timings,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     write_text_atomic(staging / ".done.json", json.dumps(info, indent=1, sort_keys=True))
     replace_directory(staging, out_dir)
     total = time.time() - t0
@@ -550,17 +597,44 @@ def _noise_types(bank: NoiseBank, cfg: DemoConfig, n_train_speakers: int, warn: 
     return [t for t in types if t != "babble"] if n_train_speakers < 4 else types
 
 
-def _mixture_record(mid: str, split: str, clean: dict, ntype: str, snr: float, m, bank: NoiseBank, cfg: DemoConfig,
-                    root: Path, rel: str, rel_clean: str) -> dict:
-    return {"id": mid, "split": split, "speaker": clean["speaker"], "kind": "mixture", "audio": rel,
-            "clean": rel_clean, "clean_id": clean["id"], "noise_type": ntype, "snr_db": float(snr),
-            "gain": round(m.gain, 6), "noise_scale": round(m.noise_scale, 6), "lips": clean["lips"],
-            "landmarks": clean["landmarks"], "fps": cfg.fps, "duration": clean["duration"],
-            "sha256": sha256_file(root / rel), "source": clean["source"], "noise_source": bank.source(ntype)}
+def _mixture_record(
+    mid: str,
+    split: str,
+    clean: dict,
+    ntype: str,
+    snr: float,
+    m,
+    bank: NoiseBank,
+    cfg: DemoConfig,
+    root: Path,
+    rel: str,
+    rel_clean: str,
+) -> dict:
+    return {
+        "id": mid,
+        "split": split,
+        "speaker": clean["speaker"],
+        "kind": "mixture",
+        "audio": rel,
+        "clean": rel_clean,
+        "clean_id": clean["id"],
+        "noise_type": ntype,
+        "snr_db": float(snr),
+        "gain": round(m.gain, 6),
+        "noise_scale": round(m.noise_scale, 6),
+        "lips": clean["lips"],
+        "landmarks": clean["landmarks"],
+        "fps": cfg.fps,
+        "duration": clean["duration"],
+        "sha256": sha256_file(root / rel),
+        "source": clean["source"],
+        "noise_source": bank.source(ntype),
+    }
 
 
-def _make_mixtures(utts: list[Utterance], clean_records: list[dict], bank: NoiseBank,
-                   cfg: DemoConfig, staging: Path, progress: bool) -> list[dict]:
+def _make_mixtures(
+    utts: list[Utterance], clean_records: list[dict], bank: NoiseBank, cfg: DemoConfig, staging: Path, progress: bool
+) -> list[dict]:
     from tqdm.auto import tqdm
 
     sr = cfg.sample_rate
@@ -619,8 +693,9 @@ class _WavList:
         return _read_wav(self.paths[i])
 
 
-def validation_set_mixtures(records: list[dict], bank: NoiseBank, cfg: DemoConfig, root: Path,
-                            progress: bool = False) -> list[dict]:
+def validation_set_mixtures(
+    records: list[dict], bank: NoiseBank, cfg: DemoConfig, root: Path, progress: bool = False
+) -> list[dict]:
     """The validation-set mixtures (module docstring, step 8) missing from ``records``; wavs written under ``root``.
 
     Reads only files under ``root`` (clean validation wavs; training wavs for babble), so a fresh build and an
@@ -636,8 +711,12 @@ def validation_set_mixtures(records: list[dict], bank: NoiseBank, cfg: DemoConfi
     pool = {s: _WavList(p) for s, p in pool_paths.items()}
     types = _noise_types(bank, cfg, len(pool), warn=False)
     have = {r["id"] for r in records}
-    picked = _pick_balanced([r for r in clean if r["split"] == "valid"], cfg.n_tune_utterances,
-                            np.random.default_rng(stable_seed(cfg.seed, "valid-set")), lambda r: r["speaker"])
+    picked = _pick_balanced(
+        [r for r in clean if r["split"] == "valid"],
+        cfg.n_tune_utterances,
+        np.random.default_rng(stable_seed(cfg.seed, "valid-set")),
+        lambda r: r["speaker"],
+    )
     jobs = [(c, types[(i + j) % len(types)], snr) for i, c in enumerate(picked) for j, snr in enumerate(cfg.snrs)]
     out = []
     for c, ntype, snr in tqdm(jobs, desc="validation mixtures", disable=not progress, mininterval=1.0):
@@ -645,8 +724,9 @@ def validation_set_mixtures(records: list[dict], bank: NoiseBank, cfg: DemoConfi
         if mid in have:
             continue
         wave = _read_wav(root / c["audio"])
-        noise = bank.sample(ntype, len(wave), np.random.default_rng(stable_seed(cfg.seed, "mix", mid)),
-                            babble_pool=pool)
+        noise = bank.sample(
+            ntype, len(wave), np.random.default_rng(stable_seed(cfg.seed, "mix", mid)), babble_pool=pool
+        )
         m = mix(wave, noise, float(snr), cfg.sample_rate)
         rel, rel_clean = f"mixtures/valid/{mid}.wav", f"mixtures/valid/{mid}.clean.wav"
         write_audio(root / rel, m.mixture, cfg.sample_rate)
@@ -656,8 +736,15 @@ def validation_set_mixtures(records: list[dict], bank: NoiseBank, cfg: DemoConfi
     return out
 
 
-def _extend_validation_set(out_dir: Path, done: dict, cfg: DemoConfig, packages: Mapping[str, PackageTree] | None,
-                           root: Path, progress: bool, t0: float) -> DemoResult:
+def _extend_validation_set(
+    out_dir: Path,
+    done: dict,
+    cfg: DemoConfig,
+    packages: Mapping[str, PackageTree] | None,
+    root: Path,
+    progress: bool,
+    t0: float,
+) -> DemoResult:
     """Add the validation set to a prepared corpus: new wavs first, then the manifest, then the stamp."""
     manifest = out_dir / "manifest.jsonl"
     records = read_manifest(manifest)
@@ -666,7 +753,9 @@ def _extend_validation_set(out_dir: Path, done: dict, cfg: DemoConfig, packages:
     new = validation_set_mixtures(records, _noise_bank(packages, cfg), cfg, out_dir, progress)
     if new:
         write_manifest(manifest, records + new)
-    write_text_atomic(out_dir / ".done.json",
-                      json.dumps({**done, "validation_set": validation_set_key(cfg)}, indent=1, sort_keys=True))
+    write_text_atomic(
+        out_dir / ".done.json",
+        json.dumps({**done, "validation_set": validation_set_key(cfg)}, indent=1, sort_keys=True),
+    )
     log.info("demo corpus at %s: %d validation-set mixtures added", out_dir, len(new))
     return DemoResult(out_dir, manifest, False, time.time() - t0, added=len(new))

@@ -69,8 +69,13 @@ def ingest_audio(path: Path, out_dir: Path, rel_name: str, sample_rate: int = SR
         info = sf.info(os.fsencode(path)) if path.is_file() and path.stat().st_size > 0 else None
     except Exception:
         info = None
-    as_is = (info is not None and info.samplerate == sample_rate and info.channels == 1
-             and info.format == "WAV" and info.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT"))
+    as_is = (
+        info is not None
+        and info.samplerate == sample_rate
+        and info.channels == 1
+        and info.format == "WAV"
+        and info.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
+    )
     wave = load_audio(path, sample_rate)  # validates; resamples / downmixes and says so
     if as_is:
         return str(path.resolve()), int(wave.shape[0]), sha256_file(path)
@@ -104,7 +109,7 @@ def read_stamp(out_dir: Path) -> dict:
         done = json.loads(stamp.read_text()) if manifest.is_file() and stamp.is_file() else {}
         if not isinstance(done, dict):
             return {}
-        for rec in (read_manifest(manifest) if done else []):
+        for rec in read_manifest(manifest) if done else []:
             for key in ("audio", "lips", "landmarks", "clean"):
                 rel = rec.get(key)
                 if isinstance(rel, str) and not Path(rel).is_absolute() and not (out_dir / rel).is_file():
@@ -133,8 +138,14 @@ class Recording(NamedTuple):
     video: Path | None
 
 
-def prepare_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
-                   fps: float = 30.0, force: bool = False, kind: str | None = None) -> Path:
+def prepare_folder(
+    root: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    split: str = "test",
+    fps: float = 30.0,
+    force: bool = False,
+    kind: str | None = None,
+) -> Path:
     """Index ``root`` (see module docstring); returns the manifest path (skipped files are logged)."""
     manifest, skipped = index_folder(root, out, split, fps, force, kind=kind)
     for item in skipped:
@@ -159,8 +170,9 @@ def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording
 
     def on_error(exc: OSError) -> None:
         where = Path(exc.filename) if exc.filename else root
-        problems.append({"file": rel(where), "reason": f"{where}: cannot open the folder ({exc.strerror}); check "
-                                                        "its permissions"})
+        problems.append(
+            {"file": rel(where), "reason": f"{where}: cannot open the folder ({exc.strerror}); check its permissions"}
+        )
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
         d = Path(dirpath)
@@ -179,8 +191,13 @@ def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording
             if n.startswith("."):
                 continue
             if sub.is_symlink() and not sub.exists():
-                problems.append({"file": rel(sub), "reason": f"{sub}: broken symbolic link (its target is missing "
-                                                             "or loops); fix or remove the link"})
+                problems.append(
+                    {
+                        "file": rel(sub),
+                        "reason": f"{sub}: broken symbolic link (its target is missing "
+                        "or loops); fix or remove the link",
+                    }
+                )
                 continue
             if exclude is not None and sub.resolve() == exclude:
                 continue
@@ -194,8 +211,11 @@ def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording
             if ext not in AUDIO_EXTS + LIP_EXTS + VIDEO_EXTS:
                 continue
             if not f.is_file():
-                why = "broken symbolic link (its target is missing or loops); fix or remove the link" \
-                    if f.is_symlink() and not f.exists() else "not a regular file (a pipe or device); remove it"
+                why = (
+                    "broken symbolic link (its target is missing or loops); fix or remove the link"
+                    if f.is_symlink() and not f.exists()
+                    else "not a regular file (a pipe or device); remove it"
+                )
                 if ext in AUDIO_EXTS:
                     problems.append({"file": rel(f), "reason": f"{f}: {why}"})
                 continue
@@ -214,8 +234,13 @@ def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording
         group = by_key[id_key(rid)]
         if len(group) > 1:
             others = ", ".join(rel(g) for g, _ in group if g != f)
-            problems.append({"file": rel(f), "reason": f"{f}: has the same name as {others} apart from letter case "
-                                                       "or extension (one record id for both); rename one of them"})
+            problems.append(
+                {
+                    "file": rel(f),
+                    "reason": f"{f}: has the same name as {others} apart from letter case "
+                    "or extension (one record id for both); rename one of them",
+                }
+            )
             continue
         own = partners.get((f.parent, f.stem), {})
         lips = next((own[e] for e in LIP_EXTS if e in own), None)
@@ -225,23 +250,25 @@ def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording
     return recs, problems
 
 
-def assign_splits(recordings: list[Recording], split: str, valid_speakers: list[str] | None = None
-                  ) -> dict[str, str]:
+def assign_splits(recordings: list[Recording], split: str, valid_speakers: list[str] | None = None) -> dict[str, str]:
     """``{record id: split}``. ``split`` "valid"/"test": every recording. ``split`` "train": training needs a
     validation split too, so some are held out as "valid": the recordings of ``valid_speakers``, by default every
     sixth speaker in sorted order (at least one when there are two or more speakers); a single speaker gives
     every tenth of its recordings (at least one; then the splits share that speaker)."""
     if split != "train":
         if valid_speakers:
-            raise UserInputError("--valid-speakers: only with --split train (it picks the speakers held out for "
-                                 "validation)")
+            raise UserInputError(
+                "--valid-speakers: only with --split train (it picks the speakers held out for validation)"
+            )
         return {r.id: split for r in recordings}
     speakers = sorted({r.speaker for r in recordings})
     if valid_speakers:
         unknown = [v for v in valid_speakers if v not in speakers]
         if unknown:
-            raise UserInputError(f"--valid-speakers: {', '.join(unknown)} not among the speakers (sub-folders) "
-                                 f"found: {', '.join(speakers)}")
+            raise UserInputError(
+                f"--valid-speakers: {', '.join(unknown)} not among the speakers (sub-folders) "
+                f"found: {', '.join(speakers)}"
+            )
         if set(valid_speakers) >= set(speakers):
             raise UserInputError("--valid-speakers: that leaves no speaker to train on; hold out fewer speakers")
         held = set(valid_speakers)
@@ -250,24 +277,35 @@ def assign_splits(recordings: list[Recording], split: str, valid_speakers: list[
     else:
         ids = sorted(r.id for r in recordings)
         valid_ids = set(ids[9::10] or ids[-1:]) if len(ids) >= 2 else set()
-        log.info("one speaker: %d of its %d recordings are held out for validation (not speaker-disjoint)",
-                 len(valid_ids), len(ids))
+        log.info(
+            "one speaker: %d of its %d recordings are held out for validation (not speaker-disjoint)",
+            len(valid_ids),
+            len(ids),
+        )
         return {i: "valid" if i in valid_ids else "train" for i in ids}
     log.info("validation speakers (held out from training): %s", ", ".join(sorted(held)))
     return {r.id: "valid" if r.speaker in held else "train" for r in recordings}
 
 
-def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, split: str = "test",
-                 fps: float = 30.0, force: bool = False, kind: str | None = None,
-                 progress: bool = False, valid_speakers: list[str] | None = None) -> FolderIndex:
+def index_folder(
+    root: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    split: str = "test",
+    fps: float = 30.0,
+    force: bool = False,
+    kind: str | None = None,
+    progress: bool = False,
+    valid_speakers: list[str] | None = None,
+) -> FolderIndex:
     """Index ``root`` (see module docstring). Idempotent for an unchanged folder (the skipped list is kept).
     With ``split="train"`` some recordings are held out as "valid" (:func:`assign_splits`)."""
     root = Path(root)
     fps = check_fps(fps, "--fps")
     kind = kind or ("noisy" if split == "test" else "clean")
     if kind not in FOLDER_KINDS:
-        raise UserInputError(f"--kind {kind}: a folder of recordings is 'clean' (training speech) or 'noisy' "
-                             "(recordings to enhance)")
+        raise UserInputError(
+            f"--kind {kind}: a folder of recordings is 'clean' (training speech) or 'noisy' (recordings to enhance)"
+        )
     if not root.is_dir():
         raise UserInputError(f"{root}: not a folder; give --root the folder holding NAME.wav + NAME.npy/mp4 pairs")
     if not os.access(root, os.R_OK | os.X_OK):
@@ -275,24 +313,41 @@ def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, 
     out_dir = Path(out) if out else cache_dir() / "corpora" / f"folder-{root.resolve().name}"
     recordings, problems = scan_folder(root, exclude=out_dir.resolve())
     if not recordings and not problems:
-        raise UserInputError(f"{root}: no audio files ({', '.join(AUDIO_EXTS)}) found; put NAME.wav next to "
-                             "NAME.npy (lips) or NAME.mp4 (the sound of a video is not read: export it as NAME.wav)")
+        raise UserInputError(
+            f"{root}: no audio files ({', '.join(AUDIO_EXTS)}) found; put NAME.wav next to "
+            "NAME.npy (lips) or NAME.mp4 (the sound of a video is not read: export it as NAME.wav)"
+        )
     splits = assign_splits(recordings, split, valid_speakers)
     manifest = out_dir / "manifest.jsonl"
     files = [p for r in recordings for p in (r.audio, r.lips, r.video) if p is not None]
-    digest = _listing_hash(files, {"split": split, "fps": fps, "kind": kind, "problems": problems, "v": 2,
-                                   "valid": sorted(valid_speakers) if valid_speakers else None})
+    digest = _listing_hash(
+        files,
+        {
+            "split": split,
+            "fps": fps,
+            "kind": kind,
+            "problems": problems,
+            "v": 2,
+            "valid": sorted(valid_speakers) if valid_speakers else None,
+        },
+    )
     done = read_stamp(out_dir)
     if not force and done.get("hash") == digest:
         log.info("%s already indexed in %s; nothing to do", root, manifest)
         return FolderIndex(manifest, done.get("skipped", []))
     if done.get("root") and done["root"] != str(root.resolve()):  # e.g. two folders of one name, default --out
-        log.warning("%s held the index of %s; it is replaced by the index of %s (give --out to keep both)",
-                    out_dir, done["root"], root.resolve())
+        log.warning(
+            "%s held the index of %s; it is replaced by the index of %s (give --out to keep both)",
+            out_dir,
+            done["root"],
+            root.resolve(),
+        )
     if not recordings:
-        raise UserInputError(problems[0]["reason"] if len(problems) == 1 else
-                             f"{root}: none of the {len(problems)} recordings could be read; first: "
-                             f"{problems[0]['reason']}")
+        raise UserInputError(
+            problems[0]["reason"]
+            if len(problems) == 1
+            else f"{root}: none of the {len(problems)} recordings could be read; first: {problems[0]['reason']}"
+        )
     from tqdm.auto import tqdm
 
     with staged_output(out_dir, inputs=root) as stage:
@@ -314,27 +369,40 @@ def index_folder(root: str | os.PathLike, out: str | os.PathLike | None = None, 
             n_audio_only += audio_only
         skipped.sort(key=lambda s: s["file"])
         if not records:
-            raise UserInputError(skipped[0]["reason"] if len(skipped) == 1 else
-                                 f"{root}: none of the {len(skipped)} recordings could be read; first: "
-                                 f"{skipped[0]['reason']}")
+            raise UserInputError(
+                skipped[0]["reason"]
+                if len(skipped) == 1
+                else f"{root}: none of the {len(skipped)} recordings could be read; first: {skipped[0]['reason']}"
+            )
         if n_audio_only:
-            log.warning("%d of %d recordings have no NAME.npy/.mat/.mp4 partner and are indexed audio-only",
-                        n_audio_only, len(records))
+            log.warning(
+                "%d of %d recordings have no NAME.npy/.mat/.mp4 partner and are indexed audio-only",
+                n_audio_only,
+                len(records),
+            )
         write_manifest(stage / "manifest.jsonl", records)
-        write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records),
-                                                            "root": str(root.resolve()), "skipped": skipped}))
+        write_text_atomic(
+            stage / ".done.json",
+            json.dumps({"hash": digest, "records": len(records), "root": str(root.resolve()), "skipped": skipped}),
+        )
     log.info("indexed %d recordings from %s (%d skipped)", len(records), root, len(skipped))
     return FolderIndex(manifest, skipped)
 
 
-def _index_one(r: Recording, stage: Path, cfg: FeatureConfig, split: str, fps: float, kind: str
-               ) -> tuple[dict, bool]:
+def _index_one(r: Recording, stage: Path, cfg: FeatureConfig, split: str, fps: float, kind: str) -> tuple[dict, bool]:
     """Ingest one recording into ``stage``: ``(manifest record, audio_only)``; unreadable input raises
     ``UserInputError`` naming the file."""
     audio, n, sha = ingest_audio(r.audio, stage, f"audio/{r.id}.wav")
-    rec = {"id": r.id, "split": split, "speaker": r.speaker, "kind": kind, "audio": audio,
-           "duration": round(n / SR, 4), "sha256": sha,
-           "source": {"package": "user-folder", "version": None, "file": r.rel}}
+    rec = {
+        "id": r.id,
+        "split": split,
+        "speaker": r.speaker,
+        "kind": kind,
+        "audio": audio,
+        "duration": round(n / SR, 4),
+        "sha256": sha,
+        "source": {"package": "user-folder", "version": None, "file": r.rel},
+    }
     frames, landmarks, v_fps = None, None, fps
     if r.lips is not None:
         frames = load_lips(r.lips)

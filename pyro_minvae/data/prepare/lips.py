@@ -39,8 +39,10 @@ def load_lips(path: str | os.PathLike, size: int = LIP_SIZE) -> np.ndarray:
     except UserInputError:
         raise
     except Exception as exc:
-        raise UserInputError(f"{p}: not a readable lip array ({type(exc).__name__}); save it with numpy.save "
-                             f"as (N, {size}, {size}) uint8") from None
+        raise UserInputError(
+            f"{p}: not a readable lip array ({type(exc).__name__}); save it with numpy.save "
+            f"as (N, {size}, {size}) uint8"
+        ) from None
     return to_frames(np.asarray(arr), size, source=str(p))
 
 
@@ -50,13 +52,23 @@ def _load_mat(p: Path, size: int) -> np.ndarray:
     try:
         mat = loadmat(str(p))
     except NotImplementedError:
-        raise UserInputError(f"{p}: MATLAB v7.3 (HDF5) files are not supported; re-save with save(..., '-v7') "
-                             "or convert to .npy") from None
-    arrays = [v for k, v in sorted(mat.items()) if not k.startswith("__") and isinstance(v, np.ndarray)
-              and v.dtype.kind in "uif" and v.size and v.size % (size * size) == 0]
+        raise UserInputError(
+            f"{p}: MATLAB v7.3 (HDF5) files are not supported; re-save with save(..., '-v7') or convert to .npy"
+        ) from None
+    arrays = [
+        v
+        for k, v in sorted(mat.items())
+        if not k.startswith("__")
+        and isinstance(v, np.ndarray)
+        and v.dtype.kind in "uif"
+        and v.size
+        and v.size % (size * size) == 0
+    ]
     if not arrays:
-        raise UserInputError(f"{p}: no numeric variable with {size}x{size} frames found; store the lip ROIs "
-                             f"as one (N, {size}, {size}) or ({size * size}, N) array")
+        raise UserInputError(
+            f"{p}: no numeric variable with {size}x{size} frames found; store the lip ROIs "
+            f"as one (N, {size}, {size}) or ({size * size}, N) array"
+        )
     return max(arrays, key=lambda a: a.size)
 
 
@@ -72,8 +84,10 @@ def to_frames(arr: np.ndarray, size: int = LIP_SIZE, source: str = "lip array") 
     elif arr.ndim == 2 and arr.shape[1] == s2:
         frames = arr.reshape(-1, size, size)
     else:
-        raise UserInputError(f"{source}: lip array has shape {arr.shape}; expected (N, {size}, {size}) frames "
-                             f"(or ({s2}, N) / (N, {s2}) flattened); crop/resize the mouth to {size}x{size}")
+        raise UserInputError(
+            f"{source}: lip array has shape {arr.shape}; expected (N, {size}, {size}) frames "
+            f"(or ({s2}, N) / (N, {s2}) flattened); crop/resize the mouth to {size}x{size}"
+        )
     if frames.shape[0] == 0:
         raise UserInputError(f"{source}: lip array has no frames; give the ROIs of the whole recording")
     if frames.dtype == np.uint8:

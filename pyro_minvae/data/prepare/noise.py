@@ -81,8 +81,13 @@ class NoiseBank:
     def types(self) -> tuple[str, ...]:
         return SYNTHETIC + tuple(sorted(self.ambiences))
 
-    def sample(self, noise_type: str, length: int, rng: np.random.Generator,
-               babble_pool: dict[str, list[np.ndarray]] | None = None) -> np.ndarray:
+    def sample(
+        self,
+        noise_type: str,
+        length: int,
+        rng: np.random.Generator,
+        babble_pool: dict[str, list[np.ndarray]] | None = None,
+    ) -> np.ndarray:
         """A unit-power ``(length,)`` noise signal of ``noise_type``.
 
         ``babble_pool`` (``{speaker: [utterance (T,)]}``, at least 4 speakers) is needed for ``"babble"``.
@@ -106,8 +111,14 @@ class NoiseBank:
         return {"generated": noise_type}
 
 
-def babble(length: int, pool: dict[str, list[np.ndarray]], rng: np.random.Generator,
-           n_min: int = 4, n_max: int = 8, sr: int = 16000) -> np.ndarray:
+def babble(
+    length: int,
+    pool: dict[str, list[np.ndarray]],
+    rng: np.random.Generator,
+    n_min: int = 4,
+    n_max: int = 8,
+    sr: int = 16000,
+) -> np.ndarray:
     """Sum of ``n_min..n_max`` utterances of distinct speakers from ``pool``, looped to ``length``, unit power."""
     speakers = sorted(pool)
     k = int(rng.integers(n_min, min(n_max, len(speakers)) + 1))
@@ -123,8 +134,9 @@ def babble(length: int, pool: dict[str, list[np.ndarray]], rng: np.random.Genera
     return _unit_power(out)
 
 
-def load_ambiences(pkg: PackageTree, sample_rate: int = 16000,
-                   categories: dict[str, tuple[str, ...]] = AMBIENCE_CATEGORIES) -> NoiseBank:
+def load_ambiences(
+    pkg: PackageTree, sample_rate: int = 16000, categories: dict[str, tuple[str, ...]] = AMBIENCE_CATEGORIES
+) -> NoiseBank:
     """Build the ambience loops from an extracted ``lincity-ng-data`` package."""
     base = Path(pkg.root) / LINCITY_SOUNDS
     bank = NoiseBank(sample_rate=sample_rate, package=pkg.name, version=pkg.version)

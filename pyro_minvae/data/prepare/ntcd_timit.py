@@ -47,8 +47,15 @@ from .output import staged_output
 log = logging.getLogger("pyro_minvae")
 
 TEST_SPEAKERS = ("09F", "24M", "26M", "27M", "33F", "40F", "47M", "49F", "56M")
-NOISE_TYPES = {"babble": "Babble", "cafe": "Cafe", "car": "Car", "lr": "LR", "livingroom": "LR",
-               "street": "Street", "white": "White"}
+NOISE_TYPES = {
+    "babble": "Babble",
+    "cafe": "Cafe",
+    "car": "Car",
+    "lr": "LR",
+    "livingroom": "LR",
+    "street": "Street",
+    "white": "White",
+}
 _SPEAKER_RE = re.compile(r"^(\d{2}[MF]|lipspkr\d+|lipspeaker\d+)$", re.IGNORECASE)
 _SNR_RE = re.compile(r"^(-?\d+)\s*(db)?$", re.IGNORECASE)
 SKIP_DIRS = {"30degcam"}
@@ -83,8 +90,13 @@ def scan(root: Path, exclude: Path | None = None) -> tuple[dict, dict, list]:
     lips: dict[tuple[str, str], Path] = {}
     noisy: list[tuple[str, str, str, int, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIP_DIRS and not d.startswith(".")
-                             and (exclude is None or (Path(dirpath) / d).resolve() != exclude))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d.lower() not in SKIP_DIRS
+            and not d.startswith(".")
+            and (exclude is None or (Path(dirpath) / d).resolve() != exclude)
+        )
         for fn in sorted(filenames):
             f = Path(dirpath) / fn
             parts = f.relative_to(root).parts
@@ -105,8 +117,10 @@ def scan(root: Path, exclude: Path | None = None) -> tuple[dict, dict, list]:
                 # prefer *Raw.npy, then .npy, then .mat when several exist
                 rank = {".npy": 0 if f.stem.lower().endswith("raw") else 1, ".mat": 2}[ext]
                 old = lips.get(key)
-                if old is None or rank < {".npy": 0 if old.stem.lower().endswith("raw") else 1, ".mat": 2}[
-                        old.suffix.lower()]:
+                if (
+                    old is None
+                    or rank < {".npy": 0 if old.stem.lower().endswith("raw") else 1, ".mat": 2}[old.suffix.lower()]
+                ):
                     lips[key] = f
     return clean, lips, noisy
 
@@ -119,9 +133,14 @@ def assign_splits(speakers: Iterable[str], valid_speakers: Iterable[str] | None 
     return {s: "test" if s in test else "valid" if s in valid else "train" for s in spk}
 
 
-def prepare_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = None,
-                       valid_speakers: Iterable[str] | None = None, all_noisy: bool = False,
-                       force: bool = False, progress: bool = True) -> Path:
+def prepare_ntcd_timit(
+    root: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    valid_speakers: Iterable[str] | None = None,
+    all_noisy: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
     """Index an NTCD-TIMIT tree (module docstring); returns the manifest path (skipped files are logged)."""
     manifest, skipped = index_ntcd_timit(root, out, valid_speakers, all_noisy, force, progress)
     for item in skipped:
@@ -129,9 +148,14 @@ def prepare_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = 
     return manifest
 
 
-def index_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = None,
-                     valid_speakers: Iterable[str] | None = None, all_noisy: bool = False,
-                     force: bool = False, progress: bool = True) -> FolderIndex:
+def index_ntcd_timit(
+    root: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    valid_speakers: Iterable[str] | None = None,
+    all_noisy: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> FolderIndex:
     """Index an NTCD-TIMIT tree (module docstring); returns the manifest path and the skipped files
     (``[{"file": path relative to root, "reason": one line}]``). Idempotent."""
     from tqdm.auto import tqdm
@@ -142,17 +166,23 @@ def index_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = No
     out_dir = Path(out) if out else cache_dir() / "corpora" / "ntcd-timit"
     clean, lips, noisy = scan(root, exclude=out_dir.resolve())
     if not clean:
-        raise UserInputError(f"{root}: no clean wavs under speaker folders (09F, 24M, ...); point --root at the "
-                             "NTCD-TIMIT copy holding clean/<speaker>/<sentence>.wav")
+        raise UserInputError(
+            f"{root}: no clean wavs under speaker folders (09F, 24M, ...); point --root at the "
+            "NTCD-TIMIT copy holding clean/<speaker>/<sentence>.wav"
+        )
     vs = sorted(valid_speakers) if valid_speakers is not None else None
     if vs is not None:
         known = {k[0] for k in clean}
         unknown = [v for v in vs if v not in known]
         if unknown:
-            raise UserInputError(f"--valid-speakers: {', '.join(unknown)} not among the speakers found in {root} "
-                                 f"({', '.join(sorted(known))}); give speaker folder names")
-    digest = _listing_hash(sorted(set(clean.values()) | set(lips.values()) | {n[-1] for n in noisy}),
-                           {"valid": vs, "all_noisy": all_noisy, "v": 2})
+            raise UserInputError(
+                f"--valid-speakers: {', '.join(unknown)} not among the speakers found in {root} "
+                f"({', '.join(sorted(known))}); give speaker folder names"
+            )
+    digest = _listing_hash(
+        sorted(set(clean.values()) | set(lips.values()) | {n[-1] for n in noisy}),
+        {"valid": vs, "all_noisy": all_noisy, "v": 2},
+    )
     done = read_stamp(out_dir)
     if not force and done.get("hash") == digest:
         log.info("NTCD-TIMIT already indexed in %s; nothing to do", out_dir)
@@ -174,10 +204,16 @@ def index_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = No
             lp = lips.get((spk, sent))
             try:
                 audio, n, sha = ingest_audio(wav, stage, f"audio/{spk}/{sid}.wav")
-                rec = {"id": f"{spk}_{sid}", "split": splits[spk], "speaker": spk, "kind": "clean", "audio": audio,
-                       "duration": round(n / cfg.sample_rate, 4), "sha256": sha,
-                       "source": {"package": "NTCD-TIMIT", "version": None,
-                                  "file": wav.relative_to(root).as_posix()}}
+                rec = {
+                    "id": f"{spk}_{sid}",
+                    "split": splits[spk],
+                    "speaker": spk,
+                    "kind": "clean",
+                    "audio": audio,
+                    "duration": round(n / cfg.sample_rate, 4),
+                    "sha256": sha,
+                    "source": {"package": "NTCD-TIMIT", "version": None, "file": wav.relative_to(root).as_posix()},
+                }
                 if lp is not None:
                     frames = load_lips(lp)
                     check_duration(frames.shape[0], n, cfg, fps=30.0, source=str(lp))
@@ -194,9 +230,11 @@ def index_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = No
             records.append(rec)
             by_key[(spk, sent)] = rec
         if not records:
-            raise UserInputError(skipped[0]["reason"] if len(skipped) == 1 else
-                                 f"{root}: none of the {len(skipped)} clean sentences could be read; first: "
-                                 f"{skipped[0]['reason']}")
+            raise UserInputError(
+                skipped[0]["reason"]
+                if len(skipped) == 1
+                else f"{root}: none of the {len(skipped)} clean sentences could be read; first: {skipped[0]['reason']}"
+            )
         if n_no_lips:
             log.warning("%d of %d sentences have no lip ROI file; indexed audio-only", n_no_lips, len(records))
         wanted = [x for x in noisy if all_noisy or splits.get(x[0]) in ("test", "valid")]
@@ -217,19 +255,32 @@ def index_ntcd_timit(root: str | os.PathLike, out: str | os.PathLike | None = No
                 (stage / rel).unlink(missing_ok=True)
                 skip(wav, exc)
                 continue
-            rec = {"id": f"{spk}_{sid}__{ntype}_{tag}", "split": c["split"], "speaker": spk, "kind": "mixture",
-                   "audio": audio, "clean": c["audio"], "clean_id": c["id"], "noise_type": ntype,
-                   "snr_db": float(snr), "gain": 1.0, "duration": round(n / cfg.sample_rate, 4), "sha256": sha,
-                   "source": {"package": "NTCD-TIMIT", "version": None, "file": wav.relative_to(root).as_posix()}}
+            rec = {
+                "id": f"{spk}_{sid}__{ntype}_{tag}",
+                "split": c["split"],
+                "speaker": spk,
+                "kind": "mixture",
+                "audio": audio,
+                "clean": c["audio"],
+                "clean_id": c["id"],
+                "noise_type": ntype,
+                "snr_db": float(snr),
+                "gain": 1.0,
+                "duration": round(n / cfg.sample_rate, 4),
+                "sha256": sha,
+                "source": {"package": "NTCD-TIMIT", "version": None, "file": wav.relative_to(root).as_posix()},
+            }
             if "lips" in c:
                 rec.update(lips=c["lips"], fps=c["fps"])
             records.append(rec)
         if n_orphan:
             log.warning("%d noisy files have no readable clean counterpart and were skipped", n_orphan)
         write_manifest(stage / "manifest.jsonl", records)
-        write_text_atomic(stage / ".done.json", json.dumps({"hash": digest, "records": len(records),
-                                                            "skipped": skipped}))
+        write_text_atomic(
+            stage / ".done.json", json.dumps({"hash": digest, "records": len(records), "skipped": skipped})
+        )
     n_clean = len(by_key)
-    log.info("indexed %d clean and %d noisy NTCD-TIMIT files (%d skipped)", n_clean, len(records) - n_clean,
-             len(skipped))
+    log.info(
+        "indexed %d clean and %d noisy NTCD-TIMIT files (%d skipped)", n_clean, len(records) - n_clean, len(skipped)
+    )
     return FolderIndex(out_dir / "manifest.jsonl", skipped)

@@ -38,8 +38,10 @@ def check_output_folder(out_dir: Path, inputs: Path | None = None) -> None:
     ``UserInputError`` naming the folder and the fix."""
     out_dir = Path(out_dir)
     if inputs is not None and _inside(Path(inputs).resolve(), out_dir.resolve()):
-        raise UserInputError(f"{out_dir}: the output folder holds the input folder {inputs} (the index replaces "
-                             "its output folder as a whole); choose another --out")
+        raise UserInputError(
+            f"{out_dir}: the output folder holds the input folder {inputs} (the index replaces "
+            "its output folder as a whole); choose another --out"
+        )
     if out_dir.is_symlink():  # the swap would replace the link, not the folder it points to
         raise UserInputError(f"{out_dir}: is a symbolic link; give the folder it points to as --out")
     if out_dir.exists() and not out_dir.is_dir():
@@ -53,12 +55,16 @@ def check_output_folder(out_dir: Path, inputs: Path | None = None) -> None:
     if not names:
         return
     if not {"manifest.jsonl", ".done.json"} <= names:
-        raise UserInputError(f"{out_dir}: the folder exists and is not an index written by `pyro-minvae prepare` "
-                             "(it would be replaced as a whole); choose a new or empty --out")
+        raise UserInputError(
+            f"{out_dir}: the folder exists and is not an index written by `pyro-minvae prepare` "
+            "(it would be replaced as a whole); choose a new or empty --out"
+        )
     other = sorted(names - INDEX_ENTRIES)
     if other:
-        raise UserInputError(f"{out_dir}: this index also holds {other[0]!r}, which `prepare` did not write (the "
-                             "folder is replaced as a whole); move it elsewhere or choose another --out")
+        raise UserInputError(
+            f"{out_dir}: this index also holds {other[0]!r}, which `prepare` did not write (the "
+            "folder is replaced as a whole); move it elsewhere or choose another --out"
+        )
 
 
 @contextlib.contextmanager
@@ -75,8 +81,10 @@ def _lock(out_dir: Path) -> Iterator[None]:
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            raise UserInputError(f"{out_dir}: another `pyro-minvae prepare` is writing this folder now; wait for "
-                                 "it to finish or choose another --out") from None
+            raise UserInputError(
+                f"{out_dir}: another `pyro-minvae prepare` is writing this folder now; wait for "
+                "it to finish or choose another --out"
+            ) from None
         try:
             yield
         finally:
@@ -117,7 +125,8 @@ def staged_output(out_dir: Path, inputs: Path | None = None) -> Iterator[Path]:
             replace_directory(staging, out_dir)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt) and not staging.exists():  # the signal came right after the swap
-                raise Interrupted(getattr(exc, "signum", signal.SIGINT),
-                                  f"{out_dir} holds the new index (it was complete)") from None
+                raise Interrupted(
+                    getattr(exc, "signum", signal.SIGINT), f"{out_dir} holds the new index (it was complete)"
+                ) from None
             shutil.rmtree(staging, ignore_errors=True)
             raise

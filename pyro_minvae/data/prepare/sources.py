@@ -50,7 +50,7 @@ class SourceClip:
     path: Path
     package: str
     version: str
-    file: str            # path inside the package
+    file: str  # path inside the package
     speaker: str
     language: str
     transcript: str | None
@@ -94,8 +94,10 @@ def spoken_text(text: str | None) -> str | None:
 def _asterisk_clips(pkg: PackageTree, transcripts: dict[str, str]) -> list[SourceClip]:
     base = pkg.root / "usr/share/asterisk/sounds"
     if not base.is_dir():
-        raise UserInputError(f"{pkg.root}: package {pkg.name} has no usr/share/asterisk/sounds; "
-                             f"delete this folder from the cache and re-run `pyro-minvae prepare demo`")
+        raise UserInputError(
+            f"{pkg.root}: package {pkg.name} has no usr/share/asterisk/sounds; "
+            f"delete this folder from the cache and re-run `pyro-minvae prepare demo`"
+        )
     lang = pkg.name.split("-")[3]
     out = []
     for voice in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -109,8 +111,19 @@ def _asterisk_clips(pkg: PackageTree, transcripts: dict[str, str]) -> list[Sourc
             if text is not None and spoken_text(text) is None:
                 continue  # a tone, not speech
             is_en = lang == "en"
-            out.append(SourceClip(f, pkg.name, pkg.version, f.relative_to(pkg.root).as_posix(), speaker, lang,
-                                  text if is_en else None, spoken_text(text) if is_en else None, ""))
+            out.append(
+                SourceClip(
+                    f,
+                    pkg.name,
+                    pkg.version,
+                    f.relative_to(pkg.root).as_posix(),
+                    speaker,
+                    lang,
+                    text if is_en else None,
+                    spoken_text(text) if is_en else None,
+                    "",
+                )
+            )
     return out
 
 
@@ -124,8 +137,19 @@ def _klettres_clips(pkg: PackageTree) -> list[SourceClip]:
     for lang in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
         for f in sorted(lang.rglob("*")):
             if f.suffix.lower() in AUDIO_EXTS and f.is_file():
-                out.append(SourceClip(f, pkg.name, pkg.version, f.relative_to(pkg.root).as_posix(),
-                                      _lang_speaker(lang.name), lang.name, f.stem, None, ""))
+                out.append(
+                    SourceClip(
+                        f,
+                        pkg.name,
+                        pkg.version,
+                        f.relative_to(pkg.root).as_posix(),
+                        _lang_speaker(lang.name),
+                        lang.name,
+                        f.stem,
+                        None,
+                        "",
+                    )
+                )
     return out
 
 
@@ -137,8 +161,19 @@ def _ktuberling_clips(pkg: PackageTree) -> list[SourceClip]:
             continue  # sr@latin etc. are byte-identical copies of sr
         for f in sorted(lang.iterdir()):
             if f.suffix.lower() in AUDIO_EXTS and f.is_file():
-                out.append(SourceClip(f, pkg.name, pkg.version, f.relative_to(pkg.root).as_posix(),
-                                      _lang_speaker(lang.name), lang.name, f.stem.replace("_", " "), None, ""))
+                out.append(
+                    SourceClip(
+                        f,
+                        pkg.name,
+                        pkg.version,
+                        f.relative_to(pkg.root).as_posix(),
+                        _lang_speaker(lang.name),
+                        lang.name,
+                        f.stem.replace("_", " "),
+                        None,
+                        "",
+                    )
+                )
     return out
 
 
@@ -162,8 +197,9 @@ def enumerate_clips(packages: Mapping[str, PackageTree]) -> list[SourceClip]:
             n_dup += 1
             continue
         seen.add(digest)
-        out.append(SourceClip(c.path, c.package, c.version, c.file, c.speaker, c.language, c.transcript,
-                              c.align_text, digest))
+        out.append(
+            SourceClip(c.path, c.package, c.version, c.file, c.speaker, c.language, c.transcript, c.align_text, digest)
+        )
     log.info("%d speech files, %d duplicates dropped", len(out), n_dup)
     return out
 
@@ -206,8 +242,9 @@ def _decode_av(path: Path, fmt: str | None = None) -> tuple[np.ndarray, int]:
                 chunks.append(a)
             sr = stream.rate
     except Exception as exc:
-        raise UserInputError(f"{path}: not a decodable audio file ({type(exc).__name__}); "
-                             "re-download the package or remove the file") from None
+        raise UserInputError(
+            f"{path}: not a decodable audio file ({type(exc).__name__}); re-download the package or remove the file"
+        ) from None
     if not chunks:
         raise UserInputError(f"{path}: no audio frames; re-download the package or remove the file")
     arr = np.concatenate(chunks, axis=1)

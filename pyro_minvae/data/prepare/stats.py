@@ -19,19 +19,31 @@ def corpus_stats(manifest_path: str | os.PathLike) -> dict:
         clean = [r for r in recs if r.get("split") == s and r.get("kind", "clean") == "clean"]
         spk = {r.get("speaker") for r in clean}
         spk_by_split[s] = spk
-        splits[s] = {"minutes": round(sum(float(r.get("duration", 0.0)) for r in clean) / 60.0, 2),
-                     "speakers": len(spk), "utterances": len(clean)}
+        splits[s] = {
+            "minutes": round(sum(float(r.get("duration", 0.0)) for r in clean) / 60.0, 2),
+            "speakers": len(spk),
+            "utterances": len(clean),
+        }
     mixtures: dict[str, dict] = {}
     for s in SPLITS:
         mix = [r for r in recs if r.get("split") == s and r.get("kind") == "mixture"]
         if mix:
             snrs = sorted(Counter(float(r["snr_db"]) for r in mix).items())
-            mixtures[s] = {"count": len(mix), "per_snr": {f"{k:g}": v for k, v in snrs},
-                           "per_noise": dict(sorted(Counter(r["noise_type"] for r in mix).items()))}
-    noisy = {s: {"count": len(n), "minutes": round(sum(float(r.get("duration", 0.0)) for r in n) / 60.0, 2)}
-             for s in SPLITS if (n := [r for r in recs if r.get("split") == s and r.get("kind") == "noisy"])}
-    overlap = sorted((spk_by_split["train"] & spk_by_split["test"]) | (spk_by_split["train"] & spk_by_split["valid"])
-                     | (spk_by_split["valid"] & spk_by_split["test"]))
+            mixtures[s] = {
+                "count": len(mix),
+                "per_snr": {f"{k:g}": v for k, v in snrs},
+                "per_noise": dict(sorted(Counter(r["noise_type"] for r in mix).items())),
+            }
+    noisy = {
+        s: {"count": len(n), "minutes": round(sum(float(r.get("duration", 0.0)) for r in n) / 60.0, 2)}
+        for s in SPLITS
+        if (n := [r for r in recs if r.get("split") == s and r.get("kind") == "noisy"])
+    }
+    overlap = sorted(
+        (spk_by_split["train"] & spk_by_split["test"])
+        | (spk_by_split["train"] & spk_by_split["valid"])
+        | (spk_by_split["valid"] & spk_by_split["test"])
+    )
     out = {"splits": splits, "mixtures": mixtures, "speaker_overlap": overlap}
     if noisy:  # recordings to enhance without a reference (``prepare folder --split test``)
         out["noisy"] = noisy
