@@ -45,12 +45,16 @@ def load_plugin(spec: str) -> None:
                 except BaseException:
                     del sys.modules[name]
                     raise
+        elif path.exists() or os.sep in spec:
+            raise UserInputError(
+                f"--plugin {spec}: a plugin is a .py file or an importable module name; rename the file to .py"
+            )
         else:
             importlib.import_module(spec)
     except UserInputError:
         raise
     except ModuleNotFoundError as exc:
-        if exc.name == spec:
+        if exc.name == spec or spec.startswith(f"{exc.name}."):  # the module itself (or its package) is missing
             raise UserInputError(
                 f"--plugin {spec}: no module named {exc.name!r}; give an importable module or a .py file"
             ) from None

@@ -276,3 +276,15 @@ def test_tune_settings_are_checked_before_any_file(tmp_path, avae, setting, frag
     )
     assert_user_error(res, fragment)
     assert not (tmp_path / "tu").exists()
+
+
+def test_plugin_that_is_not_python_or_not_importable_is_one_line(tmp_path):
+    from pyro_minvae.errors import UserInputError
+    from pyro_minvae.plugins import load_plugin
+
+    text = tmp_path / "plugin.txt"
+    text.write_text("not python\n")
+    for spec, expected in ((str(text), "a plugin is a .py file"), ("nosuch_pkg.mod", "no module named 'nosuch_pkg'")):
+        with pytest.raises(UserInputError, match=expected) as info:
+            load_plugin(spec)
+        assert "\n" not in str(info.value)
