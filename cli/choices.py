@@ -62,3 +62,25 @@ def _loop_registry():
 ESTEP_CHOICE = RegistryChoice(_estep_registry)
 KERNEL_CHOICE = RegistryChoice(_kernel_registry)
 LOOP_CHOICE = RegistryChoice(_loop_registry)
+
+
+def comma_list(value: str | None, option: str) -> list[str] | None:
+    """``a,b`` -> ``["a", "b"]``; an option not given -> ``None`` (the command's default); given but naming
+    nothing (``--methods ''``) -> a one-line error rather than silently meaning "all"."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise UserInputError(f"{option} {value!r} names nothing; give a comma list or leave the option out")
+    return items
+
+
+def snr_list(value: str | None, option: str = "--snr") -> list[float] | None:
+    """Comma list of SNRs in dB (see :func:`comma_list`)."""
+    items = comma_list(value, option)
+    if items is None:
+        return None
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise UserInputError(f"{option} {value!r}: give SNRs in dB as a comma list, e.g. {option}=-5,0,5") from None

@@ -13,24 +13,8 @@ from pathlib import Path
 
 import click
 
+from pyro_minvae.cli.choices import comma_list, snr_list
 from pyro_minvae.errors import UserInputError
-
-
-def _csv(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items or None
-
-
-def _snrs(value: str | None) -> list[float] | None:
-    items = _csv(value)
-    if items is None:
-        return None
-    try:
-        return [float(v) for v in items]
-    except ValueError:
-        raise UserInputError(f"--snr {value!r}: give SNRs in dB as a comma list, e.g. --snr=-5,0,5") from None
 
 
 def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
@@ -160,12 +144,12 @@ def command(
     if not manifest_path.exists():
         hint = "run `pyro-minvae prepare demo` first" if manifest is None else "check --manifest"
         raise UserInputError(f"{manifest_path}: manifest not found; {hint}")
-    metric_names = _csv(metrics) or list(DEFAULT_METRICS)
+    metric_names = comma_list(metrics, "--metrics") or list(DEFAULT_METRICS)
     unknown = [m for m in metric_names if m not in METRICS]
     if unknown:
         raise UserInputError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
     ckpts = _checkpoints(checkpoints) if checkpoints else default_checkpoints()
-    chosen = resolve_methods(_csv(methods), ckpts)
+    chosen = resolve_methods(comma_list(methods, "--methods"), ckpts)
     cfg = EvalConfig(
         manifest=manifest_path,
         out_dir=Path(out),
@@ -173,8 +157,8 @@ def command(
         jobs=jobs,
         threads=threads,
         limit=limit,
-        snrs=_snrs(snr),
-        noise_types=_csv(noise),
+        snrs=snr_list(snr),
+        noise_types=comma_list(noise, "--noise"),
         metrics=metric_names,
         seed=seed,
         save_audio=save_audio,

@@ -16,12 +16,8 @@ from pathlib import Path
 
 import click
 
+from pyro_minvae.cli.choices import comma_list, snr_list
 from pyro_minvae.errors import UserInputError
-
-
-def _csv(value):
-    items = [v.strip() for v in (value or "").split(",") if v.strip()]
-    return items or None
 
 
 @click.command(name="tune")
@@ -93,14 +89,11 @@ def command(
         raise UserInputError(f"{checkpoint}: checkpoint not found; check --checkpoint")
     if estep not in ESTEPS:
         raise UserInputError(f"--estep {estep!r}: unknown; valid: {', '.join(ESTEPS.names())}")
-    metric_names = _csv(metrics) or list(DEFAULT_METRICS)
+    metric_names = comma_list(metrics, "--metrics") or list(DEFAULT_METRICS)
     unknown = [m for m in metric_names if m not in METRICS]
     if unknown:
         raise UserInputError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
-    try:
-        snrs = [float(s) for s in _csv(snr)] if snr else None
-    except ValueError:
-        raise UserInputError(f"--snr {snr!r}: give SNRs in dB as a comma list, e.g. --snr=-5,0") from None
+    snrs = snr_list(snr)
     cfg = TuneConfig(
         manifest=manifest_path,
         out_dir=Path(out),
@@ -113,7 +106,7 @@ def command(
         jobs=jobs,
         limit=limit,
         snrs=snrs,
-        noise_types=_csv(noise),
+        noise_types=comma_list(noise, "--noise"),
         seed=seed,
         init=init,
         progress=not no_progress,

@@ -93,3 +93,16 @@ def test_shards_share_one_output_and_a_final_run_summarises(manifest, tmp_path):
     assert final.exit_code == 0 and "6 files x 1 methods (0 pairs run now)" in final.output
     summ = json.loads((out / "summary.json").read_text())
     assert summ["settings"]["n_files"] == 6 and summ["snrs"] == [-5.0, 0.0, 5.0]
+
+
+def test_an_option_list_that_names_nothing_is_refused_not_taken_as_all():
+    from pyro_minvae.cli.choices import comma_list, snr_list
+    from pyro_minvae.errors import UserInputError
+
+    assert comma_list(None, "--methods") is None and comma_list(" a, b ,", "--methods") == ["a", "b"]
+    assert snr_list("-5,0") == [-5.0, 0.0]
+    for value in ("", " , "):
+        with pytest.raises(UserInputError, match="--methods .* names nothing"):
+            comma_list(value, "--methods")
+    with pytest.raises(UserInputError, match="give SNRs in dB"):
+        snr_list("loud")
