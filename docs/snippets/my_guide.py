@@ -2,7 +2,6 @@
 
 import pyro
 import pyro.distributions as dist
-
 from pyro_minvae.contracts import Guide
 from pyro_minvae.registry import GUIDES, MODELS
 

@@ -236,7 +236,7 @@ def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
         (["--model", "minvae", "--model-arg", 'encoders=["audio"]'], "--model-arg encoders: set by --encoders"),
         (
             ["--model", "minvae", "--encoder-option", "lips.pool=0"],
-            "model 'minvae' cannot be built with these settings (ZeroDivisionError",
+            "model 'minvae' cannot be built with these settings (pool must be a whole number >= 1",
         ),
         (["--model", "minvae", "--encoders", "lips"], "a mixture prior needs at least 2 components"),
     ],
