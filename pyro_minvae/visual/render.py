@@ -68,80 +68,79 @@ class SpeakerAppearance:
 
     @classmethod
     def from_seed(cls, seed: int, style: str = "classic") -> "SpeakerAppearance":
-        """A random but plausible speaker, deterministic in ``seed``; ``style`` one of :data:`STYLES`."""
-        if style not in STYLES:
+        """A random but plausible speaker, deterministic in ``seed``, drawn uniformly from the ranges of
+        ``style`` (one of :data:`STYLES`, see :data:`STYLE_RANGES`)."""
+        if style not in STYLE_RANGES:
             raise ValueError(f"unknown mouth style {style!r}; choose one of {', '.join(STYLES)}")
         r = np.random.default_rng(np.random.SeedSequence([int(seed), 0x11F5]))
-        if style == "ntcd":
-            return cls._ntcd(r, int(seed))
-        u = r.uniform
-        skin = u(95.0, 200.0)
-        return cls(
-            half_width=u(16.0, 22.5),
-            max_opening=u(13.0, 20.0),
-            upper_thickness=u(4.0, 6.5),
-            lower_thickness=u(4.5, 7.5),
-            bow_depth=u(0.5, 2.5),
-            corner_curve=u(0.45, 0.8),
-            centre_x=u(-2.0, 2.0),
-            centre_y=u(-3.0, 2.0),
-            tilt=u(-5.0, 5.0),
-            skin_tone=skin,
-            lip_contrast=u(20.0, 55.0) * skin / 150.0,
-            cavity_tone=u(15.0, 50.0),
-            teeth_tone=u(175.0, 235.0),
-            tongue_tone=u(80.0, 130.0),
-            light_gain=u(0.8, 1.15),
-            light_gradient_x=u(-0.3, 0.3),
-            light_gradient_y=u(-0.3, 0.1),
-            articulation_gain=u(0.8, 1.15),
-            head_motion=u(0.3, 1.2),
-            head_rotation=u(0.5, 2.5),
-            noise_std=u(1.5, 5.0),
-            blur=u(0.2, 0.9),
-        )
-
-    @classmethod
-    def _ntcd(cls, r: np.random.Generator, seed: int) -> "SpeakerAppearance":
-        """Mouth ROIs like NTCD-TIMIT's: the mouth fills the width (corners near the edges) and sits in the upper
-        half above the chin, full lips only slightly darker than the skin, teeth often visible, textured skin
-        and lips, wide ranges of lighting, pose and camera quality."""
-        u = r.uniform
-        skin = u(90.0, 215.0)
-        return cls(
-            half_width=u(23.0, 31.0),
-            max_opening=u(9.0, 17.0),
-            upper_thickness=u(5.5, 9.0),
-            lower_thickness=u(7.0, 11.5),
-            bow_depth=u(0.5, 3.0),
-            corner_curve=u(0.35, 0.75),
-            centre_x=u(-4.0, 4.0),
-            centre_y=u(-15.0, -4.0),
-            tilt=u(-7.0, 7.0),
-            skin_tone=skin,
-            lip_contrast=u(8.0, 40.0) * skin / 150.0,
-            cavity_tone=u(20.0, 70.0),
-            teeth_tone=u(165.0, 240.0),
-            tongue_tone=u(70.0, 140.0),
-            light_gain=u(0.75, 1.2),
-            light_gradient_x=u(-0.45, 0.45),
-            light_gradient_y=u(-0.35, 0.25),
-            articulation_gain=u(0.7, 1.2),
-            head_motion=u(0.4, 2.0),
-            head_rotation=u(0.5, 3.0),
-            noise_std=u(1.0, 6.0),
-            blur=u(0.2, 1.0),
-            skin_texture=u(0.01, 0.04),
-            lip_striation=u(0.0, 0.08),
-            chin_light=u(0.0, 0.12),
-            nose_shadow=u(0.0, 0.25),
-            teeth_show=u(0.3, 2.5),
-            teeth_height=u(0.25, 0.55),
-            texture_seed=seed,
-        )
+        values = {name: r.uniform(lo, hi) for name, (lo, hi) in STYLE_RANGES[style].items()}  # drawn in this order
+        # the same lip colour is less dark on dark skin (written (u * skin) / 150 as it always was: bit-for-bit)
+        values["lip_contrast"] = values["lip_contrast"] * values["skin_tone"] / 150.0
+        return cls(**values, texture_seed=int(seed))
 
 
-STYLES = ("classic", "ntcd")
+# Per style, the uniform range of every appearance field, in the order they are drawn (the order is part of
+# the seed -> speaker mapping: corpora rendered earlier stay reproducible). "classic": small cartoon-like lips
+# centred in a grey frame. "ntcd": mouth ROIs like NTCD-TIMIT's: the mouth fills the width (corners near the
+# edges) and sits in the upper half above the chin, full lips only slightly darker than the skin, teeth often
+# visible, textured skin and lips, wide ranges of lighting, pose and camera quality.
+STYLE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "classic": {
+        "skin_tone": (95.0, 200.0),
+        "half_width": (16.0, 22.5),
+        "max_opening": (13.0, 20.0),
+        "upper_thickness": (4.0, 6.5),
+        "lower_thickness": (4.5, 7.5),
+        "bow_depth": (0.5, 2.5),
+        "corner_curve": (0.45, 0.8),
+        "centre_x": (-2.0, 2.0),
+        "centre_y": (-3.0, 2.0),
+        "tilt": (-5.0, 5.0),
+        "lip_contrast": (20.0, 55.0),
+        "cavity_tone": (15.0, 50.0),
+        "teeth_tone": (175.0, 235.0),
+        "tongue_tone": (80.0, 130.0),
+        "light_gain": (0.8, 1.15),
+        "light_gradient_x": (-0.3, 0.3),
+        "light_gradient_y": (-0.3, 0.1),
+        "articulation_gain": (0.8, 1.15),
+        "head_motion": (0.3, 1.2),
+        "head_rotation": (0.5, 2.5),
+        "noise_std": (1.5, 5.0),
+        "blur": (0.2, 0.9),
+    },
+    "ntcd": {
+        "skin_tone": (90.0, 215.0),
+        "half_width": (23.0, 31.0),
+        "max_opening": (9.0, 17.0),
+        "upper_thickness": (5.5, 9.0),
+        "lower_thickness": (7.0, 11.5),
+        "bow_depth": (0.5, 3.0),
+        "corner_curve": (0.35, 0.75),
+        "centre_x": (-4.0, 4.0),
+        "centre_y": (-15.0, -4.0),
+        "tilt": (-7.0, 7.0),
+        "lip_contrast": (8.0, 40.0),
+        "cavity_tone": (20.0, 70.0),
+        "teeth_tone": (165.0, 240.0),
+        "tongue_tone": (70.0, 140.0),
+        "light_gain": (0.75, 1.2),
+        "light_gradient_x": (-0.45, 0.45),
+        "light_gradient_y": (-0.35, 0.25),
+        "articulation_gain": (0.7, 1.2),
+        "head_motion": (0.4, 2.0),
+        "head_rotation": (0.5, 3.0),
+        "noise_std": (1.0, 6.0),
+        "blur": (0.2, 1.0),
+        "skin_texture": (0.01, 0.04),
+        "lip_striation": (0.0, 0.08),
+        "chin_light": (0.0, 0.12),
+        "nose_shadow": (0.0, 0.25),
+        "teeth_show": (0.3, 2.5),
+        "teeth_height": (0.25, 0.55),
+    },
+}
+STYLES = tuple(STYLE_RANGES)
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, rho: float, std: float) -> np.ndarray:

@@ -197,3 +197,17 @@ def test_ntcd_style_keeps_the_articulation(seed):
     _, lm = render_clip(phones, int(dur * FPS), app, seed=seed)
     op = mouth_opening(lm)
     assert op[_frame_at(0.55)] < 0.5 and op[_frame_at(1.05)] > 6.0
+
+
+@pytest.mark.parametrize(
+    "style, skin, lip_contrast, blur",
+    [
+        ("classic", 107.96660399094611, 22.29382001628578, 0.6720913565447919),
+        ("ntcd", 105.4364333225549, 12.675325583951818, 0.7395329789083338),
+    ],
+)
+def test_seed_to_speaker_mapping_is_stable(style, skin, lip_contrast, blur):
+    """The draws (values and order) that made existing corpora: speaker 3, recorded before the ranges became a
+    table (STYLE_RANGES); a change here re-renders every corpus differently."""
+    app = SpeakerAppearance.from_seed(3, style)
+    assert (app.skin_tone, app.lip_contrast, app.blur) == (skin, lip_contrast, blur)
