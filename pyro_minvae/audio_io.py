@@ -102,15 +102,21 @@ def _warn_if_truncated(p: Path, n_present: int) -> None:
     log.warning("%s: file is truncated (%s); using those", p, what)
 
 
-def _channels_first(frame) -> np.ndarray:
-    """A decoded PyAV audio frame as ``(channels, samples)``: planar formats come that way, packed (interleaved)
-    ones as ``(1, samples * channels)``."""
-    arr = frame.to_ndarray()
-    arr = arr if arr.ndim == 2 else arr[None]
-    channels = len(frame.layout.channels)
-    if not frame.format.is_planar and channels > 1:
-        arr = arr.reshape(-1, channels).T
-    return arr
+def decode_audio_stream(container, stream) -> tuple[np.ndarray, int]:
+    """Every frame of the audio ``stream`` of an open PyAV ``container`` as float32 ``(channels, T)`` at the
+    stream's own rate, which is returned too. Any codec and sample format, planar or packed: FFmpeg converts
+    each frame to planar float. Decoding errors (``av.error.FFmpegError``) propagate."""
+    import av
+
+    rate = int(stream.rate or stream.codec_context.sample_rate)
+    planar = av.AudioResampler(format="fltp", rate=rate)  # (channels, n) float frames, layout kept
+    chunks = []
+    for frame in container.decode(stream):
+        chunks += [f.to_ndarray() for f in planar.resample(frame)]
+    chunks += [f.to_ndarray() for f in planar.resample(None)]
+    if not chunks:
+        return np.zeros((max(stream.channels, 1), 0), np.float32), rate
+    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), rate
 
 
 def _read_with_av(p: Path, first_error: Exception) -> tuple[np.ndarray, int]:
@@ -120,14 +126,10 @@ def _read_with_av(p: Path, first_error: Exception) -> tuple[np.ndarray, int]:
 
         with av.open(str(p)) as container:
             stream = next(s for s in container.streams if s.type == "audio")
-            sr = stream.rate
-            chunks = [_channels_first(f) for f in container.decode(stream)]
-        if not chunks:
+            arr, sr = decode_audio_stream(container, stream)
+        if arr.shape[1] == 0:
             raise ValueError("no audio frames")
-        arr = np.concatenate(chunks, axis=1)
-        if arr.dtype.kind == "i":
-            arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
-        return arr.T.astype(np.float32), int(sr)
+        return arr.T, sr
     except Exception:
         raise UserInputError(
             f"{p}: not a readable audio file ({type(first_error).__name__}); convert it to a wav file"

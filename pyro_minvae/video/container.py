@@ -107,7 +107,7 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """
     import av
 
-    from ..audio_io import MIN_DURATION_S, resample
+    from ..audio_io import MIN_DURATION_S, decode_audio_stream, resample
 
     with _open(path) as c:
         if not c.streams.audio:
@@ -115,19 +115,13 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
                 f"{path}: the video has no audio track; nothing to enhance (give a video with "
                 "sound, or the wav with --video)"
             )
-        stream = c.streams.audio[0]
-        rate = int(stream.rate or stream.codec_context.sample_rate)
-        planar = av.AudioResampler(format="fltp", rate=rate)  # (channels, n) float frames, layout kept
-        chunks = []
         try:
-            for frame in c.decode(stream):
-                chunks += [f.to_ndarray().mean(axis=0) for f in planar.resample(frame)]
-            chunks += [f.to_ndarray().mean(axis=0) for f in planar.resample(None)]
+            channels, rate = decode_audio_stream(c, c.streams.audio[0])
         except av.error.FFmpegError as exc:
             raise UserInputError(
                 f"{path}: the audio track is damaged ({type(exc).__name__}); re-encode the video"
             ) from None
-    x = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    x = channels.mean(axis=0)
     if not np.isfinite(x).all():
         raise UserInputError(f"{path}: the audio track contains NaN or Inf samples; re-encode the video")
     if rate != sample_rate:
