@@ -139,6 +139,15 @@ def _cli(*args):
             os.environ[ENV] = before
 
 
+def _evaluate_fast(plugin, manifest, ckpt, out):
+    """`evaluate` of the checkpoint's fast E-step (label x) against the noisy input, on one file."""
+    return _cli(
+        "--plugin", plugin, "evaluate", "--manifest", manifest, "--checkpoint", f"x={ckpt}",
+        "--methods", "noisy,x-fast", "--metrics", "si_sdr", "--jobs", "1", "--limit", "1",
+        "--no-figures", "--no-progress", "--out", out,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_manifest, tmp_path_factory):
     """{example: checkpoint}, each trained for one epoch through the CLI with the example as a plugin."""
@@ -189,27 +198,7 @@ def test_example_end_to_end_through_the_cli(name, trained, tiny_manifest, tmp_pa
         )
         assert res.exit_code == 0, res.output
         assert len(list(out.glob("*.wav"))) == 2
-    res = _cli(
-        "--plugin",
-        plugin,
-        "evaluate",
-        "--manifest",
-        tiny_manifest,
-        "--checkpoint",
-        f"x={ckpt}",
-        "--methods",
-        "noisy,x-fast",
-        "--metrics",
-        "si_sdr",
-        "--jobs",
-        "1",
-        "--limit",
-        "1",
-        "--no-figures",
-        "--no-progress",
-        "--out",
-        tmp_path / "eval",
-    )
+    res = _evaluate_fast(plugin, tiny_manifest, ckpt, tmp_path / "eval")
     assert res.exit_code == 0, res.output
     assert "x-fast" in (tmp_path / "eval" / "summary.md").read_text()
 
@@ -336,27 +325,7 @@ def test_snippet_model_component_trains_enhances_and_evaluates(snippet, train_ar
             "1",
         )
         assert res.exit_code == 0, res.output
-    res = _cli(
-        "--plugin",
-        plugin,
-        "evaluate",
-        "--manifest",
-        tiny_manifest,
-        "--checkpoint",
-        f"x={ckpt}",
-        "--methods",
-        "noisy,x-fast",
-        "--metrics",
-        "si_sdr",
-        "--jobs",
-        "1",
-        "--limit",
-        "1",
-        "--no-figures",
-        "--no-progress",
-        "--out",
-        tmp_path / "eval",
-    )
+    res = _evaluate_fast(plugin, tiny_manifest, ckpt, tmp_path / "eval")
     assert res.exit_code == 0, res.output
 
 
