@@ -101,6 +101,26 @@ def run_cli(*args) -> "click.testing.Result":  # noqa: F821
     return res
 
 
+def enhance_manifest_fast(ckpt, manifest, out, *extra) -> "click.testing.Result":  # noqa: F821
+    """``enhance --manifest`` with the cheapest E-step (fast, 1 iteration, 1 job); ``extra`` options last."""
+    return run_cli(
+        "enhance",
+        "--checkpoint",
+        ckpt,
+        "--manifest",
+        manifest,
+        "--out-dir",
+        out,
+        "--method",
+        "fast",
+        "--iterations",
+        "1",
+        "--jobs",
+        "1",
+        *extra,
+    )
+
+
 def assert_user_error(res, fragment: str, code: int = 2) -> None:
     """One ``error:`` line containing ``fragment``, exit ``code``, no traceback."""
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from reliability_helpers import (
+    enhance_manifest_fast,
     SR,
     assert_no_partial_files,
     assert_user_error,
@@ -40,25 +41,6 @@ def _manifest(root, ids, kind="noisy", audio=None):
     return root / "manifest.jsonl"
 
 
-def _enhance(ckpt, manifest, out, *extra):
-    return run_cli(
-        "enhance",
-        "--checkpoint",
-        ckpt,
-        "--manifest",
-        manifest,
-        "--out-dir",
-        out,
-        "--method",
-        "fast",
-        "--iterations",
-        "1",
-        "--jobs",
-        "1",
-        *extra,
-    )
-
-
 def _files(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
@@ -67,7 +49,7 @@ def _files(folder):
 def test_ids_that_would_leave_the_out_dir_are_refused(ckpt, tmp_path, bad_id):
     manifest = _manifest(tmp_path / "c", ["fine", bad_id])
     before = _files(tmp_path)
-    res = _enhance(ckpt, manifest, tmp_path / "out", "--overwrite")
+    res = enhance_manifest_fast(ckpt, manifest, tmp_path / "out", "--overwrite")
     assert_user_error(res, "cannot name an output file")
     after = _files(tmp_path)
     record(data_loss=after != before)
@@ -77,7 +59,7 @@ def test_ids_that_would_leave_the_out_dir_are_refused(ckpt, tmp_path, bad_id):
 @pytest.mark.parametrize("ids", [["a", "a"], ["x", "X"], ["sub/a", "SUB/A"]])
 def test_colliding_ids_are_refused(ckpt, tmp_path, ids):
     manifest = _manifest(tmp_path / "c", ids)
-    assert_user_error(_enhance(ckpt, manifest, tmp_path / "out"), repr(ids[1]))
+    assert_user_error(enhance_manifest_fast(ckpt, manifest, tmp_path / "out"), repr(ids[1]))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.wav"))
 
 
@@ -86,7 +68,9 @@ def test_an_output_that_is_an_input_is_refused(ckpt, tmp_path):
     manifest = _manifest(root, ["rec0", "rec1"])  # rec0.wav is the audio of record "rec0"
     before = (root / "rec0.wav").read_bytes()
     for extra in ((), ("--overwrite",)):
-        assert_user_error(_enhance(ckpt, manifest, root, *extra), "would replace the audio input of record")
+        assert_user_error(
+            enhance_manifest_fast(ckpt, manifest, root, *extra), "would replace the audio input of record"
+        )
     record(data_loss=(root / "rec0.wav").read_bytes() != before)
     assert (root / "rec0.wav").read_bytes() == before
 
@@ -94,7 +78,7 @@ def test_an_output_that_is_an_input_is_refused(ckpt, tmp_path):
 def test_nested_ids_write_into_sub_folders_and_noisy_records_are_enhanced(ckpt, tmp_path):
     manifest = _manifest(tmp_path / "c", ["spk1/utt1", "spk1/utt2", "spk2/utt1"])
     out = tmp_path / "out"
-    res = _enhance(ckpt, manifest, out)
+    res = enhance_manifest_fast(ckpt, manifest, out)
     assert res.exit_code == 0, res.output
     assert "enhanced 3 file(s)" in res.output
     assert [f for f in _files(out) if f.endswith(".wav")] == ["spk1/utt1.wav", "spk1/utt2.wav", "spk2/utt1.wav"]
@@ -103,7 +87,7 @@ def test_nested_ids_write_into_sub_folders_and_noisy_records_are_enhanced(ckpt, 
 
 def test_clean_records_are_not_enhanced(ckpt, tmp_path):
     manifest = _manifest(tmp_path / "c", ["a"], kind="clean")
-    assert_user_error(_enhance(ckpt, manifest, tmp_path / "out"), "no records to enhance in split 'test'")
+    assert_user_error(enhance_manifest_fast(ckpt, manifest, tmp_path / "out"), "no records to enhance in split 'test'")
 
 
 def test_own_recordings_flow_of_docs_data(ckpt, tmp_path):
@@ -117,7 +101,7 @@ def test_own_recordings_flow_of_docs_data(ckpt, tmp_path):
     assert res.exit_code == 0, res.output
     manifest = idx / "manifest.jsonl"
     out = tmp_path / "enhanced"
-    res = _enhance(ckpt, manifest, out)
+    res = enhance_manifest_fast(ckpt, manifest, out)
     assert res.exit_code == 0, res.output
     assert "enhanced 3 file(s)" in res.output
     assert len([f for f in _files(out) if f.endswith(".wav")]) == 3

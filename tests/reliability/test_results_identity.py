@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 
 from reliability_helpers import (
+    enhance_manifest_fast,
     assert_no_partial_files,
     assert_user_error,
     make_checkpoint,
@@ -57,35 +58,18 @@ def test_evaluate_refuses_results_of_a_retrained_checkpoint_at_the_same_path(tmp
     assert_no_partial_files(out)
 
 
-def _enhance(manifest, out, ckpt, *extra):
-    return run_cli(
-        "enhance",
-        "--checkpoint",
-        ckpt,
-        "--manifest",
-        manifest,
-        "--out-dir",
-        out,
-        "--method",
-        "fast",
-        "--iterations",
-        "1",
-        "--jobs",
-        "1",
-        *extra,
-    )
-
-
 def test_enhance_refuses_an_out_dir_written_by_another_checkpoint_or_method(tmp_path):
     manifest = make_mixture_corpus(tmp_path / "c", n_good=2, bad=(), with_lips=False)
     a = make_checkpoint(tmp_path / "a.pt", "avae", seed=0)
     b = make_checkpoint(tmp_path / "b.pt", "avae", seed=1)
     out = tmp_path / "out"
-    assert _enhance(manifest, out, a).exit_code == 0
+    assert enhance_manifest_fast(a, manifest, out).exit_code == 0
     made = {p.name: p.read_bytes() for p in out.glob("*.wav")}
     assert sorted(made) == ["good-00.wav", "good-01.wav"]
-    assert_user_error(_enhance(manifest, out, b), "holds files enhanced with other settings (checkpoint_sha256")
-    assert_user_error(_enhance(manifest, out, a, "--iterations", "2"), "options")
+    assert_user_error(
+        enhance_manifest_fast(b, manifest, out), "holds files enhanced with other settings (checkpoint_sha256"
+    )
+    assert_user_error(enhance_manifest_fast(a, manifest, out, "--iterations", "2"), "options")
     assert_user_error(
         run_cli(
             "enhance",
@@ -107,10 +91,10 @@ def test_enhance_refuses_an_out_dir_written_by_another_checkpoint_or_method(tmp_
     same = {p.name: p.read_bytes() for p in out.glob("*.wav")} == made
     record(data_loss=not same)
     assert same
-    res = _enhance(manifest, out, b, "--overwrite")
+    res = enhance_manifest_fast(b, manifest, out, "--overwrite")
     assert res.exit_code == 0 and "enhanced 2 file(s)" in res.output, res.output
     assert {p.name: p.read_bytes() for p in out.glob("*.wav")} != made
-    res = _enhance(manifest, out, b)  # same checkpoint and settings: resumes
+    res = enhance_manifest_fast(b, manifest, out)  # same checkpoint and settings: resumes
     assert res.exit_code == 0 and "enhanced 0 file(s)" in res.output, res.output
     assert_no_partial_files(out)
 
@@ -121,7 +105,7 @@ def test_enhance_refuses_outputs_it_did_not_stamp(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "good-00.wav").write_bytes(b"someone else's file")
-    assert_user_error(_enhance(manifest, out, a), "no enhance-stamp.json")
+    assert_user_error(enhance_manifest_fast(a, manifest, out), "no enhance-stamp.json")
     assert (out / "good-00.wav").read_bytes() == b"someone else's file"
 
 
@@ -132,7 +116,7 @@ def test_two_enhance_runs_into_one_out_dir_refuse(tmp_path):
     a = make_checkpoint(tmp_path / "a.pt", "avae")
     out = tmp_path / "out"
     with run_lock(out, "enhance"):  # another run holds the folder
-        res = _enhance(manifest, out, a)
+        res = enhance_manifest_fast(a, manifest, out)
     assert_user_error(res, "is writing into this folder")
     assert not list(out.glob("*.wav"))
-    assert _enhance(manifest, out, a).exit_code == 0
+    assert enhance_manifest_fast(a, manifest, out).exit_code == 0
