@@ -31,6 +31,7 @@ to its raw log-variance (no clamp), as the authors' decoder does.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -103,6 +104,30 @@ def _init_nmf(draws, F: int, N: int, K: int):
     return W0, H0
 
 
+def _random_walk_mh(decoder, Z, sv, gain, log_ratio, rng, var_MH: float, n_steps: int, n_burn: int):
+    """The authors' per-frame random-walk MH, the same in both loops (sections 3a and 4.1); only the target
+    differs, given as ``log_ratio(Z, Zp, sv, svp) -> (N,)``.
+
+    ``Z`` ``(L, N)`` float32 is updated in place (accepted float64 proposals down-cast); ``sv`` is the cached
+    current-state speech variance ``(F, N)``. Each step draws ``randn(L, N)`` then ``rand(1, N)`` and decodes
+    twice: the proposal, then the whole current state again. Returns the kept states (float64, the steps from
+    ``n_burn`` on) and the last ``sv``.
+    """
+    L, N = Z.shape
+    kept = []
+    for i in range(n_steps):
+        Zp = Z + np.sqrt(var_MH) * rng.randn(L, N)
+        svp = decoder(Zp) * gain
+        log_r = log_ratio(Z, Zp, sv, svp)
+        u = rng.rand(1, N)
+        acc = (np.log(u) < log_r)[0]
+        Z[:, acc] = Zp[:, acc]
+        sv = decoder(Z) * gain
+        if i >= n_burn:
+            kept.append(Z.astype(np.float64))
+    return kept, sv
+
+
 def classic_mcem(
     decoder: Decoder,
     X: np.ndarray,
@@ -127,29 +152,21 @@ def classic_mcem(
     F, N = X.shape
     W, H = _init_nmf(rng, F, N, K_b)
     Z = np.array(Z0, dtype=np.float32, copy=True)
-    L = Z.shape[0]
     R = niter_MH - burnin
     a = np.ones((1, N))
     V = W @ H
     sv = decoder(Z) * a  # cached current-state speech variance (keeps the gain it was computed with)
 
+    def log_ratio(Z, Zp, sv, svp):  # p(x | z, W H, a) with the standard normal prior; |X|^2 recomputed each step
+        X_abs2 = np.abs(X) ** 2
+        Vx, Vxp = V + sv, V + svp
+        return np.sum(np.log(Vx) - np.log(Vxp) + (1 / Vx - 1 / Vxp) * X_abs2, axis=0) + 0.5 * np.sum(
+            Z**2 - Zp**2, axis=0
+        )
+
     def metropolis_hastings(n_steps, n_burn):
         nonlocal sv
-        kept = []
-        for i in range(n_steps):
-            Zp = Z + np.sqrt(var_MH) * rng.randn(L, N)
-            svp = decoder(Zp) * a
-            X_abs2 = np.abs(X) ** 2
-            Vx, Vxp = V + sv, V + svp
-            log_r = np.sum(np.log(Vx) - np.log(Vxp) + (1 / Vx - 1 / Vxp) * X_abs2, axis=0) + 0.5 * np.sum(
-                Z**2 - Zp**2, axis=0
-            )
-            u = rng.rand(1, N)
-            acc = (np.log(u) < log_r)[0]
-            Z[:, acc] = Zp[:, acc]
-            sv = decoder(Z) * a
-            if i >= n_burn:
-                kept.append(Z.astype(np.float64))
+        kept, sv = _random_walk_mh(decoder, Z, sv, a, log_ratio, rng, var_MH, n_steps, n_burn)
         return kept
 
     X2 = np.abs(X) ** 2
@@ -187,6 +204,16 @@ def classic_mcem(
         gains.append(Vs_r / (Vs_r + V))
     S_hat = np.mean(gains, axis=0) * X
     return AuthorsResult(S_hat, W, H, a[0], iterations_run, None)
+
+
+def _minvae_log_ratio(P, pi_vec, mu_A, s_A, mu_V, s_V, Z, Zp, sv, svp):
+    """MIN-VAE's MH target (section 3a): E_q(s)[log p(s | z')/p(s | z)] on the expected speech power ``P`` plus
+    the log-ratio of the responsibility-weighted two-Gaussian prior; ``(N,)``."""
+    return np.sum(np.log(sv) - np.log(svp) + (1 / sv - 1 / svp) * P, axis=0) + 0.5 * np.sum(
+        pi_vec * ((Z - mu_A.T) ** 2 - (Zp - mu_A.T) ** 2) / s_A
+        + (1 - pi_vec) * ((Z - mu_V.T) ** 2 - (Zp - mu_V.T) ** 2) / s_V,
+        axis=0,
+    )
 
 
 def minvae_loop(
@@ -227,21 +254,8 @@ def minvae_loop(
     for _ in range(niter_MCEM):
         # (a) E-z: MH on the expected speech power with the weighted two-Gaussian prior
         P = np.abs(Mu_s) ** 2 + Sig_s
-        kept = []
-        for i in range(niter_MH):
-            Zp = Z + np.sqrt(var_MH) * rng.randn(L, N)
-            svp = decoder(Zp) * g
-            log_r = np.sum(np.log(sv) - np.log(svp) + (1 / sv - 1 / svp) * P, axis=0) + 0.5 * np.sum(
-                pi_vec * ((Z - mu_A.T) ** 2 - (Zp - mu_A.T) ** 2) / s_A
-                + (1 - pi_vec) * ((Z - mu_V.T) ** 2 - (Zp - mu_V.T) ** 2) / s_V,
-                axis=0,
-            )
-            u = rng.rand(1, N)
-            acc = (np.log(u) < log_r)[0]
-            Z[:, acc] = Zp[:, acc]
-            sv = decoder(Z) * g
-            if i >= burnin:
-                kept.append(Z.astype(np.float64))
+        log_ratio = partial(_minvae_log_ratio, P, pi_vec, mu_A, s_A, mu_V, s_V)
+        kept, sv = _random_walk_mh(decoder, Z, sv, g, log_ratio, rng, var_MH, niter_MH, burnin)
         samples = np.stack(kept, axis=-1)  # (L, N, R)
         # (b) one batched decode of the kept samples; harmonic mean in float32
         flat = samples.transpose(1, 2, 0).reshape(-1, L)  # (N R, L)
