@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,24 +42,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import authors_loop  # noqa: E402
+from _common import load_or_build, machine_info, write_report  # noqa: E402
 from enhance_speed import synthetic_pair, visual_for  # noqa: E402
 
 FAMILIES = ("avae", "minvae")
-
-
-def load(family: str, checkpoint: str | None):
-    from pyro_minvae.features import FeatureConfig
-    from pyro_minvae.models import build_model
-
-    if checkpoint:
-        from pyro_minvae.checkpoint import load_model
-
-        model, cfg, _ = load_model(checkpoint, "cpu")
-        return model.eval(), cfg
-    cfg = FeatureConfig()
-    torch.manual_seed(0)
-    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size**2} if family == "minvae" else {"audio": cfg.n_freq}
-    return build_model(family, input_dims=dims).eval(), cfg
 
 
 class Timing(NamedTuple):
@@ -78,7 +63,7 @@ class Case:
         from pyro_minvae.models.speech_vae import as_batch
 
         self.family = family
-        self.model, self.cfg = load(family, checkpoint)
+        self.model, self.cfg = load_or_build(family, checkpoint)
         if self.model.is_mixture != (family == "minvae"):
             raise SystemExit(f"error: {checkpoint}: not a {family} checkpoint; pass --checkpoint {family}=CKPT")
         self.clean, self.noisy = synthetic_pair(seconds)
@@ -314,14 +299,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     ckpts = dict(c.split("=", 1) for c in args.checkpoint)
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": args.threads,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "load_avg_1min": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine_info(args.threads),
         "seconds": args.seconds,
         "repeat": args.repeat,
         "models": {f: ckpts.get(f, f"untrained {f} (paper sizes)") for f in args.families.split(",")},
@@ -336,13 +314,10 @@ def main(argv=None) -> None:
                 case, args.manifest, args.quality_records, args.quality_snr
             )
     report["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
-    text = json.dumps(report, indent=2)
-    print(text)
-    from pyro_minvae.atomic import write_text_atomic
-
-    if args.out:
-        write_text_atomic(Path(args.out), text + "\n")
+    write_report(report, args.out)
     if args.md:
+        from pyro_minvae.atomic import write_text_atomic
+
         write_text_atomic(Path(args.md), markdown(report))
 
 

@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from _common import add_model_args, load_or_build, write_report  # noqa: E402
 from enhance_speed import synthetic_pair  # noqa: E402
 
 
@@ -98,15 +99,11 @@ def batch_size_sweep(family: str, sizes: list, n_files: int, iterations: int, lo
     no file I/O) for each batch size, on ``n_files`` spectrograms of 2-4 s."""
     import torch
 
-    from pyro_minvae.features import FeatureConfig, stft
+    from pyro_minvae.features import stft
     from pyro_minvae.infer.batched import mcem_batch
-    from pyro_minvae.models import build_model
 
     torch.set_num_threads(1)
-    cfg = FeatureConfig()
-    torch.manual_seed(0)
-    dims = {"audio": cfg.n_freq} if family == "avae" else {"audio": cfg.n_freq, "lips": cfg.lip_size**2}
-    model = build_model(family, input_dims=dims).eval()
+    model, cfg = load_or_build(family)
     rng = np.random.default_rng(0)
     specs = [
         stft(torch.from_numpy(synthetic_pair(float(rng.uniform(2.0, 4.0)), seed=i)[1]), cfg) for i in range(n_files)
@@ -138,8 +135,7 @@ def batch_size_sweep(family: str, sizes: list, n_files: int, iterations: int, lo
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint")
-    ap.add_argument("--family", default="avae", choices=["avae", "minvae", "avcvae"])
+    add_model_args(ap)
     ap.add_argument("--files", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=10)
@@ -156,41 +152,23 @@ def main(argv=None) -> None:
         rows = batch_size_sweep(
             args.family, [int(x) for x in args.sweep.split(",")], args.files, args.iterations, args.loop
         )
-        text = json.dumps(
-            {
-                "family": args.family,
-                "files": args.files,
-                "iterations": args.iterations,
-                "loop": args.loop,
-                "load_avg_1min": round(os.getloadavg()[0], 2),
-                "sweep": rows,
-            },
-            indent=2,
-        )
-        print(text)
-        if args.out:
-            from pyro_minvae.atomic import write_text_atomic
-
-            write_text_atomic(Path(args.out), text + "\n")
+        sweep = {
+            "family": args.family,
+            "files": args.files,
+            "iterations": args.iterations,
+            "loop": args.loop,
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+            "sweep": rows,
+        }
+        write_report(sweep, args.out)
         return
-    import torch
-
-    from pyro_minvae.checkpoint import load_model, save_checkpoint
-    from pyro_minvae.features import FeatureConfig
-    from pyro_minvae.models import build_model
+    from pyro_minvae.checkpoint import save_checkpoint
 
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
         tmp = Path(tmp)
-        if args.checkpoint:
-            ckpt = Path(args.checkpoint)
-            model, cfg, _ = load_model(ckpt)
-        else:
-            cfg = FeatureConfig()
-            torch.manual_seed(0)
-            dims = {"audio": cfg.n_freq} if args.family == "avae" else {"audio": cfg.n_freq, "lips": cfg.lip_size**2}
-            model = build_model(args.family, input_dims=dims)
-            ckpt = save_checkpoint(tmp / "model.pt", model, cfg)
+        model, cfg = load_or_build(args.family, args.checkpoint)
+        ckpt = Path(args.checkpoint) if args.checkpoint else save_checkpoint(tmp / "model.pt", model, cfg)
         (tmp / "corpus").mkdir()
         manifest = make_corpus(tmp / "corpus", args.files, "lips" in model.modalities, cfg)
         audio_s = sum(r["duration"] for r in map(json.loads, manifest.read_text().splitlines()))
@@ -256,12 +234,7 @@ def main(argv=None) -> None:
             "speedup_cpu": round(per_file_cpu / batched_cpu, 2),
             "outputs": compare_outputs(tmp / "per_file", tmp / "batched"),
         }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        from pyro_minvae.atomic import write_text_atomic
-
-        write_text_atomic(Path(args.out), text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

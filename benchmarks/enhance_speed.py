@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import add_model_args, load_or_build, machine_info, write_report
 
 METHODS = {  # label -> (E-step name in ESTEPS, options); a mixture prior's paper loop adds loop="minvae"
     "mcem": ("mcem", {}),  # defaults: 30 EM iterations x 40 MH steps (30 burn-in), final 100-step MH
@@ -73,20 +73,6 @@ def synthetic_pair(seconds: float, sr: int = 16000, seed: int = 0) -> tuple[np.n
     return (k * speech).astype(np.float32), (k * x).astype(np.float32)
 
 
-def load(args):
-    from pyro_minvae.features import FeatureConfig
-    from pyro_minvae.models import build_model
-
-    if args.checkpoint:
-        from pyro_minvae.checkpoint import load_model
-
-        model, cfg, _ = load_model(args.checkpoint, args.device)
-        return model, cfg
-    cfg = FeatureConfig()
-    dims = {"audio": cfg.n_freq, "lips": cfg.lip_size**2}
-    return build_model(args.family, input_dims=dims).to(args.device).eval(), cfg
-
-
 def visual_for(model, n_frames: int, device):
     dims = {"lips": 67 * 67, "landmarks": 40}
     return {
@@ -99,7 +85,7 @@ def visual_for(model, n_frames: int, device):
 def run_once(args, seconds: float, method: str, opts: dict) -> dict:
     from pyro_minvae.infer.enhance import enhance_waveform
 
-    model, cfg = load(args)
+    model, cfg = load_or_build(args.family, args.checkpoint, args.device)
     estep, base = method_options(method, model)
     opts = {**base, **opts}
     x = synthetic_utterance(seconds)
@@ -130,8 +116,7 @@ def child(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint")
-    ap.add_argument("--family", default="avae", choices=["avae", "minvae", "avcvae"])
+    add_model_args(ap)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -149,13 +134,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": __import__("os").cpu_count(),
-            "torch_threads": args.threads,
-            "torch": torch.__version__,
-            "load_avg_1min": round(__import__("os").getloadavg()[0], 2),
-        },
+        "machine": machine_info(args.threads),
         "model": args.checkpoint or f"untrained {args.family} (paper sizes)",
         "device": args.device,
         "speed": [],
@@ -193,13 +172,8 @@ def main() -> None:
         ] + (["--checkpoint", args.checkpoint] if args.checkpoint else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         report["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
-    report["machine"]["load_avg_1min_end"] = round(__import__("os").getloadavg()[0], 2)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        from pyro_minvae.atomic import write_text_atomic
-
-        write_text_atomic(Path(args.out), text + "\n")
+    report["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
