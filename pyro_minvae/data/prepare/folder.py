@@ -28,12 +28,13 @@ the original file is used as is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple, ParamSpec
 
 import numpy as np
 import soundfile as sf
@@ -55,6 +56,7 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
 LIP_EXTS = (".npy", ".mat")
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv")
 FOLDER_KINDS = ("clean", "noisy")
+P = ParamSpec("P")
 
 
 def ingest_audio(path: Path, out_dir: Path, rel_name: str, sample_rate: int = SR) -> tuple[str, int, str]:
@@ -89,7 +91,7 @@ def save_lips(frames: np.ndarray, dst: Path) -> None:
         np.save(tmp, np.ascontiguousarray(frames, dtype=np.uint8))
 
 
-def _listing_hash(files: list[Path], extra: dict) -> str:
+def listing_hash(files: list[Path], extra: dict) -> str:
     h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
     for f in files:
         try:
@@ -120,11 +122,41 @@ def read_stamp(out_dir: Path) -> dict:
     return done
 
 
+def write_index(stage: Path, records: list[dict], digest: str, skipped: list[dict], **extra) -> None:
+    """Write ``manifest.jsonl`` and the ``.done.json`` stamp :func:`read_stamp` reads (``digest``: the
+    :func:`listing_hash` of the input, ``skipped`` kept for an unchanged re-run, ``extra`` stamped too)."""
+    write_manifest(stage / "manifest.jsonl", records)
+    stamp = {"hash": digest, "records": len(records), **extra, "skipped": skipped}
+    write_text_atomic(stage / ".done.json", json.dumps(stamp))
+
+
+def nothing_readable(root: Path, skipped: list[dict], what: str) -> UserInputError:
+    """The error when none of the ``what`` (e.g. "recordings") under ``root`` could be read: the one reason, or
+    how many failed and the first reason."""
+    if len(skipped) == 1:
+        return UserInputError(skipped[0]["reason"])
+    return UserInputError(f"{root}: none of the {len(skipped)} {what} could be read; first: {skipped[0]['reason']}")
+
+
 class FolderIndex(NamedTuple):
     """``manifest`` path, and ``skipped``: ``[{"file": path relative to root, "reason": one line}]``."""
 
     manifest: Path
     skipped: list
+
+
+def logging_skipped(index: Callable[P, FolderIndex]) -> Callable[P, Path]:
+    """``index`` (same arguments) logging each skipped file as a warning and returning the manifest path only."""
+
+    @functools.wraps(index, assigned=("__module__",))  # sets __wrapped__: inspect.signature shows index's
+    def prepare(*args: P.args, **kwargs: P.kwargs) -> Path:
+        manifest, skipped = index(*args, **kwargs)
+        for item in skipped:
+            log.warning("skipped %s", item["reason"])
+        return manifest
+
+    prepare.__doc__ = f"Like ``{index.__name__}`` (same arguments); logs the skipped files, returns the manifest path."
+    return prepare
 
 
 class Recording(NamedTuple):
@@ -136,21 +168,6 @@ class Recording(NamedTuple):
     speaker: str
     lips: Path | None
     video: Path | None
-
-
-def prepare_folder(
-    root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
-    split: str = "test",
-    fps: float = 30.0,
-    force: bool = False,
-    kind: str | None = None,
-) -> Path:
-    """Index ``root`` (see module docstring); returns the manifest path (skipped files are logged)."""
-    manifest, skipped = index_folder(root, out, split, fps, force, kind=kind)
-    for item in skipped:
-        log.warning("skipped %s", item["reason"])
-    return manifest
 
 
 def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[Recording], list[dict]]:
@@ -320,7 +337,7 @@ def index_folder(
     splits = assign_splits(recordings, split, valid_speakers)
     manifest = out_dir / "manifest.jsonl"
     files = [p for r in recordings for p in (r.audio, r.lips, r.video) if p is not None]
-    digest = _listing_hash(
+    digest = listing_hash(
         files,
         {
             "split": split,
@@ -343,11 +360,7 @@ def index_folder(
             root.resolve(),
         )
     if not recordings:
-        raise UserInputError(
-            problems[0]["reason"]
-            if len(problems) == 1
-            else f"{root}: none of the {len(problems)} recordings could be read; first: {problems[0]['reason']}"
-        )
+        raise nothing_readable(root, problems, "recordings")
     from tqdm.auto import tqdm
 
     with staged_output(out_dir, inputs=root) as stage:
@@ -369,24 +382,20 @@ def index_folder(
             n_audio_only += audio_only
         skipped.sort(key=lambda s: s["file"])
         if not records:
-            raise UserInputError(
-                skipped[0]["reason"]
-                if len(skipped) == 1
-                else f"{root}: none of the {len(skipped)} recordings could be read; first: {skipped[0]['reason']}"
-            )
+            raise nothing_readable(root, skipped, "recordings")
         if n_audio_only:
             log.warning(
                 "%d of %d recordings have no NAME.npy/.mat/.mp4 partner and are indexed audio-only",
                 n_audio_only,
                 len(records),
             )
-        write_manifest(stage / "manifest.jsonl", records)
-        write_text_atomic(
-            stage / ".done.json",
-            json.dumps({"hash": digest, "records": len(records), "root": str(root.resolve()), "skipped": skipped}),
-        )
+        write_index(stage, records, digest, skipped, root=str(root.resolve()))
     log.info("indexed %d recordings from %s (%d skipped)", len(records), root, len(skipped))
     return FolderIndex(manifest, skipped)
+
+
+prepare_folder = logging_skipped(index_folder)
+"""Index ``root`` like :func:`index_folder` (same arguments); logs the skipped files and returns the manifest path."""
 
 
 def _index_one(r: Recording, stage: Path, cfg: FeatureConfig, split: str, fps: float, kind: str) -> tuple[dict, bool]:

@@ -27,20 +27,28 @@ versions), a bad noisy wav drops that noisy file. :func:`index_ntcd_timit` retur
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Iterable
 
-from ...atomic import OutputWriteError, write_text_atomic
+from ...atomic import OutputWriteError
 from ...errors import UserInputError
 from ...features.config import FeatureConfig
 from ...features.video import check_duration
 from ...paths import cache_dir
-from ..manifest import id_from_path, write_manifest
-from .folder import FolderIndex, _listing_hash, ingest_audio, read_stamp, save_lips
+from ..manifest import id_from_path
+from .folder import (
+    FolderIndex,
+    ingest_audio,
+    listing_hash,
+    logging_skipped,
+    nothing_readable,
+    read_stamp,
+    save_lips,
+    write_index,
+)
 from .lips import load_lips
 from .output import staged_output
 
@@ -133,21 +141,6 @@ def assign_splits(speakers: Iterable[str], valid_speakers: Iterable[str] | None 
     return {s: "test" if s in test else "valid" if s in valid else "train" for s in spk}
 
 
-def prepare_ntcd_timit(
-    root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
-    valid_speakers: Iterable[str] | None = None,
-    all_noisy: bool = False,
-    force: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Index an NTCD-TIMIT tree (module docstring); returns the manifest path (skipped files are logged)."""
-    manifest, skipped = index_ntcd_timit(root, out, valid_speakers, all_noisy, force, progress)
-    for item in skipped:
-        log.warning("skipped %s", item["reason"])
-    return manifest
-
-
 def index_ntcd_timit(
     root: str | os.PathLike,
     out: str | os.PathLike | None = None,
@@ -179,7 +172,7 @@ def index_ntcd_timit(
                 f"--valid-speakers: {', '.join(unknown)} not among the speakers found in {root} "
                 f"({', '.join(sorted(known))}); give speaker folder names"
             )
-    digest = _listing_hash(
+    digest = listing_hash(
         sorted(set(clean.values()) | set(lips.values()) | {n[-1] for n in noisy}),
         {"valid": vs, "all_noisy": all_noisy, "v": 2},
     )
@@ -230,11 +223,7 @@ def index_ntcd_timit(
             records.append(rec)
             by_key[(spk, sent)] = rec
         if not records:
-            raise UserInputError(
-                skipped[0]["reason"]
-                if len(skipped) == 1
-                else f"{root}: none of the {len(skipped)} clean sentences could be read; first: {skipped[0]['reason']}"
-            )
+            raise nothing_readable(root, skipped, "clean sentences")
         if n_no_lips:
             log.warning("%d of %d sentences have no lip ROI file; indexed audio-only", n_no_lips, len(records))
         wanted = [x for x in noisy if all_noisy or splits.get(x[0]) in ("test", "valid")]
@@ -275,12 +264,14 @@ def index_ntcd_timit(
             records.append(rec)
         if n_orphan:
             log.warning("%d noisy files have no readable clean counterpart and were skipped", n_orphan)
-        write_manifest(stage / "manifest.jsonl", records)
-        write_text_atomic(
-            stage / ".done.json", json.dumps({"hash": digest, "records": len(records), "skipped": skipped})
-        )
+        write_index(stage, records, digest, skipped)
     n_clean = len(by_key)
     log.info(
         "indexed %d clean and %d noisy NTCD-TIMIT files (%d skipped)", n_clean, len(records) - n_clean, len(skipped)
     )
     return FolderIndex(out_dir / "manifest.jsonl", skipped)
+
+
+prepare_ntcd_timit = logging_skipped(index_ntcd_timit)
+"""Index an NTCD-TIMIT tree like :func:`index_ntcd_timit` (same arguments); logs the skipped files and returns the
+manifest path."""
