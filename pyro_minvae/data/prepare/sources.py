@@ -23,7 +23,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -131,50 +131,33 @@ def _lang_speaker(code: str) -> str:
     return "lang-" + code.split("@")[0]
 
 
-def _klettres_clips(pkg: PackageTree) -> list[SourceClip]:
-    base = pkg.root / "usr/share/klettres"
+def _language_clips(
+    pkg: PackageTree, base: str, files: Callable[[Path], Iterable[Path]], transcript: Callable[[str], str]
+) -> list[SourceClip]:
+    """The audio files of a package holding one folder per language under ``base`` (one language is one speaker,
+    :func:`_lang_speaker`): ``files(language folder)`` lists the candidates, ``transcript(file stem)`` names them."""
+    root = pkg.root / base
     out = []
-    for lang in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-        for f in sorted(lang.rglob("*")):
+    for lang in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for f in sorted(files(lang)):
             if f.suffix.lower() in AUDIO_EXTS and f.is_file():
-                out.append(
-                    SourceClip(
-                        f,
-                        pkg.name,
-                        pkg.version,
-                        f.relative_to(pkg.root).as_posix(),
-                        _lang_speaker(lang.name),
-                        lang.name,
-                        f.stem,
-                        None,
-                        "",
-                    )
-                )
+                rel = f.relative_to(pkg.root).as_posix()
+                speaker = _lang_speaker(lang.name)
+                out.append(SourceClip(f, pkg.name, pkg.version, rel, speaker, lang.name, transcript(f.stem), None, ""))
     return out
+
+
+def _klettres_clips(pkg: PackageTree) -> list[SourceClip]:
+    return _language_clips(pkg, "usr/share/klettres", lambda lang: lang.rglob("*"), lambda stem: stem)
 
 
 def _ktuberling_clips(pkg: PackageTree) -> list[SourceClip]:
-    base = pkg.root / "usr/share/ktuberling/sounds"
-    out = []
-    for lang in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-        if "@" in lang.name:
-            continue  # sr@latin etc. are byte-identical copies of sr
-        for f in sorted(lang.iterdir()):
-            if f.suffix.lower() in AUDIO_EXTS and f.is_file():
-                out.append(
-                    SourceClip(
-                        f,
-                        pkg.name,
-                        pkg.version,
-                        f.relative_to(pkg.root).as_posix(),
-                        _lang_speaker(lang.name),
-                        lang.name,
-                        f.stem.replace("_", " "),
-                        None,
-                        "",
-                    )
-                )
-    return out
+    return _language_clips(
+        pkg,
+        "usr/share/ktuberling/sounds",
+        lambda lang: [] if "@" in lang.name else lang.iterdir(),  # sr@latin etc. are byte-identical copies of sr
+        lambda stem: stem.replace("_", " "),
+    )
 
 
 def enumerate_clips(packages: Mapping[str, PackageTree]) -> list[SourceClip]:
