@@ -210,23 +210,18 @@ def _init_worker(checkpoint: str, device: str, level: int) -> None:
     _WORKER.update(model=model, cfg=cfg, device=device, checkpoint=checkpoint)
 
 
+def _with_worker_model(enhance, *args, **kwargs):
+    """``enhance(model, cfg, *args, checkpoint=, device=, **kwargs)`` with the model this worker loaded."""
+    w = _WORKER
+    return enhance(w["model"], w["cfg"], *args, checkpoint=w["checkpoint"], device=w["device"], **kwargs)
+
+
 def enhance_one_record(record: dict, manifest: str, out_path: str, method: str, seed: int, options: dict) -> str:
     """Enhance one record with the worker's model and write ``out_path`` atomically; returns the id. A bad record
     raises (the pool reports its one-line reason)."""
     from .file import enhance_record
 
-    enhance_record(
-        _WORKER["model"],
-        _WORKER["cfg"],
-        record,
-        manifest,
-        out_path,
-        checkpoint=_WORKER["checkpoint"],
-        method=method,
-        seed=seed,
-        device=_WORKER["device"],
-        **options,
-    )
+    _with_worker_model(enhance_record, record, manifest, out_path, method=method, seed=seed, **options)
     return record["id"]
 
 
@@ -235,18 +230,7 @@ def enhance_record_batch(records: list, manifest: str, out_paths: list, method: 
     from .batched import enhance_records
 
     outs = {r["id"]: path for r, path in zip(records, out_paths)}
-    return enhance_records(
-        _WORKER["model"],
-        _WORKER["cfg"],
-        records,
-        manifest,
-        outs,
-        checkpoint=_WORKER["checkpoint"],
-        method=method,
-        seed=seed,
-        device=_WORKER["device"],
-        **options,
-    )
+    return _with_worker_model(enhance_records, records, manifest, outs, method=method, seed=seed, **options)
 
 
 # ---- driver ------------------------------------------------------------------------------------------------------
