@@ -12,33 +12,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_enhance_speed_reports_median_and_spread(tmp_path):
-    out = tmp_path / "speed.json"
+def run_benchmark(script: str, out: Path, *args, timeout: int = 240) -> dict:
+    """Run ``benchmarks/SCRIPT ARGS --out OUT`` in a fresh process (1 thread) and return the JSON it wrote."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "enhance_speed.py"),
-            "--seconds",
-            "1",
-            "--skip-long",
-            "--repeat",
-            "2",
-            "--methods",
-            "fast,mcem",
-            "--threads",
-            "1",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), *map(str, args), "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_enhance_speed_reports_median_and_spread(tmp_path):
+    report = run_benchmark(
+        "enhance_speed.py", tmp_path / "speed.json",
+        "--seconds", "1", "--skip-long", "--repeat", "2", "--methods", "fast,mcem", "--threads", "1",
+    )  # fmt: skip
     assert [r["method"] for r in report["speed"]] == ["fast", "mcem"]
     for r in report["speed"]:
         assert r["repeats"] == 2 and r["audio_s"] == 1.0 and r["chunks"] == 1
@@ -60,47 +53,17 @@ def test_enhance_speed_takes_the_loop_from_the_checkpoint(tmp_path):
         build_model("minvae", input_dims={"audio": cfg.n_freq, "lips": cfg.lip_size**2}, latent_dim=4),
         cfg,
     )
-    out = tmp_path / "speed.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "enhance_speed.py"),
-            "--checkpoint",
-            str(ckpt),
-            "--seconds",
-            "0.3",
-            "--skip-long",
-            "--repeat",
-            "1",
-            "--methods",
-            "mcem-paper,mcem",
-            "--threads",
-            "1",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {r["method"]: r for r in json.loads(out.read_text())["speed"]}
+    report = run_benchmark(
+        "enhance_speed.py", tmp_path / "speed.json", "--checkpoint", ckpt,
+        "--seconds", "0.3", "--skip-long", "--repeat", "1", "--methods", "mcem-paper,mcem", "--threads", "1",
+    )  # fmt: skip
+    rows = {r["method"]: r for r in report["speed"]}
     assert rows["mcem-paper"]["family"] == "minvae" and rows["mcem-paper"]["loop"] == "minvae"
     assert rows["mcem-paper"]["options"] == {"iterations": 100, "loop": "minvae"}
     assert rows["mcem"]["family"] == "minvae" and rows["mcem"]["loop"] == "classic"
 
 
-def _authors_loop():
-    import importlib
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("authors_loop")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+SHARED = {"seed": 5, "mh_steps": 6, "burn_in": 3, "rank": 3}  # the chain settings given to both sides
 
 
 def _tiny(family):
@@ -117,6 +80,26 @@ def _tiny(family):
     return model, spec, lips
 
 
+def _authors(loop: str, model, spec, visual: dict, *args, **kwargs):
+    """``benchmarks/authors_loop.LOOP`` on ``model``'s decoder from its initial latents (the lips encoder's when
+    there are lips), with SHARED's chain settings on pyro-minvae's random stream."""
+    import importlib
+
+    from pyro_minvae.models.speech_vae import as_batch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        al = importlib.import_module("authors_loop")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    prefer = "lips" if visual else None
+    z0 = model.init_latents(as_batch((spec.abs() ** 2).T, visual), prefer=prefer).numpy().T
+    return getattr(al, loop)(
+        al.Decoder(model), spec.numpy(), z0, *args, draws=al.TorchDraws(SHARED["seed"]),
+        niter_MH=SHARED["mh_steps"], burnin=SHARED["burn_in"], K_b=SHARED["rank"], **kwargs,
+    )  # fmt: skip
+
+
 def test_authors_minvae_loop_equals_ours_on_shared_draws():
     """Oracle for the benchmark's re-implementation: with equal prior variances (where the published log-s
     normaliser and ours agree) and pyro-minvae's random stream, the published loop gives our ``loop="minvae"``
@@ -125,29 +108,13 @@ def test_authors_minvae_loop_equals_ours_on_shared_draws():
     import torch
 
     from pyro_minvae.infer.mcem import mcem
-    from pyro_minvae.models.speech_vae import as_batch
 
-    al = _authors_loop()
     model, spec, lips = _tiny("minvae")
     with torch.no_grad():
         model.prior.loc.copy_(torch.tensor([[0.4, -0.2, 0.1], [-0.3, 0.3, 0.0]]))
-    ours = mcem(model, spec, lips, loop="minvae", iterations=3, mh_steps=6, burn_in=3, rank=3, seed=5)
-    z0 = model.init_latents(as_batch((spec.abs() ** 2).T, lips), prefer="lips").numpy().T
+    ours = mcem(model, spec, lips, loop="minvae", iterations=3, **SHARED)
     loc, var = model.prior.loc.detach().numpy(), model.prior.log_var.detach().exp().numpy()
-    theirs = al.minvae_loop(
-        al.Decoder(model),
-        spec.numpy(),
-        z0,
-        loc[0],
-        var[0],
-        loc[1],
-        var[1],
-        draws=al.TorchDraws(5),
-        niter_MCEM=3,
-        niter_MH=6,
-        burnin=3,
-        K_b=3,
-    )
+    theirs = _authors("minvae_loop", model, spec, lips, loc[0], var[0], loc[1], var[1], niter_MCEM=3)
     assert np.abs(theirs.pi_vec - 0.5).max() > 1e-3  # the responsibilities moved
     np.testing.assert_allclose(ours.responsibilities[:, 0].numpy(), theirs.pi_vec, rtol=1e-4)
     np.testing.assert_allclose(ours.estimate.numpy(), theirs.S_hat, rtol=1e-3, atol=1e-5)
@@ -159,26 +126,10 @@ def test_authors_classic_loop_m_step_equals_ours_on_shared_draws():
     import numpy as np
 
     from pyro_minvae.infer.mcem import mcem
-    from pyro_minvae.models.speech_vae import as_batch
 
-    al = _authors_loop()
     model, spec, _ = _tiny("avae")
-    ours = mcem(
-        model, spec, None, iterations=1, mh_steps=6, burn_in=3, rank=3, seed=5, final_mh_steps=5, final_burn_in=2
-    )
-    z0 = model.init_latents(as_batch((spec.abs() ** 2).T)).numpy().T
-    theirs = al.classic_mcem(
-        al.Decoder(model),
-        spec.numpy(),
-        z0,
-        draws=al.TorchDraws(5),
-        niter_MCEM=1,
-        niter_MH=6,
-        burnin=3,
-        K_b=3,
-        final_MH=5,
-        final_burnin=2,
-    )
+    ours = mcem(model, spec, None, iterations=1, final_mh_steps=5, final_burn_in=2, **SHARED)
+    theirs = _authors("classic_mcem", model, spec, {}, niter_MCEM=1, final_MH=5, final_burnin=2)
     np.testing.assert_allclose(ours.W.numpy(), theirs.W, rtol=1e-4)
     np.testing.assert_allclose(ours.H.numpy(), theirs.H, rtol=1e-4)
     np.testing.assert_allclose(ours.g.numpy(), theirs.g, rtol=1e-4)
@@ -186,28 +137,9 @@ def test_authors_classic_loop_m_step_equals_ours_on_shared_draws():
 
 
 def test_batch_throughput_runs_and_batched_outputs_equal_per_file(tmp_path):
-    out = tmp_path / "throughput.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "batch_throughput.py"),
-            "--files",
-            "3",
-            "--iterations",
-            "1",
-            "--batch-size",
-            "2",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    report = run_benchmark(
+        "batch_throughput.py", tmp_path / "throughput.json", "--files", "3", "--iterations", "1", "--batch-size", "2",
         timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(out.read_text())
+    )  # fmt: skip
     assert report["files"] == 3 and report["per_file_cpu_s"] > 0 and report["batched_cpu_s"] > 0
     assert report["outputs"]["files"] == 3 and report["outputs"]["si_sdr_batched_vs_per_file_min"] > 60
