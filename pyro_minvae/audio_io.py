@@ -71,14 +71,26 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_duration_s
         raise UserInputError(f"{p}: audio contains NaN or Inf samples; re-export it as 16-bit PCM wav")
     if data.shape[1] > 1:
         log.info("%s: %d channels, downmixed to mono", p, data.shape[1])
-    x = data.mean(axis=1).astype(np.float32)
-    if sr != sample_rate:
-        log.info("%s: resampled from %d Hz to %d Hz", p, sr, sample_rate)
-        x = resample(x, sr, sample_rate)
+    return resample_checked(data.mean(axis=1).astype(np.float32), sr, sample_rate, p, min_duration_s)
+
+
+def resample_checked(
+    x: np.ndarray,
+    rate: int,
+    sample_rate: int,
+    source: str | os.PathLike,
+    min_duration_s: float = MIN_DURATION_S,
+    longer: str = "recording",
+) -> np.ndarray:
+    """Mono ``x`` ``(T,)`` at ``rate`` Hz resampled to ``sample_rate`` (with an INFO message naming ``source``);
+    ``UserInputError`` ("give a longer ``longer``") when less than ``min_duration_s`` seconds are left."""
+    if rate != sample_rate:
+        log.info("%s: resampled from %d Hz to %d Hz", source, rate, sample_rate)
+        x = resample(x, rate, sample_rate)
     if x.shape[0] < min_duration_s * sample_rate:
         raise UserInputError(
-            f"{p}: only {x.shape[0] / sample_rate:.3f} s of audio, at least {min_duration_s:g} s "
-            "is needed; give a longer recording"
+            f"{source}: only {x.shape[0] / sample_rate:.3f} s of audio, at least {min_duration_s:g} s "
+            f"is needed; give a longer {longer}"
         )
     return x
 

@@ -6,7 +6,6 @@ Frames come one at a time (``iter_frames``) so that long HD videos never sit in 
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,7 +17,6 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import UserInputError
 
-log = logging.getLogger("pyro_minvae")
 
 # Suffixes read as video containers, and the audio codec written into each when muxing.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -107,7 +105,7 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """
     import av
 
-    from ..audio_io import MIN_DURATION_S, decode_audio_stream, resample
+    from ..audio_io import decode_audio_stream, resample_checked
 
     with _open(path) as c:
         if not c.streams.audio:
@@ -124,15 +122,7 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     x = channels.mean(axis=0)
     if not np.isfinite(x).all():
         raise UserInputError(f"{path}: the audio track contains NaN or Inf samples; re-encode the video")
-    if rate != sample_rate:
-        log.info("%s: audio track resampled from %d Hz to %d Hz", path, rate, sample_rate)
-        x = resample(x, rate, sample_rate)
-    if x.shape[0] < MIN_DURATION_S * sample_rate:
-        raise UserInputError(
-            f"{path}: only {x.shape[0] / sample_rate:.3f} s of sound, at least {MIN_DURATION_S:g} s "
-            "is needed; give a longer video"
-        )
-    return x
+    return resample_checked(x, rate, sample_rate, path, longer="video")
 
 
 def mux_audio(src: str | os.PathLike, wave: np.ndarray, sample_rate: int, dst: str | os.PathLike) -> None:
