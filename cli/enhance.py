@@ -16,16 +16,31 @@ batch: the others are finished, the bad ones are listed with their reasons and t
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import click
 
 from pyro_minvae.cli.choices import ESTEP_CHOICE, KERNEL_CHOICE, LOOP_CHOICE
+from pyro_minvae.cli.common import exit_listing_failures
 from pyro_minvae.errors import Interrupted, UserInputError
 from pyro_minvae.parallel import parse_shard
 
 log = logging.getLogger("pyro_minvae")
 
 METHODS = ("mcem", "fast", "vem")  # the built-in E-steps; --method accepts every name in ESTEPS (plugins too)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings both modes share; ``options``: the E-step's (see :func:`_opts`)."""
+
+    checkpoint: str
+    method: str
+    seed: int
+    device: str
+    threads: int | None
+    overwrite: bool
+    options: dict
 
 
 # ---- inputs --------------------------------------------------------------------------------------------------------
@@ -191,7 +206,8 @@ def command(
     """Enhance NOISY.wav (or every mixture of a manifest split) with a trained checkpoint."""
     from pyro_minvae.enhancement.options import check_device, check_method_options, check_seed, check_threads
 
-    check_method_options(method, _opts(iterations, init_from, kernel, loop))
+    run = _Run(checkpoint, method, seed, device, threads, overwrite, _opts(iterations, init_from, kernel, loop))
+    check_method_options(method, run.options)
     check_device(device)
     check_seed(seed)
     if threads is not None:
@@ -203,43 +219,14 @@ def command(
             raise UserInputError("--manifest needs --out-dir DIR for the enhanced files")
         if jobs < 1:
             raise UserInputError(f"--jobs {jobs}: must be >= 1")
-        _check_batch_size(batch_size, method, _opts(iterations, init_from, kernel, loop))
-        _enhance_manifest(
-            checkpoint,
-            manifest,
-            split,
-            out_dir,
-            method,
-            seed,
-            device,
-            jobs,
-            threads,
-            shard,
-            overwrite,
-            _opts(iterations, init_from, kernel, loop),
-            batch_size,
-        )
+        _check_batch_size(batch_size, method, run.options)
+        _enhance_manifest(run, manifest, split, out_dir, jobs, shard, batch_size)
         return
     if batch_size != 1:
         raise UserInputError(f"--batch-size {batch_size}: applies to manifest mode (--manifest M --out-dir DIR)")
     if noisy is None or output is None or not output.strip():
         raise UserInputError("missing input: give NOISY.wav -o OUT.wav (or --manifest M --out-dir DIR)")
-    _enhance_one(
-        checkpoint,
-        noisy,
-        output,
-        video,
-        landmarks,
-        fps,
-        method,
-        seed,
-        device,
-        threads,
-        overwrite,
-        progress,
-        _opts(iterations, init_from, kernel, loop),
-        _video_reader_options(noisy, crop, save_lips),
-    )
+    _enhance_one(run, noisy, output, video, landmarks, fps, progress, _video_reader_options(noisy, crop, save_lips))
 
 
 def _check_batch_size(batch_size: int, method: str, opts: dict) -> None:
@@ -252,43 +239,29 @@ def _check_batch_size(batch_size: int, method: str, opts: dict) -> None:
         raise UserInputError(f"--batch-size {batch_size}: {reason}; use --batch-size 1")
 
 
-def _enhance_manifest(
-    checkpoint,
-    manifest,
-    split,
-    out_dir,
-    method,
-    seed,
-    device,
-    jobs,
-    threads,
-    shard,
-    overwrite,
-    opts: dict,
-    batch_size: int = 1,
-) -> None:
+def _enhance_manifest(run: _Run, manifest, split, out_dir, jobs: int, shard: str, batch_size: int = 1) -> None:
     """Manifest mode: a thin wrapper of :func:`pyro_minvae.enhancement.batch.enhance_manifest`."""
     from pyro_minvae.enhancement.batch import DEFAULT_BATCH_THREADS, BatchSettings, enhance_manifest
 
-    _check_init(_load_model(checkpoint, "cpu")[0], opts.get("init"))  # fail early on a bad checkpoint or --init
+    _check_init(_load_model(run.checkpoint, "cpu")[0], run.options.get("init"))  # fail early: bad checkpoint/--init
     settings = BatchSettings(
-        method=method,
-        seed=seed,
-        device=device,
-        options=opts,
+        method=run.method,
+        seed=run.seed,
+        device=run.device,
+        options=run.options,
         jobs=jobs,
-        threads=threads or DEFAULT_BATCH_THREADS,
+        threads=run.threads or DEFAULT_BATCH_THREADS,
         shard=parse_shard(shard),
-        overwrite=overwrite,
+        overwrite=run.overwrite,
         batch_size=batch_size,
     )
-    report = enhance_manifest(checkpoint, manifest, split, out_dir, settings)
+    report = enhance_manifest(run.checkpoint, manifest, split, out_dir, settings)
     click.echo(f"enhanced {len(report.written)} file(s) into {out_dir}")
     if report.failed:
-        click.echo(f"{len(report.failed)} file(s) failed; nothing was written for them:")
-        for rid in sorted(report.failed):
-            click.echo(f"  {rid}: {report.failed[rid]}")
-        click.get_current_context().exit(1)
+        exit_listing_failures(
+            f"{len(report.failed)} file(s) failed; nothing was written for them:",
+            (f"{rid}: {report.failed[rid]}" for rid in sorted(report.failed)),
+        )
 
 
 def _video_reader_options(noisy: str, crop: str, save_lips: str | None) -> dict | None:
@@ -307,22 +280,7 @@ def _video_reader_options(noisy: str, crop: str, save_lips: str | None) -> dict 
     return None
 
 
-def _enhance_one(
-    checkpoint,
-    noisy,
-    output,
-    video,
-    landmarks,
-    fps,
-    method,
-    seed,
-    device,
-    threads,
-    overwrite,
-    progress,
-    opts: dict,
-    reader_options: dict | None = None,
-) -> None:
+def _enhance_one(run: _Run, noisy, output, video, landmarks, fps, progress, reader_options: dict | None = None) -> None:
     """Single-file mode: a thin wrapper of :meth:`pyro_minvae.enhancement.Enhancer.enhance_file`."""
     import torch
 
@@ -330,12 +288,14 @@ def _enhance_one(
     from pyro_minvae.enhancement.file import resolve_output
     from pyro_minvae.enhancement.options import DEFAULT_THREADS
 
-    resolve_output(output, noisy, [noisy, video, landmarks, checkpoint], overwrite)  # before loading the model
-    torch.set_num_threads(threads or DEFAULT_THREADS)
-    enh = Enhancer.from_checkpoint(checkpoint, device=device, method=method, seed=seed, progress=progress, **opts)
+    resolve_output(output, noisy, [noisy, video, landmarks, run.checkpoint], run.overwrite)  # before loading
+    torch.set_num_threads(run.threads or DEFAULT_THREADS)
+    enh = Enhancer.from_checkpoint(
+        run.checkpoint, device=run.device, method=run.method, seed=run.seed, progress=progress, **run.options
+    )
     try:
         res = enh.enhance_file(
-            noisy, output, video, landmarks, fps=fps, overwrite=overwrite, reader_options=reader_options
+            noisy, output, video, landmarks, fps=fps, overwrite=run.overwrite, reader_options=reader_options
         )
     except Interrupted as exc:  # Ctrl-C/SIGTERM: the output is only written, atomically, once enhanced
         raise Interrupted(exc.signum, f"nothing was written to {output}") from None
@@ -344,7 +304,7 @@ def _enhance_one(
         res.output,
         res.result.waveform.shape[0] / enh.sample_rate,
         res.result.seconds,
-        method,
+        run.method,
         res.result.init,
     )
     click.echo(f"wrote {res.output}")

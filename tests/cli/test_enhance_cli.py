@@ -35,8 +35,8 @@ def _wav(path, seconds=1.0, seed=0):
     return path
 
 
-def _run(*args):
-    return CliRunner().invoke(cli, ["enhance", *map(str, args)], catch_exceptions=False)
+def _run(*args, catch_exceptions=False):
+    return CliRunner().invoke(cli, ["enhance", *map(str, args)], catch_exceptions=catch_exceptions)
 
 
 @pytest.fixture(scope="module")
@@ -62,45 +62,22 @@ def test_single_file_exact_length_and_deterministic(files, tmp_path):
 
 
 def test_minvae_with_lips_npy_and_without(files, tmp_path, caplog):
+    def enhance(*args):
+        res = _run("--checkpoint", files["minvae"], files["noisy"], *args)
+        assert res.exit_code == 0, res.output
+
     lips = files["dir"] / "lips.npy"
     np.save(lips, np.random.default_rng(0).integers(0, 255, size=(39, 67, 67), dtype=np.uint8))
-    res = _run("--checkpoint", files["minvae"], files["noisy"], "--video", lips, "-o", tmp_path / "v.wav", *FAST)
-    assert res.exit_code == 0, res.output
+    enhance("--video", lips, "-o", tmp_path / "v.wav", *FAST)
     with caplog.at_level(logging.INFO, logger="pyro_minvae"):
-        res = _run("--checkpoint", files["minvae"], files["noisy"], "-o", tmp_path / "a.wav", *FAST)
-    assert res.exit_code == 0, res.output
+        enhance("-o", tmp_path / "a.wav", *FAST)
     assert "no visual input" in caplog.text
     assert not np.array_equal(sf.read(tmp_path / "v.wav")[0], sf.read(tmp_path / "a.wav")[0])
-    res = _run(
-        "--checkpoint",
-        files["minvae"],
-        files["noisy"],
-        "--video",
-        lips,
-        "--init",
-        "audio",
-        "-o",
-        tmp_path / "va.wav",
-        *FAST,
-    )
-    assert res.exit_code == 0, res.output
+    enhance("--video", lips, "--init", "audio", "-o", tmp_path / "va.wav", *FAST)
     np.testing.assert_array_equal(sf.read(tmp_path / "va.wav")[0], sf.read(tmp_path / "a.wav")[0])
     # --loop minvae: the published variational loop, a different estimate from the same start
-    mcem = ["--method", "mcem", "--iterations", "1"]
     for loop in ("classic", "minvae"):
-        res = _run(
-            "--checkpoint",
-            files["minvae"],
-            files["noisy"],
-            "--video",
-            lips,
-            "--loop",
-            loop,
-            "-o",
-            tmp_path / f"{loop}.wav",
-            *mcem,
-        )
-        assert res.exit_code == 0, res.output
+        enhance("--video", lips, "--loop", loop, "-o", tmp_path / f"{loop}.wav", "--method", "mcem", "--iterations", 1)
     assert not np.array_equal(sf.read(tmp_path / "minvae.wav")[0], sf.read(tmp_path / "classic.wav")[0])
 
 
@@ -189,7 +166,7 @@ def test_user_errors_are_one_line(files, tmp_path, extra, message, monkeypatch):
     if "--manifest" in extra:
         _manifest(tmp_path)
         extra[extra.index("m.jsonl")] = str(tmp_path / "manifest.jsonl")
-    res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(files["minvae"]), *extra])
+    res = _run("--checkpoint", files["minvae"], *extra, catch_exceptions=True)
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert len(res.output.strip().splitlines()) == 1
@@ -199,21 +176,10 @@ def test_user_errors_are_one_line(files, tmp_path, extra, message, monkeypatch):
 def test_bad_checkpoint_and_short_video(files, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"nope")
-    res = CliRunner().invoke(cli, ["enhance", "--checkpoint", str(bad), str(files["noisy"]), "-o", "x.wav"])
+    res = _run("--checkpoint", bad, files["noisy"], "-o", "x.wav", catch_exceptions=True)
     assert res.exit_code == 2 and "bad.pt" in res.output
     lips = tmp_path / "short.npy"
     np.save(lips, np.zeros((5, 67, 67), np.uint8))
-    res = CliRunner().invoke(
-        cli,
-        [
-            "enhance",
-            "--checkpoint",
-            str(files["minvae"]),
-            str(files["noisy"]),
-            "--video",
-            str(lips),
-            "-o",
-            str(tmp_path / "x.wav"),
-        ],
-    )
+    args = ("--checkpoint", files["minvae"], files["noisy"], "--video", lips, "-o", tmp_path / "x.wav")
+    res = _run(*args, catch_exceptions=True)
     assert res.exit_code == 2 and "short.npy" in res.output
