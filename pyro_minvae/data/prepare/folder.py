@@ -56,7 +56,7 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
 LIP_EXTS = (".npy", ".mat")
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv")
 FOLDER_KINDS = ("clean", "noisy")
-P = ParamSpec("P")
+_P = ParamSpec("_P")
 
 
 def ingest_audio(path: Path, out_dir: Path, rel_name: str, sample_rate: int = SR) -> tuple[str, int, str]:
@@ -145,11 +145,11 @@ class FolderIndex(NamedTuple):
     skipped: list
 
 
-def logging_skipped(index: Callable[P, FolderIndex]) -> Callable[P, Path]:
+def logging_skipped(index: Callable[_P, FolderIndex]) -> Callable[_P, Path]:
     """``index`` (same arguments) logging each skipped file as a warning and returning the manifest path only."""
 
     @functools.wraps(index, assigned=("__module__",))  # sets __wrapped__: inspect.signature shows index's
-    def prepare(*args: P.args, **kwargs: P.kwargs) -> Path:
+    def prepare(*args: _P.args, **kwargs: _P.kwargs) -> Path:
         manifest, skipped = index(*args, **kwargs)
         for item in skipped:
             log.warning("skipped %s", item["reason"])
