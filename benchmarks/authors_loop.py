@@ -31,6 +31,7 @@ to its raw log-variance (no clamp), as the authors' decoder does.
 
 from __future__ import annotations
 
+from dataclasses import astuple, dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -98,10 +99,26 @@ class AuthorsResult(NamedTuple):
     pi_vec: np.ndarray | None
 
 
-def _init_nmf(draws, F: int, N: int, K: int):
-    W0 = np.maximum(draws.rand(F, K), EPS)
-    H0 = np.maximum(draws.rand(K, N), EPS)
-    return W0, H0
+@dataclass(frozen=True)
+class AuthorsSettings:
+    """The defaults both published loops run with (section 1), under the authors' names: EM iterations, MH steps
+    per E-step, burn-in (so ``niter_MH - burnin`` kept samples), random-walk proposal variance, NMF rank."""
+
+    niter_MCEM: int = 100
+    niter_MH: int = 40
+    burnin: int = 30
+    var_MH: float = 0.01
+    K_b: int = 10
+
+
+def _start(X: np.ndarray, Z0: np.ndarray, K_b: int, seed: int, draws):
+    """The start both loops share: one random stream seeded once (or ``draws``), from which W0 ``(F, K)`` then H0
+    ``(K, N)`` are drawn uniform and floored at eps, and the latents as a float32 copy ``(L, N)``."""
+    rng = draws if draws is not None else np.random.RandomState(seed)
+    F, N = X.shape
+    W0 = np.maximum(rng.rand(F, K_b), EPS)
+    H0 = np.maximum(rng.rand(K_b, N), EPS)
+    return rng, W0, H0, np.array(Z0, dtype=np.float32, copy=True)
 
 
 def _random_walk_mh(decoder, Z, sv, gain, log_ratio, rng, var_MH: float, n_steps: int, n_burn: int):
@@ -132,15 +149,11 @@ def classic_mcem(
     decoder: Decoder,
     X: np.ndarray,
     Z0: np.ndarray,
+    settings: AuthorsSettings = AuthorsSettings(),
     *,
     seed: int = 0,
     draws=None,
-    niter_MCEM: int = 100,
-    niter_MH: int = 40,
-    burnin: int = 30,
-    var_MH: float = 0.01,
     tol: float | None = 1e-5,
-    K_b: int = 10,
     final_MH: int = 100,
     final_burnin: int = 75,
 ) -> AuthorsResult:
@@ -148,10 +161,9 @@ def classic_mcem(
 
     ``tol=None`` runs all ``niter_MCEM`` iterations (the authors pass 1e-5).
     """
-    rng = draws if draws is not None else np.random.RandomState(seed)
+    niter_MCEM, niter_MH, burnin, var_MH, K_b = astuple(settings)
+    rng, W, H, Z = _start(X, Z0, K_b, seed, draws)
     F, N = X.shape
-    W, H = _init_nmf(rng, F, N, K_b)
-    Z = np.array(Z0, dtype=np.float32, copy=True)
     R = niter_MH - burnin
     a = np.ones((1, N))
     V = W @ H
@@ -224,22 +236,17 @@ def minvae_loop(
     s_A: float,
     mu_V: np.ndarray,
     s_V: float,
+    settings: AuthorsSettings = AuthorsSettings(),
     *,
     seed: int = 0,
     draws=None,
-    niter_MCEM: int = 100,
-    niter_MH: int = 40,
-    burnin: int = 30,
-    var_MH: float = 0.01,
-    K_b: int = 10,
     pi: float = 0.5,
 ) -> AuthorsResult:
     """MIN-VAE's published variational loop. ``X`` ``(F, N)`` complex64, ``Z0`` ``(L, N)`` visual encoder mean,
     ``mu_A``/``mu_V`` ``(L,)`` prior means, ``s_A``/``s_V`` scalar prior variances."""
-    rng = draws if draws is not None else np.random.RandomState(seed)
+    niter_MCEM, niter_MH, burnin, var_MH, K_b = astuple(settings)
+    rng, W, H, Z = _start(X, Z0, K_b, seed, draws)
     F, N = X.shape
-    W, H = _init_nmf(rng, F, N, K_b)
-    Z = np.array(Z0, dtype=np.float32, copy=True)
     L = Z.shape[0]
     mu_A = np.asarray(mu_A, dtype=np.float32).reshape(1, L)
     mu_V = np.asarray(mu_V, dtype=np.float32).reshape(1, L)
@@ -285,4 +292,4 @@ def minvae_loop(
     return AuthorsResult(S_hat, W, H, g, niter_MCEM, pi_vec)
 
 
-__all__ = ["Decoder", "TorchDraws", "AuthorsResult", "classic_mcem", "minvae_loop"]
+__all__ = ["Decoder", "TorchDraws", "AuthorsSettings", "AuthorsResult", "classic_mcem", "minvae_loop"]

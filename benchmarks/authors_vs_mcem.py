@@ -88,6 +88,7 @@ class Case:
         return Timing(time.perf_counter() - t0, time.process_time() - c0), res.estimate.numpy()
 
     def authors(self, seed: int, draws=None) -> tuple[Timing, np.ndarray, int]:
+        settings = authors_loop.AuthorsSettings(niter_MCEM=self.iterations)
         t0, c0 = time.perf_counter(), time.process_time()
         if self.model.is_mixture:
             prior = self.model.prior
@@ -103,13 +104,13 @@ class Case:
                 var[a],
                 loc[v],
                 var[v],
+                settings,
                 seed=seed,
                 draws=draws,
-                niter_MCEM=self.iterations,
             )
         else:
             res = authors_loop.classic_mcem(
-                self.decoder, self.X, self.Z0, seed=seed, draws=draws, niter_MCEM=self.iterations, tol=self.tol
+                self.decoder, self.X, self.Z0, settings, seed=seed, draws=draws, tol=self.tol
             )
         return Timing(time.perf_counter() - t0, time.process_time() - c0), res.S_hat, res.iterations
 

@@ -80,9 +80,9 @@ def _tiny(family):
     return model, spec, lips
 
 
-def _authors(loop: str, model, spec, visual: dict, *args, **kwargs):
+def _authors(loop: str, iterations: int, model, spec, visual: dict, *args, **kwargs):
     """``benchmarks/authors_loop.LOOP`` on ``model``'s decoder from its initial latents (the lips encoder's when
-    there are lips), with SHARED's chain settings on pyro-minvae's random stream."""
+    there are lips) for ITERATIONS EM iterations, with SHARED's chain settings on pyro-minvae's random stream."""
     import importlib
 
     from pyro_minvae.models.speech_vae import as_batch
@@ -94,10 +94,12 @@ def _authors(loop: str, model, spec, visual: dict, *args, **kwargs):
         sys.path.remove(str(ROOT / "benchmarks"))
     prefer = "lips" if visual else None
     z0 = model.init_latents(as_batch((spec.abs() ** 2).T, visual), prefer=prefer).numpy().T
+    settings = al.AuthorsSettings(
+        niter_MCEM=iterations, niter_MH=SHARED["mh_steps"], burnin=SHARED["burn_in"], K_b=SHARED["rank"]
+    )
     return getattr(al, loop)(
-        al.Decoder(model), spec.numpy(), z0, *args, draws=al.TorchDraws(SHARED["seed"]),
-        niter_MH=SHARED["mh_steps"], burnin=SHARED["burn_in"], K_b=SHARED["rank"], **kwargs,
-    )  # fmt: skip
+        al.Decoder(model), spec.numpy(), z0, *args, settings, draws=al.TorchDraws(SHARED["seed"]), **kwargs
+    )
 
 
 def test_authors_minvae_loop_equals_ours_on_shared_draws():
@@ -114,7 +116,7 @@ def test_authors_minvae_loop_equals_ours_on_shared_draws():
         model.prior.loc.copy_(torch.tensor([[0.4, -0.2, 0.1], [-0.3, 0.3, 0.0]]))
     ours = mcem(model, spec, lips, loop="minvae", iterations=3, **SHARED)
     loc, var = model.prior.loc.detach().numpy(), model.prior.log_var.detach().exp().numpy()
-    theirs = _authors("minvae_loop", model, spec, lips, loc[0], var[0], loc[1], var[1], niter_MCEM=3)
+    theirs = _authors("minvae_loop", 3, model, spec, lips, loc[0], var[0], loc[1], var[1])
     assert np.abs(theirs.pi_vec - 0.5).max() > 1e-3  # the responsibilities moved
     np.testing.assert_allclose(ours.responsibilities[:, 0].numpy(), theirs.pi_vec, rtol=1e-4)
     np.testing.assert_allclose(ours.estimate.numpy(), theirs.S_hat, rtol=1e-3, atol=1e-5)
@@ -129,7 +131,7 @@ def test_authors_classic_loop_m_step_equals_ours_on_shared_draws():
 
     model, spec, _ = _tiny("avae")
     ours = mcem(model, spec, None, iterations=1, final_mh_steps=5, final_burn_in=2, **SHARED)
-    theirs = _authors("classic_mcem", model, spec, {}, niter_MCEM=1, final_MH=5, final_burnin=2)
+    theirs = _authors("classic_mcem", 1, model, spec, {}, final_MH=5, final_burnin=2)
     np.testing.assert_allclose(ours.W.numpy(), theirs.W, rtol=1e-4)
     np.testing.assert_allclose(ours.H.numpy(), theirs.H, rtol=1e-4)
     np.testing.assert_allclose(ours.g.numpy(), theirs.g, rtol=1e-4)
