@@ -14,6 +14,8 @@ registry            contract        what the core calls
 ``GUIDES``          :class:`Guide`  ``forward(batch, cond)``, ``init_loc``, ``modalities``
 ``KERNELS``         :class:`EStepKernel`  ``setup``, ``score``, ``step``, ``accept_rate``; ``requires``
 ``ESTEPS``          :class:`EStep`  ``__call__(model, spec, visual, config, *, seed, generator, callback)``
+``BASELINES``       :class:`EvaluationMethod`  ``__call__(noisy, sample_rate, *, clean, video, seed)``;
+                    ``needs_clean``, ``needs_video``, ``reports_info``, ``batch_refusal``, ``enhance_batch``
 ==================  ==============  ==========================================================================
 
 Frames: the core's E-step kernels assume a target that factorises over STFT frames. A prior whose frames are
@@ -24,8 +26,10 @@ it unless the kernel declares ``exact_for_coupled_frames = True``.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, ClassVar, Protocol
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -241,6 +245,55 @@ class NoiseModel(Protocol):
     def additive(self, state: Any, dtype=None) -> Any: ...
 
 
+# ---- evaluation methods -----------------------------------------------------------------------------------------
+class EvaluationMethod(abc.ABC):
+    """An enhancement method the evaluation runs: the ``BASELINES`` classes and every method a checkpoint
+    family's factory returns (:mod:`pyro_minvae.evaluation.methods`); picklable (workers get a copy).
+
+    ``method(noisy (T,) float32, sample_rate Hz, *, clean=None, video=None, seed=0) -> (T,) float32``; ``video``:
+    ``{"lips": (N_v, 67, 67) uint8, "landmarks": (N_v, P, 2) float32, "fps": float}`` (absent streams left out).
+    What the runner asks: ``needs_clean`` (an oracle: it alone gets the clean reference), ``needs_video`` (the
+    record's visual streams are loaded for it), ``reports_info`` (each call leaves what it found in ``last_info``,
+    e.g. ``{"responsibilities": (N, M), "frame_rate": Hz, "component_names": [...]}``, so the example figures
+    re-run it instead of reading its saved audio) and :meth:`batch_refusal` (None: :meth:`enhance_batch` runs
+    several records in one pass).
+    """
+
+    needs_clean: ClassVar[bool] = False
+    needs_video: ClassVar[bool] = False
+    reports_info: ClassVar[bool] = False
+    last_info: Mapping = MappingProxyType({})
+
+    @abc.abstractmethod
+    def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray: ...
+
+    def batch_refusal(self) -> str | None:
+        """Why this method enhances one record per call (one line), or ``None`` when :meth:`enhance_batch` does
+        several in one pass (the runner then groups records for it)."""
+        return f"{type(self).__name__} enhances one record per call"
+
+    def enhance_batch(
+        self,
+        noisy: Sequence[np.ndarray],
+        sample_rate: int,
+        *,
+        clean: Sequence | None = None,
+        video: Sequence | None = None,
+        seeds: Sequence[int],
+    ) -> list:
+        """B records at once: ``[waveform (T_b,) or the exception record b raised]``, each equal to
+        ``self(noisy[b], sample_rate, clean=clean[b], video=video[b], seed=seeds[b])`` up to float rounding.
+        Default: one call per record."""
+        n = len(noisy)
+        out: list = []
+        for x, c, v, s in zip(noisy, clean or [None] * n, video or [None] * n, seeds):
+            try:
+                out.append(self(x, sample_rate, clean=c, video=v, seed=s))
+            except Exception as exc:  # this record fails alone
+                out.append(exc)
+        return out
+
+
 # ---- checks -----------------------------------------------------------------------------------------------------
 def check_frame_factorised(model, what: str) -> None:
     """Refuse a prior whose frames are coupled for a frame-wise method ``what``."""
@@ -293,6 +346,7 @@ __all__ = [
     "EStepKernel",
     "EStep",
     "NoiseModel",
+    "EvaluationMethod",
     "IncompatibleComponentError",
     "check_contract",
     "check_kernel_fits",

@@ -18,7 +18,7 @@ name** (``factory(in_dim, latent_dim, ...) -> module`` with ``.modality`` and ``
 scale)``); ``CONDITIONERS`` conditioning networks (AV-CVAE's visual embedding); ``MODELS`` family builders;
 ``KERNELS`` :class:`~pyro_minvae.contracts.EStepKernel` classes; ``ESTEPS``
 :class:`~pyro_minvae.contracts.EStep` instances; ``MODALITIES`` visual stream loaders; ``BASELINES`` classical
-enhancement methods.
+enhancement methods (:class:`~pyro_minvae.contracts.EvaluationMethod` classes).
 
 Checkpoints store the family name and its arguments (``model.spec``) and rebuild through ``MODELS``, which looks
 the components up here by name: a component registered by a plugin reloads while the plugin is imported.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Generic, Iterator, TypeVar
 
-from .contracts import Decoder, EStep, EStepKernel, Guide, Prior, check_contract
+from .contracts import Decoder, EStep, EStepKernel, EvaluationMethod, Guide, Prior, check_contract
 
 T = TypeVar("T")
 
@@ -93,4 +93,4 @@ MODELS: Registry = Registry("model")
 KERNELS: Registry = Registry("kernel", EStepKernel)
 ESTEPS: Registry = Registry("E-step method", EStep)
 MODALITIES: Registry = Registry("modality")
-BASELINES: Registry = Registry("baseline")
+BASELINES: Registry = Registry("baseline", EvaluationMethod)

@@ -11,19 +11,22 @@ An enhancement method is a picklable callable object::
   ``"fps"`` (float);
 - returns the enhanced waveform, float32 ``(T,)``, exactly as long as ``noisy``.
 
-Class attributes ``needs_clean`` / ``needs_video`` tell the evaluation what a method requires.
+The contract every method satisfies is :class:`pyro_minvae.contracts.EvaluationMethod` (class attributes
+``needs_clean`` / ``needs_video`` / ``reports_info`` tell the evaluation what a method requires; ``BASELINES``
+checks it at registration). :class:`Enhancer` implements it for methods written as one :meth:`Enhancer.enhance`.
 """
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
+from ..contracts import EvaluationMethod
 
-class Enhancer:
-    """Base class: validates input and output around :meth:`enhance`."""
 
-    needs_clean: bool = False
-    needs_video: bool = False
+class Enhancer(EvaluationMethod):
+    """Base class: validates input and output around :meth:`enhance` (the one method a subclass writes)."""
 
     def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:
         x = check_waveform(noisy, "noisy")
@@ -44,8 +47,9 @@ class Enhancer:
             raise RuntimeError(f"{type(self).__name__} returned non-finite samples")
         return y
 
+    @abc.abstractmethod
     def enhance(self, noisy: np.ndarray, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:
-        raise NotImplementedError
+        """The enhanced ``(T,)`` for a checked ``noisy`` ``(T,)`` (and ``clean`` ``(T,)`` for oracles)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

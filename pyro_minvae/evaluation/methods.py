@@ -1,8 +1,10 @@
 """Which enhancement methods an evaluation runs: classical baselines plus methods built from checkpoints.
 
-A *method* is a picklable callable ``method(noisy, sample_rate, *, clean=None, video=None, seed=0) -> (T,)``
-(see :mod:`pyro_minvae.baselines.base` for shapes; ``video`` is ``{"lips": (N_v, 67, 67) uint8,
-"landmarks": (N_v, P, 2) float32, "fps": float}`` with absent streams left out).
+A *method* is a picklable :class:`~pyro_minvae.contracts.EvaluationMethod`: ``method(noisy, sample_rate, *,
+clean=None, video=None, seed=0) -> (T,)`` (``video`` is ``{"lips": (N_v, 67, 67) uint8, "landmarks": (N_v, P, 2)
+float32, "fps": float}`` with absent streams left out) plus the attributes the runner asks (``needs_clean``,
+``needs_video``, ``reports_info``, ``batch_refusal``). ``BASELINES`` checks it when a class is registered; the
+methods a checkpoint factory returns are checked when the factory is called, before any evaluation work.
 
 Checkpoint-based methods are added through a registry, keyed by the model name stored in the checkpoint::
 
@@ -10,7 +12,7 @@ Checkpoint-based methods are added through a registry, keyed by the model name s
     from pyro_minvae.evaluation.vae_methods import CheckpointMethod
 
     @register_checkpoint_methods("my_family")
-    def minvae_methods(label: str, path: Path) -> dict[str, Method]:
+    def minvae_methods(label: str, path: Path) -> dict[str, EvaluationMethod]:
         return {f"{label}-mcem": CheckpointMethod(path, "mcem"), f"{label}-fast": CheckpointMethod(path, "fast")}
 
 ``pyro-minvae evaluate --checkpoint LABEL=PATH`` reads the model family (``model_spec["family"]`` of
@@ -26,20 +28,20 @@ import logging
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Mapping
 
+from ..contracts import EvaluationMethod, check_contract
 from ..errors import UserInputError
 from ..paths import cache_dir
 from ..registry import BASELINES, Registry
 
 log = logging.getLogger("pyro_minvae")
 
-Method = Callable[..., "object"]
 
 # model name (as stored in a checkpoint) -> factory(label: str, path: Path) -> {method name: method}
 CHECKPOINT_METHODS: Registry = Registry("checkpoint method family")
 
 
 def register_checkpoint_methods(model_name: str, factory: Callable | None = None):
-    """Register ``factory(label, path) -> dict[str, Method]`` for checkpoints of ``model_name``.
+    """Register ``factory(label, path) -> dict[str, EvaluationMethod]`` for checkpoints of ``model_name``.
 
     Usable as a decorator or called directly. See the module docstring.
     """
@@ -63,7 +65,7 @@ def checkpoint_kind(path: str | Path) -> str:
     return str(family)
 
 
-def methods_from_checkpoint(label: str, path: str | Path) -> Dict[str, Method]:
+def methods_from_checkpoint(label: str, path: str | Path) -> Dict[str, EvaluationMethod]:
     """``{method name: method}`` for one checkpoint, through the factory registered for its model name."""
     from ..registry import MODELS
 
@@ -81,6 +83,11 @@ def methods_from_checkpoint(label: str, path: str | Path) -> Dict[str, Method]:
     methods = dict(factory(label, Path(path)))
     if not methods:
         raise UserInputError(f"{path}: the {kind!r} factory returned no methods")
+    for name, m in methods.items():
+        try:
+            check_contract("evaluation method", name, m, EvaluationMethod)
+        except TypeError as exc:
+            raise UserInputError(f"{path}: the {kind!r} factory's {exc}") from None
     return methods
 
 
@@ -111,14 +118,14 @@ def default_checkpoints(directory: str | Path | None = None) -> Dict[str, Path]:
     return found
 
 
-def baseline_methods(names: Iterable[str] | None = None) -> Dict[str, Method]:
+def baseline_methods(names: Iterable[str] | None = None) -> Dict[str, EvaluationMethod]:
     """Build registered baselines (all when ``names`` is None)."""
     return {n: BASELINES.build(n) for n in (BASELINES.names() if names is None else names)}
 
 
 def resolve_methods(
     names: Iterable[str] | None = None, checkpoints: Mapping[str, str | Path] | None = None
-) -> Dict[str, Method]:
+) -> Dict[str, EvaluationMethod]:
     """The methods to evaluate: all baselines plus the methods of every checkpoint, filtered by ``names``.
 
     ``names`` entries are method names (a baseline such as ``wiener-oracle`` or a name a checkpoint factory
@@ -126,7 +133,7 @@ def resolve_methods(
     """
     from .. import baselines as _register_baselines  # noqa: F401  (fills BASELINES)
 
-    available: Dict[str, Method] = baseline_methods()
+    available: Dict[str, EvaluationMethod] = baseline_methods()
     for label, path in (checkpoints or {}).items():
         for name, m in methods_from_checkpoint(label, path).items():
             if name in available:

@@ -49,7 +49,7 @@ def score_clips(
         video = {"lips": load_lips(d / "lips.npy"), "fps": REAL_FPS}
         inp = score_input(clean[:n], noisy, sample_rate, metrics) if clean is not None else None
         for name, method in methods.items():
-            ref = clean[:n] if clean is not None and getattr(method, "needs_clean", False) else None
+            ref = clean[:n] if clean is not None and method.needs_clean else None
             est = np.asarray(method(noisy.copy(), sample_rate, clean=ref, video=video, seed=seed), dtype=np.float32)
             row = {"clip": d.name, "method": name, "has_reference": clean is not None}
             if clean is not None:

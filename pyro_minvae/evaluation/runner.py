@@ -2,9 +2,13 @@
 
 ``run_evaluation(config, methods)`` works file by file (all pending methods of one file in one task, so the input
 scores are computed once), in ``config.jobs`` processes (spawned through :func:`pyro_minvae.parallel.run_tasks`,
-``config.threads`` torch threads each; ``jobs=1`` runs in this process). Each finished task appends its rows to
-``out/results.csv`` at once (see :mod:`.results`), so a killed run resumes: finished (method, file) pairs are
-skipped, failed ones retried. Ctrl-C or SIGTERM stops within seconds, keeps every row already appended and raises
+``config.threads`` torch threads each; ``jobs=1`` runs in this process). With ``config.batch_size`` B > 1, a
+method that enhances several records in one pass (``batch_refusal()`` None: the VAE methods with the batched MCEM
+E-step) gets its own tasks of up to B files each, every file with its own seed as alone (scores equal to
+``batch_size=1`` up to float rounding); its ``enhance_s`` is then the batch's time shared equally. Each finished
+task appends its rows to ``out/results.csv`` at once (see :mod:`.results`), so a killed run resumes: finished
+(method, file) pairs are skipped, failed ones retried (a batch task still running when stopped is redone whole).
+Ctrl-C or SIGTERM stops within seconds, keeps every row already appended and raises
 :class:`~pyro_minvae.errors.Interrupted`. A file that cannot be loaded or a method that raises yields rows with
 ``status="error"`` and the reason; the run goes on.
 
@@ -26,6 +30,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..atomic import write_text_atomic
+from ..contracts import EvaluationMethod, check_contract
 from ..errors import Interrupted, UserInputError, one_line
 from ..metrics import DEFAULT_METRICS, score, score_input
 from ..parallel import deferred_stop, run_tasks, stop_signals, take_shard
@@ -35,6 +40,8 @@ from .results import ResultsFile
 from .summary import console_table, summarise, to_markdown
 
 log = logging.getLogger("pyro_minvae")
+
+DEFAULT_BATCH_SIZE = 1
 
 
 @dataclass
@@ -60,11 +67,14 @@ class EvalConfig:
     progress: bool = False
     video_degradation: Optional[str] = None  # e.g. "drop:0.5"; see pyro_minvae.evaluation.degrade
     shard: Optional[Tuple[int, int]] = None  # (k, N), 1 <= k <= N: evaluate every N-th file starting at the k-th
+    batch_size: int = DEFAULT_BATCH_SIZE  # files per batched E-step task (1: one file per task, every method)
 
     def __post_init__(self):
         self.manifest, self.out_dir = Path(self.manifest), Path(self.out_dir)
         if self.jobs < 1:
             raise ValueError(f"jobs must be >= 1; got {self.jobs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1; got {self.threads}")
         if self.limit is not None and self.limit < 1:
@@ -102,10 +112,30 @@ def file_seed(seed: int, item_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(item_id.encode())) % (2**31)
 
 
-def _call(method, item, sample_rate: int, seed: int) -> np.ndarray:
+def _call(method: EvaluationMethod, item, sample_rate: int, seed: int) -> np.ndarray:
     """Run one method on one item; only oracle methods (``needs_clean``) see the clean reference."""
-    clean = item.clean if getattr(method, "needs_clean", False) else None
+    clean = item.clean if method.needs_clean else None
     return method(item.noisy.copy(), sample_rate, clean=clean, video=item.video, seed=file_seed(seed, item.id))
+
+
+def _enhance(method: EvaluationMethod, items: list, sample_rate: int, seed: int) -> Tuple[list, float]:
+    """``([waveform or the exception raised] per item, seconds per item)``: one call for one item, one
+    ``enhance_batch`` call for several."""
+    t0 = time.perf_counter()
+    if len(items) == 1:
+        try:
+            out = [_call(method, items[0], sample_rate, seed)]
+        except Exception as exc:
+            out = [exc]
+    else:
+        out = method.enhance_batch(
+            [it.noisy.copy() for it in items],
+            sample_rate,
+            clean=[it.clean if method.needs_clean else None for it in items],
+            video=[it.video for it in items],
+            seeds=[file_seed(seed, it.id) for it in items],
+        )
+    return out, (time.perf_counter() - t0) / max(1, len(items))
 
 
 def _load(rec: dict, manifest, sample_rate: int, seed: int, need_video: bool, video_degradation: Optional[str]):
@@ -116,10 +146,19 @@ def _load(rec: dict, manifest, sample_rate: int, seed: int, need_video: bool, vi
     return item
 
 
-def evaluate_file(
-    rec: dict,
+def _row_base(rec: dict) -> dict:
+    return {
+        "id": rec["id"],
+        "speaker": str(rec.get("speaker", "")),
+        "noise_type": str(rec.get("noise_type", "")),
+        "snr_db": float(rec.get("snr_db", 0.0)),
+    }
+
+
+def evaluate_records(
+    recs: Sequence[dict],
     manifest: str,
-    methods: Mapping[str, object],
+    methods: Mapping[str, EvaluationMethod],
     pending: Sequence[str],
     metrics: Sequence[str],
     sample_rate: int,
@@ -127,50 +166,65 @@ def evaluate_file(
     audio_dir: Optional[str],
     video_degradation: Optional[str] = None,
 ) -> List[dict]:
-    """Run ``pending`` methods on one record and score them; never raises for a bad file or a failing method.
+    """Run the ``pending`` methods on the records ``recs`` and score them: one row per (record, method), records
+    in order; never raises for a bad file or a failing method. Several records reach a method through one
+    ``enhance_batch`` call (the runner groups them only for methods whose ``batch_refusal()`` is None).
 
     ``video_degradation`` (a spec such as ``"drop:0.5"``) degrades the visual streams before the methods see them.
     """
-    base = {
-        "id": rec["id"],
-        "speaker": str(rec.get("speaker", "")),
-        "noise_type": str(rec.get("noise_type", "")),
-        "snr_db": float(rec.get("snr_db", 0.0)),
-    }
-    need_video = any(getattr(methods[m], "needs_video", True) for m in pending)
-    try:
-        item = _load(rec, manifest, sample_rate, seed, need_video, video_degradation)
-        inp = score_input(item.clean, item.noisy, sample_rate, metrics)
-    except Exception as exc:  # the file is bad: one error row per method, the run goes on
-        reason = f"file: {one_line(exc)}"
-        return [dict(base, method=m, status="error", reason=reason) for m in pending]
-    duration = item.noisy.size / sample_rate
-    rows = []
-    for name in pending:
-        row = dict(base, method=name, duration_s=duration)
+    need_video = any(methods[m].needs_video for m in pending)
+    loaded = []  # (row base, item, input scores) or (row base, None, why the file failed)
+    for rec in recs:
         try:
-            t0 = time.perf_counter()
-            est = _call(methods[name], item, sample_rate, seed)
-            elapsed = time.perf_counter() - t0
-            est = np.asarray(est, dtype=np.float32)
-            if est.shape != item.noisy.shape:
-                raise RuntimeError(f"output shape {est.shape} differs from the input {item.noisy.shape}")
-            row.update(score(item.clean, est, item.noisy, sample_rate, metrics, input_scores=inp))
-            row.update(status="ok", reason="", enhance_s=elapsed, rtf=elapsed / duration)
-            if audio_dir is not None:
-                from ..audio_io import write_audio
-
-                peak = float(np.max(np.abs(est))) if est.size else 0.0
-                write_audio(Path(audio_dir) / name / f"{item.id}.wav", est / peak if peak > 1.0 else est, sample_rate)
-        except Exception as exc:
-            row = dict(base, method=name, duration_s=duration, status="error", reason=f"method: {one_line(exc)}")
-        rows.append(row)
+            item = _load(rec, manifest, sample_rate, seed, need_video, video_degradation)
+            loaded.append((_row_base(rec), item, score_input(item.clean, item.noisy, sample_rate, metrics)))
+        except Exception as exc:  # the file is bad: one error row per method, the run goes on
+            loaded.append((_row_base(rec), None, f"file: {one_line(exc)}"))
+    items = [item for _, item, _ in loaded if item is not None]
+    outputs = {name: _enhance(methods[name], items, sample_rate, seed) for name in pending} if items else {}
+    rows, k = [], 0
+    for base, item, inp in loaded:
+        if item is None:
+            rows += [dict(base, method=m, status="error", reason=inp) for m in pending]
+            continue
+        for name in pending:
+            out, elapsed = outputs[name]
+            rows.append(_score_row(base, name, item, out[k], elapsed, inp, metrics, sample_rate, audio_dir))
+        k += 1
     return rows
+
+
+def _score_row(base, name, item, est, elapsed, inp, metrics, sample_rate, audio_dir) -> dict:
+    """The row of one (record, method): scores of ``est`` (a waveform, or the exception the method raised)."""
+    duration = item.noisy.size / sample_rate
+    try:
+        if isinstance(est, Exception):
+            raise est
+        est = np.asarray(est, dtype=np.float32)
+        if est.shape != item.noisy.shape:
+            raise RuntimeError(f"output shape {est.shape} differs from the input {item.noisy.shape}")
+        row = dict(base, method=name, duration_s=duration)
+        row.update(score(item.clean, est, item.noisy, sample_rate, metrics, input_scores=inp))
+        row.update(status="ok", reason="", enhance_s=elapsed, rtf=elapsed / duration)
+        if audio_dir is not None:
+            from ..audio_io import write_audio
+
+            peak = float(np.max(np.abs(est))) if est.size else 0.0
+            write_audio(Path(audio_dir) / name / f"{item.id}.wav", est / peak if peak > 1.0 else est, sample_rate)
+        return row
+    except Exception as exc:
+        return dict(base, method=name, duration_s=duration, status="error", reason=f"method: {one_line(exc)}")
+
+
+def evaluate_file(rec: dict, manifest: str, methods: Mapping[str, EvaluationMethod], pending: Sequence[str], *args):
+    """:func:`evaluate_records` for one record (``args``: ``metrics, sample_rate, seed, audio_dir[,
+    video_degradation]``)."""
+    return evaluate_records([rec], manifest, methods, pending, *args)
 
 
 # --- worker processes -------------------------------------------------------------------------------------------
 
-_WORKER_METHODS: Dict[str, object] = {}
+_WORKER_METHODS: Dict[str, EvaluationMethod] = {}
 
 
 def _init_worker(methods_blob: bytes) -> None:
@@ -178,21 +232,41 @@ def _init_worker(methods_blob: bytes) -> None:
     _WORKER_METHODS = pickle.loads(methods_blob)
 
 
-def _use_methods(methods: Mapping[str, object]) -> None:
+def _use_methods(methods: Mapping[str, EvaluationMethod]) -> None:
     global _WORKER_METHODS
     _WORKER_METHODS = dict(methods)
 
 
-def _worker_task(rec, manifest, pending, metrics, sample_rate, seed, audio_dir, video_degradation):
-    return evaluate_file(
-        rec, manifest, _WORKER_METHODS, pending, metrics, sample_rate, seed, audio_dir, video_degradation
+def _worker_task(recs, manifest, pending, metrics, sample_rate, seed, audio_dir, video_degradation):
+    return evaluate_records(
+        recs, manifest, _WORKER_METHODS, pending, metrics, sample_rate, seed, audio_dir, video_degradation
     )
+
+
+def plan_tasks(
+    recs: Sequence[dict], pending: Mapping[str, Sequence[str]], methods: Mapping[str, EvaluationMethod], batch_size: int
+) -> List[Tuple[list, list]]:
+    """The tasks ``(records, method names)`` (every name run on every record) for the pending pairs ``pending``
+    ``{record id: names}``: with ``batch_size`` > 1, each method that can batch (``batch_refusal()`` None) gets
+    tasks of at most ``batch_size`` records, sizes as equal as possible, first; every record's other pending
+    methods form one task of that record (all of them with ``batch_size`` 1)."""
+    batched = [m for m in methods if batch_size > 1 and methods[m].batch_refusal() is None]
+    tasks: List[Tuple[list, list]] = []
+    for name in batched:
+        group = [r for r in recs if name in pending.get(r["id"], ())]
+        n, n_tasks = len(group), -(-len(group) // batch_size)
+        tasks += [(group[k * n // n_tasks : (k + 1) * n // n_tasks], [name]) for k in range(n_tasks)]
+    for r in recs:
+        rest = [m for m in pending.get(r["id"], ()) if m not in batched]
+        if rest:
+            tasks.append(([r], rest))
+    return tasks
 
 
 # --- driver -----------------------------------------------------------------------------------------------------
 
 
-def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalReport:
+def run_evaluation(config: EvalConfig, methods: Mapping[str, EvaluationMethod]) -> EvalReport:
     """Evaluate ``methods`` (name -> enhancement callable) on the mixtures of ``config.manifest``.
 
     SIGINT/SIGTERM at any point raise :class:`~pyro_minvae.errors.Interrupted` (after the finished rows are in
@@ -210,9 +284,11 @@ def run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRep
             ) from None
 
 
-def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalReport:
+def _run_evaluation(config: EvalConfig, methods: Mapping[str, EvaluationMethod]) -> EvalReport:
     if not methods:
         raise ValueError("no methods to evaluate")
+    for name, m in methods.items():
+        check_contract("evaluation method", name, m, EvaluationMethod)
     t_start = time.perf_counter()
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -229,9 +305,9 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRe
         results = ResultsFile(out / "results.csv", config.metrics)
     done = results.done_pairs(retry_failed=config.retry_failed)
     names = list(methods)
-    tasks = [(r, [m for m in names if (m, r["id"]) not in done]) for r in recs]
-    tasks = [(r, p) for r, p in tasks if p]
-    n_pairs = sum(len(p) for _, p in tasks)
+    pending = {r["id"]: [m for m in names if (m, r["id"]) not in done] for r in recs}
+    tasks = plan_tasks(recs, pending, methods, config.batch_size)
+    n_pairs = sum(len(g) * len(p) for g, p in tasks)
     log.info(
         "evaluate: %d files x %d methods; %d pairs to run (%d already done) with %d process(es)",
         len(recs),
@@ -252,20 +328,13 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRe
         bar.update(len(rows))
 
     def on_error(i: int, reason: str) -> None:  # a worker died (e.g. out of memory): record, keep going
-        rec, pending = tasks[i]
+        group, task_methods = tasks[i]
         on_result(
             i,
             [
-                {
-                    "method": m,
-                    "id": rec["id"],
-                    "speaker": str(rec.get("speaker", "")),
-                    "noise_type": str(rec.get("noise_type", "")),
-                    "snr_db": float(rec.get("snr_db", 0)),
-                    "status": "error",
-                    "reason": f"worker: {reason}",
-                }
-                for m in pending
+                dict(_row_base(r), method=m, status="error", reason=f"worker: {reason}")
+                for r in group
+                for m in task_methods
             ],
         )
 
@@ -276,7 +345,7 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, object]) -> EvalRe
     try:
         run_tasks(
             _worker_task,
-            [(rec, *common, pending, *tail) for rec, pending in tasks],
+            [(group, *common, task_methods, *tail) for group, task_methods in tasks],
             jobs=config.jobs,
             threads=config.threads,
             initializer=init,
@@ -331,7 +400,7 @@ def _definition(method) -> str:
     return type(method).__qualname__ if " at 0x" in text else text
 
 
-def _checkpoint_hashes(methods: Mapping[str, object]) -> Dict[str, str]:
+def _checkpoint_hashes(methods: Mapping[str, EvaluationMethod]) -> Dict[str, str]:
     """``{method name: sha256 of its checkpoint file}`` for the methods built from a checkpoint: results are tied
     to the model's contents, not to its path (a re-trained model at the same path is another model)."""
     from ..data.manifest import sha256_file
@@ -352,7 +421,7 @@ def _checkpoint_hashes(methods: Mapping[str, object]) -> Dict[str, str]:
     return out
 
 
-def _check_run_identity(config: EvalConfig, methods: Mapping[str, object]) -> None:
+def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMethod]) -> None:
     """Refuse to resume into a folder whose results came from other settings, another package version (whose
     method defaults may differ), a method of the same name defined differently (its ``repr``) or another
     checkpoint (its contents' sha256)."""
@@ -425,10 +494,11 @@ def _progress(total: int, enabled: bool):
 
 
 def _figures(
-    config: EvalConfig, summary: dict, recs: List[dict], rows: List[dict], methods: Mapping[str, object]
+    config: EvalConfig, summary: dict, recs: List[dict], rows: List[dict], methods: Mapping[str, EvaluationMethod]
 ) -> Dict[str, str]:
     """metric-vs-SNR plots, the spectrograms of one example (recomputed here unless saved) and, for methods that
-    expose ``last_info["responsibilities"]`` after a call, responsibilities next to the mouth opening."""
+    report ``last_info["responsibilities"]`` after a call (``reports_info``), responsibilities next to the mouth
+    opening."""
     from .plots import plot_metric_vs_snr, plot_spectrograms
 
     fig_dir = config.out_dir / "figures"
@@ -443,7 +513,7 @@ def _figures(
         estimates = {}
         for name, fn in methods.items():
             saved = config.out_dir / "audio" / name / f"{item.id}.wav"
-            if saved.exists() and not hasattr(fn, "last_info"):
+            if saved.exists() and not fn.reports_info:
                 from ..audio_io import load_audio
 
                 estimates[name] = load_audio(saved, config.sample_rate)
@@ -470,7 +540,7 @@ def _responsibility_figure(fig_dir: Path, name: str, method, item) -> Dict[str, 
     "component_names": [...] (optional)}`` against the mouth opening from the item's landmarks."""
     from .plots import mouth_opening_from_landmarks, plot_responsibilities
 
-    info = getattr(method, "last_info", None) or {}
+    info = method.last_info
     if "responsibilities" not in info:
         return {}
     if "landmarks" not in item.video:

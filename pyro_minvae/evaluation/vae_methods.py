@@ -18,19 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contracts import EvaluationMethod
 from ..data import modalities as _modalities  # noqa: F401  (registers "lips", "landmarks" in MODALITIES)
 from .methods import register_checkpoint_methods
 
 
-class CheckpointMethod:
+class CheckpointMethod(EvaluationMethod):
     """``method(noisy (T,), sample_rate, *, clean=None, video=None, seed=0) -> (T,)`` for one checkpoint.
 
     ``video``: ``{"lips": (N_v, 67, 67) uint8, "landmarks": (N_v, P, 2), "fps": float}`` (streams the model does
     not read are ignored). ``estep``: a name in ``ESTEPS``; ``init``: encoder to initialise z from (``None``: the
-    model's default, i.e. the lips for MIN-VAE).
+    model's default, i.e. the lips for MIN-VAE). ``last_info`` after a call: ``{"frame_rate", "init"}`` and, for a
+    mixture prior enhanced in one chunk, ``"responsibilities"`` ``(N, M)`` and ``"component_names"``.
+    :meth:`enhance_batch` runs the batched MCEM E-step (:func:`pyro_minvae.infer.batched.enhance_waveforms`)
+    where :func:`~pyro_minvae.infer.batched.batch_refusal` admits the E-step and its options.
     """
 
     needs_video = True
+    reports_info = True
 
     def __init__(self, path: str | Path, estep: str = "mcem", init: str | None = None, device: str = "cpu", **opts):
         self.path = str(path)
@@ -66,30 +71,83 @@ class CheckpointMethod:
         }
         return visual_features(model, cfg, streams, n_samples, "the record has no such stream")
 
-    def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:
+    def _inputs(self, noisy, sample_rate: int, video: dict | None) -> tuple:
+        """``(model, cfg, waveform (T,) float32, visual features {name: (N, D) tensor})`` for one record."""
         import torch
-
-        from ..infer.enhance import enhance_waveform
 
         model, cfg = self._model()
         if sample_rate != cfg.sample_rate:
             raise ValueError(f"the model works at {cfg.sample_rate} Hz, got {sample_rate} Hz audio")
         visual = {k: torch.from_numpy(v) for k, v in self.visual_features(model, cfg, video, len(noisy)).items()}
+        return model, cfg, np.asarray(noisy, dtype=np.float32), visual
+
+    def __call__(self, noisy, sample_rate: int, *, clean=None, video=None, seed: int = 0) -> np.ndarray:
+        from ..infer.enhance import enhance_waveform
+
+        model, cfg, wave, visual = self._inputs(noisy, sample_rate, video)
         res = enhance_waveform(
-            model,
-            cfg,
-            np.asarray(noisy, dtype=np.float32),
-            visual=visual,
-            method=self.estep,
-            seed=seed,
-            device=self.device,
-            config=self.config(),
+            model, cfg, wave, visual=visual, method=self.estep, seed=seed, device=self.device, config=self.config()
         )
         self.last_info = {"frame_rate": cfg.frame_rate, "init": res.init}
         if len(res.chunks) == 1 and res.result.responsibilities is not None:
             self.last_info["responsibilities"] = res.result.responsibilities.detach().cpu().numpy()
             self.last_info["component_names"] = list(model.guide_net.modalities)
         return res.waveform.numpy()
+
+    def batch_refusal(self) -> str | None:
+        from ..infer.batched import batch_refusal
+
+        return batch_refusal(self.estep, {**self.opts, **({"init": self.init} if self.init is not None else {})})
+
+    def enhance_batch(self, noisy, sample_rate: int, *, clean=None, video=None, seeds) -> list:
+        """One batched E-step for the records that fit one chunk, each as alone with its seed (up to float
+        rounding). Enhanced alone instead, so that a failure stays with its record: every record when
+        :meth:`batch_refusal` refuses, a record longer than a chunk (chunked), and every record of a batch that
+        raised (e.g. a NaN output: which record's?)."""
+        from ..enhancement.batched import CHUNK_SECONDS
+        from ..infer.batched import enhance_waveforms
+
+        video = list(video or [None] * len(noisy))
+
+        def alone(b: int):
+            return super(CheckpointMethod, self).enhance_batch(
+                [noisy[b]], sample_rate, video=[video[b]], seeds=[seeds[b]]
+            )[0]
+
+        if self.batch_refusal() is not None:
+            return [alone(b) for b in range(len(noisy))]
+        model, cfg = self._model()
+        chunk = max(2, int(round(CHUNK_SECONDS * cfg.frame_rate)))  # frames; enhance_waveforms refuses longer
+        out: list = [None] * len(noisy)
+        ready = []  # (index, waveform (T,), visual features)
+        for b, x in enumerate(noisy):
+            try:
+                _, _, wave, visual = self._inputs(x, sample_rate, video[b])
+            except Exception as exc:  # this record fails alone
+                out[b] = exc
+                continue
+            if cfg.n_frames(wave.shape[0]) > chunk:
+                out[b] = alone(b)
+            else:
+                ready.append((b, wave, visual))
+        if not ready:
+            return out
+        try:
+            results = enhance_waveforms(
+                model,
+                cfg,
+                [w for _, w, _ in ready],
+                [v for _, _, v in ready],
+                seeds=[seeds[b] for b, _, _ in ready],
+                device=self.device,
+                chunk_seconds=CHUNK_SECONDS,
+                config=self.config(),
+            )
+        except Exception:
+            results = [None] * len(ready)
+        for (b, _, _), res in zip(ready, results):
+            out[b] = alone(b) if res is None else res.waveform.numpy()
+        return out
 
     def config(self):
         """The E-step's config (its ``config_class``) from ``opts`` and ``init``; unknown options raise here."""

@@ -244,7 +244,9 @@ def test_interrupted_run_keeps_finished_files_and_resumes(manifest, tmp_path):
 
 
 class WithResponsibilities(CountingMethod):
-    """Exposes per-frame responsibilities after each call, like the MIN-VAE methods will."""
+    """Exposes per-frame responsibilities after each call, like the MIN-VAE methods."""
+
+    reports_info = True
 
     def enhance(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
         n = 1 + noisy.size // 533

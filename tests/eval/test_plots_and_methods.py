@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pyro_minvae.contracts import EvaluationMethod
 from pyro_minvae.errors import UserInputError
 from pyro_minvae.evaluation import methods as M
 from pyro_minvae.evaluation import mouth_opening_from_landmarks, plot_responsibilities
@@ -47,12 +48,17 @@ def test_resolve_methods_defaults_and_unknown_names():
         M.resolve_methods(["nope"])
 
 
-class _Halver:
+class _Halver(EvaluationMethod):
     def __init__(self, path):
         self.path = path
 
     def __call__(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
         return 0.5 * noisy
+
+
+class _NoContract:  # a callable that does not declare the method contract
+    def __call__(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
+        return noisy
 
 
 @pytest.fixture
@@ -77,6 +83,42 @@ def test_checkpoint_methods_come_from_the_registry(fake_family, tmp_path):
     assert M.default_checkpoints(tmp_path) == {"my": ckpt}
     with pytest.raises(UserInputError, match="'noisy'.*clashes"):
         M.resolve_methods(None, {"noisy": ckpt})
+
+
+def test_a_method_without_the_contract_is_refused_before_any_work(fake_family, monkeypatch, tmp_path):
+    """Registering a baseline class that does not declare the contract, or lacks ``enhance``, fails at once, in
+    one line; so does a checkpoint factory's method and a method handed to run_evaluation."""
+    from pyro_minvae.baselines import Enhancer
+    from pyro_minvae.evaluation import EvalConfig, run_evaluation
+    from pyro_minvae.registry import BASELINES
+
+    monkeypatch.setattr(BASELINES, "_items", dict(BASELINES._items))
+    with pytest.raises(TypeError, match=r"baseline 'plain': _NoContract must subclass .*EvaluationMethod"):
+        BASELINES.register("plain", _NoContract)
+
+    class NoEnhance(Enhancer):
+        pass
+
+    with pytest.raises(TypeError, match="does not implement enhance"):
+        BASELINES.register("half", NoEnhance)
+    assert "plain" not in BASELINES and "half" not in BASELINES
+    monkeypatch.setitem(M.CHECKPOINT_METHODS._items, "fakevae", lambda label, path: {label: _NoContract()})
+    ckpt = tmp_path / "my.pt"
+    ckpt.write_bytes(b"x")
+    with pytest.raises(UserInputError, match=r"my.pt: the 'fakevae' factory's evaluation method 'mine': .*must be"):
+        M.methods_from_checkpoint("mine", ckpt)
+    with pytest.raises(TypeError, match="evaluation method 'm'"):
+        run_evaluation(EvalConfig(manifest=tmp_path / "none.jsonl", out_dir=tmp_path / "out"), {"m": _NoContract()})
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_contract_defaults():
+    m = _Halver("p")
+    assert (m.needs_clean, m.needs_video, m.reports_info, dict(m.last_info)) == (False, False, False, {})
+    assert "one record per call" in m.batch_refusal()
+    out = m.enhance_batch([np.ones(4, np.float32), "not audio"], 16000, seeds=[0, 1])  # one call per record
+    np.testing.assert_array_equal(out[0], 0.5)
+    assert isinstance(out[1], TypeError)  # the failing record's exception, the others' output
 
 
 def test_unregistered_or_unreadable_checkpoints_are_user_errors(tmp_path, monkeypatch):
