@@ -84,3 +84,14 @@ def snr_list(value: str | None, option: str = "--snr") -> list[float] | None:
         return [float(v) for v in items]
     except ValueError:
         raise UserInputError(f"{option} {value!r}: give SNRs in dB as a comma list, e.g. {option}=-5,0,5") from None
+
+
+def metric_list(value: str | None, option: str = "--metrics") -> list[str]:
+    """Comma list of registered metric names (see :func:`comma_list`); not given -> the default metrics."""
+    from pyro_minvae.metrics import DEFAULT_METRICS, METRICS
+
+    names = comma_list(value, option) or list(DEFAULT_METRICS)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise UserInputError(f"{option}: unknown {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
+    return names

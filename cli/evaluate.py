@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from pyro_minvae.cli.choices import comma_list, snr_list
+from pyro_minvae.cli.choices import comma_list, metric_list, snr_list
+from pyro_minvae.cli.common import exit_listing_bad_pairs, resolve_manifest, scoring_options
 from pyro_minvae.errors import UserInputError
 
 
@@ -47,13 +48,7 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
 
 
 @click.command(name="evaluate")
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Test manifest (default: the demo corpus, <cache>/corpora/demo/manifest.jsonl, else demo-small).",
-)
-@click.option("--split", default="test", show_default=True, help="Manifest split to evaluate.")
+@scoring_options(split="test", split_help="Manifest split to evaluate.", out="evaluation")
 @click.option(
     "--methods",
     default=None,
@@ -67,30 +62,12 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
     help="A trained model to evaluate (repeatable); its methods are named after LABEL.",
 )
 @click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default="evaluation",
-    show_default=True,
-    help="Output folder; re-running with the same folder resumes.",
-)
-@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
-@click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
     help="torch threads per worker process (1 is fastest on a busy machine).",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Evaluate at most N files, balanced over SNR and noise type.",
-)
-@click.option("--snr", default=None, help="Comma list of SNRs (dB) to keep, e.g. --snr=-5,0.")
-@click.option("--noise", default=None, help="Comma list of noise types to keep.")
-@click.option("--metrics", default=None, help="Comma list of metrics (default: si_sdr,sdr,pesq_wb,pesq_nb,stoi,estoi).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed (per-file seeds derive from it).")
 @click.option("--save-audio", is_flag=True, help="Also write enhanced wavs to OUT/audio/<method>/<id>.wav.")
 @click.option("--example", default=None, help="File id for the spectrogram figure (default: one near 0 dB).")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Write PNG figures.")
@@ -136,18 +113,10 @@ def command(
 ) -> None:
     """Run enhancement methods over the test mixtures and report SI-SDR, SDR, PESQ and (E)STOI."""
     from pyro_minvae.evaluation import EvalConfig, default_checkpoints, resolve_methods, run_evaluation
-    from pyro_minvae.metrics import DEFAULT_METRICS, METRICS
     from pyro_minvae.parallel import parse_shard
-    from pyro_minvae.paths import default_manifest
 
-    manifest_path = Path(manifest) if manifest else default_manifest()
-    if not manifest_path.exists():
-        hint = "run `pyro-minvae prepare demo` first" if manifest is None else "check --manifest"
-        raise UserInputError(f"{manifest_path}: manifest not found; {hint}")
-    metric_names = comma_list(metrics, "--metrics") or list(DEFAULT_METRICS)
-    unknown = [m for m in metric_names if m not in METRICS]
-    if unknown:
-        raise UserInputError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
+    manifest_path = resolve_manifest(manifest)
+    metric_names = metric_list(metrics)
     ckpts = _checkpoints(checkpoints) if checkpoints else default_checkpoints()
     chosen = resolve_methods(comma_list(methods, "--methods"), ckpts)
     cfg = EvalConfig(
@@ -176,7 +145,4 @@ def command(
     )
     click.echo(report.table())
     if report.bad:
-        click.echo(f"{len(report.bad)} failed (method, file) pair(s):", err=True)
-        for b in report.bad:
-            click.echo(f"  {b['method']} {b['id']}: {b['reason']}", err=True)
-        click.get_current_context().exit(1)
+        exit_listing_bad_pairs(report.bad, "method")

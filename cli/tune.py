@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from pyro_minvae.cli.choices import comma_list, snr_list
+from pyro_minvae.cli.choices import comma_list, metric_list, snr_list
+from pyro_minvae.cli.common import exit_listing_bad_pairs, resolve_manifest, scoring_options
 from pyro_minvae.errors import UserInputError
 
 
@@ -33,28 +34,7 @@ from pyro_minvae.errors import UserInputError
 @click.option("--reference", default=None, help="Setting the others are compared with (default: the first).")
 @click.option("--estep", default="mcem", show_default=True, help="E-step (mcem, fast).")
 @click.option("--init", default=None, help="Encoder to initialise z from (e.g. audio); default: the model's.")
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Manifest with validation mixtures (default: the demo corpus).",
-)
-@click.option("--split", default="valid", show_default=True, help="Split to tune on (the test split is refused).")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default="tuning",
-    show_default=True,
-    help="Output folder; re-running with the same folder resumes.",
-)
-@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
-@click.option(
-    "--limit", type=click.IntRange(min=1), default=None, help="At most N files, balanced over SNR and noise type."
-)
-@click.option("--snr", default=None, help="Comma list of SNRs (dB) to keep, e.g. --snr=-5,0.")
-@click.option("--noise", default=None, help="Comma list of noise types to keep.")
-@click.option("--metrics", default=None, help="Comma list of metrics (default: all).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed (per-file seeds derive from it).")
+@scoring_options(split="valid", split_help="Split to tune on (the test split is refused).", out="tuning")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def command(
     checkpoint,
@@ -77,22 +57,14 @@ def command(
     from pyro_minvae.evaluation.summary import LABELS
     from pyro_minvae.evaluation.tuning import Setting, TuneConfig, comparison_table, run_tuning
     from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
-    from pyro_minvae.metrics import DEFAULT_METRICS, METRICS
-    from pyro_minvae.paths import cache_dir
     from pyro_minvae.registry import ESTEPS
 
-    manifest_path = Path(manifest) if manifest else cache_dir() / "corpora" / "demo" / "manifest.jsonl"
-    if not manifest_path.exists():
-        hint = "run `pyro-minvae prepare demo` first" if manifest is None else "check --manifest"
-        raise UserInputError(f"{manifest_path}: manifest not found; {hint}")
+    manifest_path = resolve_manifest(manifest)
     if not Path(checkpoint).exists():
         raise UserInputError(f"{checkpoint}: checkpoint not found; check --checkpoint")
     if estep not in ESTEPS:
         raise UserInputError(f"--estep {estep!r}: unknown; valid: {', '.join(ESTEPS.names())}")
-    metric_names = comma_list(metrics, "--metrics") or list(DEFAULT_METRICS)
-    unknown = [m for m in metric_names if m not in METRICS]
-    if unknown:
-        raise UserInputError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
+    metric_names = metric_list(metrics)
     snrs = snr_list(snr)
     cfg = TuneConfig(
         manifest=manifest_path,
@@ -124,7 +96,4 @@ def command(
         click.echo(f"\n{LABELS.get(m, m)}, paired difference from {cfg.reference}:")
         click.echo(comparison_table(report.table, f"paired_{m}"))
     if report.bad:
-        click.echo(f"{len(report.bad)} failed (setting, file) pair(s):", err=True)
-        for b in report.bad:
-            click.echo(f"  {b['method']} {b['id']}: {b['reason']}", err=True)
-        click.get_current_context().exit(1)
+        exit_listing_bad_pairs(report.bad, "setting")
