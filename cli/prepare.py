@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from pyro_minvae.cli.common import echo_names, exit_listing_failures
 from pyro_minvae.errors import UserInputError
 
 
@@ -100,7 +101,7 @@ def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats, force, no_progr
         path, skipped = index_ntcd_timit(
             root, out, valid_speakers=vs, all_noisy=all_noisy, force=force, progress=not no_progress
         )
-    _echo(f"manifest: {path}")
+    echo_names(f"manifest: {path}")
     if show_stats:
         _print_stats(path)
     _exit_if_skipped(skipped, "file(s)")
@@ -154,7 +155,7 @@ def folder(root, out, split, fps, kind, valid_speakers, force, no_progress) -> N
         path, skipped = index_folder(
             root, out, split=split, fps=fps, kind=kind, force=force, progress=not no_progress, valid_speakers=vs
         )
-    _echo(f"manifest: {path}")
+    echo_names(f"manifest: {path}")
     _exit_if_skipped(skipped, "recording(s)")
 
 
@@ -175,19 +176,12 @@ def _stoppable(out):
         raise Interrupted(signum, f"{where} was left as it was; run the command again") from None
 
 
-def _echo(text: str) -> None:
-    """``click.echo`` for text holding file names: a name that is not UTF-8 (Linux names are bytes) is shown with
-    a replacement character, as ``ls`` does, instead of failing to print."""
-    click.echo(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-
-
 def _exit_if_skipped(skipped: list, what: str) -> None:
     """List the skipped inputs and exit with status 1 (the index of the others is written)."""
     if skipped:
-        click.echo(f"{len(skipped)} {what} skipped; fix or remove them and run again:")
-        for item in skipped:
-            _echo(f"  {item['reason']}")
-        click.get_current_context().exit(1)
+        exit_listing_failures(
+            f"{len(skipped)} {what} skipped; fix or remove them and run again:", (item["reason"] for item in skipped)
+        )
 
 
 @command.command("stats")

@@ -21,34 +21,15 @@ def manifest(tmp_path_factory):
     return make_fake_corpus(tmp_path_factory.mktemp("corpus"), n_train=2, n_valid=1)
 
 
-def _run(args):
-    return CliRunner().invoke(cli, ["-q", "train", "--no-progress"] + args, catch_exceptions=False)
+def _run(*args):
+    return CliRunner().invoke(cli, ["-q", "train", "--no-progress", *map(str, args)], catch_exceptions=False)
 
 
 def test_train_minvae_writes_checkpoints_and_reports_responsibilities(manifest, tmp_path):
     out = tmp_path / "run"
-    res = _run(
-        [
-            "--model",
-            "minvae",
-            "--encoders",
-            "audio,lips",
-            "--manifest",
-            str(manifest),
-            "--out",
-            str(out),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "16",
-            "--latent-dim",
-            "4",
-            "--responsibilities",
-            "epoch",
-            "--max-frames",
-            "40",
-        ]
-    )
+    args = ["--model", "minvae", "--encoders", "audio,lips", "--manifest", manifest, "--out", out]
+    args += ["--batch-size", 16, "--latent-dim", 4, "--responsibilities", "epoch", "--max-frames", 40]
+    res = _run(*args, "--epochs", 2)
     assert res.exit_code == 0, res.output
     assert "minvae: 2 epochs, best valid ELBO" in res.output
     assert "audio: mean q" in res.output and "lips: mean q" in res.output
@@ -58,29 +39,7 @@ def test_train_minvae_writes_checkpoints_and_reports_responsibilities(manifest, 
     assert model.spec["family"] == "minvae" and model.latent_dim == 4
     assert meta["train_config"]["responsibilities"] == "epoch" and meta["train_config"]["max_frames"] == 40
     # --resume continues to the new epoch count
-    res = _run(
-        [
-            "--model",
-            "minvae",
-            "--encoders",
-            "audio,lips",
-            "--manifest",
-            str(manifest),
-            "--out",
-            str(out),
-            "--epochs",
-            "3",
-            "--batch-size",
-            "16",
-            "--latent-dim",
-            "4",
-            "--responsibilities",
-            "epoch",
-            "--max-frames",
-            "40",
-            "--resume",
-        ]
-    )
+    res = _run(*args, "--epochs", 3, "--resume")
     assert res.exit_code == 0, res.output
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
@@ -88,29 +47,13 @@ def test_train_minvae_writes_checkpoints_and_reports_responsibilities(manifest, 
 def test_train_default_out_dir_and_init_from(manifest, tmp_path):
     from pyro_minvae.paths import cache_dir
 
-    res = _run(["--model", "avae", "--manifest", str(manifest), "--epochs", "1", "--latent-dim", "4"])
+    res = _run("--model", "avae", "--manifest", manifest, "--epochs", 1, "--latent-dim", 4)
     assert res.exit_code == 0, res.output
     avae = cache_dir() / "runs" / "avae" / "best.pt"
     assert avae.exists()
     # a tiny learning rate: one epoch leaves the warm-started decoder where the A-VAE left it
-    res = _run(
-        [
-            "--model",
-            "minvae",
-            "--manifest",
-            str(manifest),
-            "--epochs",
-            "1",
-            "--latent-dim",
-            "4",
-            "--lr",
-            "1e-12",
-            "--init-from",
-            str(avae),
-            "--out",
-            str(tmp_path / "m"),
-        ]
-    )
+    warm_start = ["--lr", "1e-12", "--init-from", avae, "--out", tmp_path / "m"]
+    res = _run("--model", "minvae", "--manifest", manifest, "--epochs", 1, "--latent-dim", 4, *warm_start)
     assert res.exit_code == 0, res.output
     a, m = load_model(avae)[0], load_model(tmp_path / "m" / "last.pt")[0]
     torch.testing.assert_close(a.decoder.out.weight, m.decoder.out.weight, rtol=0, atol=1e-8)
