@@ -139,68 +139,56 @@ def _cli(*args):
             os.environ[ENV] = before
 
 
-def _evaluate_fast(plugin, manifest, ckpt, out):
-    """`evaluate` of the checkpoint's fast E-step (label x) against the noisy input, on one file."""
+def _train(plugin, train_args, manifest, run):
+    """`train` for one epoch on at most 300 frames of the manifest into RUN (checkpoint RUN/best.pt)."""
+    res = _cli(
+        "--plugin", plugin, "train", *train_args, "--manifest", manifest, "--out", run,
+        "--epochs", "1", "--max-frames", "300", "--no-progress",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return run / "best.pt"
+
+
+def _enhance(plugin, ckpt, manifest, out_dir, *options):
+    """`enhance` of every record of the manifest into OUT_DIR, in this process (one job)."""
+    return _cli(
+        "--plugin", plugin, "enhance", "-c", ckpt, "--manifest", manifest, "--out-dir", out_dir, *options, "--jobs", "1"
+    )  # fmt: skip
+
+
+def _evaluate(plugin, manifest, ckpt, out, methods, *options):
+    """`evaluate` of METHODS (the checkpoint's E-steps are labelled x-NAME) by SI-SDR, without figures."""
     return _cli(
         "--plugin", plugin, "evaluate", "--manifest", manifest, "--checkpoint", f"x={ckpt}",
-        "--methods", "noisy,x-fast", "--metrics", "si_sdr", "--jobs", "1", "--limit", "1",
-        "--no-figures", "--no-progress", "--out", out,
+        "--methods", methods, "--metrics", "si_sdr", "--no-figures", "--no-progress", "--out", out, *options,
     )  # fmt: skip
+
+
+def _enhance_and_evaluate(plugin, ckpt, manifest, tmp_path, mcem_options=()):
+    """The end of train -> enhance -> evaluate through the CLI: enhance the manifest with MCEM (plus
+    MCEM_OPTIONS) and with the fast E-step, then evaluate the fast E-step against the noisy input on one file."""
+    for method, options in (("mcem", mcem_options), ("fast", ())):
+        out = tmp_path / method
+        res = _enhance(plugin, ckpt, manifest, out, "--method", method, *FAST_MCEM, *options)
+        assert res.exit_code == 0, res.output
+        assert len(list(out.glob("*.wav"))) == 2
+    res = _evaluate(plugin, manifest, ckpt, tmp_path / "eval", "noisy,x-fast", "--jobs", "1", "--limit", "1")
+    assert res.exit_code == 0, res.output
+    assert "x-fast" in (tmp_path / "eval" / "summary.md").read_text()
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_manifest, tmp_path_factory):
     """{example: checkpoint}, each trained for one epoch through the CLI with the example as a plugin."""
-    out = {}
-    for name, (train_args, _) in E2E.items():
-        run = tmp_path_factory.mktemp(name.split(".")[0]) / "run"
-        res = _cli(
-            "--plugin",
-            EXAMPLES / name,
-            "train",
-            *train_args,
-            "--manifest",
-            tiny_manifest,
-            "--out",
-            run,
-            "--epochs",
-            "1",
-            "--max-frames",
-            "300",
-            "--no-progress",
-        )
-        assert res.exit_code == 0, res.output
-        out[name] = run / "best.pt"
-    return out
+    return {
+        name: _train(EXAMPLES / name, train_args, tiny_manifest, tmp_path_factory.mktemp(name.split(".")[0]) / "run")
+        for name, (train_args, _) in E2E.items()
+    }
 
 
 @pytest.mark.parametrize("name", list(E2E))
 def test_example_end_to_end_through_the_cli(name, trained, tiny_manifest, tmp_path):
-    plugin, ckpt = EXAMPLES / name, trained[name]
-    for method, extra in (("mcem", E2E[name][1]), ("fast", [])):
-        out = tmp_path / method
-        res = _cli(
-            "--plugin",
-            plugin,
-            "enhance",
-            "-c",
-            ckpt,
-            "--manifest",
-            tiny_manifest,
-            "--out-dir",
-            out,
-            "--method",
-            method,
-            *FAST_MCEM,
-            *extra,
-            "--jobs",
-            "1",
-        )
-        assert res.exit_code == 0, res.output
-        assert len(list(out.glob("*.wav"))) == 2
-    res = _evaluate_fast(plugin, tiny_manifest, ckpt, tmp_path / "eval")
-    assert res.exit_code == 0, res.output
-    assert "x-fast" in (tmp_path / "eval" / "summary.md").read_text()
+    _enhance_and_evaluate(EXAMPLES / name, trained[name], tiny_manifest, tmp_path, E2E[name][1])
 
 
 @pytest.mark.parametrize("name", list(E2E))
@@ -290,104 +278,20 @@ def test_snippets_are_short_and_included_in_the_docs():
 )
 def test_snippet_model_component_trains_enhances_and_evaluates(snippet, train_args, tiny_manifest, tmp_path):
     plugin = SNIPPETS / snippet
-    res = _cli(
-        "--plugin",
-        plugin,
-        "train",
-        *train_args,
-        "--manifest",
-        tiny_manifest,
-        "--out",
-        tmp_path / "run",
-        "--epochs",
-        "1",
-        "--max-frames",
-        "300",
-        "--no-progress",
-    )
-    assert res.exit_code == 0, res.output
-    ckpt = tmp_path / "run" / "best.pt"
-    for method in ("mcem", "fast"):
-        res = _cli(
-            "--plugin",
-            plugin,
-            "enhance",
-            "-c",
-            ckpt,
-            "--manifest",
-            tiny_manifest,
-            "--out-dir",
-            tmp_path / method,
-            "--method",
-            method,
-            *FAST_MCEM,
-            "--jobs",
-            "1",
-        )
-        assert res.exit_code == 0, res.output
-    res = _evaluate_fast(plugin, tiny_manifest, ckpt, tmp_path / "eval")
-    assert res.exit_code == 0, res.output
+    ckpt = _train(plugin, train_args, tiny_manifest, tmp_path / "run")
+    _enhance_and_evaluate(plugin, ckpt, tiny_manifest, tmp_path)
 
 
 def test_snippet_kernel_and_estep_from_the_command_line(trained, tiny_manifest, tmp_path):
     ckpt = trained["custom_kernel.py"]
-    res = _cli(
-        "--plugin",
-        SNIPPETS / "my_kernel.py",
-        "enhance",
-        "-c",
-        ckpt,
-        "--manifest",
-        tiny_manifest,
-        "--out-dir",
-        tmp_path / "k",
-        "--kernel",
-        "frame-mh-laplace",
-        *FAST_MCEM,
-        "--jobs",
-        "1",
-    )
+    kernel = SNIPPETS / "my_kernel.py"
+    res = _enhance(kernel, ckpt, tiny_manifest, tmp_path / "k", "--kernel", "frame-mh-laplace", *FAST_MCEM)
     assert res.exit_code == 0, res.output
-    res = _cli(
-        "--plugin",
-        SNIPPETS / "my_estep.py",
-        "enhance",
-        "-c",
-        ckpt,
-        "--manifest",
-        tiny_manifest,
-        "--out-dir",
-        tmp_path / "e",
-        "--method",
-        "encoder-em",
-        "--iterations",
-        "3",
-        "--jobs",
-        "1",
-    )
+    estep = SNIPPETS / "my_estep.py"
+    res = _enhance(estep, ckpt, tiny_manifest, tmp_path / "e", "--method", "encoder-em", "--iterations", "3")
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "e").glob("*.wav"))) == 2
-    res = _cli(
-        "--plugin",
-        SNIPPETS / "my_estep.py",
-        "evaluate",
-        "--manifest",
-        tiny_manifest,
-        "--checkpoint",
-        f"x={ckpt}",
-        "--methods",
-        "noisy,x-encoder-em",
-        "--metrics",
-        "si_sdr",
-        "--jobs",
-        "1",
-        "--limit",
-        "1",
-        "--no-figures",
-        "--no-progress",
-        "--out",
-        tmp_path / "eval",
-    )
+    res = _evaluate(estep, tiny_manifest, ckpt, tmp_path / "eval", "noisy,x-encoder-em", "--jobs", "1", "--limit", "1")
     assert res.exit_code == 0, res.output
 
 
@@ -410,24 +314,8 @@ def test_snippet_kernel_samples_a_gaussian_target(monkeypatch):
 
 def test_plugin_reaches_worker_processes(trained, tiny_manifest, tmp_path):
     """Spawned workers load the parent's --plugin files ($PYRO_MINVAE_PLUGINS) before loading the checkpoint."""
-    res = _cli(
-        "--plugin",
-        EXAMPLES / "swap_prior.py",
-        "evaluate",
-        "--manifest",
-        tiny_manifest,
-        "--checkpoint",
-        f"x={trained['swap_prior.py']}",
-        "--methods",
-        "x-fast",
-        "--metrics",
-        "si_sdr",
-        "--jobs",
-        "2",
-        "--no-figures",
-        "--no-progress",
-        "--out",
-        tmp_path / "eval",
+    res = _evaluate(
+        EXAMPLES / "swap_prior.py", tiny_manifest, trained["swap_prior.py"], tmp_path / "eval", "x-fast", "--jobs", "2"
     )
     assert res.exit_code == 0, res.output
     assert "; 0 failed pair(s)" in res.output and "unknown prior" not in res.output
