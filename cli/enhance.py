@@ -27,8 +27,6 @@ from pyro_minvae.parallel import parse_shard
 
 log = logging.getLogger("pyro_minvae")
 
-METHODS = ("mcem", "fast", "vem")  # the built-in E-steps; --method accepts every name in ESTEPS (plugins too)
-
 
 @dataclass(frozen=True)
 class _Run:
