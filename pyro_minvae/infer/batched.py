@@ -40,19 +40,8 @@ import torch
 
 from ..models.likelihood import AdditiveNoise, speech_variance
 from ..noise.nmf import NMFNoise, NMFState
-from .estep_common import (
-    MCEMResult,
-    check_inputs,
-    initial_latents,
-    initial_weights,
-    make_generator,
-    mean_log_weights,
-    model_batch,
-    responsibilities,
-    sampled_m_step,
-    wiener_estimate,
-)
-from .gain_rule import GainRule
+from . import estep_common as ec
+from .estep_common import EStepStart, MCEMResult
 from .kernels import FrameMH, FrameState, run_chain
 from .mcem import MCEMConfig, mcem
 from .potentials import ExpectedPowerPotential, LikelihoodPotential
@@ -127,8 +116,9 @@ class SegmentedFrameMH(FrameMH):
 class _Utterance:
     """Per-utterance state of the batched loops (everything that couples the frames of one utterance)."""
 
-    def __init__(self, spec, batch, power, state: NMFState, gen, log_w, resp):
-        self.spec, self.batch, self.power, self.state, self.gen = spec, batch, power, state, gen
+    def __init__(self, start: EStepStart, log_w, resp):
+        self.spec, self.batch, self.power, self.gen = start.spec, start.batch, start.power, start.generator
+        self.state = start.state  # the utterance's current NMF state (W, H, g)
         self.log_w, self.resp = log_w, resp
         self.acc: list = []
         self.obj: list = []
@@ -198,7 +188,7 @@ def mcem_batch(
         )
     device = specs[0].device
     for spec, vis in zip(specs, visuals):
-        check_inputs(model, spec, vis)
+        ec.check_inputs(model, spec, vis)
         if spec.device != device:
             raise ValueError(f"every spectrogram must be on one device; got {device} and {spec.device}")
     model.eval()
@@ -207,24 +197,15 @@ def mcem_batch(
 
 
 def _run(model, specs, visuals, seeds, config: MCEMConfig, device) -> list:
-    dtype = next(model.parameters()).dtype
-    nmf_dtype = config.nmf_dtype or dtype
-    nmf = config.noise_model()
-    batches = [model_batch(model, s, v, dtype) for s, v in zip(specs, visuals)]
-    segments = Segments(tuple(b["audio"].shape[0] for b in batches))
-    batch = _concat_batches(batches)
-    z, used = initial_latents(model, batch, config.init)  # encoders are frame-wise: one pass for all
+    starts = [ec.start_estep(model, s, v, config, seed) for s, v, seed in zip(specs, visuals, seeds)]
+    dtype, nmf = starts[0].dtype, starts[0].nmf
+    segments = Segments(tuple(s.power.shape[0] for s in starts))
+    batch = _concat_batches([s.batch for s in starts])
+    z, used = ec.initial_latents(model, batch, config.init)  # encoders are frame-wise: one pass for all
     weights = "model" if config.scoring == "trace" else config.weights
-    utts = []
-    for spec, b, seed in zip(specs, batches, seeds):
-        gen = make_generator(seed, device)
-        power = b["audio"].to(nmf_dtype)
-        state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
-        log_w, resp = initial_weights(model, weights, power.shape[0], device, dtype)
-        utts.append(_Utterance(spec, b, power, state, gen, log_w, resp))
-    rule = GainRule(config.gain_exponent, config.gain_floor)
+    utts = [_Utterance(s, *ec.initial_weights(model, weights, s.power.shape[0], device, dtype)) for s in starts]
     loop = _classic if config.resolved_loop == "classic" else _minvae
-    return loop(model, utts, batch, segments, z, used, nmf, config, rule, dtype)
+    return loop(model, utts, batch, segments, z, used, nmf, config, config.gain_rule(), dtype)
 
 
 def _subset(utts, batch: dict, segments: Segments, keep: list) -> tuple:
@@ -267,10 +248,10 @@ def _classic(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMC
         ):
             zs[i] = z_b
             if mixture:
-                u.resp = responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
+                u.resp = ec.responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
                 if config.update_weights:
-                    u.log_w = mean_log_weights(u.resp)
-            u.state, cost = sampled_m_step(nmf, u.state, u.power, lv_b, exponent, update_gain)
+                    u.log_w = ec.mean_log_weights(u.resp)
+            u.state, cost = ec.sampled_m_step(nmf, u.state, u.power, lv_b, exponent, update_gain)
             u.acc.append(rates[k])
             u.obj.append(cost)
             if config.tol is not None and u.prev is not None and abs(float(u.prev) - float(cost)) < config.tol:
@@ -293,9 +274,9 @@ def _classic(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMC
     for u, z_b, kept_b, lv_b in zip(
         utts, segments.split(out.state.z), segments.split(out.z, 1), segments.split(out.aux["speech_log_var"], 1)
     ):
-        estimate = wiener_estimate(u.spec, u.state, lv_b, rule)
+        estimate = ec.wiener_estimate(u.spec, u.state, lv_b, rule)
         if mixture:
-            u.resp = responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
+            u.resp = ec.responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
         results.append(_result(u, estimate, z_b, used))
     return results
 
@@ -338,9 +319,9 @@ def _minvae(model, utts, batch, segments, z, used, nmf: NMFNoise, config: MCEMCo
             inv_sv = speech_variance(lv_b.to(u.power.dtype)).reciprocal_().mean(0)  # mean_r 1/s2_r
             gams[b] = u.state.g.unsqueeze(-1) / inv_sv
             if mixture:
-                u.resp = responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
+                u.resp = ec.responsibilities(model, kept_b, u.log_w, potential.component_log_prob)
                 if config.update_weights:
-                    u.log_w = mean_log_weights(u.resp)
+                    u.log_w = ec.mean_log_weights(u.resp)
             v = u.state.variance  # previous V
             wiener = gams[b] / (v + gams[b])
             sigma_s = v * wiener

@@ -1,7 +1,8 @@
 """Helpers shared by every E-step method (MCEM, the fast variational E-step, batched E-steps).
 
-One copy of each: the result type, input checks, the model batch, encoder-mean initial latents, the mixture
-weights' initialisation and M-step, the classic sampled NMF M-step and the Wiener estimate.
+One copy of each: the result type, input checks, the model batch, the start every E-step shares
+(:func:`start_estep`: checks, model batch, initial NMF state), encoder-mean initial latents, the mixture weights'
+initialisation and M-step, the classic sampled NMF M-step and the Wiener estimate.
 
 Shapes: ``spec`` ``(F, N)`` complex noisy STFT; latents ``(N, L)``; kept samples ``(R, N, L)``; decoder
 log-variances ``(R, N, F)``; mixture weights ``(M,)``; responsibilities ``(N, M)``.
@@ -10,7 +11,7 @@ log-variances ``(R, N, F)``; mixture weights ``(M,)``; responsibilities ``(N, M)
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -18,6 +19,9 @@ from ..models.likelihood import speech_variance
 from ..models.speech_vae import as_batch
 from ..noise.nmf import NMFNoise, NMFState
 from .gain_rule import GainRule
+
+if TYPE_CHECKING:  # estep_config imports this module
+    from .estep_config import EStepConfig
 
 log = logging.getLogger("pyro_minvae")
 
@@ -81,6 +85,42 @@ def model_batch(model, spec: torch.Tensor, visual: dict | None, dtype: torch.dty
     p = (spec.real.square() + spec.imag.square()).transpose(0, 1).to(dtype).contiguous()
     vis = {k: torch.as_tensor(v).to(device=spec.device, dtype=dtype) for k, v in (visual or {}).items()}
     return as_batch(p, vis, model.modalities)
+
+
+class EStepStart(NamedTuple):
+    """Where an E-step starts on one spectrogram (:func:`start_estep`).
+
+    ``spec`` ``(F, N)`` complex noisy STFT; ``batch`` the model batch (noisy power ``(N, F)`` + visual features,
+    in the model's dtype); ``power`` the noisy power ``(N, F)`` in the NMF dtype; ``nmf`` the noise model and
+    ``state`` its initial :class:`NMFState` (W0 then H0 drawn from ``generator``); ``dtype`` the model's dtype.
+    """
+
+    spec: torch.Tensor
+    batch: dict
+    power: torch.Tensor
+    nmf: NMFNoise
+    state: NMFState
+    generator: torch.Generator
+    dtype: torch.dtype
+
+
+def start_estep(
+    model, spec: torch.Tensor, visual: dict | None, config: "EStepConfig", seed: int = 0, generator=None
+) -> EStepStart:
+    """Check the inputs, put ``model`` in eval mode, build the model batch and draw the initial NMF state (of
+    ``config.noise_model()`` in ``config.nmf_dtype``, default the model's) from ``generator`` (default: a new
+    one seeded with ``seed`` on ``spec``'s device). The initial latents are apart (:func:`initial_latents`): the
+    batched E-step encodes all utterances in one pass."""
+    check_inputs(model, spec, visual)
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    nmf_dtype = config.nmf_dtype or dtype
+    gen = generator if generator is not None else make_generator(seed, spec.device)
+    batch = model_batch(model, spec, visual, dtype)
+    power = batch["audio"].to(nmf_dtype)
+    nmf = config.noise_model()
+    state = nmf.init(model.n_freq, power.shape[0], gen, device=spec.device, dtype=nmf_dtype)
+    return EStepStart(spec, batch, power, nmf, state, gen, dtype)
 
 
 def initial_latents(model, batch: dict, prefer: str | None = None) -> tuple[torch.Tensor, str]:
@@ -169,6 +209,8 @@ __all__ = [
     "make_generator",
     "check_inputs",
     "model_batch",
+    "EStepStart",
+    "start_estep",
     "initial_latents",
     "initial_weights",
     "mean_log_weights",

@@ -49,7 +49,7 @@ class EStepConfig:
         self._require(isinstance(self.h_block, int) and self.h_block >= 1, "h_block", "an integer >= 1")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
-        GainRule(self.gain_exponent, self.gain_floor)  # validates both
+        self.gain_rule()  # validates gain_exponent and gain_floor
         self._require(
             self.nmf_dtype is None or isinstance(self.nmf_dtype, torch.dtype), "nmf_dtype", "a torch dtype or None"
         )
@@ -66,6 +66,10 @@ class EStepConfig:
     def noise_model(self) -> NMFNoise:
         """The NMF noise model these options describe."""
         return NMFNoise(self.rank, h_block=self.h_block)
+
+    def gain_rule(self) -> GainRule:
+        """The final estimate's gain rule these options describe."""
+        return GainRule(self.gain_exponent, self.gain_floor)
 
     # ---- construction ---------------------------------------------------------------------------------------------
     @classmethod

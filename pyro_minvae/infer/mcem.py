@@ -48,29 +48,18 @@ import pyro
 import torch
 
 from ..models.likelihood import speech_variance
-from ..noise.nmf import NMFNoise, NMFState
 from ..contracts import EStep, check_kernel_fits
 from ..registry import ESTEPS, KERNELS, Registry
-from .estep_common import (
-    MCEMResult,
-    check_inputs,
-    initial_latents,
-    initial_weights,
-    make_generator,
-    mean_log_weights,
-    model_batch,
-    responsibilities,
-    sampled_m_step,
-    wiener_estimate,
-)
+from . import estep_common as ec
+from .estep_common import EStepStart, MCEMResult
 from .estep_config import EStepConfig
-from .gain_rule import GainRule
 from .kernels import ChainOutput, FrameMH, run_chain
 from .potentials import ExpectedPowerPotential, LikelihoodPotential
 
 DRIVERS = ("loop", "pyro")
-#: EM loops of MCEM by name (``MCEMConfig.loop``); each ``loop(model, spec, batch, z, init_name, power, nmf, state,
-#: config, generator, callback, rule) -> MCEMResult``. ``enhance --loop`` offers these names.
+#: EM loops of MCEM by name (``MCEMConfig.loop``); each ``loop(model, start, z, init_name, config, callback) ->
+#: MCEMResult`` from an :class:`~.estep_common.EStepStart` and the initial latents ``z`` ``(N, L)`` of the encoder
+#: ``init_name``. ``enhance --loop`` offers these names.
 MCEM_LOOPS: Registry = Registry("MCEM loop")
 
 
@@ -175,45 +164,21 @@ mcem = MCEM()
 
 
 def _mcem(model, spec, visual, config: MCEMConfig, seed: int, generator, callback):
-    check_inputs(model, spec, visual)
-    model.eval()
-    device = spec.device
-    dtype = next(model.parameters()).dtype
-    nmf_dtype = config.nmf_dtype or dtype
-    gen = generator if generator is not None else make_generator(seed, device)
-    batch = model_batch(model, spec, visual, dtype)
-    z, used = initial_latents(model, batch, config.init)
-    power = batch["audio"].to(nmf_dtype)
-    nmf = config.noise_model()
-    state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
-    rule = GainRule(config.gain_exponent, config.gain_floor)
-    loop = MCEM_LOOPS.get(config.resolved_loop)
-    return loop(model, spec, batch, z, used, power, nmf, state, config, gen, callback, rule)
+    start = ec.start_estep(model, spec, visual, config, seed, generator)
+    z, used = ec.initial_latents(model, start.batch, config.init)
+    return MCEM_LOOPS.get(config.resolved_loop)(model, start, z, used, config, callback)
 
 
-def _classic(
-    model,
-    spec,
-    batch,
-    z,
-    used,
-    power,
-    nmf: NMFNoise,
-    state: NMFState,
-    config: MCEMConfig,
-    gen,
-    callback,
-    rule: GainRule,
-):
-    dtype = z.dtype
+def _classic(model, start: EStepStart, z, used, config: MCEMConfig, callback):
+    dtype, power, nmf, state = z.dtype, start.power, start.nmf, start.state
     iterations, mh_steps, burn_in, driver = config.iterations, config.mh_steps, config.burn_in, config.driver
     scoring, weights, update_weights, tol = config.scoring, config.weights, config.update_weights, config.tol
     update_gain = True if config.update_gain is None else config.update_gain
     exponent = 0.5 if config.exponent is None else config.exponent
-    potential = LikelihoodPotential(model, batch, scoring)
-    kernel = _make_kernel(config, potential, gen)
+    potential = LikelihoodPotential(model, start.batch, scoring)
+    kernel = _make_kernel(config, potential, start.generator)
     # the traced model always uses the prior's own weights: report against those, and keep them fixed
-    log_w, resp = initial_weights(
+    log_w, resp = ec.initial_weights(
         model, "model" if scoring == "trace" else weights, power.shape[0], power.device, dtype
     )
     extra = () if log_w is None or scoring == "trace" else (log_w,)
@@ -223,11 +188,11 @@ def _classic(
         out = _chain(kernel, z, mh_steps, burn_in, driver, nmf.additive(state, dtype), *extra)
         z = out.state.z
         if log_w is not None:  # test-time EM on the mixture: q(c_n) from the kept samples, pi = mean_n q(c_n)
-            resp = responsibilities(model, out.z, log_w, potential.component_log_prob)
+            resp = ec.responsibilities(model, out.z, log_w, potential.component_log_prob)
             if update_weights and extra:
-                log_w = mean_log_weights(resp)
+                log_w = ec.mean_log_weights(resp)
                 extra = (log_w,)
-        state, cost = sampled_m_step(nmf, state, power, out.aux["speech_log_var"], exponent, update_gain)
+        state, cost = ec.sampled_m_step(nmf, state, power, out.aux["speech_log_var"], exponent, update_gain)
         acc.append(out.accept_rate)
         obj.append(cost)
         if callback is not None:
@@ -238,33 +203,20 @@ def _classic(
             break
         prev = cost
     out = _chain(kernel, z, config.final_mh_steps, config.final_burn_in, driver, nmf.additive(state, dtype), *extra)
-    estimate = wiener_estimate(spec, state, out.aux["speech_log_var"], rule)
+    estimate = ec.wiener_estimate(start.spec, state, out.aux["speech_log_var"], config.gain_rule())
     if log_w is not None:
-        resp = responsibilities(model, out.z, log_w, potential.component_log_prob)
+        resp = ec.responsibilities(model, out.z, log_w, potential.component_log_prob)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, out.state.z, used)
 
 
-def _minvae(
-    model,
-    spec,
-    batch,
-    z,
-    used,
-    power,
-    nmf: NMFNoise,
-    state: NMFState,
-    config: MCEMConfig,
-    gen,
-    callback,
-    rule: GainRule,
-):
-    dtype = z.dtype
+def _minvae(model, start: EStepStart, z, used, config: MCEMConfig, callback):
+    dtype, power, nmf, state = z.dtype, start.power, start.nmf, start.state
     iterations, mh_steps, burn_in, driver = config.iterations, config.mh_steps, config.burn_in, config.driver
     update_gain = False if config.update_gain is None else config.update_gain
     exponent = 1.0 if config.exponent is None else config.exponent
-    potential = ExpectedPowerPotential(model, batch, config.scoring, marginal=config.marginal)
-    kernel = _make_kernel(config, potential, gen)
-    log_w, resp = initial_weights(model, config.weights, power.shape[0], power.device, dtype)  # pi_n starts at pi
+    potential = ExpectedPowerPotential(model, start.batch, config.scoring, marginal=config.marginal)
+    kernel = _make_kernel(config, potential, start.generator)
+    log_w, resp = ec.initial_weights(model, config.weights, power.shape[0], power.device, dtype)  # pi_n starts at pi
     speech_power = power  # |mu_s|^2 + Sigma_s, starts at |x|^2 (mu_s = x, Sigma_s = 0)
     acc, obj = [], []
     gam = None
@@ -275,9 +227,9 @@ def _minvae(
         inv_sv = speech_variance(out.aux["speech_log_var"].to(power.dtype)).reciprocal_().mean(0)  # mean_r 1/s2_r
         gam = state.g.unsqueeze(-1) / inv_sv
         if resp is not None:
-            resp = responsibilities(model, out.z, log_w, potential.component_log_prob)
+            resp = ec.responsibilities(model, out.z, log_w, potential.component_log_prob)
             if config.update_weights:
-                log_w = mean_log_weights(resp)
+                log_w = ec.mean_log_weights(resp)
         v = state.variance  # previous V
         wiener = gam / (v + gam)
         sigma_s = v * wiener
@@ -293,8 +245,8 @@ def _minvae(
             callback(
                 it, {"acceptance": out.accept_rate, "objective": cost, "pi": None if log_w is None else log_w.exp()}
             )
-    gain = rule(gam / (state.variance + gam))
-    estimate = spec * gain.transpose(0, 1).to(spec.real.dtype)
+    gain = config.gain_rule()(gam / (state.variance + gam))
+    estimate = start.spec * gain.transpose(0, 1).to(start.spec.real.dtype)
     return MCEMResult(estimate, state, torch.tensor(acc), torch.stack(obj).cpu(), resp, z, used)
 
 

@@ -27,20 +27,9 @@ import torch
 
 from ..contracts import EStep
 from ..registry import ESTEPS
-from .estep_common import (
-    MCEMResult,
-    check_inputs,
-    initial_latents,
-    initial_weights,
-    make_generator,
-    mean_log_weights,
-    model_batch,
-    responsibilities,
-    sampled_m_step,
-    wiener_estimate,
-)
+from . import estep_common as ec
+from .estep_common import MCEMResult
 from .estep_config import EStepConfig
-from .gain_rule import GainRule
 from .potentials import LikelihoodPotential
 
 
@@ -113,22 +102,13 @@ def _vem(
     generator: torch.Generator | None,
     callback: Callable[[int, dict], None] | None,
 ) -> MCEMResult:
-    rule = GainRule(config.gain_exponent, config.gain_floor)
-    check_inputs(model, spec, visual)
-    model.eval()
-    device = spec.device
-    dtype = next(model.parameters()).dtype
-    nmf_dtype = config.nmf_dtype or dtype
-    gen = generator if generator is not None else make_generator(seed, device)
     samples, update_weights = config.samples, config.update_weights
     with pyro.validation_enabled(False), torch.no_grad():
-        batch = model_batch(model, spec, visual, dtype)
-        z0, used = initial_latents(model, batch, config.init)
-        power = batch["audio"].to(nmf_dtype)
-        nmf = config.noise_model()
-        state = nmf.init(model.n_freq, power.shape[0], gen, device=device, dtype=nmf_dtype)
-        potential = LikelihoodPotential(model, batch, config.scoring)
-        log_w, resp = initial_weights(model, config.weights, power.shape[0], device, dtype)
+        start = ec.start_estep(model, spec, visual, config, seed, generator)
+        power, nmf, state, gen, dtype = start.power, start.nmf, start.state, start.generator, start.dtype
+        z0, used = ec.initial_latents(model, start.batch, config.init)
+        potential = LikelihoodPotential(model, start.batch, config.scoring)
+        log_w, resp = ec.initial_weights(model, config.weights, power.shape[0], spec.device, dtype)
     extra = () if log_w is None else (log_w,)
     q = FrameGaussian(z0, config.init_scale, config.lr)
     obj = []
@@ -137,19 +117,20 @@ def _vem(
             q.refine(potential, config.grad_steps, samples, gen, nmf.additive(state, dtype), *extra)
             with torch.no_grad():
                 zs = q.sample(samples, gen)
-                state, cost = sampled_m_step(
+                state, cost = ec.sampled_m_step(
                     nmf, state, power, potential.decode(zs), config.exponent, config.update_gain
                 )
                 if log_w is not None:
-                    resp = responsibilities(model, zs, log_w, potential.component_log_prob)
+                    resp = ec.responsibilities(model, zs, log_w, potential.component_log_prob)
                     if update_weights:
-                        log_w = mean_log_weights(resp)
+                        log_w = ec.mean_log_weights(resp)
                         extra = (log_w,)
             obj.append(cost)
             if callback is not None:
                 callback(it, {"objective": cost, "pi": None if log_w is None else log_w.exp()})
         with torch.no_grad():
-            estimate = wiener_estimate(spec, state, potential.decode(q.sample(config.final_samples, gen)), rule)
+            final = potential.decode(q.sample(config.final_samples, gen))
+            estimate = ec.wiener_estimate(spec, state, final, config.gain_rule())
     return MCEMResult(estimate, state, torch.full((len(obj),), float("nan")), torch.stack(obj).cpu(), resp, q.loc, used)
 
 
