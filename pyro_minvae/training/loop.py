@@ -30,7 +30,7 @@ import logging
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -117,6 +117,22 @@ def make_scheduler(cfg: TrainConfig, optimizer):
     return None
 
 
+@dataclass(frozen=True)
+class _Request:
+    """The arguments of :func:`train`, carried as one object through the set-up."""
+
+    cfg: TrainConfig
+    train_ds: FrameDataset
+    valid_ds: FrameDataset
+    out_dir: Path
+    resume: bool
+    init_from: Sequence[str | Path]
+    progress: bool
+    feature_cfg: Any
+    tensorboard_dir: str | Path | None
+    overwrite: bool
+
+
 @dataclass
 class _Run:
     """What stays fixed during a run (built once by :func:`_start`)."""
@@ -167,25 +183,15 @@ def train(
     check_device_available(cfg.device)
     info, device = ddp.setup(cfg.device)
     out_dir = Path(out_dir)
+    req = _Request(
+        cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, tensorboard_dir, overwrite
+    )
     # before taking the lock (no folder made for a refused run), and again once no other run can write there
     check_run_folder(out_dir, resume, overwrite, probe_lock=info.is_main)
     make_model(cfg, train_ds.input_dims)  # settings that cannot build a model fail here, before the folder is made
     created = not out_dir.exists()
     try:
-        return _locked_train(
-            cfg,
-            train_ds,
-            valid_ds,
-            out_dir,
-            resume,
-            init_from,
-            progress,
-            feature_cfg,
-            tensorboard_dir,
-            overwrite,
-            info,
-            device,
-        )
+        return _locked_train(req, info, device)
     except BaseException:
         if created and info.is_main:  # a run that failed before writing anything leaves no empty folder behind
             with contextlib.suppress(OSError):
@@ -193,35 +199,21 @@ def train(
         raise
 
 
-def _locked_train(
-    cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, tensorboard_dir, overwrite, info, device
-) -> TrainResult:
+def _locked_train(req: _Request, info: ddp.DistInfo, device: torch.device) -> TrainResult:
     from ..features import FeatureConfig
 
+    out_dir = req.out_dir
     with run_lock(out_dir, "train") if info.is_main else contextlib.nullcontext():
-        check_run_folder(out_dir, resume, overwrite, probe_lock=False)
+        check_run_folder(out_dir, req.resume, req.overwrite, probe_lock=False)
         if info.is_main:  # temporary files of a run killed mid-write (the final files are intact)
             for name in RUN_FILES:
                 remove_stale_temps(out_dir / name)
-        feature_cfg = feature_cfg or train_ds.cfg or FeatureConfig()
-        board = TensorBoardLog(tensorboard_dir) if tensorboard_dir is not None and info.is_main else None
-        replacing = overwrite and bool(run_files(out_dir))
+        req = replace(req, feature_cfg=req.feature_cfg or req.train_ds.cfg or FeatureConfig())
+        board = TensorBoardLog(req.tensorboard_dir) if req.tensorboard_dir is not None and info.is_main else None
+        replacing = req.overwrite and bool(run_files(out_dir))
         try:
             try:
-                run, state = _start(
-                    cfg,
-                    train_ds,
-                    valid_ds,
-                    out_dir,
-                    resume,
-                    init_from,
-                    progress,
-                    feature_cfg,
-                    info,
-                    device,
-                    board,
-                    replacing,
-                )
+                run, state = _start(req, info, device, board, replacing)
             except KeyboardInterrupt as exc:
                 raise TrainingInterrupted(_signum(exc), out_dir, 0, 0) from None
             return _loop(run, state)
@@ -231,9 +223,10 @@ def _locked_train(
 
 
 def _start(
-    cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, info, device, board, replacing
+    req: _Request, info: ddp.DistInfo, device: torch.device, board: TensorBoardLog | None, replacing: bool
 ) -> tuple[_Run, TrainingState]:
-    last_path = out_dir / "last.pt"
+    cfg, train_ds, valid_ds, feature_cfg = req.cfg, req.train_ds, req.valid_ds, req.feature_cfg
+    last_path = req.out_dir / "last.pt"
     pyro.clear_param_store()
     pyro.set_rng_seed(cfg.seed)
     if len(valid_ds) == 0 or len(train_ds) == 0:
@@ -241,7 +234,7 @@ def _start(
     data = data_fingerprint(train_ds, valid_ds)
     model = make_model(cfg, train_ds.input_dims)
     stored = None
-    if resume:
+    if req.resume:
         stored = load_checkpoint(last_path)
         if stored["model_spec"] != model.spec:
             raise UserInputError(
@@ -249,10 +242,10 @@ def _start(
                 f"({spec_difference(stored['model_spec'], model.spec)}); drop --resume or use the "
                 "same options"
             )
-        check_resume(last_path, stored, cfg, data, feature_cfg.to_dict(), init_from)
+        check_resume(last_path, stored, cfg, data, feature_cfg.to_dict(), req.init_from)
         model.load_state_dict(stored["model_state"])
-    elif init_from:
-        for line in warm_start(model, init_from):
+    elif req.init_from:
+        for line in warm_start(model, req.init_from):
             log.info("init: %s", line)
     model.to(device)
     ddp.broadcast_parameters(model, info)
@@ -271,12 +264,12 @@ def _start(
         name,
         train_ds.to(device),
         valid_ds.to(device),
-        out_dir,
+        req.out_dir,
         feature_cfg,
         info,
         device,
         board,
-        progress,
+        req.progress,
         data,
         replacing,
         first_step=state.step,
