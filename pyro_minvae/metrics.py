@@ -224,17 +224,11 @@ def register_metric(name: str, fn: MetricFn) -> MetricFn:
     return fn
 
 
-for _name, _fn in (
-    ("si_sdr", si_sdr),
-    ("sdr", sdr),
-    ("pesq_wb", pesq_wb),
-    ("pesq_nb", pesq_nb),
-    ("stoi", stoi),
-    ("estoi", estoi),
-):
-    register_metric(_name, _fn)
+_BUILT_IN = (si_sdr, sdr, pesq_wb, pesq_nb, stoi, estoi)  # each registered under its function name
+for _fn in _BUILT_IN:
+    register_metric(_fn.__name__, _fn)
 
-DEFAULT_METRICS = ("si_sdr", "sdr", "pesq_wb", "pesq_nb", "stoi", "estoi")
+DEFAULT_METRICS = tuple(_fn.__name__ for _fn in _BUILT_IN)
 
 
 def _metric_names(metrics: Iterable[str] | None) -> tuple[str, ...]:
