@@ -57,13 +57,13 @@ def test_two_process_torchrun_matches_single_process_with_doubled_batch(fake_man
 
     tr = FrameDataset.from_manifest(fake_manifest, "train", ("audio",))
     va = FrameDataset.from_manifest(fake_manifest, "valid", ("audio",))
-    single = train(
-        TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3),
-        tr,
-        va,
-        tmp_path / "single",
-        progress=False,
-    )
+
+    def single_process(folder: str):
+        """The same run in one process with the doubled batch."""
+        cfg = TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3)
+        return train(cfg, tr, va, tmp_path / folder, progress=False)
+
+    single = single_process("single")
     ddp_model = load_model(tmp_path / "ddp" / "last.pt")[0]
     pyro.set_rng_seed(3)  # train() seeds like this before building the model: the common initial point
     init = make_model(TrainConfig(family="avae", latent_dim=4), tr.input_dims).state_dict()
@@ -77,13 +77,7 @@ def test_two_process_torchrun_matches_single_process_with_doubled_batch(fake_man
 
     loop.epoch_seed = other_noise
     try:
-        noisy = train(
-            TrainConfig(family="avae", epochs=3, batch_size=16, lr=2e-3, latent_dim=4, seed=3),
-            tr,
-            va,
-            tmp_path / "single2",
-            progress=False,
-        )
+        noisy = single_process("single2")
     finally:
         loop.epoch_seed = orig
 
