@@ -6,9 +6,35 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 _TRIED: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory):
+    """``ckpts[family]``: a tiny untrained checkpoint of that family (``make_checkpoint``'s defaults), made on
+    first use and shared by the suite's cases, which only read it."""
+    from reliability_helpers import make_checkpoint
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+
+    class Made(dict):
+        def __missing__(self, family):
+            self[family] = make_checkpoint(folder / f"{family}.pt", family)
+            return self[family]
+
+    return Made()
+
+
+@pytest.fixture(scope="session")
+def noisy_1s(tmp_path_factory):
+    """``noisy.wav``: 1 s of speech-like audio at 16 kHz, shared read-only by the suite's cases."""
+    from reliability_helpers import speech_like, write_wav
+
+    return write_wav(tmp_path_factory.mktemp("noisy") / "noisy.wav", speech_like(1.0))
 
 
 def pytest_runtest_logreport(report):

@@ -101,24 +101,91 @@ def run_cli(*args) -> "click.testing.Result":  # noqa: F821
     return res
 
 
+def enhance_file(ckpt, noisy, out, *extra, verbosity: str | None = None) -> "click.testing.Result":  # noqa: F821
+    """``pyro-minvae [VERBOSITY] enhance --checkpoint CKPT NOISY -o OUT`` with the cheapest E-step (:data:`FAST`);
+    ``extra`` options come after it, so a ``--method``/``--iterations`` there wins. ``verbosity``: "-v" or "-q"."""
+    return run_cli(*filter(None, [verbosity]), "enhance", "--checkpoint", ckpt, noisy, "-o", out, *FAST, *extra)
+
+
+def enhance_manifest_args(ckpt, manifest, out, *extra, method="fast", iterations=1, jobs=1, threads=None) -> list:
+    """The arguments of ``enhance --manifest MANIFEST --out-dir OUT`` (by default the cheapest E-step: fast, one
+    iteration, one job; ``threads=None`` keeps the CLI's default). ``extra`` options come last, where they win."""
+    args = ["enhance", "--checkpoint", ckpt, "--manifest", manifest, "--out-dir", out]
+    args += ["--method", method, "--iterations", iterations, "--jobs", jobs]
+    return args + ([] if threads is None else ["--threads", threads]) + list(extra)
+
+
 def enhance_manifest_fast(ckpt, manifest, out, *extra) -> "click.testing.Result":  # noqa: F821
     """``enhance --manifest`` with the cheapest E-step (fast, 1 iteration, 1 job); ``extra`` options last."""
-    return run_cli(
-        "enhance",
-        "--checkpoint",
-        ckpt,
-        "--manifest",
-        manifest,
-        "--out-dir",
-        out,
-        "--method",
-        "fast",
-        "--iterations",
-        "1",
-        "--jobs",
-        "1",
-        *extra,
-    )
+    return run_cli(*enhance_manifest_args(ckpt, manifest, out, *extra))
+
+
+def evaluate_args(manifest, out, *extra, checkpoints=None, methods=None, metrics=None, jobs=1, threads=None) -> list:
+    """The arguments of ``evaluate --manifest MANIFEST --out OUT --no-figures --no-progress``; ``checkpoints`` maps
+    labels to files (``--checkpoint LABEL=PATH``); an option given as None keeps the CLI's default."""
+    args = ["evaluate", "--manifest", manifest, "--out", out]
+    for label, path in (checkpoints or {}).items():
+        args += ["--checkpoint", f"{label}={path}"]
+    for option, value in (("--methods", methods), ("--metrics", metrics), ("--jobs", jobs), ("--threads", threads)):
+        if value is not None:
+            args += [option, value]
+    return [*args, "--no-figures", "--no-progress", *extra]
+
+
+def train_args(manifest, out, *extra, epochs=1) -> list:
+    """The arguments of ``-q train --no-progress --manifest MANIFEST --out OUT --epochs EPOCHS EXTRA`` (``out=None``:
+    no ``--out``, the default folder)."""
+    args = ["-q", "train", "--no-progress", "--manifest", manifest, "--epochs", epochs, *extra]
+    return args + ([] if out is None else ["--out", out])
+
+
+# ---- the CLI in a child process (real signals, kills, resource limits, memory) ------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+CLI_MAIN = "from pyro_minvae.cli.main import main; main()"
+ONE_THREAD = "import torch; torch.set_num_threads(1); "  # a prelude for ``child_cli``'s ``code``
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child Python that imports this checkout's pyro_minvae with one OpenMP thread."""
+    return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **extra)
+
+
+def child_cli(args, code: str = CLI_MAIN) -> list[str]:
+    """The command line of a child Python that runs ``code`` (by default ``pyro-minvae ARGS``) with ``sys.argv[1:]``
+    = ``ARGS``; start it with :func:`child_env`."""
+    return [sys.executable, "-c", code, *map(str, args)]
+
+
+# ---- training that stops at a chosen optimiser step ---------------------------------------------------------------
+def optimizer_step_hook(monkeypatch, after_steps: int, action) -> dict:
+    """Make training's ``make_optimizer`` build optimisers whose step number ``after_steps + 1`` runs
+    ``action(params)`` instead of a step (raise KeyboardInterrupt, fill the weights with NaN, ...). Returns the
+    step counter ``{"n": steps so far}``."""
+    from pyro_minvae.training import loop
+
+    real = loop.make_optimizer
+    steps = {"n": 0}
+
+    def make(params, lr):
+        opt = real(params, lr)
+        step = opt.step
+
+        def counted(*a, **k):
+            steps["n"] += 1
+            if steps["n"] == after_steps + 1:
+                return action(params)
+            return step(*a, **k)
+
+        opt.step = counted
+        return opt
+
+    monkeypatch.setattr(loop, "make_optimizer", make)
+    return steps
+
+
+def ctrl_c(params=None):
+    """An :func:`optimizer_step_hook` action: a Ctrl-C in the middle of a training step."""
+    raise KeyboardInterrupt
 
 
 def assert_user_error(res, fragment: str, code: int = 2) -> None:

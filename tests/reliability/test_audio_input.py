@@ -11,13 +11,11 @@ import soundfile as sf
 
 from pyro_minvae.audio_io import load_audio
 from reliability_helpers import (
-    FAST,
     SR,
     assert_no_partial_files,
     assert_user_error,
-    make_checkpoint,
+    enhance_file,
     record,
-    run_cli,
     speech_like,
     white,
     write_wav,
@@ -25,12 +23,12 @@ from reliability_helpers import (
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "avae.pt", "avae")
+def ckpt(ckpts):
+    return ckpts["avae"]
 
 
 def _enhance(ckpt, noisy, out, *extra):
-    return run_cli("-v", "enhance", "--checkpoint", ckpt, noisy, "-o", out, *(extra or FAST))
+    return enhance_file(ckpt, noisy, out, *extra, verbosity="-v")
 
 
 def _ok(res, out, n_samples):
@@ -104,7 +102,7 @@ def test_existing_output_survives_a_failed_run(ckpt, bad_dir, tmp_path):
     """A failing run never touches an output that already exists (no data loss), even with --overwrite."""
     out = write_wav(tmp_path / "keep.wav", speech_like(1.0))
     before = out.read_bytes()
-    res = _enhance(ckpt, bad_dir / "text.wav", out, "--overwrite", *FAST)
+    res = _enhance(ckpt, bad_dir / "text.wav", out, "--overwrite")
     assert_user_error(res, "not a readable audio file")
     record(data_loss=out.read_bytes() != before)
     assert out.read_bytes() == before

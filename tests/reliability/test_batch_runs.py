@@ -12,9 +12,14 @@ import soundfile as sf
 
 from reliability_helpers import (
     BAD_RECORDS,
+    CLI_MAIN,
+    ONE_THREAD,
     SR,
     assert_no_partial_files,
-    make_checkpoint,
+    child_cli,
+    child_env,
+    enhance_manifest_args,
+    evaluate_args,
     make_mixture_corpus,
     record,
     run_cli,
@@ -24,34 +29,15 @@ GOOD = [f"good-{i:02d}" for i in range(4)]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    d = tmp_path_factory.mktemp("batch")
+def corpus(tmp_path_factory, ckpts):
     return {
-        "manifest": make_mixture_corpus(d / "corpus"),
-        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
-        "dir": d,
+        "manifest": make_mixture_corpus(tmp_path_factory.mktemp("batch") / "corpus"),
+        "minvae": ckpts["minvae"],
     }
 
 
 def _enhance_batch(corpus, out, *extra, jobs=1):
-    return run_cli(
-        "enhance",
-        "--checkpoint",
-        corpus["minvae"],
-        "--manifest",
-        corpus["manifest"],
-        "--out-dir",
-        out,
-        "--method",
-        "fast",
-        "--iterations",
-        "1",
-        "--jobs",
-        jobs,
-        "--threads",
-        "1",
-        *extra,
-    )
+    return run_cli(*enhance_manifest_args(corpus["minvae"], corpus["manifest"], out, *extra, jobs=jobs, threads=1))
 
 
 def _check_failure_listing(output: str) -> None:
@@ -106,24 +92,9 @@ def test_batch_enhance_rerun_skips_finished_and_retries_bad(corpus, tmp_path, mo
 def test_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path, monkeypatch):
     from pyro_minvae.infer import enhance as enh
 
-    good_only = make_mixture_corpus(tmp_path / "good", n_good=5, bad=())
+    good_only = dict(corpus, manifest=make_mixture_corpus(tmp_path / "good", n_good=5, bad=()))
     ref = tmp_path / "ref"
-    args = [
-        "enhance",
-        "--checkpoint",
-        corpus["minvae"],
-        "--manifest",
-        good_only,
-        "--method",
-        "fast",
-        "--iterations",
-        "1",
-        "--jobs",
-        "1",
-        "--threads",
-        "1",
-    ]
-    assert run_cli(*args, "--out-dir", ref).exit_code == 0
+    assert _enhance_batch(good_only, ref).exit_code == 0
 
     real = enh.enhance_waveform
     calls = []
@@ -136,14 +107,14 @@ def test_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path, m
 
     out = tmp_path / "out"
     monkeypatch.setattr(enh, "enhance_waveform", dies_on_third)
-    res = run_cli(*args, "--out-dir", out)
+    res = _enhance_batch(good_only, out)
     assert res.exit_code != 0
     assert sorted(p.name for p in out.glob("*.wav")) == ["good-00.wav", "good-01.wav"]
     assert_no_partial_files(out)
 
     calls.clear()
     monkeypatch.setattr(enh, "enhance_waveform", lambda *a, **k: calls.append(1) or real(*a, **k))
-    res = run_cli(*args, "--out-dir", out)
+    res = _enhance_batch(good_only, out)
     assert res.exit_code == 0, res.output
     assert "5 record(s) in shard 1/1, 3 to do, 2 already enhanced" in res.output
     assert len(calls) == 3
@@ -155,22 +126,7 @@ def test_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path, m
 
 # ---- evaluate ----------------------------------------------------------------------------------------------------
 def _evaluate(manifest, out, *extra):
-    return run_cli(
-        "evaluate",
-        "--manifest",
-        manifest,
-        "--out",
-        out,
-        "--methods",
-        "noisy,spectral-gating",
-        "--metrics",
-        "si_sdr,stoi",
-        "--jobs",
-        "1",
-        "--no-figures",
-        "--no-progress",
-        *extra,
-    )
+    return run_cli(*evaluate_args(manifest, out, *extra, methods="noisy,spectral-gating", metrics="si_sdr,stoi"))
 
 
 def test_evaluate_with_bad_files_scores_the_good_ones_and_lists_the_bad(corpus, tmp_path):
@@ -197,21 +153,7 @@ def test_evaluate_with_bad_files_scores_the_good_ones_and_lists_the_bad(corpus, 
 def test_evaluate_with_a_model_reports_bad_visual_streams(corpus, tmp_path):
     out = tmp_path / "eval"
     res = run_cli(
-        "evaluate",
-        "--manifest",
-        corpus["manifest"],
-        "--out",
-        out,
-        "--checkpoint",
-        f"m={corpus['minvae']}",
-        "--methods",
-        "m-fast",
-        "--metrics",
-        "si_sdr",
-        "--jobs",
-        "1",
-        "--no-figures",
-        "--no-progress",
+        *evaluate_args(corpus["manifest"], out, checkpoints={"m": corpus["minvae"]}, methods="m-fast", metrics="si_sdr")
     )
     assert res.exit_code == 1, res.output
     for rid in ("bad-lips-duration", "bad-lips-nan"):
@@ -225,24 +167,26 @@ def test_killed_evaluation_resumes_without_redoing_finished_files(tmp_path, monk
     from pyro_minvae.evaluation import runner
 
     manifest = make_mixture_corpus(tmp_path / "c", n_good=5, bad=(), with_lips=False)
-    real = runner.evaluate_file
+    real = runner.evaluate_records  # one task per record (--batch-size 1)
     seen = []
 
-    def dies_on_third(rec, *a, **k):
-        seen.append(rec["id"])
+    def dies_on_third(recs, *a, **k):
+        seen.extend(r["id"] for r in recs)
         if len(seen) == 3:
             raise KeyboardInterrupt
-        return real(rec, *a, **k)
+        return real(recs, *a, **k)
 
     out = tmp_path / "eval"
-    monkeypatch.setattr(runner, "evaluate_file", dies_on_third)
+    monkeypatch.setattr(runner, "evaluate_records", dies_on_third)
     res = _evaluate(manifest, out)
     assert res.exit_code != 0
     rows = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
     assert sorted({r["id"] for r in rows}) == ["good-00", "good-01"]
 
     seen.clear()
-    monkeypatch.setattr(runner, "evaluate_file", lambda rec, *a, **k: seen.append(rec["id"]) or real(rec, *a, **k))
+    monkeypatch.setattr(
+        runner, "evaluate_records", lambda recs, *a, **k: seen.extend(r["id"] for r in recs) or real(recs, *a, **k)
+    )
     res = _evaluate(manifest, out)
     assert res.exit_code == 0, res.output
     assert seen == ["good-02", "good-03", "good-04"]
@@ -256,38 +200,22 @@ def test_batch_process_killed_with_sigkill_resumes(corpus, tmp_path):
     """A real `kill -9` of `enhance --manifest` at an arbitrary moment (maybe mid-write): every file present is
     complete and equal to an uninterrupted run's; the temporary file of the interrupted write is removed and the
     re-run enhances exactly the missing ones."""
-    import os
     import signal
     import subprocess
-    import sys
     import time
-    from pathlib import Path
 
     n = 12
     manifest = make_mixture_corpus(tmp_path / "c", n_good=n, bad=())
-    args = [
-        "enhance",
-        "--checkpoint",
-        corpus["minvae"],
-        "--manifest",
-        manifest,
-        "--method",
-        "mcem",
-        "--iterations",
-        "3",
-        "--jobs",
-        "1",
-        "--threads",
-        "1",
-    ]
+
+    def args(out):
+        return enhance_manifest_args(corpus["minvae"], manifest, out, method="mcem", iterations=3, threads=1)
+
     ref = tmp_path / "ref"
-    assert run_cli(*args, "--out-dir", ref).exit_code == 0
+    assert run_cli(*args(ref)).exit_code == 0
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]), OMP_NUM_THREADS="1")
-    code = "import torch; torch.set_num_threads(1); from pyro_minvae.cli.main import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args), "--out-dir", out],
-        env=env,
+        child_cli(args(out), ONE_THREAD + CLI_MAIN),
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -306,7 +234,7 @@ def test_batch_process_killed_with_sigkill_resumes(corpus, tmp_path):
         record(data_loss=not same)
         assert same, name
     (out / ".good-11.wav.k1ll3d_x.wav").write_bytes(b"RIFF half")  # what a kill mid-write leaves
-    res = run_cli(*args, "--out-dir", out)
+    res = run_cli(*args(out))
     assert res.exit_code == 0, res.output
     assert f"{n} record(s) in shard 1/1, {n - len(done)} to do, {len(done)} already enhanced" in res.output
     for i in range(n):

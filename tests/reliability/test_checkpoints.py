@@ -17,40 +17,36 @@ import torch
 from pyro_minvae.checkpoint import load_checkpoint, load_model, save_checkpoint, state_checksum
 from reliability_helpers import (
     CFG,
+    CLI_MAIN,
     FAST,
+    ONE_THREAD,
     api_call,
     assert_no_partial_files,
     assert_user_error,
-    make_checkpoint,
+    child_cli,
+    child_env,
+    ctrl_c,
+    enhance_file,
+    optimizer_step_hook,
     record,
     run_cli,
     speech_like,
+    train_args,
     write_wav,
 )
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
 from fake_corpus import make_fake_corpus  # noqa: E402
 
-REPO = Path(__file__).parents[2]
-
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpt")
-    return {
-        "avae": make_checkpoint(d / "avae.pt", "avae"),
-        "noisy": write_wav(d / "noisy.wav", speech_like(1.0)),
-        "dir": d,
-    }
+def files(ckpts, noisy_1s):
+    return {"avae": ckpts["avae"], "noisy": noisy_1s}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return make_fake_corpus(tmp_path_factory.mktemp("corpus"), n_train=2, n_valid=1)
-
-
-def _enhance(ckpt, noisy, out):
-    return run_cli("enhance", "--checkpoint", ckpt, noisy, "-o", out, *FAST)
 
 
 def _variant(files, tmp_path, name, edit):
@@ -71,7 +67,7 @@ def test_truncated_checkpoint(files, tmp_path, keep):
     bad.write_bytes(raw[:n])
     out = tmp_path / "o.wav"
     assert_user_error(
-        _enhance(bad, files["noisy"], out), "cut.pt: not a readable pyro-minvae checkpoint (truncated or corrupt"
+        enhance_file(bad, files["noisy"], out), "cut.pt: not a readable pyro-minvae checkpoint (truncated or corrupt"
     )
     assert not out.exists()
 
@@ -89,7 +85,7 @@ def test_bit_flips_inside_the_weights_are_detected(files, tmp_path):
     bad = tmp_path / "flipped.pt"
     bad.write_bytes(bytes(raw))
     assert_user_error(
-        _enhance(bad, files["noisy"], tmp_path / "o.wav"),
+        enhance_file(bad, files["noisy"], tmp_path / "o.wav"),
         "flipped.pt: checkpoint contents do not match their checksum (corrupted on disk or in transfer)",
     )
     assert not (tmp_path / "o.wav").exists()
@@ -98,22 +94,22 @@ def test_bit_flips_inside_the_weights_are_detected(files, tmp_path):
 def test_garbage_and_foreign_files(files, tmp_path):
     (tmp_path / "text.pt").write_text("not a checkpoint\n")
     assert_user_error(
-        _enhance(tmp_path / "text.pt", files["noisy"], tmp_path / "o.wav"),
+        enhance_file(tmp_path / "text.pt", files["noisy"], tmp_path / "o.wav"),
         "text.pt: not a readable pyro-minvae checkpoint (truncated or corrupt",
     )
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     assert_user_error(
-        _enhance(tmp_path / "foreign.pt", files["noisy"], tmp_path / "o.wav"),
+        enhance_file(tmp_path / "foreign.pt", files["noisy"], tmp_path / "o.wav"),
         "foreign.pt: checkpoint lacks format_version, model_spec, model_state, feature_config; it was "
         "not written by pyro-minvae train, re-train",
     )
     torch.save([1, 2, 3], tmp_path / "list.pt")
     assert_user_error(
-        _enhance(tmp_path / "list.pt", files["noisy"], tmp_path / "o.wav"),
+        enhance_file(tmp_path / "list.pt", files["noisy"], tmp_path / "o.wav"),
         "list.pt: not a pyro-minvae checkpoint (no dict inside); re-train",
     )
     assert_user_error(
-        _enhance(tmp_path / "none.pt", files["noisy"], tmp_path / "o.wav"),
+        enhance_file(tmp_path / "none.pt", files["noisy"], tmp_path / "o.wav"),
         "none.pt: checkpoint not found; train one with `pyro-minvae train`",
     )
     assert not (tmp_path / "o.wav").exists()
@@ -127,7 +123,7 @@ class _Evil:
 def test_pickled_code_is_not_executed(files, tmp_path):
     torch.save({"format_version": 1, "payload": _Evil()}, tmp_path / "evil.pt")
     assert_user_error(
-        _enhance(tmp_path / "evil.pt", files["noisy"], tmp_path / "o.wav"),
+        enhance_file(tmp_path / "evil.pt", files["noisy"], tmp_path / "o.wav"),
         "evil.pt: not a readable pyro-minvae checkpoint",
     )
     assert not Path("/tmp/pyro_minvae_pwned").exists()
@@ -189,7 +185,7 @@ INCOMPATIBLE = [
 def test_incompatible_checkpoint_names_the_mismatch(files, tmp_path, name, edit, message):
     bad = _variant(files, tmp_path, name, edit)
     out = tmp_path / "o.wav"
-    assert_user_error(_enhance(bad, files["noisy"], out), message)
+    assert_user_error(enhance_file(bad, files["noisy"], out), message)
     assert not out.exists()
 
 
@@ -202,21 +198,7 @@ def test_newer_package_version_still_loads(files, tmp_path):
 
 def test_resume_with_other_settings_names_the_mismatch(corpus, tmp_path):
     out = tmp_path / "run"
-    base = [
-        "-q",
-        "train",
-        "--no-progress",
-        "--model",
-        "avae",
-        "--manifest",
-        corpus,
-        "--out",
-        out,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-    ]
+    base = train_args(corpus, out, "--model", "avae", "--batch-size", "32")
     res = run_cli(*base, "--latent-dim", "4")
     assert res.exit_code == 0, res.output
     before = (out / "last.pt").read_bytes()
@@ -250,7 +232,7 @@ TRAIN = [
 
 
 def _train_args(corpus, out, epochs):
-    return ["-q", "train", "--no-progress", "--manifest", corpus, "--out", out, "--epochs", epochs, *TRAIN]
+    return train_args(corpus, out, *TRAIN, epochs=epochs)
 
 
 def _same_checkpoints(a: Path, b: Path) -> None:
@@ -267,34 +249,16 @@ def _same_checkpoints(a: Path, b: Path) -> None:
 def test_training_killed_mid_epoch_resumes_identically(corpus, tmp_path, monkeypatch):
     """The optimiser raises KeyboardInterrupt in the middle of epoch 3; `--resume` redoes epoch 3 from last.pt
     (epoch 2) and ends bit-for-bit where an uninterrupted run ends."""
-    from pyro_minvae.training import loop as svi
-
     full = tmp_path / "full"
     assert run_cli(*_train_args(corpus, full, 4)).exit_code == 0
 
-    real = svi.make_optimizer
-    steps = {"n": 0}
-
-    def dying_optimizer(params, lr):
-        opt = real(params, lr)
-        step = opt.step
-
-        def counted(*a, **k):
-            steps["n"] += 1
-            if steps["n"] == 7:  # 3 steps per epoch: the first step of epoch 3
-                raise KeyboardInterrupt
-            return step(*a, **k)
-
-        opt.step = counted
-        return opt
-
     part = tmp_path / "part"
-    monkeypatch.setattr(svi, "make_optimizer", dying_optimizer)
+    steps = optimizer_step_hook(monkeypatch, 6, ctrl_c)  # 3 steps per epoch: the first step of epoch 3
     res = run_cli(*_train_args(corpus, part, 4))
     assert res.exit_code != 0 and steps["n"] == 7
     assert load_checkpoint(part / "last.pt")["epoch"] == 2  # the last finished epoch, intact
     assert_no_partial_files(part)
-    monkeypatch.setattr(svi, "make_optimizer", real)
+    monkeypatch.undo()
     (part / ".last.pt.k1ll3d_x.pt").write_bytes(b"half a checkpoint")  # what a kill -9 mid-write leaves
     res = run_cli(*_train_args(corpus, part, 4), "--resume")
     assert res.exit_code == 0, res.output
@@ -309,11 +273,9 @@ def test_training_process_killed_resumes_identically(corpus, tmp_path):
     full = tmp_path / "full"
     assert run_cli(*args(full)).exit_code == 0
     part = tmp_path / "part"
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    code = "import torch; torch.set_num_threads(1); from pyro_minvae.cli.main import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args(part))],
-        env=env,
+        child_cli(args(part), ONE_THREAD + CLI_MAIN),
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -357,37 +319,13 @@ def test_kill_during_checkpoint_write_keeps_the_previous_file(files, tmp_path, m
 # ---- unwritable outputs, full disk ------------------------------------------------------------------------------
 def test_output_folder_is_a_file(files, tmp_path):
     (tmp_path / "afile").write_text("x")
-    res = _enhance(files["avae"], files["noisy"], tmp_path / "afile" / "o.wav")
+    res = enhance_file(files["avae"], files["noisy"], tmp_path / "afile" / "o.wav")
     assert_user_error(res, "afile/o.wav: cannot create it (File exists); choose a writable folder")
     assert (tmp_path / "afile").read_text() == "x"
     manifest = make_fake_corpus(tmp_path / "c", n_train=1, n_valid=1)
-    res = run_cli(
-        "-q",
-        "train",
-        "--no-progress",
-        "--model",
-        "avae",
-        "--manifest",
-        manifest,
-        "--out",
-        tmp_path / "afile",
-        "--epochs",
-        "1",
-    )
+    res = run_cli(*train_args(manifest, tmp_path / "afile", "--model", "avae"))
     assert res.exit_code == 2 and "Invalid value for '--out'" in res.output and "is a file" in res.output
-    res = run_cli(
-        "-q",
-        "train",
-        "--no-progress",
-        "--model",
-        "avae",
-        "--manifest",
-        manifest,
-        "--out",
-        tmp_path / "afile" / "run",
-        "--epochs",
-        "1",
-    )
+    res = run_cli(*train_args(manifest, tmp_path / "afile" / "run", "--model", "avae"))
     assert_user_error(res, "afile/run: cannot create it (Not a directory); choose a writable folder")
     assert_no_partial_files(tmp_path)
 
@@ -402,7 +340,7 @@ def test_unwritable_output_folder(files, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     out = tmp_path / "ro" / "o.wav"
     assert_user_error(
-        _enhance(files["avae"], files["noisy"], out),
+        enhance_file(files["avae"], files["noisy"], out),
         "ro/o.wav: cannot create it (Permission denied); choose a writable folder",
     )
     assert not out.exists()
@@ -422,7 +360,7 @@ def test_disk_full_during_write(files, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sf, "write", full_disk)
-    res = run_cli("enhance", "--checkpoint", files["avae"], files["noisy"], "-o", out, "--overwrite", *FAST)
+    res = enhance_file(files["avae"], files["noisy"], out, "--overwrite")
     assert_user_error(
         res,
         "o.wav: could not be written (No space left on device); nothing was saved under that "
@@ -439,12 +377,9 @@ def _limited(args, limit_bytes, cwd):
     code = (
         "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
         f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, {limit_bytes})); "
-        "import torch; torch.set_num_threads(1); from pyro_minvae.cli.main import main; main()"
     )
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    cmd = child_cli(args, code + ONE_THREAD + CLI_MAIN)
+    proc = subprocess.run(cmd, env=child_env(), cwd=cwd, capture_output=True, text=True, timeout=120)
     record(traceback="Traceback" in proc.stderr)
     return proc
 
@@ -461,25 +396,7 @@ def test_real_write_failures_in_a_child_process(files, tmp_path, corpus):
     assert not (tmp_path / "out" / "o.wav").exists()
     # training: the feature cache (small) fits, the checkpoint (about 1.6 MB with Adam's state) does not
     run = tmp_path / "run"
-    proc = _limited(
-        [
-            "-q",
-            "train",
-            "--no-progress",
-            "--model",
-            "avae",
-            "--manifest",
-            corpus,
-            "--out",
-            run,
-            "--epochs",
-            "1",
-            "--latent-dim",
-            "4",
-        ],
-        1_000_000,
-        tmp_path,
-    )
+    proc = _limited(train_args(corpus, run, "--model", "avae", "--latent-dim", "4"), 1_000_000, tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert ".pt: could not be written (File too large); nothing was saved under that name" in proc.stderr

@@ -22,8 +22,11 @@ from reliability_helpers import (
     api_call,
     assert_no_partial_files,
     assert_user_error,
+    child_cli,
+    child_env,
+    enhance_file,
+    enhance_manifest_fast,
     lips,
-    make_checkpoint,
     record,
     run_cli,
     speech_like,
@@ -34,24 +37,10 @@ from pyro_minvae.enhancement import Enhancer
 from pyro_minvae.errors import UserInputError
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("outputs")
-    return {
-        "avae": make_checkpoint(d / "avae.pt", "avae"),
-        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
-        "avcvae": make_checkpoint(d / "avcvae.pt", "avcvae"),
-        "dir": d,
-    }
-
-
 @pytest.fixture
 def noisy(tmp_path):
+    """In the case's own folder, where the case puts links to it and outputs beside it."""
     return write_wav(tmp_path / "noisy.wav", speech_like(1.0))
-
-
-def _enhance(ckpt, noisy, out, *extra):
-    return run_cli("enhance", "--checkpoint", ckpt, noisy, "-o", out, *extra, *FAST)
 
 
 def _untouched(path, before: bytes) -> None:
@@ -63,7 +52,7 @@ def _untouched(path, before: bytes) -> None:
 # ---- the output never replaces an input ---------------------------------------------------------------------------
 @pytest.mark.parametrize("spelling", ["same", "dotdot", "symlink", "hardlink"])
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_output_onto_the_input_is_refused(files, noisy, tmp_path, spelling, overwrite):
+def test_output_onto_the_input_is_refused(ckpts, noisy, tmp_path, spelling, overwrite):
     before = noisy.read_bytes()
     (tmp_path / "sub").mkdir()
     out = {
@@ -76,19 +65,19 @@ def test_output_onto_the_input_is_refused(files, noisy, tmp_path, spelling, over
         os.symlink(noisy, out)
     if spelling == "hardlink":
         os.link(noisy, out)
-    res = _enhance(files["avae"], noisy, out, *(["--overwrite"] if overwrite else []))
+    res = enhance_file(ckpts["avae"], noisy, out, *(["--overwrite"] if overwrite else []))
     assert_user_error(res, "writing there would replace it; choose another output file")
     _untouched(noisy, before)
     assert_no_partial_files(tmp_path)
 
 
-def test_existing_output_needs_overwrite(files, noisy, tmp_path):
+def test_existing_output_needs_overwrite(ckpts, noisy, tmp_path):
     out = tmp_path / "o.wav"
     out.write_bytes(b"an older result")
-    res = _enhance(files["avae"], noisy, out)
+    res = enhance_file(ckpts["avae"], noisy, out)
     assert_user_error(res, "o.wav: exists; pass --overwrite to replace it, or choose another output file")
     _untouched(out, b"an older result")
-    res = _enhance(files["avae"], noisy, out, "--overwrite")
+    res = enhance_file(ckpts["avae"], noisy, out, "--overwrite")
     assert res.exit_code == 0, res.output
     assert sf.read(out)[0].shape == (SR,)
     assert_no_partial_files(tmp_path)
@@ -96,12 +85,12 @@ def test_existing_output_needs_overwrite(files, noisy, tmp_path):
 
 # ---- folders as outputs ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["trailing-slash-new", "existing-folder", "existing-folder-slash"])
-def test_output_folder_gets_the_input_name(files, noisy, tmp_path, kind):
+def test_output_folder_gets_the_input_name(ckpts, noisy, tmp_path, kind):
     folder = tmp_path / "out" / "newdir"
     if kind != "trailing-slash-new":
         folder.mkdir(parents=True)
     arg = str(folder) + ("/" if kind.endswith("slash") or kind.startswith("trailing") else "")
-    res = _enhance(files["avae"], noisy, arg)
+    res = enhance_file(ckpts["avae"], noisy, arg)
     assert res.exit_code == 0, res.output
     assert folder.is_dir() and sorted(p.name for p in folder.iterdir()) == ["noisy.wav"]
     assert f"wrote {folder / 'noisy.wav'}" in res.output
@@ -109,8 +98,8 @@ def test_output_folder_gets_the_input_name(files, noisy, tmp_path, kind):
 
 
 @pytest.mark.parametrize("name", ["out.mp3", "out.flac", "out"])
-def test_output_formats_other_than_wav_are_refused(files, noisy, tmp_path, name):
-    res = _enhance(files["avae"], noisy, tmp_path / name)
+def test_output_formats_other_than_wav_are_refused(ckpts, noisy, tmp_path, name):
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / name)
     assert_user_error(res, "cannot write ")
     assert "(e.g. -o enhanced.wav) or give a folder ending in /" in res.output
     assert not (tmp_path / name).exists()
@@ -118,18 +107,18 @@ def test_output_formats_other_than_wav_are_refused(files, noisy, tmp_path, name)
 
 # ---- settings that cannot work -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("fps", ["0", "nan", "-30", "inf", "1e9"])
-def test_unusable_fps_is_refused(files, noisy, tmp_path, fps):
+def test_unusable_fps_is_refused(ckpts, noisy, tmp_path, fps):
     arr = tmp_path / "lips.npy"
     np.save(arr, lips(30))
-    res = _enhance(files["minvae"], noisy, tmp_path / "o.wav", "--video", arr, "--fps", fps)
+    res = enhance_file(ckpts["minvae"], noisy, tmp_path / "o.wav", "--video", arr, "--fps", fps)
     assert_user_error(res, "is not a usable fps; give the video's frame rate (between 1 and 1000, e.g. 25 or 30)")
     assert not (tmp_path / "o.wav").exists()
-    res = _enhance(files["avae"], noisy, tmp_path / "o.wav", "--fps", fps)  # refused even when nothing uses it
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "o.wav", "--fps", fps)  # refused even when nothing uses it
     assert_user_error(res, "is not a usable fps")
 
 
 @pytest.mark.parametrize("fps", [0, -1, "nan", "thirty", 1e9])
-def test_manifest_record_with_unusable_fps_fails_that_record(files, tmp_path, fps):
+def test_manifest_record_with_unusable_fps_fails_that_record(ckpts, tmp_path, fps):
     root = tmp_path / "c"
     root.mkdir()
     recs = []
@@ -140,18 +129,7 @@ def test_manifest_record_with_unusable_fps_fails_that_record(files, tmp_path, fp
             {"id": rid, "split": "test", "kind": "mixture", "audio": f"{rid}.wav", "lips": f"{rid}.npy", "fps": rate}
         )
     (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    res = run_cli(
-        "enhance",
-        "--checkpoint",
-        files["minvae"],
-        "--manifest",
-        root / "m.jsonl",
-        "--out-dir",
-        tmp_path / "out",
-        "--jobs",
-        "1",
-        *FAST,
-    )
+    res = enhance_manifest_fast(ckpts["minvae"], root / "m.jsonl", tmp_path / "out")
     assert res.exit_code == 1, res.output
     assert "bad: " in res.output and "is not a usable fps" in res.output, res.output
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["good.wav"]
@@ -168,23 +146,23 @@ def test_manifest_record_with_unusable_fps_fails_that_record(files, tmp_path, fp
         ("-o", " ", "missing input: give NOISY.wav -o OUT.wav"),
     ],
 )
-def test_seed_threads_and_empty_output(files, noisy, tmp_path, option, value, message):
+def test_seed_threads_and_empty_output(ckpts, noisy, tmp_path, option, value, message):
     args = ["-o", tmp_path / "o.wav"] if option != "-o" else []
-    res = run_cli("enhance", "--checkpoint", files["avae"], noisy, *args, option, value, *FAST)
+    res = run_cli("enhance", "--checkpoint", ckpts["avae"], noisy, *args, option, value, *FAST)
     assert_user_error(res, message)
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_empty_output_name_through_the_api(files, noisy):
-    err = api_call(Enhancer.from_checkpoint(files["avae"], method="fast", iterations=1).enhance_file, noisy, "")
+def test_empty_output_name_through_the_api(ckpts, noisy):
+    err = api_call(Enhancer.from_checkpoint(ckpts["avae"], method="fast", iterations=1).enhance_file, noisy, "")
     assert isinstance(err, UserInputError) and "the name is empty" in str(err), err
-    err = api_call(Enhancer.from_checkpoint, files["avae"], seed=2**64)
+    err = api_call(Enhancer.from_checkpoint, ckpts["avae"], seed=2**64)
     assert isinstance(err, UserInputError) and "--seed" in str(err), err
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])
-def test_iterations_below_one(files, noisy, tmp_path, value):
-    res = run_cli("enhance", "--checkpoint", files["avae"], noisy, "-o", tmp_path / "o.wav", "--iterations", value)
+def test_iterations_below_one(ckpts, noisy, tmp_path, value):
+    res = run_cli("enhance", "--checkpoint", ckpts["avae"], noisy, "-o", tmp_path / "o.wav", "--iterations", value)
     assert_user_error(res, f"--iterations {value}: must be a whole number >= 1")
     assert not (tmp_path / "o.wav").exists()
 
@@ -198,24 +176,24 @@ def test_iterations_below_one(files, noisy, tmp_path, value):
         ("meta", "device 'meta': enhancement runs on cpu, cuda or mps"),
     ],
 )
-def test_unusable_device(files, noisy, tmp_path, device, message):
+def test_unusable_device(ckpts, noisy, tmp_path, device, message):
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    res = _enhance(files["avae"], noisy, tmp_path / "o.wav", "--device", device)
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "o.wav", "--device", device)
     assert_user_error(res, message)
     assert not (tmp_path / "o.wav").exists()
 
 
 @pytest.mark.parametrize("family", ["avae", "avcvae"])
-def test_jump_kernel_needs_a_mixture_prior(files, noisy, tmp_path, family):
+def test_jump_kernel_needs_a_mixture_prior(ckpts, noisy, tmp_path, family):
     arr = tmp_path / "lips.npy"
     np.save(arr, lips(30))
     res = run_cli(
         "enhance",
         "--checkpoint",
-        files[family],
+        ckpts[family],
         noisy,
         "--video",
         arr,
@@ -233,21 +211,21 @@ def test_jump_kernel_needs_a_mixture_prior(files, noisy, tmp_path, family):
 
 
 # ---- lip arrays: missing, integer, complex -----------------------------------------------------------------------
-def test_missing_video_file_does_not_suggest_prepare(files, noisy, tmp_path):
+def test_missing_video_file_does_not_suggest_prepare(ckpts, noisy, tmp_path):
     for name in ("none.npy", "none.mp4"):
-        res = _enhance(files["minvae"], noisy, tmp_path / "o.wav", "--video", tmp_path / name)
+        res = enhance_file(ckpts["minvae"], noisy, tmp_path / "o.wav", "--video", tmp_path / name)
         assert_user_error(res, f"{name}: file not found; check the path")
         assert "prepare" not in res.output
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint16, np.uint8])
-def test_integer_lips_are_read_as_0_to_255(files, noisy, tmp_path, dtype):
+def test_integer_lips_are_read_as_0_to_255(ckpts, noisy, tmp_path, dtype):
     """Any integer dtype holding 0..255 gives the same result as uint8."""
     base = lips(30)
     outs = {}
     for tag, arr in (("u8", base), ("int", base.astype(dtype))):
         np.save(tmp_path / f"{tag}.npy", arr)
-        res = _enhance(files["minvae"], noisy, tmp_path / f"{tag}.wav", "--video", tmp_path / f"{tag}.npy")
+        res = enhance_file(ckpts["minvae"], noisy, tmp_path / f"{tag}.wav", "--video", tmp_path / f"{tag}.npy")
         assert res.exit_code == 0, res.output
         outs[tag] = sf.read(tmp_path / f"{tag}.wav")[0]
     np.testing.assert_array_equal(outs["u8"], outs["int"])
@@ -264,45 +242,44 @@ def test_integer_lips_are_read_as_0_to_255(files, noisy, tmp_path, dtype):
     ],
     ids=["int-over-255", "int-negative", "complex", "bool", "text"],
 )
-def test_odd_lip_dtypes_are_one_line_errors_without_warnings(files, noisy, tmp_path, make, message):
+def test_odd_lip_dtypes_are_one_line_errors_without_warnings(ckpts, noisy, tmp_path, make, message):
     np.save(tmp_path / "l.npy", make())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. numpy's ComplexWarning would be an error here
-        res = _enhance(files["minvae"], noisy, tmp_path / "o.wav", "--video", tmp_path / "l.npy")
+        res = enhance_file(ckpts["minvae"], noisy, tmp_path / "o.wav", "--video", tmp_path / "l.npy")
     assert_user_error(res, message)
     if "integer" in message:  # integer lips are not told about floats
         assert "float" not in res.output
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_complex_landmarks_are_refused(files, noisy, tmp_path):
-    ckpt = files["dir"] / "lm.pt"
-    if not ckpt.exists():
-        import torch
+def test_complex_landmarks_are_refused(noisy, tmp_path):
+    import torch
 
-        from pyro_minvae.checkpoint import save_checkpoint
-        from pyro_minvae.features import FeatureConfig
-        from pyro_minvae.models import build_model
+    from pyro_minvae.checkpoint import save_checkpoint
+    from pyro_minvae.features import FeatureConfig
+    from pyro_minvae.models import build_model
 
-        torch.manual_seed(0)
-        save_checkpoint(
-            ckpt,
-            build_model(
-                "minvae", input_dims={"audio": 513, "landmarks": 40}, latent_dim=4, encoders=["audio", "landmarks"]
-            ),
-            FeatureConfig(),
-        )
+    ckpt = tmp_path / "lm.pt"
+    torch.manual_seed(0)
+    save_checkpoint(
+        ckpt,
+        build_model(
+            "minvae", input_dims={"audio": 513, "landmarks": 40}, latent_dim=4, encoders=["audio", "landmarks"]
+        ),
+        FeatureConfig(),
+    )
     np.save(tmp_path / "pts.npy", np.ones((30, 20, 2), np.complex128))
-    res = _enhance(ckpt, noisy, tmp_path / "o.wav", "--landmarks", tmp_path / "pts.npy")
+    res = enhance_file(ckpt, noisy, tmp_path / "o.wav", "--landmarks", tmp_path / "pts.npy")
     assert_user_error(res, "pts.npy: landmarks hold complex numbers")
 
 
 # ---- progress on a terminal --------------------------------------------------------------------------------------
-def test_progress_bar_only_where_asked(files, noisy, tmp_path, monkeypatch):
-    res = _enhance(files["avae"], noisy, tmp_path / "a.wav", "--progress")
+def test_progress_bar_only_where_asked(ckpts, noisy, tmp_path, monkeypatch):
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "a.wav", "--progress")
     assert res.exit_code == 0, res.output
     assert "enhance:" in res.output and "1/1" in res.output, res.output
-    res = _enhance(files["avae"], noisy, tmp_path / "b.wav")  # CliRunner's stderr is not a terminal
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "b.wav")  # CliRunner's stderr is not a terminal
     assert res.exit_code == 0 and "1/1" not in res.output, res.output
     from pyro_minvae.enhancement import progress
 
@@ -311,39 +288,27 @@ def test_progress_bar_only_where_asked(files, noisy, tmp_path, monkeypatch):
         "progress_wanted",
         lambda enabled=None: enabled is not False and (enabled or progress.log.isEnabledFor(20)),
     )  # as on a terminal
-    res = _enhance(files["avae"], noisy, tmp_path / "c.wav")
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "c.wav")
     assert res.exit_code == 0 and "1/1" in res.output, res.output
-    res = run_cli("-q", "enhance", "--checkpoint", files["avae"], noisy, "-o", tmp_path / "d.wav", *FAST)
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "d.wav", verbosity="-q")
     assert res.exit_code == 0 and res.output.strip() == f"wrote {tmp_path / 'd.wav'}", res.output
 
 
-def test_progress_counts_iterations_over_chunks(files, tmp_path):
+def test_progress_counts_iterations_over_chunks(ckpts, tmp_path):
     """70 s = three 30-s chunks of 2 iterations: the bar reaches 6/6."""
     noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 70))
-    res = run_cli(
-        "enhance",
-        "--checkpoint",
-        files["avae"],
-        noisy,
-        "-o",
-        tmp_path / "o.wav",
-        "--method",
-        "fast",
-        "--iterations",
-        "2",
-        "--progress",
-    )
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "o.wav", "--iterations", "2", "--progress")
     assert res.exit_code == 0, res.output
     assert "chunk 3/3" in res.output and "6/6" in res.output, res.output
 
 
 # ---- the Python API takes the same path -------------------------------------------------------------------------
-def test_enhancer_api_matches_the_cli(files, noisy, tmp_path):
+def test_enhancer_api_matches_the_cli(ckpts, noisy, tmp_path):
     arr = lips(30)
     np.save(tmp_path / "lips.npy", arr)
-    res = _enhance(files["minvae"], noisy, tmp_path / "cli.wav", "--video", tmp_path / "lips.npy", "--seed", "3")
+    res = enhance_file(ckpts["minvae"], noisy, tmp_path / "cli.wav", "--video", tmp_path / "lips.npy", "--seed", "3")
     assert res.exit_code == 0, res.output
-    enh = Enhancer.from_checkpoint(files["minvae"], method="fast", iterations=1, seed=3)
+    enh = Enhancer.from_checkpoint(ckpts["minvae"], method="fast", iterations=1, seed=3)
     written = enh.enhance_file(noisy, tmp_path / "api.wav", video=tmp_path / "lips.npy")
     assert written.output == tmp_path / "api.wav" and written.result.init == "lips"
     np.testing.assert_array_equal(sf.read(tmp_path / "cli.wav")[0], sf.read(tmp_path / "api.wav")[0])
@@ -355,8 +320,8 @@ def test_enhancer_api_matches_the_cli(files, noisy, tmp_path):
     assert enh.enhance_waveform(np.repeat(speech_like(1.0), 3), 3 * SR).waveform.shape == (SR,)
 
 
-def test_enhancer_batch_keeps_going_with_skip_errors(files, noisy, tmp_path):
-    enh = Enhancer.from_checkpoint(files["avae"], method="fast", iterations=1)
+def test_enhancer_batch_keeps_going_with_skip_errors(ckpts, noisy, tmp_path):
+    enh = Enhancer.from_checkpoint(ckpts["avae"], method="fast", iterations=1)
     out = enh.enhance_batch(
         [
             (noisy, f"{tmp_path / 'out'}/"),
@@ -381,13 +346,13 @@ def test_enhancer_batch_keeps_going_with_skip_errors(files, noisy, tmp_path):
         ({"method": "nope"}, "'nope'"),
     ],
 )
-def test_enhancer_refuses_bad_settings_at_construction(files, kwargs, message):
-    err = api_call(Enhancer.from_checkpoint, files["avae"], **kwargs)
+def test_enhancer_refuses_bad_settings_at_construction(ckpts, kwargs, message):
+    err = api_call(Enhancer.from_checkpoint, ckpts["avae"], **kwargs)
     assert isinstance(err, UserInputError) and message in str(err), err
 
 
-def test_enhancer_refuses_bad_arrays(files):
-    enh = Enhancer.from_checkpoint(files["minvae"], method="fast", iterations=1)
+def test_enhancer_refuses_bad_arrays(ckpts):
+    enh = Enhancer.from_checkpoint(ckpts["minvae"], method="fast", iterations=1)
     for wave, visual, message in [
         (np.zeros((2, SR), np.float32), None, "expected a non-empty mono (T,) real array"),
         (np.full(SR, np.nan, np.float32), None, "contains NaN or Inf"),
@@ -439,38 +404,28 @@ def test_datasets_read_integer_lips_like_uint8(tmp_path):
 
 # ---- Ctrl-C / SIGTERM ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_interrupted_single_file_stops_quickly_and_writes_nothing(files, tmp_path, sig):
+def test_interrupted_single_file_stops_quickly_and_writes_nothing(ckpts, tmp_path, sig):
     """The signal arrives in the E-step (after MIN-VAE's audio-initialisation note): exit 130/143 within seconds,
     one line, no output and no temporary file."""
     import signal
     import subprocess
-    import sys
     import time
-    from pathlib import Path
 
     noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 20))
     out = tmp_path / "o.wav"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from pyro_minvae.cli.main import main; main()",
-            "enhance",
-            "--checkpoint",
-            str(files["minvae"]),
-            str(noisy),
-            "-o",
-            str(out),
-            "--method",
-            "mcem",
-            "--iterations",
-            "1000",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = [
+        "enhance",
+        "--checkpoint",
+        ckpts["minvae"],
+        noisy,
+        "-o",
+        out,
+        "--method",
+        "mcem",
+        "--iterations",
+        "1000",
+    ]
+    proc = subprocess.Popen(child_cli(args), env=child_env(), stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()  # "no visual input: ..." once the E-step runs
         assert "no visual input" in line, line

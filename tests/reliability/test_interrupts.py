@@ -22,13 +22,21 @@ from pathlib import Path
 
 import pytest
 
-from reliability_helpers import assert_no_partial_files, make_checkpoint, make_mixture_corpus, record, run_cli
+from reliability_helpers import (
+    assert_no_partial_files,
+    child_env,
+    enhance_manifest_args,
+    evaluate_args,
+    make_checkpoint,
+    make_mixture_corpus,
+    record,
+    run_cli,
+)
 
 N_FILES = 6
 STOP_S = 10.0  # allowed time from the signal to the exit of the main process (a loaded 2-core machine)
 ORPHAN_S = 8.0  # allowed time for the workers to be gone after the main process exited
 TAG = "PYRO_MINVAE_INTERRUPT_TRIAL"
-ROOT = Path(__file__).parents[2]
 
 
 # ---- processes -----------------------------------------------------------------------------------------------------
@@ -49,10 +57,9 @@ def tagged_processes(tag: str) -> list[int]:
 
 
 def start_cli(args, tag: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **{TAG: tag})
     return subprocess.Popen(
         [sys.executable, "-m", "pyro_minvae.cli.main", *map(str, args)],
-        env=env,
+        env=child_env(**{TAG: tag}),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -126,45 +133,13 @@ def make_setup(d: Path) -> dict:
 
 
 def enhance_args(s, out, jobs=2):
-    return [
-        "enhance",
-        "--checkpoint",
-        s["ckpt"],
-        "--manifest",
-        s["manifest"],
-        "--out-dir",
-        out,
-        "--method",
-        "mcem",
-        "--iterations",
-        "6",
-        "--jobs",
-        jobs,
-        "--threads",
-        "1",
-    ]
+    return enhance_manifest_args(s["ckpt"], s["manifest"], out, method="mcem", iterations=6, jobs=jobs, threads=1)
 
 
-def evaluate_args(s, out, jobs=2):
-    return [
-        "evaluate",
-        "--manifest",
-        s["manifest"],
-        "--out",
-        out,
-        "--checkpoint",
-        f"m={s['ckpt']}",
-        "--methods",
-        "noisy,m-fast",
-        "--metrics",
-        "si_sdr",
-        "--jobs",
-        jobs,
-        "--threads",
-        "1",
-        "--no-figures",
-        "--no-progress",
-    ]
+def evaluate_trial_args(s, out, jobs=2):
+    return evaluate_args(
+        s["manifest"], out, checkpoints={"m": s["ckpt"]}, methods="noisy,m-fast", metrics="si_sdr", jobs=jobs, threads=1
+    )
 
 
 def _fresh(s, name: str) -> Path:
@@ -195,7 +170,7 @@ def enhance_trial(s, sig: int, target: str, rng: random.Random) -> dict:
 def evaluate_trial(s, sig: int, target: str, rng: random.Random) -> dict:
     out, tag = _fresh(s, "eval"), uuid.uuid4().hex
     k = rng.randint(0, N_FILES - 3)
-    proc = start_cli(evaluate_args(s, out), tag)
+    proc = start_cli(evaluate_trial_args(s, out), tag)
     got = interrupt(proc, sig, target, lambda: (out / "results.csv").exists() and _rows(out) >= 2 * k, rng, tag)
     if got["finished_first"]:
         return got
@@ -210,7 +185,7 @@ def evaluate_trial(s, sig: int, target: str, rng: random.Random) -> dict:
         and (not said or int(said[0].split("; ", 1)[1].split(" ")[0]) == len(rows))
     )
     got["partial"] = _partial(out)
-    got["resume_rc"], got["resume_output"] = resume(evaluate_args(s, out, jobs=1))
+    got["resume_rc"], got["resume_output"] = resume(evaluate_trial_args(s, out, jobs=1))
     final = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
     got["resume_ok"] = (
         f"({2 * N_FILES - len(rows)} pairs run now)" in got["resume_output"]

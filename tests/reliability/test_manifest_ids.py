@@ -10,11 +10,10 @@ import json
 import pytest
 
 from reliability_helpers import (
-    enhance_manifest_fast,
     SR,
     assert_no_partial_files,
     assert_user_error,
-    make_checkpoint,
+    enhance_manifest_fast,
     record,
     run_cli,
     speech_like,
@@ -24,8 +23,8 @@ from reliability_helpers import (
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("ids") / "avae.pt", "avae")
+def ckpt(ckpts):
+    return ckpts["avae"]
 
 
 def _manifest(root, ids, kind="noisy", audio=None):

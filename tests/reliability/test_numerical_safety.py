@@ -19,8 +19,8 @@ from reliability_helpers import (
     api_call,
     assert_no_partial_files,
     assert_user_error,
+    evaluate_args,
     lips,
-    make_checkpoint,
     make_mixture_corpus,
     mix_at,
     run_cli,
@@ -50,14 +50,9 @@ SIGNALS = _signals()
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, ckpts):
     d = tmp_path_factory.mktemp("num")
-    out = {
-        "avae": make_checkpoint(d / "avae.pt", "avae"),
-        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
-        "lips": d / "lips.npy",
-        "dir": d,
-    }
+    out = {"avae": ckpts["avae"], "minvae": ckpts["minvae"], "lips": d / "lips.npy"}
     np.save(out["lips"], lips(30))
     for name, x in SIGNALS.items():
         out[name] = write_wav(d / f"{name}.wav", x, subtype="FLOAT")
@@ -165,23 +160,13 @@ def test_no_nan_in_tables(diverged, tmp_path):
     silent = _checkpoint_with_bias(tmp_path / "silent.pt", -100.0)  # speech variance ~ 0: the output is silence
     out = tmp_path / "eval"
     res = run_cli(
-        "evaluate",
-        "--manifest",
-        manifest,
-        "--out",
-        out,
-        "--checkpoint",
-        f"d={diverged}",
-        "--checkpoint",
-        f"s={silent}",
-        "--methods",
-        "noisy,d-fast,s-fast",
-        "--metrics",
-        "si_sdr,sdr,stoi,pesq_wb",
-        "--jobs",
-        "1",
-        "--no-figures",
-        "--no-progress",
+        *evaluate_args(
+            manifest,
+            out,
+            checkpoints={"d": diverged, "s": silent},
+            methods="noisy,d-fast,s-fast",
+            metrics="si_sdr,sdr,stoi,pesq_wb",
+        )
     )
     assert res.exit_code == 1, res.output
     lines = res.output.splitlines()

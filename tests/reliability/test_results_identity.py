@@ -7,9 +7,11 @@ from __future__ import annotations
 import csv
 
 from reliability_helpers import (
-    enhance_manifest_fast,
     assert_no_partial_files,
     assert_user_error,
+    enhance_manifest_args,
+    enhance_manifest_fast,
+    evaluate_args,
     make_checkpoint,
     make_mixture_corpus,
     record,
@@ -18,24 +20,7 @@ from reliability_helpers import (
 
 
 def _evaluate(manifest, out, ckpt, *extra):
-    return run_cli(
-        "evaluate",
-        "--manifest",
-        manifest,
-        "--out",
-        out,
-        "--checkpoint",
-        f"m={ckpt}",
-        "--methods",
-        "m-fast",
-        "--metrics",
-        "si_sdr",
-        "--jobs",
-        "1",
-        "--no-figures",
-        "--no-progress",
-        *extra,
-    )
+    return run_cli(*evaluate_args(manifest, out, *extra, checkpoints={"m": ckpt}, methods="m-fast", metrics="si_sdr"))
 
 
 def test_evaluate_refuses_results_of_a_retrained_checkpoint_at_the_same_path(tmp_path):
@@ -70,24 +55,7 @@ def test_enhance_refuses_an_out_dir_written_by_another_checkpoint_or_method(tmp_
         enhance_manifest_fast(b, manifest, out), "holds files enhanced with other settings (checkpoint_sha256"
     )
     assert_user_error(enhance_manifest_fast(a, manifest, out, "--iterations", "2"), "options")
-    assert_user_error(
-        run_cli(
-            "enhance",
-            "--checkpoint",
-            a,
-            "--manifest",
-            manifest,
-            "--out-dir",
-            out,
-            "--method",
-            "mcem",
-            "--iterations",
-            "1",
-            "--jobs",
-            "1",
-        ),
-        "method fast -> mcem",
-    )
+    assert_user_error(run_cli(*enhance_manifest_args(a, manifest, out, method="mcem")), "method fast -> mcem")
     same = {p.name: p.read_bytes() for p in out.glob("*.wav")} == made
     record(data_loss=not same)
     assert same

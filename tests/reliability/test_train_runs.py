@@ -6,7 +6,6 @@ epochs and say how to resume. Each case asserts the message, the exit code and t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,12 +17,22 @@ import pytest
 from pyro_minvae.checkpoint import load_checkpoint
 from pyro_minvae.errors import UserInputError
 from pyro_minvae.locks import lock_path, run_lock
-from reliability_helpers import api_call, assert_no_partial_files, assert_user_error, record, run_cli
+from reliability_helpers import (
+    api_call,
+    assert_no_partial_files,
+    assert_user_error,
+    child_cli,
+    child_env,
+    ctrl_c,
+    optimizer_step_hook,
+    record,
+    run_cli,
+    train_args,
+)
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
 from fake_corpus import make_fake_corpus  # noqa: E402
 
-REPO = Path(__file__).parents[2]
 SMALL = ["--model", "avae", "--latent-dim", "4", "--batch-size", "16", "--max-frames", "48", "--patience", "1000"]
 DIVERGE = ["--model", "minvae", "--latent-dim", "4", "--batch-size", "8", "--lr", "1e6"]  # NaN in epoch 1
 
@@ -39,8 +48,7 @@ def other_corpus(tmp_path_factory):
 
 
 def _train(corpus, out, *extra, epochs=2, small=SMALL):
-    args = ["-q", "train", "--no-progress", "--manifest", corpus, "--epochs", epochs, *small, *extra]
-    return run_cli(*args, *(["--out", out] if out is not None else []))
+    return run_cli(*train_args(corpus, out, *small, *extra, epochs=epochs))
 
 
 def _snapshot(folder: Path) -> dict:
@@ -140,12 +148,7 @@ HOLD = (
 
 def test_second_training_into_a_locked_folder_names_the_holder(corpus, tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
+    holder = subprocess.Popen(child_cli([out], HOLD), stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert holder.stdout.readline().strip() == "held"
         assert_user_error(_train(corpus, out), f"another train (pid {holder.pid}")
@@ -173,17 +176,13 @@ def test_stale_lock_file_of_a_dead_process_is_taken_over(corpus, tmp_path):
 def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
     """Two real `pyro-minvae train` processes into one --out: the second waits for nothing and names the first."""
     out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    code = "from pyro_minvae.cli.main import main; main()"
-    args = ["-q", "train", "--no-progress", "--manifest", str(corpus), "--out", str(out), "--epochs", "100000", *SMALL]
-    first = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE, text=True)
+    cmd = child_cli(train_args(corpus, out, *SMALL, epochs=100000))
+    first = subprocess.Popen(cmd, env=child_env(), stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
         while not lock_path(out).exists() and first.poll() is None and time.time() < deadline:
             time.sleep(0.02)
-        second = subprocess.run(
-            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
-        )
+        second = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=120)
         record(traceback="Traceback" in second.stderr)
         assert second.returncode == 2, second.stderr
         assert f"another train (pid {first.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1
@@ -256,30 +255,6 @@ def test_diverging_training_stops_with_one_line(corpus, tmp_path):
     assert not (out / "last.pt").exists() and not lock_path(out).exists()
 
 
-def _poisoning_optimizer(monkeypatch, after_steps: int, action):
-    """make_optimizer whose step number ``after_steps + 1`` runs ``action(params)`` instead of a step."""
-    from pyro_minvae.training import loop
-
-    real = loop.make_optimizer
-    steps = {"n": 0}
-
-    def make(params, lr):
-        opt = real(params, lr)
-        step = opt.step
-
-        def counted(*a, **k):
-            steps["n"] += 1
-            if steps["n"] == after_steps + 1:
-                return action(params)
-            return step(*a, **k)
-
-        opt.step = counted
-        return opt
-
-    monkeypatch.setattr(loop, "make_optimizer", make)
-    return steps
-
-
 def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch):
     import torch
 
@@ -289,7 +264,7 @@ def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(corpus, tmp_
                 p.fill_(float("nan"))
 
     out = tmp_path / "run"
-    _poisoning_optimizer(monkeypatch, 7, poison)  # 3 steps per epoch: in epoch 3
+    optimizer_step_hook(monkeypatch, 7, poison)  # 3 steps per epoch: in epoch 3
     res = _train(corpus, out, epochs=5)
     assert_user_error(res, "the loss became NaN or infinite at epoch 3 step 9; lower --lr (now 0.001); ")
     assert f"{out / 'last.pt'} keeps epoch 2" in res.output
@@ -356,12 +331,9 @@ def test_resume_may_raise_the_epoch_count(corpus, two_epochs):
 
 # ---- stopping ------------------------------------------------------------------------------------------------------
 def test_ctrl_c_keeps_finished_epochs_and_names_the_folder_to_resume(corpus, tmp_path, monkeypatch):
-    def interrupt(params):
-        raise KeyboardInterrupt
-
     out = tmp_path / "run"
-    _poisoning_optimizer(monkeypatch, 7, interrupt)  # in epoch 3
-    res = run_cli("-q", "train", "--no-progress", "--manifest", corpus, "--epochs", 5, *SMALL, "--out", out)
+    optimizer_step_hook(monkeypatch, 7, ctrl_c)  # in epoch 3
+    res = _train(corpus, out, epochs=5)
     assert res.exit_code == 130, res.output
     assert "Traceback" not in res.output
     assert (
@@ -371,18 +343,15 @@ def test_ctrl_c_keeps_finished_epochs_and_names_the_folder_to_resume(corpus, tmp
     assert load_checkpoint(out / "last.pt")["epoch"] == 2 and not lock_path(out).exists()
     assert_no_partial_files(out)
     monkeypatch.undo()
-    res = run_cli("-q", "train", "--no-progress", "--manifest", corpus, "--epochs", 5, *SMALL, "--out", out, "--resume")
+    res = _train(corpus, out, "--resume", epochs=5)
     assert res.exit_code == 0, res.output
     assert load_checkpoint(out / "last.pt")["epoch"] == 5
 
 
 def test_ctrl_c_in_the_first_epoch_of_an_overwrite_keeps_the_old_run(corpus, finished, tmp_path, monkeypatch):
-    def interrupt(params):
-        raise KeyboardInterrupt
-
     out = _copy_run(finished, tmp_path / "run")
     before = _snapshot(out)
-    _poisoning_optimizer(monkeypatch, 1, interrupt)
+    optimizer_step_hook(monkeypatch, 1, ctrl_c)
     res = _train(corpus, out, "--overwrite", epochs=3)
     assert res.exit_code == 130, res.output
     assert "before its first checkpoint; the previous run in" in res.output and "is unchanged" in res.output
@@ -392,13 +361,8 @@ def test_ctrl_c_in_the_first_epoch_of_an_overwrite_keeps_the_old_run(corpus, fin
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_to_a_real_training_process_keeps_finished_epochs(corpus, tmp_path, sig, code):
     out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    args = ["-q", "train", "--no-progress", "--manifest", str(corpus), "--out", str(out), "--epochs", "200", *SMALL]
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from pyro_minvae.cli.main import main; main()", *args],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+        child_cli(train_args(corpus, out, *SMALL, epochs=200)), env=child_env(), stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.time() + 60

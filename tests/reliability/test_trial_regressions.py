@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_helpers import FAST, assert_user_error, make_checkpoint, run_cli, speech_like, write_wav
+from reliability_helpers import FAST, assert_user_error, evaluate_args, make_checkpoint, run_cli, speech_like, write_wav
 
 
 @pytest.fixture(scope="module")
-def avae(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("ck") / "avae.pt")
+def avae(ckpts):
+    return ckpts["avae"]
 
 
 @pytest.mark.parametrize(
@@ -94,17 +94,7 @@ def test_evaluate_label_naming_another_family_is_refused(tmp_path, avae):
     from reliability_helpers import make_mixture_corpus
 
     manifest = make_mixture_corpus(tmp_path / "c", n_good=1, bad=())
-    res = run_cli(
-        "evaluate",
-        "--manifest",
-        manifest,
-        "--checkpoint",
-        f"minvae={avae}",
-        "--out",
-        tmp_path / "ev",
-        "--no-figures",
-        "--no-progress",
-    )
+    res = run_cli(*evaluate_args(manifest, tmp_path / "ev", checkpoints={"minvae": avae}, jobs=None))
     assert_user_error(res, "the label names the 'minvae' family but the file holds model family 'avae'")
     assert not (tmp_path / "ev").exists()
 

@@ -13,14 +13,13 @@ import soundfile as sf
 from pyro_minvae.data.modalities import MODALITIES
 from reliability_helpers import (
     CFG,
-    FAST,
     LIP,
     SR,
     api_call,
     assert_no_partial_files,
     assert_user_error,
+    enhance_file,
     lips,
-    make_checkpoint,
     run_cli,
     speech_like,
     write_wav,
@@ -28,18 +27,12 @@ from reliability_helpers import (
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("visual")
-    return {
-        "minvae": make_checkpoint(d / "minvae.pt", "minvae"),
-        "avcvae": make_checkpoint(d / "avcvae.pt", "avcvae"),
-        "noisy": write_wav(d / "noisy.wav", speech_like(1.0)),
-        "dir": d,
-    }
+def files(ckpts, noisy_1s):
+    return {"minvae": ckpts["minvae"], "avcvae": ckpts["avcvae"], "noisy": noisy_1s}
 
 
 def _enhance(files, out, *extra, ckpt="minvae"):
-    return run_cli("enhance", "--checkpoint", files[ckpt], files["noisy"], "-o", out, *extra, *FAST)
+    return enhance_file(files[ckpt], files["noisy"], out, *extra)
 
 
 def _npy(path, arr):
@@ -59,7 +52,7 @@ def test_missing_video_minvae_starts_from_the_audio_encoder(files, tmp_path):
 def test_missing_video_note_is_printed_once_for_a_long_recording(files, tmp_path):
     """70 s = three 30-s chunks: the audio-initialisation note appears once, not once per chunk."""
     noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 70))
-    res = run_cli("enhance", "--checkpoint", files["minvae"], noisy, "-o", tmp_path / "o.wav", *FAST)
+    res = enhance_file(files["minvae"], noisy, tmp_path / "o.wav")
     assert res.exit_code == 0, res.output
     assert res.output.count("no visual input: MIN-VAE initialises z from the audio encoder") == 1, res.output
     assert sf.read(tmp_path / "o.wav")[0].shape == (70 * SR,)
