@@ -30,6 +30,12 @@ def ckpts(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def avae(ckpts):
+    """The tiny A-VAE checkpoint (``ckpts["avae"]``), the model of the cases that need any model at all."""
+    return ckpts["avae"]
+
+
+@pytest.fixture(scope="session")
 def noisy_1s(tmp_path_factory):
     """``noisy.wav``: 1 s of speech-like audio at 16 kHz, shared read-only by the suite's cases."""
     from reliability_helpers import speech_like, write_wav

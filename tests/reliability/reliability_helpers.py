@@ -150,10 +150,10 @@ def child_env(**extra: str) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **extra)
 
 
-def child_cli(args, code: str = CLI_MAIN) -> list[str]:
-    """The command line of a child Python that runs ``code`` (by default ``pyro-minvae ARGS``) with ``sys.argv[1:]``
-    = ``ARGS``; start it with :func:`child_env`."""
-    return [sys.executable, "-c", code, *map(str, args)]
+def child_cli(args, code: str = CLI_MAIN, **env: str) -> dict:
+    """``subprocess.run``/``Popen`` keyword arguments (``args``, ``env``) for a child Python that runs ``code`` (by
+    default ``pyro-minvae ARGS``) with ``sys.argv[1:]`` = ``ARGS`` in :func:`child_env` (``env``: more variables)."""
+    return {"args": [sys.executable, "-c", code, *map(str, args)], "env": child_env(**env)}
 
 
 # ---- training that stops at a chosen optimiser step ---------------------------------------------------------------

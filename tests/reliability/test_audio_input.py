@@ -22,13 +22,8 @@ from reliability_helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def ckpt(ckpts):
-    return ckpts["avae"]
-
-
-def _enhance(ckpt, noisy, out, *extra):
-    return enhance_file(ckpt, noisy, out, *extra, verbosity="-v")
+def _enhance(avae, noisy, out, *extra):
+    return enhance_file(avae, noisy, out, *extra, verbosity="-v")
 
 
 def _ok(res, out, n_samples):
@@ -84,62 +79,62 @@ def bad_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name,message", BAD, ids=[b[0] for b in BAD])
-def test_unreadable_audio_is_one_line_error_and_no_output(ckpt, bad_dir, tmp_path, name, message):
+def test_unreadable_audio_is_one_line_error_and_no_output(avae, bad_dir, tmp_path, name, message):
     out = tmp_path / "out" / "enhanced.wav"
-    res = _enhance(ckpt, bad_dir / name, out)
+    res = _enhance(avae, bad_dir / name, out)
     assert_user_error(res, message)
     assert not out.exists()
     assert_no_partial_files(tmp_path)
 
 
-def test_directory_instead_of_file_is_a_usage_error(ckpt, tmp_path):
-    res = _enhance(ckpt, tmp_path, tmp_path / "o.wav")
+def test_directory_instead_of_file_is_a_usage_error(avae, tmp_path):
+    res = _enhance(avae, tmp_path, tmp_path / "o.wav")
     assert res.exit_code == 2 and "is a directory" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_existing_output_survives_a_failed_run(ckpt, bad_dir, tmp_path):
+def test_existing_output_survives_a_failed_run(avae, bad_dir, tmp_path):
     """A failing run never touches an output that already exists (no data loss), even with --overwrite."""
     out = write_wav(tmp_path / "keep.wav", speech_like(1.0))
     before = out.read_bytes()
-    res = _enhance(ckpt, bad_dir / "text.wav", out, "--overwrite")
+    res = _enhance(avae, bad_dir / "text.wav", out, "--overwrite")
     assert_user_error(res, "not a readable audio file")
     record(data_loss=out.read_bytes() != before)
     assert out.read_bytes() == before
 
 
 # ---- readable but odd input: enhanced, with a message when converted ------------------------------------------
-def test_truncated_data_uses_the_samples_present_with_a_warning(ckpt, tmp_path):
+def test_truncated_data_uses_the_samples_present_with_a_warning(avae, tmp_path):
     full = write_wav(tmp_path / "full.wav", speech_like(3.0))
     raw = full.read_bytes()
     cut = tmp_path / "cut.wav"
     cut.write_bytes(raw[: 44 + 2 * SR])  # header + 1 s of 16-bit samples; the header still claims 3 s
-    res = _enhance(ckpt, cut, tmp_path / "o.wav")
+    res = _enhance(avae, cut, tmp_path / "o.wav")
     _ok(res, tmp_path / "o.wav", SR)
     assert (
         "cut.wav: file is truncated (its header announces 48000 samples, 16000 are present); using those" in res.output
     )
 
 
-def test_all_zero_signal_gives_silence_of_the_same_length(ckpt, tmp_path):
+def test_all_zero_signal_gives_silence_of_the_same_length(avae, tmp_path):
     noisy = write_wav(tmp_path / "zeros.wav", np.zeros(SR, np.float32))
     for method in ("mcem", "fast"):
         out = tmp_path / f"{method}.wav"
-        y = _ok(_enhance(ckpt, noisy, out, "--method", method, "--iterations", "2"), out, SR)
+        y = _ok(_enhance(avae, noisy, out, "--method", method, "--iterations", "2"), out, SR)
         assert np.all(y == 0.0)
 
 
-def test_clipped_audio_is_enhanced(ckpt, tmp_path):
+def test_clipped_audio_is_enhanced(avae, tmp_path):
     x = np.clip(8 * speech_like(1.5), -1.0, 1.0)
     assert np.mean(np.abs(x) == 1.0) > 0.1  # 10 % of the samples sit at full scale
     noisy = write_wav(tmp_path / "clipped.wav", x)
-    _ok(_enhance(ckpt, noisy, tmp_path / "o.wav"), tmp_path / "o.wav", x.size)
+    _ok(_enhance(avae, noisy, tmp_path / "o.wav"), tmp_path / "o.wav", x.size)
 
 
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
-def test_other_sample_rates_are_resampled_with_a_message(ckpt, tmp_path, rate):
+def test_other_sample_rates_are_resampled_with_a_message(avae, tmp_path, rate):
     noisy = write_wav(tmp_path / f"in{rate}.wav", speech_like(1.2, sr=rate), sr=rate)
-    res = _enhance(ckpt, noisy, tmp_path / "o.wav")
+    res = _enhance(avae, noisy, tmp_path / "o.wav")
     n = round(1.2 * SR)
     y = _ok(res, tmp_path / "o.wav", len(load_audio(noisy)))
     assert abs(y.size - n) <= 1
@@ -147,37 +142,37 @@ def test_other_sample_rates_are_resampled_with_a_message(ckpt, tmp_path, rate):
 
 
 @pytest.mark.parametrize("channels", [2, 6])
-def test_multichannel_is_downmixed_with_a_message(ckpt, tmp_path, channels):
+def test_multichannel_is_downmixed_with_a_message(avae, tmp_path, channels):
     x = np.stack([speech_like(1.0, seed=c) for c in range(channels)], axis=1)
     noisy = write_wav(tmp_path / "multi.wav", x)
-    res = _enhance(ckpt, noisy, tmp_path / "o.wav")
+    res = _enhance(avae, noisy, tmp_path / "o.wav")
     _ok(res, tmp_path / "o.wav", SR)
     assert f"multi.wav: {channels} channels, downmixed to mono" in res.output
 
 
 @pytest.mark.parametrize("subtype", ["PCM_24", "FLOAT", "DOUBLE", "PCM_32", "PCM_U8"])
-def test_other_sample_formats_give_the_same_result(ckpt, tmp_path, subtype):
+def test_other_sample_formats_give_the_same_result(avae, tmp_path, subtype):
     x = speech_like(1.0)
     ref = write_wav(tmp_path / "ref.wav", x, subtype="FLOAT")
     other = write_wav(tmp_path / "other.wav", x, subtype=subtype)
-    y_ref = _ok(_enhance(ckpt, ref, tmp_path / "ref_out.wav"), tmp_path / "ref_out.wav", SR)
-    y = _ok(_enhance(ckpt, other, tmp_path / "out.wav"), tmp_path / "out.wav", SR)
+    y_ref = _ok(_enhance(avae, ref, tmp_path / "ref_out.wav"), tmp_path / "ref_out.wav", SR)
+    y = _ok(_enhance(avae, other, tmp_path / "out.wav"), tmp_path / "out.wav", SR)
     tol = 2e-2 if subtype == "PCM_U8" else 1e-3  # 8-bit input is coarse
     np.testing.assert_allclose(y, y_ref, atol=tol)
 
 
-def test_flac_input(ckpt, tmp_path):
+def test_flac_input(avae, tmp_path):
     noisy = tmp_path / "in.flac"
     sf.write(noisy, speech_like(1.0), SR, format="FLAC")
-    _ok(_enhance(ckpt, noisy, tmp_path / "o.wav"), tmp_path / "o.wav", SR)
+    _ok(_enhance(avae, noisy, tmp_path / "o.wav"), tmp_path / "o.wav", SR)
 
 
-def test_long_recording_is_chunked_with_exact_output_length(ckpt, tmp_path):
+def test_long_recording_is_chunked_with_exact_output_length(avae, tmp_path):
     """Three minutes (six 30-s chunks), one MCEM iteration: exactly as many samples out as in."""
     x = white(180.3, seed=3, scale=0.05) + np.tile(speech_like(1.0), 181)[: int(180.3 * SR)]
     noisy = write_wav(tmp_path / "long.wav", x)
     out = tmp_path / "long_out.wav"
-    res = _enhance(ckpt, noisy, out, "--method", "mcem", "--iterations", "1")
+    res = _enhance(avae, noisy, out, "--method", "mcem", "--iterations", "1")
     y = _ok(res, out, x.size)
     assert "long_out.wav: 180.3 s of audio enhanced" in res.output
     assert np.abs(y).max() > 0

@@ -17,7 +17,6 @@ from reliability_helpers import (
     SR,
     assert_no_partial_files,
     child_cli,
-    child_env,
     enhance_manifest_args,
     evaluate_args,
     make_mixture_corpus,
@@ -214,10 +213,7 @@ def test_batch_process_killed_with_sigkill_resumes(corpus, tmp_path):
     assert run_cli(*args(ref)).exit_code == 0
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        child_cli(args(out), ONE_THREAD + CLI_MAIN),
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        **child_cli(args(out), ONE_THREAD + CLI_MAIN), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         deadline = time.time() + 60

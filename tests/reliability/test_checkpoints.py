@@ -24,7 +24,6 @@ from reliability_helpers import (
     assert_no_partial_files,
     assert_user_error,
     child_cli,
-    child_env,
     ctrl_c,
     enhance_file,
     optimizer_step_hook,
@@ -274,10 +273,7 @@ def test_training_process_killed_resumes_identically(corpus, tmp_path):
     assert run_cli(*args(full)).exit_code == 0
     part = tmp_path / "part"
     proc = subprocess.Popen(
-        child_cli(args(part), ONE_THREAD + CLI_MAIN),
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        **child_cli(args(part), ONE_THREAD + CLI_MAIN), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         deadline = time.time() + 60
@@ -378,8 +374,8 @@ def _limited(args, limit_bytes, cwd):
         "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
         f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, {limit_bytes})); "
     )
-    cmd = child_cli(args, code + ONE_THREAD + CLI_MAIN)
-    proc = subprocess.run(cmd, env=child_env(), cwd=cwd, capture_output=True, text=True, timeout=120)
+    child = child_cli(args, code + ONE_THREAD + CLI_MAIN)
+    proc = subprocess.run(**child, cwd=cwd, capture_output=True, text=True, timeout=120)
     record(traceback="Traceback" in proc.stderr)
     return proc
 

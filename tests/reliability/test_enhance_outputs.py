@@ -23,7 +23,6 @@ from reliability_helpers import (
     assert_no_partial_files,
     assert_user_error,
     child_cli,
-    child_env,
     enhance_file,
     enhance_manifest_fast,
     lips,
@@ -425,7 +424,7 @@ def test_interrupted_single_file_stops_quickly_and_writes_nothing(ckpts, tmp_pat
         "--iterations",
         "1000",
     ]
-    proc = subprocess.Popen(child_cli(args), env=child_env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(**child_cli(args), stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()  # "no visual input: ..." once the E-step runs
         assert "no visual input" in line, line

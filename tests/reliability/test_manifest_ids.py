@@ -22,11 +22,6 @@ from reliability_helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def ckpt(ckpts):
-    return ckpts["avae"]
-
-
 def _manifest(root, ids, kind="noisy", audio=None):
     """One test-split record per id, each with its own 1 s noisy wav (``audio`` maps an id to another file)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -45,10 +40,10 @@ def _files(folder):
 
 
 @pytest.mark.parametrize("bad_id", ["../escaped", "/tmp/absolute", "a/../../x", "sub\\x", "", ".", "a//b", "x/"])
-def test_ids_that_would_leave_the_out_dir_are_refused(ckpt, tmp_path, bad_id):
+def test_ids_that_would_leave_the_out_dir_are_refused(avae, tmp_path, bad_id):
     manifest = _manifest(tmp_path / "c", ["fine", bad_id])
     before = _files(tmp_path)
-    res = enhance_manifest_fast(ckpt, manifest, tmp_path / "out", "--overwrite")
+    res = enhance_manifest_fast(avae, manifest, tmp_path / "out", "--overwrite")
     assert_user_error(res, "cannot name an output file")
     after = _files(tmp_path)
     record(data_loss=after != before)
@@ -56,40 +51,40 @@ def test_ids_that_would_leave_the_out_dir_are_refused(ckpt, tmp_path, bad_id):
 
 
 @pytest.mark.parametrize("ids", [["a", "a"], ["x", "X"], ["sub/a", "SUB/A"]])
-def test_colliding_ids_are_refused(ckpt, tmp_path, ids):
+def test_colliding_ids_are_refused(avae, tmp_path, ids):
     manifest = _manifest(tmp_path / "c", ids)
-    assert_user_error(enhance_manifest_fast(ckpt, manifest, tmp_path / "out"), repr(ids[1]))
+    assert_user_error(enhance_manifest_fast(avae, manifest, tmp_path / "out"), repr(ids[1]))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.wav"))
 
 
-def test_an_output_that_is_an_input_is_refused(ckpt, tmp_path):
+def test_an_output_that_is_an_input_is_refused(avae, tmp_path):
     root = tmp_path / "c"
     manifest = _manifest(root, ["rec0", "rec1"])  # rec0.wav is the audio of record "rec0"
     before = (root / "rec0.wav").read_bytes()
     for extra in ((), ("--overwrite",)):
         assert_user_error(
-            enhance_manifest_fast(ckpt, manifest, root, *extra), "would replace the audio input of record"
+            enhance_manifest_fast(avae, manifest, root, *extra), "would replace the audio input of record"
         )
     record(data_loss=(root / "rec0.wav").read_bytes() != before)
     assert (root / "rec0.wav").read_bytes() == before
 
 
-def test_nested_ids_write_into_sub_folders_and_noisy_records_are_enhanced(ckpt, tmp_path):
+def test_nested_ids_write_into_sub_folders_and_noisy_records_are_enhanced(avae, tmp_path):
     manifest = _manifest(tmp_path / "c", ["spk1/utt1", "spk1/utt2", "spk2/utt1"])
     out = tmp_path / "out"
-    res = enhance_manifest_fast(ckpt, manifest, out)
+    res = enhance_manifest_fast(avae, manifest, out)
     assert res.exit_code == 0, res.output
     assert "enhanced 3 file(s)" in res.output
     assert [f for f in _files(out) if f.endswith(".wav")] == ["spk1/utt1.wav", "spk1/utt2.wav", "spk2/utt1.wav"]
     assert_no_partial_files(out)
 
 
-def test_clean_records_are_not_enhanced(ckpt, tmp_path):
+def test_clean_records_are_not_enhanced(avae, tmp_path):
     manifest = _manifest(tmp_path / "c", ["a"], kind="clean")
-    assert_user_error(enhance_manifest_fast(ckpt, manifest, tmp_path / "out"), "no records to enhance in split 'test'")
+    assert_user_error(enhance_manifest_fast(avae, manifest, tmp_path / "out"), "no records to enhance in split 'test'")
 
 
-def test_own_recordings_flow_of_docs_data(ckpt, tmp_path):
+def test_own_recordings_flow_of_docs_data(avae, tmp_path):
     """`prepare folder --split test` on a folder of noisy recordings, then `enhance --manifest ... --out-dir`."""
     rec = tmp_path / "recordings"
     (rec / "sub").mkdir(parents=True)
@@ -100,7 +95,7 @@ def test_own_recordings_flow_of_docs_data(ckpt, tmp_path):
     assert res.exit_code == 0, res.output
     manifest = idx / "manifest.jsonl"
     out = tmp_path / "enhanced"
-    res = enhance_manifest_fast(ckpt, manifest, out)
+    res = enhance_manifest_fast(avae, manifest, out)
     assert res.exit_code == 0, res.output
     assert "enhanced 3 file(s)" in res.output
     assert len([f for f in _files(out) if f.endswith(".wav")]) == 3

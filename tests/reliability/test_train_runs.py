@@ -22,7 +22,6 @@ from reliability_helpers import (
     assert_no_partial_files,
     assert_user_error,
     child_cli,
-    child_env,
     ctrl_c,
     optimizer_step_hook,
     record,
@@ -148,7 +147,7 @@ HOLD = (
 
 def test_second_training_into_a_locked_folder_names_the_holder(corpus, tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen(child_cli([out], HOLD), stdout=subprocess.PIPE, text=True, env=child_env())
+    holder = subprocess.Popen(**child_cli([out], HOLD), stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert_user_error(_train(corpus, out), f"another train (pid {holder.pid}")
@@ -176,13 +175,13 @@ def test_stale_lock_file_of_a_dead_process_is_taken_over(corpus, tmp_path):
 def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
     """Two real `pyro-minvae train` processes into one --out: the second waits for nothing and names the first."""
     out = tmp_path / "run"
-    cmd = child_cli(train_args(corpus, out, *SMALL, epochs=100000))
-    first = subprocess.Popen(cmd, env=child_env(), stderr=subprocess.PIPE, text=True)
+    child = child_cli(train_args(corpus, out, *SMALL, epochs=100000))
+    first = subprocess.Popen(**child, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
         while not lock_path(out).exists() and first.poll() is None and time.time() < deadline:
             time.sleep(0.02)
-        second = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=120)
+        second = subprocess.run(**child, capture_output=True, text=True, timeout=120)
         record(traceback="Traceback" in second.stderr)
         assert second.returncode == 2, second.stderr
         assert f"another train (pid {first.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1
@@ -361,9 +360,7 @@ def test_ctrl_c_in_the_first_epoch_of_an_overwrite_keeps_the_old_run(corpus, fin
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_to_a_real_training_process_keeps_finished_epochs(corpus, tmp_path, sig, code):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        child_cli(train_args(corpus, out, *SMALL, epochs=200)), env=child_env(), stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(**child_cli(train_args(corpus, out, *SMALL, epochs=200)), stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
         while not (out / "log.csv").exists() and proc.poll() is None and time.time() < deadline:

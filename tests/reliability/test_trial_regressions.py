@@ -9,11 +9,6 @@ import pytest
 from reliability_helpers import FAST, assert_user_error, evaluate_args, make_checkpoint, run_cli, speech_like, write_wav
 
 
-@pytest.fixture(scope="module")
-def avae(ckpts):
-    return ckpts["avae"]
-
-
 @pytest.mark.parametrize(
     "args, fragment",
     [
