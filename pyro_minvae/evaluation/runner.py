@@ -41,7 +41,9 @@ from .summary import console_table, summarise, to_markdown
 
 log = logging.getLogger("pyro_minvae")
 
-DEFAULT_BATCH_SIZE = 1
+#: files per batched E-step task: on the demo A-VAE (20 test files, default MCEM, one thread) batches of 5 cost
+#: 10% less CPU than one file per task, 8-10 no less than 5 (docs/results.md); smaller batches balance workers
+DEFAULT_BATCH_SIZE = 5
 
 
 @dataclass
@@ -244,17 +246,23 @@ def _worker_task(recs, manifest, pending, metrics, sample_rate, seed, audio_dir,
 
 
 def plan_tasks(
-    recs: Sequence[dict], pending: Mapping[str, Sequence[str]], methods: Mapping[str, EvaluationMethod], batch_size: int
+    recs: Sequence[dict],
+    pending: Mapping[str, Sequence[str]],
+    methods: Mapping[str, EvaluationMethod],
+    batch_size: int,
+    jobs: int = 1,
 ) -> List[Tuple[list, list]]:
     """The tasks ``(records, method names)`` (every name run on every record) for the pending pairs ``pending``
     ``{record id: names}``: with ``batch_size`` > 1, each method that can batch (``batch_refusal()`` None) gets
-    tasks of at most ``batch_size`` records, sizes as equal as possible, first; every record's other pending
-    methods form one task of that record (all of them with ``batch_size`` 1)."""
+    tasks of at most ``batch_size`` records, sizes as equal as possible and at least ``jobs`` tasks where there
+    are records enough (no worker idles), first; every record's other pending methods form one task of that
+    record (all of them with ``batch_size`` 1)."""
     batched = [m for m in methods if batch_size > 1 and methods[m].batch_refusal() is None]
     tasks: List[Tuple[list, list]] = []
     for name in batched:
         group = [r for r in recs if name in pending.get(r["id"], ())]
-        n, n_tasks = len(group), -(-len(group) // batch_size)
+        n = len(group)
+        n_tasks = max(-(-n // batch_size), min(n, jobs))
         tasks += [(group[k * n // n_tasks : (k + 1) * n // n_tasks], [name]) for k in range(n_tasks)]
     for r in recs:
         rest = [m for m in pending.get(r["id"], ()) if m not in batched]
@@ -306,7 +314,7 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, EvaluationMethod])
     done = results.done_pairs(retry_failed=config.retry_failed)
     names = list(methods)
     pending = {r["id"]: [m for m in names if (m, r["id"]) not in done] for r in recs}
-    tasks = plan_tasks(recs, pending, methods, config.batch_size)
+    tasks = plan_tasks(recs, pending, methods, config.batch_size, config.jobs)
     n_pairs = sum(len(g) * len(p) for g, p in tasks)
     log.info(
         "evaluate: %d files x %d methods; %d pairs to run (%d already done) with %d process(es)",

@@ -62,6 +62,8 @@ def test_plan_groups_only_the_methods_that_batch():
     tasks = plan_tasks(recs, pending, methods, 4)
     assert [([r["id"] for r in g], m) for g, m in tasks[:2]] == [(["0", "1", "2"], ["b"]), (["4", "5", "6"], ["b"])]
     assert [([r["id"] for r in g], m) for g, m in tasks[2:]] == [([r["id"]], ["noisy"]) for r in recs]
+    two_workers = plan_tasks(recs, pending, methods, 8, jobs=2)  # one batch would leave a worker idle
+    assert [[r["id"] for r in g] for g, m in two_workers if m == ["b"]] == [["0", "1", "2"], ["4", "5", "6"]]
     one_by_one = plan_tasks(recs, pending, methods, 1)  # today's plan: one task per file, all its methods
     assert [([r["id"] for r in g], m) for g, m in one_by_one] == [([r["id"]], pending[r["id"]]) for r in recs]
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
@@ -71,7 +73,7 @@ def test_plan_groups_only_the_methods_that_batch():
 def test_batched_rows_and_seeds_equal_one_by_one(manifest, tmp_path):
     alone, batched = Batching(), Batching()
     noisy = resolve_methods(["noisy"])["noisy"]
-    run_evaluation(_cfg(manifest, tmp_path / "a"), {"b": alone, "noisy": noisy})
+    run_evaluation(_cfg(manifest, tmp_path / "a", batch_size=1), {"b": alone, "noisy": noisy})
     rep = run_evaluation(_cfg(manifest, tmp_path / "b", batch_size=3), {"b": batched, "noisy": noisy})
     assert rep.ok and rep.n_evaluated == 8
     assert alone.batches == [] and [len(b) for b in batched.batches] == [2, 2]
@@ -115,7 +117,7 @@ def test_checkpoint_mcem_batched_equals_one_by_one(manifest, checkpoint, tmp_pat
     together = method.enhance_batch([it.noisy for it in items], 16000, video=[it.video for it in items], seeds=seeds)
     for it, seed, wave in zip(items, seeds, together):
         np.testing.assert_allclose(wave, method(it.noisy, 16000, video=it.video, seed=seed), atol=1e-5)
-    run_evaluation(_cfg(manifest, tmp_path / "a", metrics=("si_sdr",)), {"m": method})
+    run_evaluation(_cfg(manifest, tmp_path / "a", metrics=("si_sdr",), batch_size=1), {"m": method})
     run_evaluation(_cfg(manifest, tmp_path / "b", metrics=("si_sdr",), batch_size=4), {"m": method})
     a, b = _scores(tmp_path / "a", ("si_sdr",)), _scores(tmp_path / "b", ("si_sdr",))
     assert a.keys() == b.keys() and len(a) == 4
