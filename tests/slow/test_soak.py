@@ -7,7 +7,6 @@ Both run the real CLI in a child process (``--jobs 1``) so the resident set size
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +16,17 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))
-from reliability_helpers import (
+from reliability_helpers import (  # noqa: E402
     SR,
+    child_cli,
+    enhance_manifest_args,
     leftovers,
     make_checkpoint,
-    make_mixture_corpus,  # noqa: E402
+    make_mixture_corpus,
     speech_like,
     white,
 )
 
-REPO = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
 
 # Runs `pyro-minvae ARGS` and writes to RSS_LOG the RSS (MB, from /proc/self/statm) after every enhanced file
@@ -54,10 +54,8 @@ finally:
 
 
 def _run(args, rss_log: Path, timeout: int) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", RSS_LOG=str(rss_log))
-    return subprocess.run(
-        [sys.executable, "-c", _PROBE, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    child = child_cli(args, _PROBE, RSS_LOG=str(rss_log))
+    return subprocess.run(**child, capture_output=True, text=True, timeout=timeout)
 
 
 def test_soak_batch_enhance_memory_stays_flat(tmp_path):
@@ -68,28 +66,8 @@ def test_soak_batch_enhance_memory_stays_flat(tmp_path):
     ckpt = make_checkpoint(tmp_path / "minvae.pt", "minvae")
     out = tmp_path / "out"
     log = tmp_path / "rss.json"
-    proc = _run(
-        [
-            "-q",
-            "enhance",
-            "--checkpoint",
-            ckpt,
-            "--manifest",
-            manifest,
-            "--out-dir",
-            out,
-            "--jobs",
-            "1",
-            "--threads",
-            "1",
-            "--method",
-            "mcem",
-            "--iterations",
-            "3",
-        ],
-        log,
-        timeout=900,
-    )
+    args = enhance_manifest_args(ckpt, manifest, out, method="mcem", iterations=3, threads=1)
+    proc = _run(["-q", *args], log, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list(out.glob("good-*.wav"))) == n and not leftovers(out)
     rss = np.array(json.loads(log.read_text())["samples"])
