@@ -130,13 +130,20 @@ def _enhance(method: EvaluationMethod, items: list, sample_rate: int, seed: int)
         except Exception as exc:
             out = [exc]
     else:
-        out = method.enhance_batch(
-            [it.noisy.copy() for it in items],
-            sample_rate,
-            clean=[it.clean if method.needs_clean else None for it in items],
-            video=[it.video for it in items],
-            seeds=[file_seed(seed, it.id) for it in items],
-        )
+        try:
+            out = list(
+                method.enhance_batch(
+                    [it.noisy.copy() for it in items],
+                    sample_rate,
+                    clean=[it.clean if method.needs_clean else None for it in items],
+                    video=[it.video for it in items],
+                    seeds=[file_seed(seed, it.id) for it in items],
+                )
+            )
+            if len(out) != len(items):
+                raise RuntimeError(f"enhance_batch returned {len(out)} outputs for {len(items)} records")
+        except Exception as exc:  # the batch as a whole failed: every record's row says why
+            out = [exc] * len(items)
     return out, (time.perf_counter() - t0) / max(1, len(items))
 
 

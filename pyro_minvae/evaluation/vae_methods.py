@@ -97,7 +97,7 @@ class CheckpointMethod(EvaluationMethod):
     def batch_refusal(self) -> str | None:
         from ..infer.batched import batch_refusal
 
-        return batch_refusal(self.estep, {**self.opts, **({"init": self.init} if self.init is not None else {})})
+        return batch_refusal(self.estep, self._options())
 
     def enhance_batch(self, noisy, sample_rate: int, *, clean=None, video=None, seeds) -> list:
         """One batched E-step for the records that fit one chunk, each as alone with its seed (up to float
@@ -154,10 +154,11 @@ class CheckpointMethod(EvaluationMethod):
         from ..infer import enhance  # noqa: F401  (registers the E-steps)
         from ..registry import ESTEPS
 
-        opts = dict(self.opts)
-        if self.init is not None:
-            opts["init"] = self.init
-        return ESTEPS.get(self.estep).make_config(**opts)
+        return ESTEPS.get(self.estep).make_config(**self._options())
+
+    def _options(self) -> dict:
+        """The E-step's options: ``opts`` plus ``init`` when given."""
+        return {**self.opts, **({"init": self.init} if self.init is not None else {})}
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in sorted(self.effective_options().items()))

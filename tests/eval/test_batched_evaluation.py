@@ -24,8 +24,8 @@ def manifest(tmp_path_factory):
 class Batching(Enhancer):
     """A method that can batch: records each ``enhance_batch`` call's seeds; can stop (Ctrl-C) at a chosen batch."""
 
-    def __init__(self, stop_at: int = 0):
-        self.batches, self.calls, self.stop_at = [], [], stop_at
+    def __init__(self, stop_at: int = 0, fail_at: int = 0):
+        self.batches, self.calls, self.stop_at, self.fail_at = [], [], stop_at, fail_at
 
     def batch_refusal(self):
         return None
@@ -34,6 +34,8 @@ class Batching(Enhancer):
         self.batches.append(list(seeds))
         if len(self.batches) == self.stop_at:
             raise KeyboardInterrupt
+        if len(self.batches) == self.fail_at:
+            raise RuntimeError("the batch broke")
         return super().enhance_batch(noisy, sample_rate, clean=clean, video=video, seeds=seeds)
 
     def enhance(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
@@ -89,6 +91,15 @@ def test_an_interrupted_batch_is_redone_and_finished_ones_are_kept(manifest, tmp
     rep = run_evaluation(_cfg(manifest, tmp_path, batch_size=2), {"b": rest})
     assert rep.ok and rep.n_evaluated == 2 and [len(b) for b in rest.batches] == [2]
     assert len(_scores(tmp_path)) == 4
+
+
+def test_a_failed_batch_fails_its_records_and_the_run_goes_on(manifest, tmp_path):
+    rep = run_evaluation(_cfg(manifest, tmp_path, batch_size=2), {"b": Batching(fail_at=1)})
+    assert [b["reason"] for b in rep.bad] == ["method: RuntimeError: the batch broke"] * 2
+    assert len(ResultsFile(tmp_path / "results.csv", METRICS).read()) == 4
+    rest = Batching()
+    assert run_evaluation(_cfg(manifest, tmp_path, batch_size=2), {"b": rest}).ok  # retried
+    assert [len(b) for b in rest.batches] == [2]
 
 
 @pytest.fixture(scope="module")
