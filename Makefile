@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint demo test test-slow results train-best docs bench clean-venv
+.PHONY: install lint demo test test-slow results train-best pretrained docs bench clean-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ results: install
 train-best: install
 	test -f "$${PYRO_MINVAE_CACHE:-$$HOME/.cache/pyro-minvae}/runs/demo/avae/best.pt" || bash scripts/demo.sh
 	bash scripts/train_best.sh
+
+# The models that ship in pyro_minvae/pretrained/ (with model cards), from the checkpoints of `make train-best`.
+pretrained: install
+	$(BIN)/python scripts/export_pretrained.py $(PRETRAINED_FLAGS)
 
 docs: install
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[docs]'

@@ -1,8 +1,9 @@
 """``pyro-minvae enhance``: one noisy file, or a whole manifest split, enhanced with a trained checkpoint.
 
-Single file::
+Single file (``--checkpoint`` is a checkpoint file or a shipped model, ``minvae`` (the default), ``avae`` or
+``avcvae``; see :mod:`pyro_minvae.pretrained`)::
 
-    pyro-minvae enhance --checkpoint CKPT noisy.wav [--video lips.npy|lips.mp4] [--landmarks pts.npy] -o out.wav
+    pyro-minvae enhance [--checkpoint CKPT] noisy.wav [--video lips.npy|lips.mp4] [--landmarks pts.npy] -o out.wav
 
 Manifest mode (the mixtures or noisy recordings of one split, one ``<id>.wav`` per record; resumable: existing
 outputs are skipped; ``--shard k/N`` takes every N-th record starting at the k-th, 1-based; ``--jobs`` worker
@@ -69,7 +70,12 @@ def _check_init(model, init: str | None) -> None:
 # ---- command -------------------------------------------------------------------------------------------------------
 @click.command(name="enhance")
 @click.argument("noisy", required=False, type=click.Path(dir_okay=False))
-@click.option("-c", "--checkpoint", required=True, type=click.Path(dir_okay=False), help="Trained model checkpoint.")
+@click.option(
+    "-c",
+    "--checkpoint",
+    metavar="PATH|NAME",
+    help="Trained model checkpoint, or a shipped model: minvae (default), avae, avcvae.",
+)
 @click.option(
     "--video",
     type=click.Path(dir_okay=False),
@@ -201,15 +207,17 @@ def command(
     save_lips,
     progress,
 ):
-    """Enhance NOISY.wav (or every mixture of a manifest split) with a trained checkpoint."""
+    """Enhance NOISY.wav (or every mixture of a manifest split) with a trained or shipped model."""
     from pyro_minvae.enhancement.options import check_device, check_method_options, check_seed, check_threads
+    from pyro_minvae.pretrained import resolve_checkpoint
 
-    run = _Run(checkpoint, method, seed, device, threads, overwrite, _opts(iterations, init_from, kernel, loop))
-    check_method_options(method, run.options)
+    options = _opts(iterations, init_from, kernel, loop)
+    check_method_options(method, options)
     check_device(device)
     check_seed(seed)
     if threads is not None:
         check_threads(threads)
+    run = _Run(str(resolve_checkpoint(checkpoint)), method, seed, device, threads, overwrite, options)
     if manifest is not None:
         if noisy is not None or output is not None:
             raise UserInputError("give either NOISY -o OUT or --manifest M --out-dir DIR, not both")

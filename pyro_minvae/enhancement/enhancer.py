@@ -5,6 +5,7 @@
     from pyro_minvae.enhancement import Enhancer
 
     enh = Enhancer.from_checkpoint("runs/minvae/best.pt", method="fast", device="cpu")
+    enh = Enhancer.from_pretrained("minvae")                                 # the shipped MIN-VAE
     enh.enhance_file("noisy.wav", "clean.wav", video="lips.npy").output     # -> Path("clean.wav")
     enh.enhance_batch([("a.wav", "out/"), ("b.wav", "out/", "b_lips.npy")])  # -> [FileResult, FileResult]
     res = enh.enhance_waveform(noisy, 16000, visual={"lips": lips}, fps=30)  # noisy (T,), lips (N_v, 67, 67)
@@ -77,6 +78,15 @@ class Enhancer:
         dev = check_device(device)
         model, cfg, _ = load_model(path, dev)
         return cls(model, cfg, method=method, seed=seed, device=dev, checkpoint=path, progress=progress, **options)
+
+    @classmethod
+    def from_pretrained(cls, name: str = "minvae", **kwargs) -> Enhancer:
+        """A model that ships with the package: ``"minvae"`` (default), ``"avae"`` or ``"avcvae"`` (see
+        :mod:`pyro_minvae.pretrained` and the model cards next to the files); ``kwargs`` as for
+        :meth:`from_checkpoint`."""
+        from ..pretrained import pretrained_path
+
+        return cls.from_checkpoint(pretrained_path(name), **kwargs)
 
     @property
     def sample_rate(self) -> int:

@@ -109,7 +109,7 @@ def test_garbage_and_foreign_files(files, tmp_path):
     )
     assert_user_error(
         enhance_file(tmp_path / "none.pt", files["noisy"], tmp_path / "o.wav"),
-        "none.pt: checkpoint not found; train one with `pyro-minvae train`",
+        "none.pt: checkpoint not found; pass a trained checkpoint file or a shipped model (minvae, avae, avcvae)",
     )
     assert not (tmp_path / "o.wav").exists()
 
