@@ -41,9 +41,11 @@ from .summary import console_table, summarise, to_markdown
 
 log = logging.getLogger("pyro_minvae")
 
-#: files per batched E-step task: on the demo A-VAE (20 test files, default MCEM, one thread) batches of 5 cost
-#: 10% less CPU than one file per task, 8-10 no less than 5 (docs/results.md); smaller batches balance workers
-DEFAULT_BATCH_SIZE = 5
+#: files per batched E-step task. 1 (one task per file, today's plan): on the demo A-VAE's test files (default
+#: MCEM, one thread per process) batches of 5-10 saved 0-10% of evaluate's CPU time, within the spread of runs on
+#: this shared 2-core machine (40 files: 44.8/45.0 CPU s alone, 43.4/45.6 in batches of 5), while a batch in
+#: flight is redone whole after Ctrl-C. Batches are the shape a GPU needs.
+DEFAULT_BATCH_SIZE = 1
 
 
 @dataclass
