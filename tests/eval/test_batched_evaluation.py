@@ -134,3 +134,21 @@ def test_checkpoint_mcem_batched_equals_one_by_one(manifest, checkpoint, tmp_pat
     assert a.keys() == b.keys() and len(a) == 4
     for k in a:
         assert b[k][0] == pytest.approx(a[k][0], abs=1e-5), k
+
+
+def test_evaluate_batch_size_from_the_command_line(manifest, checkpoint, tmp_path):
+    """`evaluate --batch-size 4` gives the rows of `--batch-size 1`; 0 is refused in one line."""
+    from click.testing import CliRunner
+
+    from pyro_minvae.cli.main import cli
+
+    common = ["evaluate", "--manifest", str(manifest), "--checkpoint", f"avae={checkpoint}", "--methods", "avae-mcem"]
+    common += ["--metrics", "si_sdr", "--jobs", "1", "--no-figures", "--no-progress"]
+    for size, out in (("1", "a"), ("4", "b")):
+        res = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / out), "--batch-size", size])
+        assert res.exit_code == 0, res.output
+    a, b = _scores(tmp_path / "a", ("si_sdr",)), _scores(tmp_path / "b", ("si_sdr",))
+    assert a.keys() == b.keys() and len(a) == 4
+    assert all(b[k][0] == pytest.approx(a[k][0], abs=1e-5) for k in a)
+    res = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / "c"), "--batch-size", "0"])
+    assert res.exit_code == 2 and "--batch-size" in res.output and "Traceback" not in res.output
