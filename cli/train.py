@@ -159,6 +159,7 @@ def command(
     from pyro_minvae.training import TrainConfig, required_modalities, train
     from pyro_minvae.training.config import check_device_available
     from pyro_minvae.training.builders import check_model_settings
+    from pyro_minvae.training.history import responsibility_line
     from pyro_minvae.training.distributed import is_main_process
     from pyro_minvae.training.run_folder import check_run_folder
 
@@ -226,10 +227,7 @@ def command(
             f"{family}: {last['epoch']} epochs, best valid ELBO {best:.2f} nats/frame, checkpoint {result.best_path}"
         )
     for name, r in result.report.get("components", {}).items():
-        click.echo(
-            f"  {name}: mean q {r['mean_q']:.3f}, wins {100 * r['win_rate']:.1f}% of frames "
-            f"(speech {100 * r['win_rate_speech']:.1f}%, silence {100 * r['win_rate_silence']:.1f}%)"
-        )
+        click.echo("  " + responsibility_line(name, r))
 
 
 def parse_encoder_options(items) -> dict:

@@ -76,6 +76,19 @@ def responsibility_report(model, dataset: FrameDataset, resp: torch.Tensor | Non
     return out
 
 
+def responsibility_line(name: str, r: dict) -> str:
+    """One component of :func:`responsibility_report` as a sentence; a split with no frames (e.g. no silent frame
+    in the data) says so instead of printing ``nan%``."""
+
+    def pct(key: str) -> str:
+        return "no frames" if math.isnan(r[key]) else f"{100 * r[key]:.1f}%"
+
+    return (
+        f"responsibility {name}: mean q {r['mean_q']:.3f}, wins {pct('win_rate')} of frames "
+        f"(speech {pct('win_rate_speech')}, silence {pct('win_rate_silence')})"
+    )
+
+
 def write_csv(path: Path, history: list) -> None:
     """The per-epoch log as CSV (atomic rewrite)."""
     if not history:

@@ -45,7 +45,7 @@ from ..locks import run_lock
 from . import distributed as ddp
 from .builders import make_model, spec_difference
 from .config import TrainConfig, check_device_available
-from .history import evaluate, responsibility_report, write_csv
+from .history import evaluate, responsibility_line, responsibility_report, write_csv
 from .objectives import OBJECTIVES, default_objective
 from .run_folder import RUN_FILES, check_resume, check_run_folder, data_fingerprint, remove_stale_files, run_files
 from .state import TrainingState
@@ -462,14 +462,7 @@ def _finish(run: _Run, state: TrainingState, t_run: float) -> TrainResult:
         if report:
             write_text_atomic(run.out_dir / "responsibilities.json", json.dumps(report, indent=2))
             for nm, r in report["components"].items():
-                log.info(
-                    "responsibility %s: mean q %.3f, wins %.1f%% of frames (speech %.1f%%, silence %.1f%%)",
-                    nm,
-                    r["mean_q"],
-                    100 * r["win_rate"],
-                    100 * r["win_rate_speech"],
-                    100 * r["win_rate_silence"],
-                )
+                log.info("%s", responsibility_line(nm, r))
     ddp.barrier(info)
     return TrainResult(model, state.history, last_path, best_path, report, summary)
 

@@ -21,7 +21,7 @@ from pyro_minvae.training import (
     train,
 )
 from pyro_minvae.training.builders import make_model
-from pyro_minvae.training.history import responsibility_report
+from pyro_minvae.training.history import responsibility_line, responsibility_report
 from pyro_minvae.training.objectives import OBJECTIVES
 from pyro_minvae.training.warm_start import warm_start
 
@@ -132,6 +132,13 @@ def test_responsibility_report_counts_wins_on_speech_and_silence(datasets):
     assert a["win_rate_speech"] == 1.0 and a["win_rate_silence"] == 0.0 and v["win_rate_silence"] == 1.0
     assert a["mean_q_speech"] == pytest.approx(0.8) and v["mean_q_silence"] == pytest.approx(0.7)
     assert a["win_rate"] == pytest.approx(float(speech.double().mean()))
+    assert responsibility_line("audio", a).endswith("(speech 100.0%, silence 0.0%)")
+
+
+def test_responsibility_line_says_no_frames_instead_of_nan():
+    r = {"mean_q": 0.9, "win_rate": 1.0, "win_rate_speech": 1.0, "win_rate_silence": float("nan")}
+    line = responsibility_line("audio", r)
+    assert line == "responsibility audio: mean q 0.900, wins 100.0% of frames (speech 100.0%, silence no frames)"
 
 
 def test_registry_rejects_unknown_names_with_valid_list():
