@@ -137,6 +137,9 @@ def test_stop_signal_while_the_command_loads_is_one_line(signame, code):
 
     script = (
         "import os, signal, sys\n"
+        # as from a terminal: a background job (nohup, `cmd &` in a script) starts with SIGINT ignored, which the
+        # CLI respects on purpose
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "class Hook:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'pyro_minvae.cli.enhance':\n"
