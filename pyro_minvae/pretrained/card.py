@@ -118,8 +118,8 @@ def render_card(c: CardInputs) -> str:
         "",
         "### Settings",
         _settings(c.state),
-        f"- trained {c.state.get('epoch')} epochs ({len(history)} logged); best validation ELBO "
-        f"{c.state.get('best_valid_elbo'):.1f} nats/frame",
+        f"- the shipped weights are the run's best: epoch {c.state.get('epoch')} ({len(history)} epochs logged "
+        f"up to it), validation ELBO {c.state.get('best_valid_elbo'):.1f} nats/frame",
         "",
         "### How it was made",
         "\n".join(f"    {cmd}" for cmd in c.commands) or "See docs/pretrained.md.",
