@@ -115,6 +115,8 @@ def test_export_keeps_weights_to_float16_precision_and_drops_training_state(tmp_
         assert q.dtype == p.dtype == torch.float32, name
         torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-4)
     load_checkpoint(tmp_path / "shipped.pt")  # its own checksum holds
+    export_checkpoint(source, tmp_path / "again.pt")  # same weights, same bytes: the card's sha256 is reproducible
+    assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "shipped.pt").read_bytes()
 
 
 def test_compact_weights_keeps_what_float16_cannot_hold():

@@ -20,6 +20,12 @@ RENDERED_MOUTHS_NOTE = (
     "both (`--init audio` and the default) before trusting the lips."
 )
 
+RENDERED_VISUAL_NOTE = (
+    "**Visual stream.** Its visual network was trained on the demo corpus's *rendered* mouths only (no real "
+    "faces); it has never seen a real mouth, so expect less from the lips on your own videos than on the demo "
+    "test set. It cannot run without lips (a video or lip images)."
+)
+
 
 @dataclass
 class CardInputs:
@@ -133,11 +139,13 @@ def render_card(c: CardInputs) -> str:
     ]
     if c.lips is not None:
         sections += ["### Lips informativeness (rendered and real mouths)", c.lips, ""]
-    if "lips" in json.dumps(c.state["model_spec"]):
+    if c.lips is not None:
         sections += ["### Limits", RENDERED_MOUTHS_NOTE, ""]
+    elif "lips" in json.dumps(c.state["model_spec"]):
+        sections += ["### Limits", RENDERED_VISUAL_NOTE, ""]
     else:
         sections += ["### Limits", "Trained on the demo corpus only (see above); judge it on your own recordings.", ""]
     return "\n".join(sections)
 
 
-__all__ = ["CardInputs", "RENDERED_MOUTHS_NOTE", "render_card"]
+__all__ = ["CardInputs", "RENDERED_MOUTHS_NOTE", "RENDERED_VISUAL_NOTE", "render_card"]

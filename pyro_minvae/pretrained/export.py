@@ -9,12 +9,12 @@ a tensor with values beyond float16's range stays float32.
 
 from __future__ import annotations
 
+import io
 import os
-from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import write_bytes_atomic
 from ..checkpoint import load_checkpoint, state_checksum
 from ..data.manifest import sha256_file
 
@@ -52,9 +52,11 @@ def export_checkpoint(source: str | os.PathLike, target: str | os.PathLike, *, d
     }
     shipped.pop("checksum", None)
     shipped["checksum"] = state_checksum(shipped)
-    target = Path(target)
-    with atomic_path(target) as tmp:
-        torch.save(shipped, tmp)
+    # through a buffer: torch.save names its archive after the file, and the temporary name is random, so writing
+    # to the file directly would give different bytes (and sha256) for the same weights on every export
+    buffer = io.BytesIO()
+    torch.save(shipped, buffer)
+    write_bytes_atomic(target, buffer.getvalue())
     return shipped
 
 
