@@ -106,6 +106,7 @@ def main(argv=None) -> int:
             storage_check=storage_check(source, shipped[name], args.manifest, args.storage_files),
             lips=lips_table(shipped[name]) if name == "minvae" else None,
             commands=["make train-best", "make pretrained", _portable(["pyro-minvae", *evaluate[1:]])],
+            caveat=model.caveat,
         )
         (args.out / f"{name}.md").write_text(render_card(card))
         print(f"{name}: card {args.out / f'{name}.md'}", flush=True)

@@ -132,6 +132,9 @@ def test_card_names_file_hash_settings_and_the_rendered_mouths(tmp_path):
     assert sha256_file(path) in text and "make x" in text
     assert "Largest difference 0.020 dB" in text
     assert "rendered" in text and "Not measured." in text  # no evaluation summary given
+    assert "Known problem" not in text
+    warned = render_card(CardInputs("avcvae", "AV-CVAE", state, path, caveat="It ignores the lips."))
+    assert "### Known problem\nIt ignores the lips." in warned
 
 
 def test_setup_cfg_ships_every_subpackage_and_the_model_files():

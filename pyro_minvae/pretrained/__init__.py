@@ -26,10 +26,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class PretrainedModel:
-    """A shipped model: ``name`` (what ``--checkpoint`` accepts) and a one-line ``title``."""
+    """A shipped model: ``name`` (what ``--checkpoint`` accepts), a one-line ``title`` and known problems
+    (``caveat``, markdown, printed on its model card)."""
 
     name: str
     title: str
+    caveat: str = ""
 
     @property
     def path(self) -> Path:
@@ -47,7 +49,14 @@ CATALOGUE: dict[str, PretrainedModel] = {
     for m in (
         PretrainedModel("minvae", "MIN-VAE, audio + lips encoders (the default of `pyro-minvae enhance`)"),
         PretrainedModel("avae", "A-VAE, audio only"),
-        PretrainedModel("avcvae", "AV-CVAE, audio-visual conditional VAE"),
+        PretrainedModel(
+            "avcvae",
+            "AV-CVAE, audio-visual conditional VAE",
+            caveat="Its visual conditioner saturates: the final tanh gives ±1 on every frame (standard deviation "
+            "over the frames of a validation clip 0.0), so this AV-CVAE conditions on a constant and ignores the "
+            "lips; its output is the same whatever the lips show (docs/results.md, degraded lips). It is shipped "
+            "as the trained baseline it is, until a retrained conditioner replaces it.",
+        ),
     )
 }
 DEFAULT = "minvae"

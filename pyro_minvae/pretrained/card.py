@@ -35,7 +35,7 @@ class CardInputs:
     file on the demo test split (``pyro_minvae.evaluation.summary.summarise`` output) or ``None``;
     ``storage_check``: rows ``{"id", "si_sdr_float32", "si_sdr_shipped"}`` comparing enhancement with the
     float32 training checkpoint and the shipped float16 weights; ``lips``: a markdown table or ``None``;
-    ``commands``: the commands that produced the file and the numbers.
+    ``commands``: the commands that produced the file and the numbers; ``caveat``: known problems (markdown).
     """
 
     name: str
@@ -46,6 +46,7 @@ class CardInputs:
     storage_check: list = field(default_factory=list)
     lips: str | None = None
     commands: list = field(default_factory=list)
+    caveat: str = ""
 
 
 def _settings(state: dict) -> str:
@@ -139,6 +140,8 @@ def render_card(c: CardInputs) -> str:
     ]
     if c.lips is not None:
         sections += ["### Lips informativeness (rendered and real mouths)", c.lips, ""]
+    if c.caveat:
+        sections += ["### Known problem", c.caveat, ""]
     if c.lips is not None:
         sections += ["### Limits", RENDERED_MOUTHS_NOTE, ""]
     elif "lips" in json.dumps(c.state["model_spec"]):
