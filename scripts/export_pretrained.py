@@ -32,8 +32,8 @@ from pyro_minvae.pretrained import CATALOGUE  # noqa: E402
 from pyro_minvae.pretrained.card import CardInputs, render_card  # noqa: E402
 from pyro_minvae.pretrained.export import export_checkpoint  # noqa: E402
 
-PM = str(REPO / ".venv" / "bin" / "pyro-minvae")
-METRICS = "si_sdr,pesq_wb,pesq_nb,stoi,estoi"
+PM = [sys.executable, "-m", "pyro_minvae.cli.main"]  # as scripts/make_results.py: the running interpreter's CLI
+METRICS = ("si_sdr", "pesq_wb", "pesq_nb", "stoi", "estoi")
 
 
 def storage_check(source: Path, shipped: Path, manifest: Path, n: int) -> list:
@@ -76,36 +76,34 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-out", type=Path, default=cache_dir() / "runs" / "pretrained-evaluation")
     args = ap.parse_args(argv)
 
-    shipped = {}
+    sources = {name: args.runs / name / "best.pt" for name in CATALOGUE}
+    shipped = {name: args.out / f"{name}.pt" for name in CATALOGUE}
     for name in CATALOGUE:
-        source = args.runs / name / "best.pt"
-        shipped[name] = args.out / f"{name}.pt"
-        export_checkpoint(source, shipped[name])
-        print(f"{name}: {source} -> {shipped[name]} ({shipped[name].stat().st_size / 1e6:.2f} MB)", flush=True)
+        export_checkpoint(sources[name], shipped[name])
+        print(f"{name}: {sources[name]} -> {shipped[name]} ({shipped[name].stat().st_size / 1e6:.2f} MB)", flush=True)
 
     methods = ["noisy"] + [f"{name}-mcem" for name in CATALOGUE]
-    evaluate = [PM, "evaluate", "--methods", ",".join(methods), "--limit", str(args.limit), "--jobs", str(args.jobs)]
-    evaluate += ["--metrics", METRICS, "--no-figures", "--no-progress", "--restart", "--out", str(args.eval_out)]
-    evaluate += ["--manifest", str(args.manifest)]
+    evaluate = ["evaluate", "--methods", ",".join(methods), "--limit", str(args.limit), "--jobs", str(args.jobs)]
+    evaluate += ["--metrics", ",".join(METRICS), "--no-figures", "--no-progress", "--restart"]
+    evaluate += ["--out", str(args.eval_out), "--manifest", str(args.manifest)]
     for name, path in shipped.items():
         evaluate += ["--checkpoint", f"{name}={path}"]
-    subprocess.run(evaluate, check=True)
-    rows = ResultsFile(args.eval_out / "results.csv", METRICS.split(",")).read()
+    subprocess.run(PM + evaluate, check=True)
+    rows = ResultsFile(args.eval_out / "results.csv", METRICS).read()
 
     for name, model in CATALOGUE.items():
         method_rows = [r for r in rows if r["method"] == f"{name}-mcem"]
-        summary = summarise(method_rows, METRICS.split(","), [f"{name}-mcem"])
+        summary = summarise(method_rows, METRICS, [f"{name}-mcem"])
         summary["n_files"] = len(method_rows)
-        source = args.runs / name / "best.pt"
         card = CardInputs(
             name=name,
             title=model.title,
             state=load_checkpoint(shipped[name]),
             path=shipped[name],
             summary=summary,
-            storage_check=storage_check(source, shipped[name], args.manifest, args.storage_files),
+            storage_check=storage_check(sources[name], shipped[name], args.manifest, args.storage_files),
             lips=lips_table(shipped[name]) if name == "minvae" else None,
-            commands=["make train-best", "make pretrained", _portable(["pyro-minvae", *evaluate[1:]])],
+            commands=["make train-best", "make pretrained", _portable(["pyro-minvae", *evaluate])],
             caveat=model.caveat,
         )
         (args.out / f"{name}.md").write_text(render_card(card))

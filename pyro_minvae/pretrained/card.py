@@ -144,7 +144,7 @@ def render_card(c: CardInputs) -> str:
         sections += ["### Known problem", c.caveat, ""]
     if c.lips is not None:
         sections += ["### Limits", RENDERED_MOUTHS_NOTE, ""]
-    elif "lips" in json.dumps(c.state["model_spec"]):
+    elif "lips" in c.state["model_spec"]["kwargs"].get("input_dims", {}):
         sections += ["### Limits", RENDERED_VISUAL_NOTE, ""]
     else:
         sections += ["### Limits", "Trained on the demo corpus only (see above); judge it on your own recordings.", ""]
