@@ -1,11 +1,11 @@
-"""What several commands share: option groups, the default manifest, the way a command lists the items that
+"""What several commands share: option helpers and groups, the default manifest, the way a command lists the items that
 failed and exits 1, and printing file names that are not UTF-8. (User errors, exit 2, are handled once, in
 :class:`pyro_minvae.cli.main.FriendlyGroup`.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import click
 
@@ -57,6 +57,20 @@ def _stacked(*decorators: Callable) -> Callable:
     return apply
 
 
+def choice_option(name: str, choices: Sequence[str], default: str | None, help: str) -> Callable:
+    """``name`` taking one of ``choices`` (click refuses others with its usage error); ``--help`` shows the
+    default when there is one."""
+    return click.option(
+        name, type=click.Choice(list(choices)), default=default, show_default=default is not None, help=help
+    )
+
+
+def count_option(name: str, default: int | None, help: str) -> Callable:
+    """``name N`` for a count (processes, threads, files): a whole number >= 1 (click refuses others with its
+    usage error); ``--help`` shows the default when there is one."""
+    return click.option(name, type=click.IntRange(min=1), default=default, show_default=default is not None, help=help)
+
+
 def scoring_options(*, split: str, split_help: str, out: str) -> Callable:
     """The options of the commands that enhance a manifest's mixtures and score them (``evaluate``, ``tune``):
     which mixtures (``--manifest``, ``--split`` defaulting to ``split``, ``--limit``, ``--snr``, ``--noise``),
@@ -78,13 +92,8 @@ def scoring_options(*, split: str, split_help: str, out: str) -> Callable:
             show_default=True,
             help="Output folder; re-running with the same folder resumes.",
         ),
-        click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes."),
-        click.option(
-            "--limit",
-            type=click.IntRange(min=1),
-            default=None,
-            help="At most N files, balanced over SNR and noise type.",
-        ),
+        count_option("--jobs", 2, "Worker processes."),
+        count_option("--limit", None, "At most N files, balanced over SNR and noise type."),
         click.option("--snr", default=None, help="Comma list of SNRs (dB) to keep, e.g. --snr=-5,0."),
         click.option("--noise", default=None, help="Comma list of noise types to keep."),
         click.option(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import click
 
 from pyro_minvae.cli.choices import ESTEP_CHOICE, KERNEL_CHOICE, LOOP_CHOICE
-from pyro_minvae.cli.common import exit_listing_failures
+from pyro_minvae.cli.common import choice_option, exit_listing_failures
 from pyro_minvae.errors import Interrupted, UserInputError
 from pyro_minvae.parallel import parse_shard
 
@@ -160,13 +160,12 @@ def _check_init(model, init: str | None) -> None:
     is_flag=True,
     help="Replace an existing -o file (single file); re-enhance records whose output exists (manifest mode).",
 )
-@click.option(
+@choice_option(
     "--crop",
-    type=click.Choice(["auto", "face", "none"]),
-    default="auto",
-    show_default=True,
-    help="Video NOISY: find the mouth in each frame (face), use the frames as they are (none: already "
-    "cropped mouth videos), or tell them apart (auto).",
+    ["auto", "face", "none"],
+    "auto",
+    "Video NOISY: find the mouth in each frame (face), use the frames as they are (none: already cropped mouth "
+    "videos), or tell them apart (auto).",
 )
 @click.option(
     "--save-lips",

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pyro_minvae.cli.choices import comma_list, metric_list, snr_list
-from pyro_minvae.cli.common import exit_listing_bad_pairs, resolve_manifest, scoring_options
+from pyro_minvae.cli.common import count_option, exit_listing_bad_pairs, resolve_manifest, scoring_options
 from pyro_minvae.errors import UserInputError
 
 
@@ -61,19 +61,11 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
     metavar="LABEL=PATH",
     help="A trained model to evaluate (repeatable); its methods are named after LABEL.",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="torch threads per worker process (1 is fastest on a busy machine).",
-)
-@click.option(
+@count_option("--threads", 1, "torch threads per worker process (1 is fastest on a busy machine).")
+@count_option(
     "--batch-size",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Files per batched MCEM task for the VAE methods that allow it (each scored as alone, same seed); "
+    1,
+    "Files per batched MCEM task for the VAE methods that allow it (each scored as alone, same seed); "
     "the other methods run one file per task.",
 )
 @click.option("--save-audio", is_flag=True, help="Also write enhanced wavs to OUT/audio/<method>/<id>.wav.")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from pyro_minvae.cli.common import echo_names, exit_listing_failures
+from pyro_minvae.cli.common import choice_option, count_option, echo_names, exit_listing_failures
 from pyro_minvae.errors import UserInputError
 
 
@@ -34,7 +34,7 @@ def command() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, utterances, noise, video.")
 @click.option("--small", is_flag=True, help="A tiny corpus (12 speakers, 10 clips each) for quick checks.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@count_option("--workers", 2, "Worker processes.")
 @click.option("--stats", "show_stats", is_flag=True, help="Print minutes/speakers per split and mixture counts.")
 @click.option(
     "--preview",
@@ -44,12 +44,11 @@ def command() -> None:
 )
 @click.option("--force", is_flag=True, help="Rebuild even if the corpus is already prepared.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option(
+@choice_option(
     "--mouth-style",
-    type=click.Choice(["classic", "ntcd"]),
-    default="classic",
-    show_default=True,
-    help="Rendered mouths: 'classic' (small centred lips) or 'ntcd' (NTCD-TIMIT-like ROIs: the mouth "
+    ["classic", "ntcd"],
+    "classic",
+    "Rendered mouths: 'classic' (small centred lips) or 'ntcd' (NTCD-TIMIT-like ROIs: the mouth "
     "fills the frame, teeth, skin texture).",
 )
 def demo(cache_dir, seed, small, workers, show_stats, preview, force, no_progress, mouth_style) -> None:
@@ -120,19 +119,13 @@ def ntcd_timit(root, out, valid_speakers, all_noisy, show_stats, force, no_progr
     default=None,
     help="Output folder (default <cache>/corpora/folder-<name>).",
 )
-@click.option(
-    "--split",
-    type=click.Choice(["train", "valid", "test"]),
-    default="test",
-    show_default=True,
-    help="Split recorded for every clip.",
-)
+@choice_option("--split", ["train", "valid", "test"], "test", "Split recorded for every clip.")
 @click.option("--fps", type=float, default=30.0, show_default=True, help="Frame rate of the .npy/.mat lip arrays.")
-@click.option(
+@choice_option(
     "--kind",
-    type=click.Choice(["noisy", "clean"]),
-    default=None,
-    help="noisy: recordings to enhance (default for --split test); clean: training speech (default for train/valid).",
+    ["noisy", "clean"],
+    None,
+    "noisy: recordings to enhance (default for --split test); clean: training speech (default for train/valid).",
 )
 @click.option(
     "--valid-speakers",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from pyro_minvae.cli.common import choice_option
 from pyro_minvae.errors import UserInputError
 
 log = logging.getLogger("pyro_minvae")
@@ -59,13 +60,7 @@ def _default_manifest() -> Path:
     "--batch-size", default=128, show_default=True, type=int, help="Frames per batch (per process under torchrun)."
 )
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="Adam learning rate (finite, > 0).")
-@click.option(
-    "--schedule",
-    type=click.Choice(["plateau", "cosine", "constant"]),
-    default="plateau",
-    show_default=True,
-    help="Learning-rate schedule.",
-)
+@choice_option("--schedule", ["plateau", "cosine", "constant"], "plateau", "Learning-rate schedule.")
 @click.option("--latent-dim", default=32, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -89,12 +84,11 @@ def _default_manifest() -> Path:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Warm start from a checkpoint (repeatable; earlier ones win), e.g. A-VAE then V-VAE for MIN-VAE.",
 )
-@click.option(
+@choice_option(
     "--responsibilities",
-    type=click.Choice(["marginal", "epoch"]),
-    default="marginal",
-    show_default=True,
-    help="MIN-VAE q(c): optimal per batch, or the paper's per-epoch closed form.",
+    ["marginal", "epoch"],
+    "marginal",
+    "MIN-VAE q(c): optimal per batch, or the paper's per-epoch closed form.",
 )
 @click.option(
     "--cvae-weight",
