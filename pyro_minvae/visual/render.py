@@ -79,68 +79,47 @@ class SpeakerAppearance:
         return cls(**values, texture_seed=int(seed))
 
 
-# Per style, the uniform range of every appearance field, in the order they are drawn (the order is part of
-# the seed -> speaker mapping: corpora rendered earlier stay reproducible). "classic": small cartoon-like lips
-# centred in a grey frame. "ntcd": mouth ROIs like NTCD-TIMIT's: the mouth fills the width (corners near the
-# edges) and sits in the upper half above the chin, full lips only slightly darker than the skin, teeth often
-# visible, textured skin and lips, wide ranges of lighting, pose and camera quality.
-STYLE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "classic": {
-        "skin_tone": (95.0, 200.0),
-        "half_width": (16.0, 22.5),
-        "max_opening": (13.0, 20.0),
-        "upper_thickness": (4.0, 6.5),
-        "lower_thickness": (4.5, 7.5),
-        "bow_depth": (0.5, 2.5),
-        "corner_curve": (0.45, 0.8),
-        "centre_x": (-2.0, 2.0),
-        "centre_y": (-3.0, 2.0),
-        "tilt": (-5.0, 5.0),
-        "lip_contrast": (20.0, 55.0),
-        "cavity_tone": (15.0, 50.0),
-        "teeth_tone": (175.0, 235.0),
-        "tongue_tone": (80.0, 130.0),
-        "light_gain": (0.8, 1.15),
-        "light_gradient_x": (-0.3, 0.3),
-        "light_gradient_y": (-0.3, 0.1),
-        "articulation_gain": (0.8, 1.15),
-        "head_motion": (0.3, 1.2),
-        "head_rotation": (0.5, 2.5),
-        "noise_std": (1.5, 5.0),
-        "blur": (0.2, 0.9),
-    },
-    "ntcd": {
-        "skin_tone": (90.0, 215.0),
-        "half_width": (23.0, 31.0),
-        "max_opening": (9.0, 17.0),
-        "upper_thickness": (5.5, 9.0),
-        "lower_thickness": (7.0, 11.5),
-        "bow_depth": (0.5, 3.0),
-        "corner_curve": (0.35, 0.75),
-        "centre_x": (-4.0, 4.0),
-        "centre_y": (-15.0, -4.0),
-        "tilt": (-7.0, 7.0),
-        "lip_contrast": (8.0, 40.0),
-        "cavity_tone": (20.0, 70.0),
-        "teeth_tone": (165.0, 240.0),
-        "tongue_tone": (70.0, 140.0),
-        "light_gain": (0.75, 1.2),
-        "light_gradient_x": (-0.45, 0.45),
-        "light_gradient_y": (-0.35, 0.25),
-        "articulation_gain": (0.7, 1.2),
-        "head_motion": (0.4, 2.0),
-        "head_rotation": (0.5, 3.0),
-        "noise_std": (1.0, 6.0),
-        "blur": (0.2, 1.0),
-        "skin_texture": (0.01, 0.04),
-        "lip_striation": (0.0, 0.08),
-        "chin_light": (0.0, 0.12),
-        "nose_shadow": (0.0, 0.25),
-        "teeth_show": (0.3, 2.5),
-        "teeth_height": (0.25, 0.55),
-    },
+# Per field, its uniform range in each of the STYLES (columns) in the order the fields are drawn (the order is part
+# of the seed -> speaker mapping: corpora rendered earlier stay reproducible); None: the style does not draw the
+# field, which keeps its default. "classic": small cartoon-like lips centred in a grey frame. "ntcd": mouth ROIs
+# like NTCD-TIMIT's: the mouth fills the width (corners near the edges) and sits in the upper half above the chin,
+# full lips only slightly darker than the skin, teeth often visible, textured skin and lips, wide ranges of
+# lighting, pose and camera quality.
+STYLES = ("classic", "ntcd")
+_RANGES: dict[str, tuple[tuple[float, float] | None, ...]] = {
+    "skin_tone": ((95.0, 200.0), (90.0, 215.0)),
+    "half_width": ((16.0, 22.5), (23.0, 31.0)),
+    "max_opening": ((13.0, 20.0), (9.0, 17.0)),
+    "upper_thickness": ((4.0, 6.5), (5.5, 9.0)),
+    "lower_thickness": ((4.5, 7.5), (7.0, 11.5)),
+    "bow_depth": ((0.5, 2.5), (0.5, 3.0)),
+    "corner_curve": ((0.45, 0.8), (0.35, 0.75)),
+    "centre_x": ((-2.0, 2.0), (-4.0, 4.0)),
+    "centre_y": ((-3.0, 2.0), (-15.0, -4.0)),
+    "tilt": ((-5.0, 5.0), (-7.0, 7.0)),
+    "lip_contrast": ((20.0, 55.0), (8.0, 40.0)),
+    "cavity_tone": ((15.0, 50.0), (20.0, 70.0)),
+    "teeth_tone": ((175.0, 235.0), (165.0, 240.0)),
+    "tongue_tone": ((80.0, 130.0), (70.0, 140.0)),
+    "light_gain": ((0.8, 1.15), (0.75, 1.2)),
+    "light_gradient_x": ((-0.3, 0.3), (-0.45, 0.45)),
+    "light_gradient_y": ((-0.3, 0.1), (-0.35, 0.25)),
+    "articulation_gain": ((0.8, 1.15), (0.7, 1.2)),
+    "head_motion": ((0.3, 1.2), (0.4, 2.0)),
+    "head_rotation": ((0.5, 2.5), (0.5, 3.0)),
+    "noise_std": ((1.5, 5.0), (1.0, 6.0)),
+    "blur": ((0.2, 0.9), (0.2, 1.0)),
+    "skin_texture": (None, (0.01, 0.04)),
+    "lip_striation": (None, (0.0, 0.08)),
+    "chin_light": (None, (0.0, 0.12)),
+    "nose_shadow": (None, (0.0, 0.25)),
+    "teeth_show": (None, (0.3, 2.5)),
+    "teeth_height": (None, (0.25, 0.55)),
 }
-STYLES = tuple(STYLE_RANGES)
+STYLE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    style: {name: ranges[k] for name, ranges in _RANGES.items() if ranges[k] is not None}
+    for k, style in enumerate(STYLES)
+}
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, rho: float, std: float) -> np.ndarray:
