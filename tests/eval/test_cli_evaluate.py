@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from eval_synth import build_manifest
+from helpers_cli import cli_error_cases
 from pyro_minvae.cli.main import cli
 
 FAST = ["--jobs", "1", "--metrics", "si_sdr,stoi", "--no-progress"]
@@ -55,17 +56,16 @@ def test_failed_file_gives_exit_1_and_lists_it(tmp_path):
     assert (tmp_path / "ev" / "summary.md").exists()
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--methods", "nope"], "unknown method(s) nope"),
-        (["--metrics", "si_sdr,bogus"], "--metrics: unknown bogus"),
-        (["--checkpoint", "justapath.pt"], "expected LABEL=PATH"),
-        (["--snr", "loud"], "give SNRs in dB"),
-        (["--split", "train"], "no mixture records in split 'train'"),
-        (["--video-degrade", "blur:1"], "expected NAME:VALUE"),
-        (["--shard", "3/2"], "expected k/N"),
-    ],
+@cli_error_cases(
+    {
+        "--methods nope": "unknown method(s) nope",
+        "--metrics si_sdr,bogus": "--metrics: unknown bogus",
+        "--checkpoint justapath.pt": "expected LABEL=PATH",
+        "--snr loud": "give SNRs in dB",
+        "--split train": "no mixture records in split 'train'",
+        "--video-degrade blur:1": "expected NAME:VALUE",
+        "--shard 3/2": "expected k/N",
+    }
 )
 def test_user_errors_are_one_line_exit_2(manifest, tmp_path, args, message):
     res = CliRunner().invoke(

@@ -17,6 +17,7 @@ import pytest
 from pyro_minvae.checkpoint import load_checkpoint
 from pyro_minvae.errors import UserInputError
 from pyro_minvae.locks import lock_path, run_lock
+from helpers_cli import cli_error_cases
 from reliability_helpers import (
     api_call,
     assert_no_partial_files,
@@ -193,51 +194,46 @@ def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
 
 
 # ---- settings checked before any work ---------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--epochs", "0"], "--epochs 0: must be a whole number >= 1"),
-        (["--epochs", "-3"], "--epochs -3: must be a whole number >= 1"),
-        (["--batch-size", "0"], "--batch-size 0: must be a whole number >= 1"),
-        (["--latent-dim", "-1"], "--latent-dim -1: must be a whole number >= 1"),
-        (["--patience", "0"], "--patience 0: must be a whole number >= 1"),
-        (["--max-frames", "0"], "--max-frames 0: must be a whole number >= 1"),
-        (["--lr", "nan"], "--lr nan: the learning rate must be a finite number > 0"),
-        (["--lr", "inf"], "--lr inf: the learning rate must be a finite number > 0"),
-        (["--lr", "0"], "the learning rate must be a finite number > 0"),
-        (["--lr", "-1e-3"], "the learning rate must be a finite number > 0"),
-        (["--cvae-weight", "1.5"], "--cvae-weight 1.5: must be between 0 and 1"),
-        (["--cvae-weight", "nan"], "--cvae-weight nan: must be between 0 and 1"),
-        (["--model", "minvae", "--encoders", "audio,audio"], "--encoders audio,audio: audio given twice"),
-        (["--model", "minvae", "--encoders", "audio,,lips"], "give encoder names separated by commas"),
-        (
-            ["--model", "minvae", "--encoder-option", "lips.bogus=1"],
-            "--encoder-option lips.bogus: the lips encoder has no argument 'bogus'; valid: hidden, pool",
+@cli_error_cases(
+    {
+        "--epochs 0": "--epochs 0: must be a whole number >= 1",
+        "--epochs -3": "--epochs -3: must be a whole number >= 1",
+        "--batch-size 0": "--batch-size 0: must be a whole number >= 1",
+        "--latent-dim -1": "--latent-dim -1: must be a whole number >= 1",
+        "--patience 0": "--patience 0: must be a whole number >= 1",
+        "--max-frames 0": "--max-frames 0: must be a whole number >= 1",
+        "--lr nan": "--lr nan: the learning rate must be a finite number > 0",
+        "--lr inf": "--lr inf: the learning rate must be a finite number > 0",
+        "--lr 0": "the learning rate must be a finite number > 0",
+        "--lr -1e-3": "the learning rate must be a finite number > 0",
+        "--cvae-weight 1.5": "--cvae-weight 1.5: must be between 0 and 1",
+        "--cvae-weight nan": "--cvae-weight nan: must be between 0 and 1",
+        "--model minvae --encoders audio,audio": "--encoders audio,audio: audio given twice",
+        "--model minvae --encoders audio,,lips": "give encoder names separated by commas",
+        "--model minvae --encoder-option lips.bogus=1": (
+            "--encoder-option lips.bogus: the lips encoder has no argument 'bogus'; valid: hidden, pool"
         ),
-        (["--model", "minvae", "--encoder-option", "ears.pool=1"], "'ears' is not an encoder of this model"),
-        (
-            ["--model", "minvae", "--model-arg", 'prior="nosuchprior"'],
-            "--model-arg prior='nosuchprior': unknown prior; valid priors:",
+        "--model minvae --encoder-option ears.pool=1": "'ears' is not an encoder of this model",
+        '--model minvae --model-arg prior="nosuchprior"': (
+            "--model-arg prior='nosuchprior': unknown prior; valid priors:"
         ),
-        (["--model", "minvae", "--model-arg", "decoder=nosuch"], "unknown decoder; valid decoders:"),
-        (["--model", "minvae", "--model-arg", "bogus=1"], "model 'minvae' has no argument(s) bogus; valid:"),
-        (["--resume", "--overwrite"], "give only one"),
-        (["--seed", "-1"], "--seed -1: must be a whole number from 0 to 2**32 - 1"),
-        (["--device", "bogus"], "--device bogus: not a device; use cpu, cuda or cuda:N"),
-        (["--device", "meta"], "--device meta: training runs on cpu or cuda"),
-        (["--device", "cuda:99"], "--device cuda:99: "),
-        (
-            ["--model", "minvae", "--model-arg", "learn_weights=notabool"],
-            '--model-arg learn_weights="notabool": expected true or false (the default is false)',
+        "--model minvae --model-arg decoder=nosuch": "unknown decoder; valid decoders:",
+        "--model minvae --model-arg bogus=1": "model 'minvae' has no argument(s) bogus; valid:",
+        "--resume --overwrite": "give only one",
+        "--seed -1": "--seed -1: must be a whole number from 0 to 2**32 - 1",
+        "--device bogus": "--device bogus: not a device; use cpu, cuda or cuda:N",
+        "--device meta": "--device meta: training runs on cpu or cuda",
+        "--device cuda:99": "--device cuda:99: ",
+        "--model minvae --model-arg learn_weights=notabool": (
+            '--model-arg learn_weights="notabool": expected true or false (the default is false)'
         ),
-        (["--model", "minvae", "--model-arg", "latent_dim=8"], "--model-arg latent_dim: set by --latent-dim"),
-        (["--model", "minvae", "--model-arg", 'encoders=["audio"]'], "--model-arg encoders: set by --encoders"),
-        (
-            ["--model", "minvae", "--encoder-option", "lips.pool=0"],
-            "model 'minvae' cannot be built with these settings (pool must be a whole number >= 1",
+        "--model minvae --model-arg latent_dim=8": "--model-arg latent_dim: set by --latent-dim",
+        '--model minvae --model-arg encoders=["audio"]': "--model-arg encoders: set by --encoders",
+        "--model minvae --encoder-option lips.pool=0": (
+            "model 'minvae' cannot be built with these settings (pool must be a whole number >= 1"
         ),
-        (["--model", "minvae", "--encoders", "lips"], "a mixture prior needs at least 2 components"),
-    ],
+        "--model minvae --encoders lips": "a mixture prior needs at least 2 components",
+    }
 )
 def test_bad_settings_are_refused_before_any_work(corpus, tmp_path, args, message):
     out = tmp_path / "run"
@@ -282,22 +278,21 @@ def two_epochs(corpus, tmp_path):
     return out
 
 
-@pytest.mark.parametrize(
-    "change,message",
-    [
-        (["--lr", "0.01"], "lr: 0.001 in the checkpoint, 0.01 now"),
-        (["--batch-size", "8"], "batch_size: 16 in the checkpoint, 8 now"),
-        (["--seed", "5"], "seed: 0 in the checkpoint, 5 now"),
-        (["--schedule", "constant"], "schedule: 'plateau' in the checkpoint, 'constant' now"),
-        (["--patience", "3"], "patience: 1000 in the checkpoint, 3 now"),
-        (["--max-frames", "32"], "max_frames: 48 in the checkpoint, 32 now"),
-        (["--latent-dim", "8"], "checkpoint was trained with other model settings (latent_dim: 4 in the checkpoint"),
-    ],
+@cli_error_cases(
+    {
+        "--lr 0.01": "lr: 0.001 in the checkpoint, 0.01 now",
+        "--batch-size 8": "batch_size: 16 in the checkpoint, 8 now",
+        "--seed 5": "seed: 0 in the checkpoint, 5 now",
+        "--schedule constant": "schedule: 'plateau' in the checkpoint, 'constant' now",
+        "--patience 3": "patience: 1000 in the checkpoint, 3 now",
+        "--max-frames 32": "max_frames: 48 in the checkpoint, 32 now",
+        "--latent-dim 8": "checkpoint was trained with other model settings (latent_dim: 4 in the checkpoint",
+    }
 )
-def test_resume_with_other_settings_is_refused_naming_them(corpus, two_epochs, change, message):
+def test_resume_with_other_settings_is_refused_naming_them(corpus, two_epochs, args, message):
     before = _snapshot(two_epochs)
     small = [a for a in SMALL]
-    for flag, value in zip(change[::2], change[1::2]):
+    for flag, value in zip(args[::2], args[1::2]):
         if flag in small:
             small[small.index(flag) + 1] = value
         else:
