@@ -28,7 +28,9 @@ from .atomic import atomic_path
 from .errors import UserInputError
 from .features import FeatureConfig
 
-FORMAT_VERSION = 2  # 2: model_spec records every encoder's resolved options (1: only the options given)
+# 2: model_spec records every encoder's resolved options (1: only the options given);
+# 3: AV-CVAE specs name their visual conditioner (format 2 ones used the paper's "embedding")
+FORMAT_VERSION = 3
 REQUIRED_KEYS = ("format_version", "model_spec", "model_state", "feature_config")
 
 
@@ -167,6 +169,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     if state["format_version"] == 1:
         state = upgrade_v1(state)
+    if state["format_version"] == 2:
+        state = upgrade_v2(state)
     if state["format_version"] != FORMAT_VERSION:
         raise UserInputError(
             f"{path}: checkpoint format {state['format_version']} is not supported by this "
@@ -200,6 +204,19 @@ def upgrade_v1(state: dict) -> dict:
             options["lips"] = {**PAPER_LIPS, **options.get("lips", {})}
         kwargs["encoder_options"] = resolved_encoder_options(encoders[family], options)
     return {**state, "format_version": 2, "model_spec": {**spec, "kwargs": kwargs}}
+
+
+def upgrade_v2(state: dict) -> dict:
+    """Format 2 -> 3: AV-CVAE checkpoints of format 2 were built with the paper's visual conditioner.
+
+    Their ``model_spec`` gets ``conditioner="embedding"`` written out (the default is now the normalised one); the
+    checksum covers the tensors only, so it still holds.
+    """
+    spec = state["model_spec"]
+    kwargs = dict(spec.get("kwargs", {}))
+    if spec.get("family") == "avcvae":
+        kwargs.setdefault("conditioner", "embedding")
+    return {**state, "format_version": 3, "model_spec": {**spec, "kwargs": kwargs}}
 
 
 def build_from_state(state: dict, path: str | Path = "checkpoint"):

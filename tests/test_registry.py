@@ -48,7 +48,7 @@ def test_shipped_components_satisfy_their_contracts():
 def test_encoders_hold_modalities_and_conditioners_apart():
     assert {"audio", "lips", "landmarks"} <= set(ENCODERS.names())
     assert "embedding" not in ENCODERS and "mlp" not in ENCODERS
-    assert CONDITIONERS.names() == ["embedding"]
+    assert CONDITIONERS.names() == ["embedding", "normalised-embedding"]
 
 
 def test_contract_names_the_missing_method():

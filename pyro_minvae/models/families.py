@@ -48,8 +48,11 @@ def _encoder(modality: str, input_dims: dict, latent_dim: int, **extra):
     return ENCODERS.build(modality, in_dim=input_dims[modality], latent_dim=latent_dim, **extra)
 
 
-def _decoder(input_dims: dict, latent_dim: int, decoder: str, cond_dim: int = 0):
-    return DECODERS.build(decoder, latent_dim=latent_dim, out_dim=input_dims["audio"], cond_dim=cond_dim)
+def _decoder(input_dims: dict, latent_dim: int, decoder: str, options: dict | None, cond_dim: int = 0):
+    """``options``: extra constructor arguments of the decoder, e.g. ``{"hidden": [256, 256]}`` (None: its own)."""
+    return DECODERS.build(
+        decoder, latent_dim=latent_dim, out_dim=input_dims["audio"], cond_dim=cond_dim, **(options or {})
+    )
 
 
 @MODELS.register("vae")
@@ -60,16 +63,18 @@ def build_vae(
     prior: str = "standard-normal",
     decoder: str = "mlp",
     encoder_options: dict | None = None,
+    decoder_options: dict | None = None,
 ) -> SpeechVAE:
     """Single-encoder VAE: A-VAE with ``encoder="audio"``, a visual VAE (V-VAE) with ``encoder="lips"``.
 
-    ``encoder_options``: ``{modality: {argument: value}}`` as for MIN-VAE (only ``encoder``'s entry is allowed).
+    ``encoder_options``: ``{modality: {argument: value}}`` as for MIN-VAE (only ``encoder``'s entry is allowed);
+    ``decoder_options``: extra constructor arguments of the decoder, e.g. ``{"hidden": [256, 256]}``.
     """
     options = resolved_encoder_options([encoder], encoder_options)
     enc = _encoder(encoder, input_dims, latent_dim, **options[encoder])
     model = SpeechVAE(
         PRIORS.build(prior, latent_dim=latent_dim),
-        _decoder(input_dims, latent_dim, decoder),
+        _decoder(input_dims, latent_dim, decoder, decoder_options),
         GUIDES.build("gaussian", encoder=enc),
         name=f"vae_{encoder}",
     )
@@ -78,25 +83,55 @@ def build_vae(
 
 
 @MODELS.register("avae")
-def build_avae(input_dims: dict, latent_dim: int = 32, decoder: str = "mlp") -> SpeechVAE:
-    """A-VAE: audio encoder, standard normal prior (Leglaive et al.; the audio-only baseline)."""
-    return build_vae(input_dims, latent_dim, encoder="audio", decoder=decoder)
+def build_avae(
+    input_dims: dict,
+    latent_dim: int = 32,
+    decoder: str = "mlp",
+    encoder_options: dict | None = None,
+    decoder_options: dict | None = None,
+) -> SpeechVAE:
+    """A-VAE: audio encoder, standard normal prior (Leglaive et al.; the audio-only baseline).
+
+    The options (``{"audio": {"hidden": [...]}}``, ``{"hidden": [...]}``) size the networks; without them they
+    are the paper's (513 -> 128 -> 32 -> 128 -> 513).
+    """
+    return build_vae(
+        input_dims,
+        latent_dim,
+        encoder="audio",
+        decoder=decoder,
+        encoder_options=encoder_options,
+        decoder_options=decoder_options,
+    )
 
 
 @MODELS.register("avcvae")
 def build_avcvae(
-    input_dims: dict, latent_dim: int = 32, visual: str = "lips", embedding_dim: int = 32, decoder: str = "mlp"
+    input_dims: dict,
+    latent_dim: int = 32,
+    visual: str = "lips",
+    embedding_dim: int = 32,
+    decoder: str = "mlp",
+    conditioner: str = "normalised-embedding",
+    decoder_options: dict | None = None,
 ) -> SpeechVAE:
-    """AV-CVAE: a visual embedding conditions the encoder q(z|s,v), the decoder p(s|z,v) and the prior p(z|v)."""
-    conditioner = CONDITIONERS.build("embedding", modality=visual, in_dim=input_dims[visual], out_dim=embedding_dim)
+    """AV-CVAE: a visual embedding conditions the encoder q(z|s,v), the decoder p(s|z,v) and the prior p(z|v).
+
+    ``conditioner`` names the embedding network in ``CONDITIONERS``: ``normalised-embedding`` (the default:
+    standardised input and layer norms) or ``embedding`` (the paper's, whose tanh saturated on the demo corpus so
+    that the model ignored the lips; docs/algorithms.md).
+    """
+    embedding = CONDITIONERS.build(conditioner, modality=visual, in_dim=input_dims[visual], out_dim=embedding_dim)
     enc = _encoder("audio", input_dims, latent_dim, cond_dim=embedding_dim)
-    return SpeechVAE(
+    model = SpeechVAE(
         PRIORS.build("conditional-gaussian", cond_dim=embedding_dim, latent_dim=latent_dim),
-        _decoder(input_dims, latent_dim, decoder, cond_dim=embedding_dim),
+        _decoder(input_dims, latent_dim, decoder, decoder_options, cond_dim=embedding_dim),
         GUIDES.build("gaussian", encoder=enc),
-        conditioner=conditioner,
+        conditioner=embedding,
         name="avcvae",
     )
+    model.resolved_kwargs = {"conditioner": conditioner}  # recorded: a later default cannot change old checkpoints
+    return model
 
 
 @MODELS.register("minvae")
@@ -111,6 +146,7 @@ def build_minvae(
     decoder: str = "mlp",
     encoder_options: dict | None = None,
     prior_options: dict | None = None,
+    decoder_options: dict | None = None,
 ) -> SpeechVAE:
     """MIN-VAE: one encoder per modality in a mixture guide, per-component learned priors, shared decoder.
 
@@ -127,7 +163,7 @@ def build_minvae(
             learn_weights=learn_weights,
             **(prior_options or {}),
         ),
-        _decoder(input_dims, latent_dim, decoder),
+        _decoder(input_dims, latent_dim, decoder, decoder_options),
         GUIDES.build(
             "mixture", encoders=encs, audio_noise_fraction=audio_noise_fraction, audio_noise_scale=audio_noise_scale
         ),

@@ -110,7 +110,7 @@ def check_model_settings(family: str, encoders: Sequence[str] | None, model_kwar
     options = model_kwargs.get("encoder_options") or {}
     if not isinstance(options, dict):
         raise UserInputError("encoder_options must map a modality to its arguments, e.g. --encoder-option lips.pool=4")
-    used = _builder_encoders(family, encoders)
+    used = _builder_encoders(family, encoders) or ["audio"]  # a family naming no encoder is audio-only (A-VAE)
     for modality, opts in options.items():
         if modality not in used:
             raise UserInputError(

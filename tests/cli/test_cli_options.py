@@ -51,7 +51,7 @@ def test_pooled_lips_encoder_reads_full_roi_and_is_smaller():
     assert full.spec["kwargs"]["encoder_options"]["lips"] == PAPER_LIPS
     vvae = build_model("vae", input_dims=dims, encoder="lips", encoder_options={"lips": {"pool": 2}})
     assert vvae.spec["kwargs"]["encoder_options"] == {"lips": {"hidden": [128], "pool": 2}}
-    assert "encoder_options" not in build_model("avae", input_dims=dims).spec["kwargs"]
+    assert build_model("avae", input_dims=dims).spec["kwargs"]["encoder_options"] == {"audio": {"hidden": [128]}}
 
 
 def test_plugin_registers_a_kernel_usable_by_name(tmp_path):

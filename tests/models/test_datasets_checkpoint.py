@@ -177,3 +177,21 @@ def test_format_1_checkpoints_rebuild_with_the_paper_lips_sizes(tmp_path, family
     for name, t in old.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], t)
     assert model.spec["kwargs"]["encoder_options"]["lips"] == PAPER_LIPS
+
+
+def test_format_2_avcvae_checkpoints_rebuild_with_the_paper_conditioner(tmp_path):
+    """Format-2 AV-CVAE files predate the normalised conditioner: they rebuild with the paper's embedding."""
+    dims = {"audio": 513, "lips": 4489}
+    old = build_model("avcvae", input_dims=dims, conditioner="embedding")
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, old, FeatureConfig())
+    state = torch.load(path, weights_only=True)
+    state["format_version"] = 2
+    state["model_spec"]["kwargs"] = {"input_dims": dims}  # what format 2 recorded for a default AV-CVAE
+    torch.save(state, path)
+    model, _, _ = load_model(path)
+    assert model.spec["kwargs"]["conditioner"] == "embedding"
+    for name, t in old.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], t)
+    new = build_model("avcvae", input_dims=dims)
+    assert new.spec["kwargs"]["conditioner"] == "normalised-embedding"  # recorded, so a later default cannot move it

@@ -133,7 +133,7 @@ INCOMPATIBLE = [
     (
         "format.pt",
         lambda s: s.update(format_version=99),
-        "format.pt: checkpoint format 99 is not supported by this version (format 2); re-train or use a matching "
+        "format.pt: checkpoint format 99 is not supported by this version (format 3); re-train or use a matching "
         "pyro-minvae",
     ),
     (
