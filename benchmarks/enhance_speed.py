@@ -33,7 +33,7 @@ from _common import add_model_args, load_or_build, machine_info, write_report
 
 METHODS = {  # label -> (E-step name in ESTEPS, options); a mixture prior's paper loop adds loop="minvae"
     "mcem": ("mcem", {}),  # defaults: 30 EM iterations x 40 MH steps (30 burn-in), final 100-step MH
-    "mcem-paper": ("mcem", {"iterations": 100}),  # the paper's 100 iterations
+    "mcem-paper": ("mcem", {"iterations": 100, "h_block": 1}),  # the paper's 100 iterations, free activations
     "fast": ("fast", {}),  # variational EM defaults
 }
 

@@ -59,11 +59,12 @@ def test_enhance_speed_takes_the_loop_from_the_checkpoint(tmp_path):
     )  # fmt: skip
     rows = {r["method"]: r for r in report["speed"]}
     assert rows["mcem-paper"]["family"] == "minvae" and rows["mcem-paper"]["loop"] == "minvae"
-    assert rows["mcem-paper"]["options"] == {"iterations": 100, "loop": "minvae"}
+    assert rows["mcem-paper"]["options"] == {"iterations": 100, "h_block": 1, "loop": "minvae"}
     assert rows["mcem"]["family"] == "minvae" and rows["mcem"]["loop"] == "classic"
 
 
-SHARED = {"seed": 5, "mh_steps": 6, "burn_in": 3, "rank": 3}  # the chain settings given to both sides
+# the chain settings given to both sides; the authors' NMF has free activations (h_block=1)
+SHARED = {"seed": 5, "mh_steps": 6, "burn_in": 3, "rank": 3, "h_block": 1}
 
 
 def _tiny(family):

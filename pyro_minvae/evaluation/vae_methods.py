@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contracts import EvaluationMethod
+from ..infer.presets import preset_options
 from ..data import modalities as _modalities  # noqa: F401  (registers "lips", "landmarks" in MODALITIES)
 from .methods import register_checkpoint_methods
 
@@ -197,11 +198,10 @@ def standard_methods(label: str, path: Path) -> dict:
 def _minvae(label: str, path: Path) -> dict:
     methods = standard_methods(label, path)
     methods[f"{label}-audio-init"] = CheckpointMethod(path, "mcem", init="audio")
-    methods[f"{label}-paper-loop"] = CheckpointMethod(path, "mcem", loop="minvae", iterations=100)
+    paper = preset_options("paper", "mcem")  # the published loop as published: 100 iterations, free activations
+    methods[f"{label}-paper-loop"] = CheckpointMethod(path, "mcem", loop="minvae", **paper)
     methods[f"{label}-jump"] = CheckpointMethod(path, "mcem", kernel="frame-mh-jump")
-    methods[f"{label}-paper-loop-jump"] = CheckpointMethod(
-        path, "mcem", loop="minvae", iterations=100, kernel="frame-mh-jump"
-    )
+    methods[f"{label}-paper-loop-jump"] = CheckpointMethod(path, "mcem", loop="minvae", kernel="frame-mh-jump", **paper)
     return methods
 
 

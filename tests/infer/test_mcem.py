@@ -25,6 +25,9 @@ def _avae():
     return build_model("avae", input_dims={"audio": F}, latent_dim=3).double()
 
 
+PAPER_H = 1  # the numpy references implement the paper's free NMF activations (tied ones: test_nmf_regularisation)
+
+
 def _minvae():
     torch.manual_seed(2)
     m = build_model("minvae", input_dims={"audio": F, "lips": 10}, latent_dim=3).double()
@@ -36,7 +39,7 @@ def _minvae():
 
 def test_classic_matches_numpy_reference():
     model, spec = _avae(), _spec()
-    kw = dict(iterations=4, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3)
+    kw = dict(iterations=4, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3, h_block=PAPER_H)
     res = mcem(model, spec, None, loop="classic", seed=7, **kw)
     s, w, h, g, _ = ref.classic(model, spec.numpy(), 7, 4, 6, 3, 5, 2, 3)
     np.testing.assert_allclose(res.W.numpy(), w, rtol=1e-8)
@@ -51,7 +54,7 @@ def test_classic_loop_on_minvae_matches_numpy_reference():
     """Default MIN-VAE MCEM: marginal mixture prior in the MH target, responsibilities and pi re-estimated."""
     model, spec = _minvae(), _spec(1)
     lips = torch.rand(N, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    kw = dict(iterations=3, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3)
+    kw = dict(iterations=3, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3, h_block=PAPER_H)
     res = mcem(model, spec, {"lips": lips}, seed=5, **kw)
     s, w, h, g, resp = ref.classic(model, spec.numpy(), 5, 3, 6, 3, 5, 2, 3, lips=lips.numpy())
     _assert_mixture_result(res, s, w, h, resp)
@@ -82,6 +85,7 @@ def test_minvae_loop_matches_numpy_reference(scoring):
         mh_steps=6,
         burn_in=3,
         rank=3,
+        h_block=PAPER_H,
         scoring=scoring,
     )
     s, w, h, resp = ref.minvae(model, spec.numpy(), lips.numpy(), 11, 3, 6, 3, 3)

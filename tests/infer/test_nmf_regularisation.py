@@ -93,10 +93,11 @@ def test_h_block_is_an_estep_option(estep):
     assert _tied(res.nmf.H, 4) and not _tied(free.nmf.H, 4)
 
 
-def test_defaults_fast_ties_over_16_frames_mcem_keeps_the_paper():
+def test_defaults_tie_over_16_frames_the_paper_preset_frees_them():
     from pyro_minvae.infer.mcem import MCEMConfig
     from pyro_minvae.infer.presets import preset_options
     from pyro_minvae.infer.vem import VEMConfig
 
-    assert VEMConfig().h_block == 16 and MCEMConfig().h_block == 1
+    assert VEMConfig().h_block == 16 and MCEMConfig().h_block == 16
     assert VEMConfig.build(**preset_options("paper", "fast")).h_block == 1
+    assert MCEMConfig.build(**preset_options("paper", "mcem")).h_block == 1
