@@ -41,6 +41,12 @@ def hand_written_sections(page: str) -> list[str]:
     return HAND_WRITTEN.findall(page)
 
 
+def kept_sections(page: str, discussion: str) -> list[str]:
+    """The hand-written sections of ``page`` to carry over, once each, leaving out those that
+    ``discussion`` already holds (the page ends with the discussion, so they would appear twice)."""
+    return [s for s in dict.fromkeys(hand_written_sections(page)) if s not in discussion]
+
+
 def section(md: str, title: str) -> str:
     """The text of a '## title' section of an evaluation summary.md (without the heading)."""
     parts = md.split("\n## ")
@@ -217,7 +223,7 @@ def main(argv=None) -> None:
         parts += ["## Speed", speed_md]
     parts += ["## Figures", "\n\n".join(figures), discussion]
     page = ROOT / "docs" / "results.md"
-    parts += hand_written_sections(page.read_text() if page.exists() else "")
+    parts += kept_sections(page.read_text() if page.exists() else "", discussion)
     write_text_atomic(page, "\n\n".join(parts) + "\n")
     print(f"wrote docs/results.md in {time.time() - t0:.0f} s")
 
