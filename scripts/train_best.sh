@@ -3,9 +3,10 @@
 # 2 cores; A-VAE and AV-CVAE run side by side, one torch thread each). Then `make results
 # RESULTS_FLAGS="--runs <cache>/runs/best --limit 0"` regenerates the page from these checkpoints.
 #
-# The documented checkpoints were trained with these settings in steps (AV-CVAE 25 epochs, then resumed to 40 with
-# --patience 5; MIN-VAE 25, then resumed to 45 with --patience 8): same data, seed and learning-rate schedule, so
-# this script gives the same curves up to the early-stopping patience. A folder under $RUNS that already holds a
+# The documented checkpoints were trained with these settings (A-VAE and V-VAE in one go; MIN-VAE 25 epochs, then
+# resumed to 45 with --patience 8: same data, seed and learning-rate schedule, so this script gives the same curves
+# up to the early-stopping patience). AV-CVAE, with the normalised visual conditioner (the default since stop 20),
+# stops early after 18 epochs (best: epoch 13). A folder under $RUNS that already holds a
 # run is refused (exit 2): remove it, or set TRAIN_FLAGS=--overwrite to replace the runs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
