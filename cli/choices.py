@@ -59,7 +59,30 @@ def _loop_registry():
     return MCEM_LOOPS
 
 
+class _Table:
+    """A dict of named entries read like a registry (``names()``, ``get(name)``), e.g. the E-step presets."""
+
+    def __init__(self, table: dict, kind: str):
+        self._table = table
+        self._kind = kind
+
+    def names(self) -> list:
+        return sorted(self._table)
+
+    def get(self, name: str):
+        if name not in self._table:
+            raise ValueError(f"unknown {self._kind} {name!r}; valid {self._kind}s: {', '.join(self.names())}")
+        return self._table[name]
+
+
+def _preset_registry():
+    from pyro_minvae.infer.presets import PRESETS
+
+    return _Table(PRESETS, "preset")
+
+
 ESTEP_CHOICE = RegistryChoice(_estep_registry)
+PRESET_CHOICE = RegistryChoice(_preset_registry)
 KERNEL_CHOICE = RegistryChoice(_kernel_registry)
 LOOP_CHOICE = RegistryChoice(_loop_registry)
 

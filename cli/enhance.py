@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import click
 
-from pyro_minvae.cli.choices import ESTEP_CHOICE, KERNEL_CHOICE, LOOP_CHOICE
+from pyro_minvae.cli.choices import ESTEP_CHOICE, KERNEL_CHOICE, LOOP_CHOICE, PRESET_CHOICE
 from pyro_minvae.cli.common import choice_option, exit_listing_failures
 from pyro_minvae.errors import Interrupted, UserInputError
 from pyro_minvae.parallel import parse_shard
@@ -50,8 +50,19 @@ def _load_model(checkpoint: str, device: str):
     return load_model(checkpoint, check_device(device))
 
 
-def _opts(iterations: int | None, init: str | None = None, kernel: str | None = None, loop: str | None = None) -> dict:
-    opts = {} if iterations is None else {"iterations": iterations}
+def _opts(
+    iterations: int | None,
+    init: str | None = None,
+    kernel: str | None = None,
+    loop: str | None = None,
+    preset: tuple[str, str] | None = None,
+) -> dict:
+    """The E-step options the flags give; ``preset`` ``(name, method)`` starts from that preset's options."""
+    from pyro_minvae.infer.presets import preset_options
+
+    opts = preset_options(*preset) if preset is not None else {}
+    if iterations is not None:
+        opts["iterations"] = iterations
     if loop is not None:
         opts["loop"] = loop
     if init is not None:
@@ -113,6 +124,13 @@ def _check_init(model, init: str | None) -> None:
 )
 @click.option(
     "--iterations", type=int, default=None, help="EM iterations (default: the method's; mcem 30, the paper 100)."
+)
+@click.option(
+    "--preset",
+    type=PRESET_CHOICE,
+    default=None,
+    help="Start from a named set of E-step options (paper: the published configuration; mcem: 100 iterations, "
+    "free NMF activations, plain Wiener gain); the options given next to it win.",
 )
 @click.option(
     "--loop",
@@ -192,6 +210,7 @@ def command(
     out_dir,
     method,
     iterations,
+    preset,
     loop,
     init_from,
     kernel,
@@ -210,7 +229,7 @@ def command(
     from pyro_minvae.enhancement.options import check_device, check_method_options, check_seed, check_threads
     from pyro_minvae.pretrained import resolve_checkpoint
 
-    options = _opts(iterations, init_from, kernel, loop)
+    options = _opts(iterations, init_from, kernel, loop, None if preset is None else (preset, method))
     check_method_options(method, options)
     check_device(device)
     check_seed(seed)
