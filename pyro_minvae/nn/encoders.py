@@ -165,9 +165,9 @@ class FeatureEmbedding(nn.Module):
     ``normalise=False`` is the paper's network (Linear-ReLU-Linear-tanh, then Linear-tanh). ``normalise=True``
     standardises each input frame (a layer norm without parameters: lip images differ from frame to frame by about
     2% of their mean brightness, so raw pixels feed the first layer an almost constant vector) and puts a layer
-    norm before every nonlinearity, so no tanh can sit saturated at the same value on every frame; that is how the
-    paper's network ended after training on the demo corpus (standard deviation over frames 0.0: the model
-    ignored the lips). See docs/algorithms.md, "AV-CVAE's visual conditioner".
+    norm before every nonlinearity, which keeps each layer's inputs centred and scaled frame by frame. The paper's
+    network, trained on the demo corpus, ended with its tanh saturated at the same value on every frame (standard
+    deviation over frames 0.0: the model ignored the lips). See docs/algorithms.md, "AV-CVAE's visual conditioner".
     """
 
     def __init__(
