@@ -41,6 +41,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +205,10 @@ def _init_worker(backend: VisualBackend, one_thread: bool = True) -> None:
         _ALIGNER = None
     _BACKEND = backend
     if one_thread:  # a pool worker: one torch thread, and no per-clip alignment chatter on the console
+        # The parent coordinates Ctrl-C; SIGTERM (Pool.terminate) must kill at once. The handlers a forked worker
+        # inherits from the CLI raise in Python, which a worker blocked in a lock may never get to run.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         logging.getLogger("pyro_minvae.visual.align").setLevel(logging.ERROR)
         try:
             import torch
@@ -308,8 +313,18 @@ def _map(
         _init_worker(backend, one_thread=False)
         return [func(it) for it in tqdm(items, **bar)]
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(backend,)) as pool:
-        return list(tqdm(pool.imap(func, items, chunksize=chunksize), **bar))
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(backend,))
+    try:
+        out = list(tqdm(pool.imap(func, items, chunksize=chunksize), **bar))
+    except BaseException:  # an error or Ctrl-C: stop the workers now (they die on SIGTERM, see _init_worker)
+        pool.terminate()
+        pool.join()
+        raise
+    # Done: let the workers leave on their own. Pool's context manager would SIGTERM them instead, and a worker
+    # that inherited a Python-level SIGTERM handler could miss it while entering a blocking wait and hang the join.
+    pool.close()
+    pool.join()
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ corpus logic
