@@ -59,26 +59,14 @@ def _loop_registry():
     return MCEM_LOOPS
 
 
-class _Table:
-    """A dict of named entries read like a registry (``names()``, ``get(name)``), e.g. the E-step presets."""
-
-    def __init__(self, table: dict, kind: str):
-        self._table = table
-        self._kind = kind
-
-    def names(self) -> list:
-        return sorted(self._table)
-
-    def get(self, name: str):
-        if name not in self._table:
-            raise ValueError(f"unknown {self._kind} {name!r}; valid {self._kind}s: {', '.join(self.names())}")
-        return self._table[name]
-
-
 def _preset_registry():
     from pyro_minvae.infer.presets import PRESETS
+    from pyro_minvae.registry import Registry
 
-    return _Table(PRESETS, "preset")
+    presets = Registry("preset")  # the presets' names read like any registry's (and plugin-added ones count)
+    for name, options in PRESETS.items():
+        presets.register(name, options)
+    return presets
 
 
 ESTEP_CHOICE = RegistryChoice(_estep_registry)

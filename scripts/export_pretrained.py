@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pyro_minvae.audio_io import load_audio  # noqa: E402
-from pyro_minvae.checkpoint import load_checkpoint  # noqa: E402
 from pyro_minvae.data.manifest import read_manifest, resolve  # noqa: E402
 from pyro_minvae.data.prepare.lips import load_lips  # noqa: E402
 from pyro_minvae.enhancement import Enhancer  # noqa: E402
@@ -78,8 +77,9 @@ def main(argv=None) -> int:
 
     sources = {name: args.runs / name / "best.pt" for name in CATALOGUE}
     shipped = {name: args.out / f"{name}.pt" for name in CATALOGUE}
+    states = {}
     for name in CATALOGUE:
-        export_checkpoint(sources[name], shipped[name])
+        states[name] = export_checkpoint(sources[name], shipped[name])
         print(f"{name}: {sources[name]} -> {shipped[name]} ({shipped[name].stat().st_size / 1e6:.2f} MB)", flush=True)
 
     methods = ["noisy"] + [f"{name}-mcem" for name in CATALOGUE]
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         card = CardInputs(
             name=name,
             title=model.title,
-            state=load_checkpoint(shipped[name]),
+            state=states[name],
             path=shipped[name],
             summary=summary,
             storage_check=storage_check(sources[name], shipped[name], args.manifest, args.storage_files),

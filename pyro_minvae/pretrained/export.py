@@ -18,8 +18,6 @@ from ..atomic import write_bytes_atomic
 from ..checkpoint import load_checkpoint, state_checksum
 from ..data.manifest import sha256_file
 
-FLOAT16_MAX = float(torch.finfo(torch.float16).max)
-
 
 def compact_weights(state: dict, dtype: torch.dtype = torch.float16) -> dict:
     """``{name: tensor}`` with float32 tensors cast to ``dtype`` when every value fits its range."""
