@@ -63,10 +63,11 @@ def fit_nmf(
     update_gain: bool = True,
     seed: int = 0,
     h_block: int = 1,
+    w_band: int = 1,
 ) -> NMFState:
     """W, H (and g) fitted to ``noisy_power`` ``(N, F)`` by the classic M-step with the speech variance held fixed
-    (``rank``, ``h_block``: :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
-    nmf = NMFNoise(rank, h_block=h_block)
+    (``rank``, ``h_block``, ``w_band``: :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
+    nmf = NMFNoise(rank, h_block=h_block, w_band=w_band)
     gen = torch.Generator().manual_seed(seed)
     state = nmf.init(noisy_power.shape[1], noisy_power.shape[0], gen, dtype=noisy_power.dtype)
     sv = speech_var.unsqueeze(0)
@@ -84,9 +85,10 @@ def oracle_gains(
     seed: int = 0,
     rank: int = 10,
     h_block: int = 1,
+    w_band: int = 1,
 ) -> dict:
     """``{variant: G (F, N)}`` for the :data:`VARIANTS` (module docstring), plus ``"_nmf"`` diagnostics:
-    ``{variant: NMFState}`` of the two NMF variants (fitted with ``rank`` and ``h_block``)."""
+    ``{variant: NMFState}`` of the two NMF variants (fitted with ``rank``, ``h_block`` and ``w_band``)."""
     s2, n2 = power(clean_spec).double(), power(noise_spec).double()
     x2 = power(clean_spec + noise_spec).double()
     sv = clean_posterior_variance(model, clean_spec, visual).double()
@@ -96,10 +98,12 @@ def oracle_gains(
         "vae-oracle": g * sv / (g * sv + n2 + _TINY),
         "vae-oracle-g1": sv / (sv + n2 + _TINY),
     }
-    st = fit_nmf(x2, sv, iterations, rank, seed=seed, h_block=h_block)
+    st = fit_nmf(x2, sv, iterations, rank, seed=seed, h_block=h_block, w_band=w_band)
     vs = st.g.unsqueeze(-1) * sv
     out["vae-oracle-nmf"] = vs / (vs + st.variance)
-    st2 = fit_nmf(x2, s2.clamp_min(_TINY), iterations, rank, update_gain=False, seed=seed, h_block=h_block)
+    st2 = fit_nmf(
+        x2, s2.clamp_min(_TINY), iterations, rank, update_gain=False, seed=seed, h_block=h_block, w_band=w_band
+    )
     out["true-speech-nmf"] = s2 / (s2 + st2.variance + _TINY)
     gains = {k: v.transpose(0, 1).to(clean_spec.real.dtype) for k, v in out.items()}
     gains["_nmf"] = {"vae-oracle-nmf": st, "true-speech-nmf": st2, "oracle_g": g.squeeze(-1)}

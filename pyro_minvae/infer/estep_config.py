@@ -30,7 +30,8 @@ class EStepConfig:
     (:mod:`pyro_minvae.infer.potentials`); ``nmf_dtype``: dtype of the NMF state (default: the model's);
     ``gain_floor``, ``gain_exponent``: the final gain rule ``max(G ** gain_exponent, gain_floor)``
     (:class:`~pyro_minvae.infer.gain_rule.GainRule`; the defaults are the paper's Wiener gain); ``h_block``:
-    frames that share one NMF activation vector (1 = the paper; :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
+    frames that share one NMF activation vector; ``w_band``: spacing in bins of the smooth bands the NMF spectra W
+    are made of (1 and 1 = the paper's free H and W; :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
 
     iterations: int = 30
     rank: int = 10
@@ -42,11 +43,13 @@ class EStepConfig:
     gain_floor: float = 0.0
     gain_exponent: float = 1.0
     h_block: int = 1
+    w_band: int = 1
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
         self._require(isinstance(self.rank, int) and self.rank >= 1, "rank", "an integer >= 1")
         self._require(isinstance(self.h_block, int) and self.h_block >= 1, "h_block", "an integer >= 1")
+        self._require(isinstance(self.w_band, int) and self.w_band >= 1, "w_band", "an integer >= 1")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
         self.gain_rule()  # validates gain_exponent and gain_floor
@@ -65,7 +68,7 @@ class EStepConfig:
 
     def noise_model(self) -> NMFNoise:
         """The NMF noise model these options describe."""
-        return NMFNoise(self.rank, h_block=self.h_block)
+        return NMFNoise(self.rank, h_block=self.h_block, w_band=self.w_band)
 
     def gain_rule(self) -> GainRule:
         """The final estimate's gain rule these options describe."""

@@ -27,10 +27,19 @@ shared by blocks of B consecutive frames (``H[:, n]`` equal within a block), so 
 every B frames and cannot follow a syllable. The H update then sums its numerator and denominator over each block
 before the ratio, which is the exact majorise-minimise step for the shared parameter (both costs stay monotone).
 ``h_block = 1`` is the paper's free per-frame H.
+
+Spectral smoothing (``w_band`` = D > 1 bins, a regulariser of the same aim): every column of W is a non-negative
+combination of raised-cosine bands spaced D bins apart (:func:`band_basis`, ``W = B A`` with ``B`` ``(F, J)``
+fixed and the band weights ``A`` ``(J, K)`` the parameter). The bands sum to one in every bin, so flat and slowly
+varying noise spectra stay exact, but W cannot draw a comb finer than D bins: the harmonics of voiced speech
+(spaced by the pitch, 6-16 bins at 16 kHz with a 1024-point frame) cannot be taken for noise. The A update is the
+IS-NMF majorise-minimise step of the linear model ``V = B A H`` (the W step's numerator and denominator projected
+by ``B^T``), so both costs stay monotone. ``w_band = 1`` is the paper's free W.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -41,16 +50,34 @@ _EXPONENTS = (0.5, 1.0)
 
 
 class NMFState(NamedTuple):
-    """NMF noise parameters: ``W`` ``(F, K)``, ``H`` ``(K, N)``, speech gain ``g`` ``(N,)`` (all positive)."""
+    """NMF noise parameters: ``W`` ``(F, K)``, ``H`` ``(K, N)``, speech gain ``g`` ``(N,)`` (all positive), and for a
+    spectrally smoothed W its band weights ``bands`` ``(J, K)`` with ``W = band_basis(F, D) @ bands`` (else None)."""
 
     W: torch.Tensor
     H: torch.Tensor
     g: torch.Tensor
+    bands: torch.Tensor | None = None
 
     @property
     def variance(self) -> torch.Tensor:
         """Frame-major noise variance ``(W H)^T``, shape ``(N, F)``."""
         return self.H.transpose(0, 1) @ self.W.transpose(0, 1)
+
+
+def band_basis(n_freq: int, width: int, device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Raised-cosine bands ``(F, J)`` centred every ``width`` bins from bin 0 to at least bin ``F - 1``.
+
+    Band j is ``cos^2(pi (f - j D) / (2 D))`` for ``|f - j D| < D`` and 0 elsewhere, so neighbouring bands overlap by
+    half and every row sums to exactly 1. ``width = 1`` gives the identity (a free W).
+    """
+    if int(width) < 1 or int(n_freq) < 1:
+        raise ValueError(f"band_basis needs n_freq >= 1 and width >= 1; got {n_freq}, {width}")
+    if width == 1:
+        return torch.eye(n_freq, device=device, dtype=dtype)
+    n_bands = -(-(n_freq - 1) // width) + 1
+    f = torch.arange(n_freq, device=device, dtype=torch.float64).unsqueeze(1)
+    d = (f - width * torch.arange(n_bands, device=device, dtype=torch.float64)).abs() / width
+    return torch.where(d < 1, torch.cos(0.5 * math.pi * d).square(), torch.zeros_like(d)).to(dtype)
 
 
 def _check_exponent(exponent: float) -> float:
@@ -63,18 +90,29 @@ class NMFNoise:
     """Rank-``rank`` NMF noise variance with per-frame gain (paper: K = 10).
 
     ``eps``: positivity floor applied after every update (``None``: the dtype's machine epsilon, as the
-    authors' ``np.finfo(float).eps``). ``h_block``: frames that share one activation vector (module docstring;
-    1 = the paper).
+    authors' ``np.finfo(float).eps``). ``h_block``: frames that share one activation vector; ``w_band``: the
+    spacing in bins of the bands that W is made of (module docstring; 1 and 1 = the paper).
     """
 
-    def __init__(self, rank: int = 10, eps: float | None = None, h_block: int = 1):
+    def __init__(self, rank: int = 10, eps: float | None = None, h_block: int = 1, w_band: int = 1):
         if int(rank) < 1:
             raise ValueError(f"NMF rank must be >= 1; got {rank}")
         if int(h_block) < 1:
             raise ValueError(f"NMF h_block must be >= 1; got {h_block}")
+        if int(w_band) < 1:
+            raise ValueError(f"NMF w_band must be >= 1; got {w_band}")
         self.rank = int(rank)
         self.eps = eps
         self.h_block = int(h_block)
+        self.w_band = int(w_band)
+
+    def _update_w(self, state: NMFState, num: torch.Tensor, den: torch.Tensor, step) -> tuple:
+        """``(W, bands)`` after one multiplicative step with the W-gradient parts ``num``, ``den`` ``(F, K)``."""
+        if state.bands is None:
+            return step(state.W, num, den), None
+        basis = band_basis(state.W.shape[0], self.w_band, state.W.device, state.W.dtype)
+        bands = step(state.bands, basis.T @ num, basis.T @ den)
+        return basis @ bands, bands
 
     def _tie(self, x: torch.Tensor) -> torch.Tensor:
         """``(K, N)`` -> the sums over each block of ``h_block`` frames, repeated over the block's frames."""
@@ -97,15 +135,21 @@ class NMFNoise:
         device=None,
         dtype: torch.dtype = torch.float32,
     ) -> NMFState:
-        """Random positive W ``(F, K)`` then H ``(K, N)`` ~ max(U[0, 1), eps) (drawn in that order), g = 1."""
+        """Random positive W ``(F, K)`` (or its band weights ``(J, K)``) then H ``(K, N)`` ~ max(U[0, 1), eps) (drawn
+        in that order), g = 1."""
         if n_freq < 1 or n_frames < 1:
             raise ValueError(f"NMF needs n_freq >= 1 and n_frames >= 1; got {n_freq}, {n_frames}")
-        w = torch.rand(n_freq, self.rank, generator=generator, device=device, dtype=dtype)
+        floor = self.eps if self.eps is not None else float(torch.finfo(dtype).eps)
+        basis = band_basis(n_freq, self.w_band, device, dtype) if self.w_band > 1 else None
+        rows = n_freq if basis is None else basis.shape[1]
+        w = torch.rand(rows, self.rank, generator=generator, device=device, dtype=dtype).clamp_min(floor)
         h = torch.rand(self.rank, n_frames, generator=generator, device=device, dtype=dtype)
         if self.h_block > 1:  # one activation vector per block: the first frame's draw
             h = h[:, :: self.h_block].repeat_interleave(self.h_block, dim=1)[:, :n_frames].contiguous()
-        floor = self.eps if self.eps is not None else float(torch.finfo(dtype).eps)
-        return NMFState(w.clamp_min(floor), h.clamp_min(floor), torch.ones(n_frames, device=device, dtype=dtype))
+        g = torch.ones(n_frames, device=device, dtype=dtype)
+        if basis is None:
+            return NMFState(w, h.clamp_min(floor), g)
+        return NMFState(basis @ w, h.clamp_min(floor), g, w)
 
     @staticmethod
     def additive(state: NMFState, dtype: torch.dtype | None = None) -> AdditiveNoise:
@@ -125,6 +169,8 @@ class NMFNoise:
             )
         if power.shape[1] != f:
             raise ValueError(f"power has {power.shape[1]} bins, W has {f}")
+        if state.bands is not None and state.bands.shape[1] != k:
+            raise ValueError(f"NMF band weights {tuple(state.bands.shape)} do not match W {tuple(state.W.shape)}")
 
     # ---- classic MCEM (sampled speech variances) ------------------------------------------------------------------
     def sampled_objective(self, state: NMFState, power: torch.Tensor, speech_var: torch.Tensor) -> torch.Tensor:
@@ -161,7 +207,7 @@ class NMFNoise:
                 f"speech_var must be (R, N, F) with (N, F) = {tuple(power.shape)}; got {tuple(speech_var.shape)}"
             )
         eps = self._eps(state.W)
-        w, h, g = state
+        w, h, g = state.W, state.H, state.g
         gain = g.unsqueeze(-1)
         inv, ratio, a, b = (torch.empty_like(power) for _ in range(4))
 
@@ -182,13 +228,13 @@ class NMFNoise:
             return x.clamp_min(eps) if floor else x
 
         num, den = accumulate(h.T @ w.T, False)
-        w = step(w, num.T @ h.T, den.T @ h.T)
+        w, bands = self._update_w(state, num.T @ h.T, den.T @ h.T, step)
         num, den = accumulate(h.T @ w.T, False)
         h = step(h, self._tie((num @ w).T), self._tie((den @ w).T))
         if update_gain:
             num, den = accumulate(h.T @ w.T, True)  # sum_{r,f} s2 P / Vx^2 and sum_{r,f} s2 / Vx
             g = step(g, num.sum(-1), den.sum(-1))
-        return NMFState(w, h, g)
+        return NMFState(w, h, g, bands)
 
     # ---- MIN-VAE variational loop (expected noise power) ----------------------------------------------------------
     @staticmethod
@@ -206,7 +252,7 @@ class NMFNoise:
         gamma = _check_exponent(exponent)
         self.validate(state, noise_power)
         eps = self._eps(state.W)
-        w, h, g = state
+        w, h, g = state.W, state.H, state.g
 
         def step(x, num, den):
             r = num / den
@@ -214,7 +260,7 @@ class NMFNoise:
 
         v = h.T @ w.T
         a, b = noise_power / v.square(), torch.reciprocal(v)
-        w = step(w, a.T @ h.T, b.T @ h.T)
+        w, bands = self._update_w(state, a.T @ h.T, b.T @ h.T, step)
         v = h.T @ w.T
         a, b = noise_power / v.square(), torch.reciprocal(v)
         h = step(h, self._tie((a @ w).T), self._tie((b @ w).T))
@@ -222,7 +268,8 @@ class NMFNoise:
             c = w.sum(0)  # (K,)
             w = w / c
             h = h * c.unsqueeze(-1)
-        return NMFState(w, h, g)
+            bands = None if bands is None else bands / c
+        return NMFState(w, h, g, bands)
 
     @staticmethod
     def update_gain_expected(
@@ -234,7 +281,7 @@ class NMFNoise:
         (Not in the published MIN-VAE code, which keeps g = 1; offered as an option.)
         """
         g = (speech_power * inv_speech_var).mean(-1).clamp_min(floor)
-        return NMFState(state.W, state.H, g)
+        return state._replace(g=g)
 
 
-__all__ = ["NMFNoise", "NMFState"]
+__all__ = ["NMFNoise", "NMFState", "band_basis"]
