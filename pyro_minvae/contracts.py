@@ -189,8 +189,11 @@ class EStep(abc.ABC):
 
     ``config_class``: its frozen options dataclass (a subclass of
     :class:`pyro_minvae.infer.estep_config.EStepConfig`); the CLI and ``evaluate`` build it from their options.
-    ``run(model, spec (F, N) complex, visual {name: (N, D)} | None, config, *, seed, generator, callback)``
-    returns an :class:`~pyro_minvae.infer.estep_common.MCEMResult`.
+    ``run(model, spec (F, N) complex, visual {name: (N, D)} | None, config, *, seed, generator, callback, noise)``
+    returns an :class:`~pyro_minvae.infer.estep_common.MCEMResult`. ``noise``: the initial
+    :class:`~pyro_minvae.noise.nmf.NMFState` (e.g. fitted to a noise-only recording); None draws one from the
+    generator. With ``config.update_noise`` False it stays fixed (enhancement with a known noise model). ``run``
+    gets ``noise`` only when one is given, so an E-step without that parameter still works without it.
     """
 
     config_class: ClassVar[type]
@@ -207,6 +210,7 @@ class EStep(abc.ABC):
         seed: int = 0,
         generator: torch.Generator | None = None,
         callback: Callable | None = None,
+        noise=None,
     ): ...
 
     def check(self, model, config) -> None:
@@ -227,12 +231,14 @@ class EStep(abc.ABC):
         seed: int = 0,
         generator: torch.Generator | None = None,
         callback: Callable | None = None,
+        noise=None,
         **options,
     ):
         """Run with ``config`` and/or keyword ``options`` (the config's field names)."""
         config = self.make_config(config, **options)
         self.check(model, config)
-        return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback)
+        known = {} if noise is None else {"noise": noise}  # E-steps written before ``noise`` keep working
+        return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
 
 
 class NoiseModel(Protocol):

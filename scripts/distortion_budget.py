@@ -34,12 +34,12 @@ def _rule(spec: str):
 
 
 def file_rows(
-    label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(), estep_options=None, lsa=False
+    label, model, cfg, item, rec, estep, rules, seed, nmf_variants=(), estep_options=None, lsa=False, known_noise=False
 ) -> list[dict]:
     import numpy as np
     import torch
 
-    from pyro_minvae.evaluation.distortion import absorbed_db, gain_budget, oracle_gains
+    from pyro_minvae.evaluation.distortion import absorbed_db, gain_budget, known_noise_states, oracle_gains
     from pyro_minvae.evaluation.runner import file_seed
     from pyro_minvae.evaluation.vae_methods import CheckpointMethod
     from pyro_minvae.features.stft import istft, stft
@@ -68,17 +68,24 @@ def file_rows(
     t0 = time.perf_counter()
     res = ESTEPS.get(estep)(model, x, vis, seed=file_seed(seed, item.id), **(estep_options or {}))
     elapsed = time.perf_counter() - t0
-    g_method = (res.estimate / torch.where(x.abs() > 0, x, torch.ones_like(x))).real.clamp(0, 1)
+
+    def as_gain(estimate):  # the real gain an estimate applied to the noisy STFT
+        return (estimate / torch.where(x.abs() > 0, x, torch.ones_like(x))).real.clamp(0, 1)
+
+    g_method = as_gain(res.estimate)
     name = f"{label}-{estep}"
     gains[name] = g_method
-    for rname, rule in rules:
-        gains[f"{name}+{rname}"] = rule(g_method)
-    if lsa:  # log-spectral amplitude gain of the same posterior: G exp(E1(G |X|^2 / V) / 2), at most 1
-        from scipy.special import exp1
-
-        gamma = (x.real.square() + x.imag.square()) / res.nmf.variance.transpose(0, 1).to(x.real.dtype)
-        v = (g_method * gamma).double().clamp_min(1e-8).numpy()
-        gains[f"{name}+lsa"] = (g_method * torch.from_numpy(np.exp(0.5 * exp1(v))).to(g_method.dtype)).clamp(0, 1)
+    if known_noise:  # the same E-step with the noise model known and fixed: what the noise estimate costs
+        for kname, state in known_noise_states(n).items():
+            kres = ESTEPS.get(estep)(
+                model,
+                x,
+                vis,
+                seed=file_seed(seed, item.id),
+                noise=state,
+                **{**(estep_options or {}), "update_noise": False},
+            )
+            gains[f"{name}+{kname}"] = as_gain(kres.estimate)
     inp = score_input(item.clean, item.noisy, sr, METRICS)
     base = {"id": item.id, "snr_db": float(rec["snr_db"]), "noise_type": rec["noise_type"], "status": "ok"}
     rows = []
@@ -111,6 +118,9 @@ def main(argv=None) -> None:
         help="also fit the two NMF oracles with these NMF options",
     )
     ap.add_argument("--lsa", action="store_true", help="also the log-spectral amplitude gain of the E-step")
+    ap.add_argument(
+        "--known-noise", action="store_true", help="also the E-step with the noise model known (true power, NMF of it)"
+    )
     ap.add_argument("--estep-options", default="", metavar="key=value,...", help="options of the E-step run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
@@ -146,7 +156,18 @@ def main(argv=None) -> None:
                 continue
             item = load_item(rec, manifest, cfg.sample_rate, need_video=True)
             new = file_rows(
-                label, model, cfg, item, rec, args.estep, rules, args.seed, nmf_variants, estep_options, args.lsa
+                label,
+                model,
+                cfg,
+                item,
+                rec,
+                args.estep,
+                rules,
+                args.seed,
+                nmf_variants,
+                estep_options,
+                args.lsa,
+                args.known_noise,
             )
             rows += new
             with open(rows_path, "a") as f:

@@ -15,6 +15,10 @@ the speech and what is left of the noise (:func:`gain_budget`). The variants (:f
 ``true-speech-nmf``      the true speech power ``|S|^2`` (g = 1) with the NMF fitted: the noise model alone; its
                          ``V`` against ``|N|^2`` where speech dominates says how much speech the NMF absorbs.
 
+:func:`known_noise_states` gives the E-step oracles: the same E-step run with the noise model fixed at the true
+noise power (``true-noise``) or at rank-10 NMFs fitted to the noise alone (``noise-nmf``, free activations;
+``noise-nmf16``, activations tied over 16 frames): how much of the loss is the noise estimate.
+
 All work on one peak-normalised spectrogram, as :func:`~pyro_minvae.infer.enhance.enhance_waveform` does.
 """
 
@@ -108,6 +112,22 @@ def oracle_gains(
     gains = {k: v.transpose(0, 1).to(clean_spec.real.dtype) for k, v in out.items()}
     gains["_nmf"] = {"vae-oracle-nmf": st, "true-speech-nmf": st2, "oracle_g": g.squeeze(-1)}
     return gains
+
+
+def known_noise_states(noise_spec: torch.Tensor, iterations: int = 200, rank: int = 10, seed: int = 0) -> dict:
+    """``{name: NMFState}`` noise models known from the noise STFT ``(F, N)``, to run an E-step with
+    (``noise=state, update_noise=False``): ``true-noise`` (variance = ``|N|^2``, W the identity), ``noise-nmf`` and
+    ``noise-nmf16`` (rank ``rank`` fitted to ``|N|^2`` alone by ``iterations`` classic sweeps, free or 16-frame
+    activations). g = 1 in all."""
+    n2 = power(noise_spec).double().clamp_min(_TINY)  # (N, F)
+    n, f = n2.shape
+    none = torch.full((1, n, f), _TINY, dtype=n2.dtype)  # no speech: the fit sees the noise alone
+    ones = torch.ones(n, dtype=n2.dtype)
+    out = {"true-noise": NMFState(torch.eye(f, dtype=n2.dtype), n2.T.contiguous(), ones)}
+    for name, block in (("noise-nmf", 1), ("noise-nmf16", 16)):
+        st = fit_nmf(n2, none[0], iterations, rank, update_gain=False, seed=seed, h_block=block)
+        out[name] = st._replace(g=ones)
+    return out
 
 
 def gain_budget(gain: torch.Tensor, clean_spec: torch.Tensor, noise_spec: torch.Tensor, weak: float = 0.1) -> dict:

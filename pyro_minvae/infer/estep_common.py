@@ -105,12 +105,19 @@ class EStepStart(NamedTuple):
 
 
 def start_estep(
-    model, spec: torch.Tensor, visual: dict | None, config: "EStepConfig", seed: int = 0, generator=None
+    model,
+    spec: torch.Tensor,
+    visual: dict | None,
+    config: "EStepConfig",
+    seed: int = 0,
+    generator=None,
+    noise: NMFState | None = None,
 ) -> EStepStart:
     """Check the inputs, put ``model`` in eval mode, build the model batch and draw the initial NMF state (of
     ``config.noise_model()`` in ``config.nmf_dtype``, default the model's) from ``generator`` (default: a new
-    one seeded with ``seed`` on ``spec``'s device). The initial latents are apart (:func:`initial_latents`): the
-    batched E-step encodes all utterances in one pass."""
+    one seeded with ``seed`` on ``spec``'s device), or take ``noise`` (an :class:`NMFState` for this spectrogram)
+    as it is. ``config.update_noise`` False needs ``noise``. The initial latents are apart
+    (:func:`initial_latents`): the batched E-step encodes all utterances in one pass."""
     check_inputs(model, spec, visual)
     model.eval()
     dtype = next(model.parameters()).dtype
@@ -120,6 +127,11 @@ def start_estep(
     power = batch["audio"].to(nmf_dtype)
     nmf = config.noise_model()
     state = nmf.init(model.n_freq, power.shape[0], gen, device=spec.device, dtype=nmf_dtype)
+    if noise is not None:
+        nmf.validate(noise, power)
+        state = NMFState(*(None if t is None else t.to(device=spec.device, dtype=nmf_dtype) for t in noise))
+    elif not config.update_noise:
+        raise ValueError("update_noise=False keeps the noise model as given: pass noise=NMFState(...)")
     return EStepStart(spec, batch, power, nmf, state, gen, dtype)
 
 
@@ -184,11 +196,14 @@ def sampled_m_step(
     speech_log_var: torch.Tensor,
     exponent: float,
     update_gain: bool,
+    update: bool = True,
 ) -> tuple[NMFState, torch.Tensor]:
     """The classic M-step from kept samples' decoder log-variances ``(R, N, F)`` and the noisy power ``(N, F)``:
-    the updated :class:`NMFState` and its sampled IS cost (shared by MCEM and the fast E-step)."""
+    the updated :class:`NMFState` (unchanged if not ``update``) and its sampled IS cost (shared by MCEM and the
+    fast E-step)."""
     speech_var = speech_variance(speech_log_var.to(power.dtype))
-    state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
+    if update:
+        state = nmf.update_sampled(state, power, speech_var, exponent=exponent, update_gain=update_gain)
     return state, nmf.sampled_objective(state, power, speech_var)
 
 

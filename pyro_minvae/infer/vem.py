@@ -26,6 +26,7 @@ import pyro
 import torch
 
 from ..contracts import EStep
+from ..noise.nmf import NMFState
 from ..registry import ESTEPS
 from . import estep_common as ec
 from .estep_common import MCEMResult
@@ -86,8 +87,8 @@ class VEM(EStep):
 
     config_class = VEMConfig
 
-    def run(self, model, spec, visual, config: VEMConfig, *, seed=0, generator=None, callback=None):
-        return _vem(model, spec, visual, config, seed, generator, callback)
+    def run(self, model, spec, visual, config: VEMConfig, *, seed=0, generator=None, callback=None, noise=None):
+        return _vem(model, spec, visual, config, seed, generator, callback, noise)
 
 
 vem = VEM()
@@ -101,10 +102,11 @@ def _vem(
     seed: int,
     generator: torch.Generator | None,
     callback: Callable[[int, dict], None] | None,
+    noise: NMFState | None,
 ) -> MCEMResult:
     samples, update_weights = config.samples, config.update_weights
     with pyro.validation_enabled(False), torch.no_grad():
-        start = ec.start_estep(model, spec, visual, config, seed, generator)
+        start = ec.start_estep(model, spec, visual, config, seed, generator, noise)
         power, nmf, state, gen, dtype = start.power, start.nmf, start.state, start.generator, start.dtype
         z0, used = ec.initial_latents(model, start.batch, config.init)
         potential = LikelihoodPotential(model, start.batch, config.scoring)
@@ -118,7 +120,7 @@ def _vem(
             with torch.no_grad():
                 zs = q.sample(samples, gen)
                 state, cost = ec.sampled_m_step(
-                    nmf, state, power, potential.decode(zs), config.exponent, config.update_gain
+                    nmf, state, power, potential.decode(zs), config.exponent, config.update_gain, config.update_noise
                 )
                 if log_w is not None:
                     resp = ec.responsibilities(model, zs, log_w, potential.component_log_prob)

@@ -7,7 +7,16 @@ import math
 import pytest
 import torch
 
-from pyro_minvae.evaluation.distortion import VARIANTS, absorbed_db, fit_nmf, gain_budget, ml_gain, oracle_gains, power
+from pyro_minvae.evaluation.distortion import (
+    VARIANTS,
+    absorbed_db,
+    fit_nmf,
+    gain_budget,
+    known_noise_states,
+    ml_gain,
+    oracle_gains,
+    power,
+)
 from pyro_minvae.models.families import build_model
 from pyro_minvae.noise.nmf import NMFState
 
@@ -69,3 +78,19 @@ def test_fit_nmf_decreases_the_sampled_cost():
 
     cost = [float(NMFNoise().sampled_objective(st, x2, sv.unsqueeze(0))) for st in (short, long)]
     assert cost[1] < cost[0]
+
+
+def test_known_noise_states_hold_the_noise():
+    """``true-noise`` is the noise power itself; the NMFs of the noise alone come close to a low-rank noise (the
+    rank-1 noise below, exactly representable), the 16-frame one with tied activations, and g = 1 in all."""
+    g = torch.Generator().manual_seed(0)
+    level = torch.rand(F, 1, generator=g) + 0.5
+    n = level * torch.complex(torch.ones(F, 40), torch.zeros(F, 40))
+    states = known_noise_states(n, iterations=300, rank=2)
+    torch.testing.assert_close(states["true-noise"].variance, power(n).double())
+    for name in ("noise-nmf", "noise-nmf16"):
+        st = states[name]
+        assert torch.equal(st.g, torch.ones(40, dtype=torch.float64))
+        torch.testing.assert_close(st.variance, power(n).double(), rtol=0.02, atol=0)
+    h = states["noise-nmf16"].H
+    assert torch.equal(h[:, :16], h[:, :1].expand(-1, 16))
