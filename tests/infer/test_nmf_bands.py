@@ -104,22 +104,3 @@ def test_bad_band():
         NMFNoise.validate(
             NMFState(torch.ones(4, 2), torch.ones(2, 3), torch.ones(3), torch.ones(2, 5)), torch.ones(3, 4)
         )
-
-
-@pytest.mark.parametrize("estep", ["mcem", "fast"])
-def test_w_band_is_an_estep_option_and_the_paper_preset_frees_w(estep):
-    from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
-    from pyro_minvae.infer.presets import preset_options
-    from pyro_minvae.models.families import build_model
-    from pyro_minvae.registry import ESTEPS
-
-    torch.manual_seed(0)
-    model = build_model("avae", input_dims={"audio": 24}, latent_dim=3).double()
-    g = torch.Generator().manual_seed(1)
-    x = torch.complex(
-        torch.randn(24, 10, generator=g, dtype=torch.float64), torch.randn(24, 10, generator=g, dtype=torch.float64)
-    )
-    res = ESTEPS.get(estep)(model, x, None, iterations=2, w_band=8, seed=0)
-    assert res.nmf.bands is not None and torch.allclose(res.W, band_basis(24, 8, dtype=torch.float64) @ res.nmf.bands)
-    free = ESTEPS.get(estep)(model, x, None, seed=0, **{**preset_options("paper", estep), "iterations": 2})
-    assert free.nmf.bands is None

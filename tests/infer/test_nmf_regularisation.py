@@ -82,20 +82,24 @@ def test_bad_block():
 
 
 @pytest.mark.parametrize("estep", ["mcem", "fast"])
-def test_h_block_is_an_estep_option(estep):
+def test_h_block_and_w_band_are_estep_options_the_paper_preset_frees_both(estep):
     from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
+    from pyro_minvae.infer.presets import preset_options
     from pyro_minvae.models.families import build_model
+    from pyro_minvae.noise.nmf import band_basis
     from pyro_minvae.registry import ESTEPS
 
     torch.manual_seed(0)
-    model = build_model("avae", input_dims={"audio": 12}, latent_dim=3).double()
+    model = build_model("avae", input_dims={"audio": 24}, latent_dim=3).double()
     g = torch.Generator().manual_seed(1)
     x = torch.complex(
-        torch.randn(12, 10, generator=g, dtype=torch.float64), torch.randn(12, 10, generator=g, dtype=torch.float64)
+        torch.randn(24, 10, generator=g, dtype=torch.float64), torch.randn(24, 10, generator=g, dtype=torch.float64)
     )
-    res = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=4, seed=0)
-    free = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=1, seed=0)
-    assert _tied(res.nmf.H, 4) and not _tied(free.nmf.H, 4)
+    res = ESTEPS.get(estep)(model, x, None, iterations=2, h_block=4, w_band=8, seed=0)
+    assert _tied(res.nmf.H, 4) and torch.allclose(res.W, band_basis(24, 8, dtype=torch.float64) @ res.nmf.bands)
+    paper = {**preset_options("paper", estep), "iterations": 2}
+    free = ESTEPS.get(estep)(model, x, None, seed=0, **paper)
+    assert not _tied(free.nmf.H, 4) and free.nmf.bands is None
 
 
 def test_defaults_tie_over_16_frames_the_paper_preset_frees_them():
