@@ -189,11 +189,12 @@ class EStep(abc.ABC):
 
     ``config_class``: its frozen options dataclass (a subclass of
     :class:`pyro_minvae.infer.estep_config.EStepConfig`); the CLI and ``evaluate`` build it from their options.
-    ``run(model, spec (F, N) complex, visual {name: (N, D)} | None, config, *, seed, generator, callback, noise)``
-    returns an :class:`~pyro_minvae.infer.estep_common.MCEMResult`. ``noise``: the initial
-    :class:`~pyro_minvae.noise.nmf.NMFState` (e.g. fitted to a noise-only recording); None draws one from the
-    generator. With ``config.update_noise`` False it stays fixed (enhancement with a known noise model). ``run``
-    gets ``noise`` only when one is given, so an E-step without that parameter still works without it.
+    ``run(model, spec (F, N) complex, visual {name: (N, D)} | None, config, *, seed, generator, callback)``
+    returns an :class:`~pyro_minvae.infer.estep_common.MCEMResult`. An E-step that can start from a given noise
+    model also takes ``noise`` (an :class:`~pyro_minvae.noise.nmf.NMFState` for this spectrogram, e.g. fitted to a
+    noise-only recording; default: drawn from the generator) and ``fix_noise`` (True keeps it as given:
+    enhancement with a known noise model). ``run`` gets them only when ``noise`` is given, so an E-step without
+    those parameters still works without them.
     """
 
     config_class: ClassVar[type]
@@ -210,7 +211,6 @@ class EStep(abc.ABC):
         seed: int = 0,
         generator: torch.Generator | None = None,
         callback: Callable | None = None,
-        noise=None,
     ): ...
 
     def check(self, model, config) -> None:
@@ -232,12 +232,15 @@ class EStep(abc.ABC):
         generator: torch.Generator | None = None,
         callback: Callable | None = None,
         noise=None,
+        fix_noise: bool = False,
         **options,
     ):
         """Run with ``config`` and/or keyword ``options`` (the config's field names)."""
         config = self.make_config(config, **options)
         self.check(model, config)
-        known = {} if noise is None else {"noise": noise}  # E-steps written before ``noise`` keep working
+        if fix_noise and noise is None:
+            raise ValueError("fix_noise=True keeps the noise model as given: pass noise=NMFState(...)")
+        known = {} if noise is None else {"noise": noise, "fix_noise": bool(fix_noise)}  # older E-steps keep working
         return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
 
 

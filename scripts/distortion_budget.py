@@ -83,7 +83,8 @@ def file_rows(
                 vis,
                 seed=file_seed(seed, item.id),
                 noise=state,
-                **{**(estep_options or {}), "update_noise": False},
+                fix_noise=True,
+                **(estep_options or {}),
             )
             gains[f"{name}+{kname}"] = as_gain(kres.estimate)
     inp = score_input(item.clean, item.noisy, sr, METRICS)

@@ -116,7 +116,7 @@ def oracle_gains(
 
 def known_noise_states(noise_spec: torch.Tensor, iterations: int = 200, rank: int = 10, seed: int = 0) -> dict:
     """``{name: NMFState}`` noise models known from the noise STFT ``(F, N)``, to run an E-step with
-    (``noise=state, update_noise=False``): ``true-noise`` (variance = ``|N|^2``, W the identity), ``noise-nmf`` and
+    (``noise=state, fix_noise=True``): ``true-noise`` (variance = ``|N|^2``, W the identity), ``noise-nmf`` and
     ``noise-nmf16`` (rank ``rank`` fitted to ``|N|^2`` alone by ``iterations`` classic sweeps, free or 16-frame
     activations). g = 1 in all."""
     n2 = power(noise_spec).double().clamp_min(_TINY)  # (N, F)

@@ -92,7 +92,8 @@ class EStepStart(NamedTuple):
 
     ``spec`` ``(F, N)`` complex noisy STFT; ``batch`` the model batch (noisy power ``(N, F)`` + visual features,
     in the model's dtype); ``power`` the noisy power ``(N, F)`` in the NMF dtype; ``nmf`` the noise model and
-    ``state`` its initial :class:`NMFState` (W0 then H0 drawn from ``generator``); ``dtype`` the model's dtype.
+    ``state`` its initial :class:`NMFState` (W0 then H0 drawn from ``generator``, or given); ``dtype`` the model's
+    dtype; ``update_noise`` False: the M-steps keep ``state`` (a known noise model).
     """
 
     spec: torch.Tensor
@@ -102,6 +103,7 @@ class EStepStart(NamedTuple):
     state: NMFState
     generator: torch.Generator
     dtype: torch.dtype
+    update_noise: bool = True
 
 
 def start_estep(
@@ -112,11 +114,12 @@ def start_estep(
     seed: int = 0,
     generator=None,
     noise: NMFState | None = None,
+    fix_noise: bool = False,
 ) -> EStepStart:
     """Check the inputs, put ``model`` in eval mode, build the model batch and draw the initial NMF state (of
     ``config.noise_model()`` in ``config.nmf_dtype``, default the model's) from ``generator`` (default: a new
     one seeded with ``seed`` on ``spec``'s device), or take ``noise`` (an :class:`NMFState` for this spectrogram)
-    as it is. ``config.update_noise`` False needs ``noise``. The initial latents are apart
+    as it is; ``fix_noise`` keeps it so (``EStepStart.update_noise`` False). The initial latents are apart
     (:func:`initial_latents`): the batched E-step encodes all utterances in one pass."""
     check_inputs(model, spec, visual)
     model.eval()
@@ -130,9 +133,9 @@ def start_estep(
     if noise is not None:
         nmf.validate(noise, power)
         state = NMFState(*(None if t is None else t.to(device=spec.device, dtype=nmf_dtype) for t in noise))
-    elif not config.update_noise:
-        raise ValueError("update_noise=False keeps the noise model as given: pass noise=NMFState(...)")
-    return EStepStart(spec, batch, power, nmf, state, gen, dtype)
+    elif fix_noise:
+        raise ValueError("fix_noise=True keeps the noise model as given: pass noise=NMFState(...)")
+    return EStepStart(spec, batch, power, nmf, state, gen, dtype, not fix_noise)
 
 
 def initial_latents(model, batch: dict, prefer: str | None = None) -> tuple[torch.Tensor, str]:

@@ -162,16 +162,28 @@ class MCEM(EStep):
         check_kernel_fits(KERNELS.get(config.kernel), config.kernel, model)
 
     @torch.no_grad()
-    def run(self, model, spec, visual, config: MCEMConfig, *, seed=0, generator=None, callback=None, noise=None):
+    def run(
+        self,
+        model,
+        spec,
+        visual,
+        config: MCEMConfig,
+        *,
+        seed=0,
+        generator=None,
+        callback=None,
+        noise=None,
+        fix_noise=False,
+    ):
         with pyro.validation_enabled(False):  # distribution argument checks cost ~10% of an MH step
-            return _mcem(model, spec, visual, config, seed, generator, callback, noise)
+            start = ec.start_estep(model, spec, visual, config, seed, generator, noise, fix_noise)
+            return _mcem(model, start, config, callback)
 
 
 mcem = MCEM()
 
 
-def _mcem(model, spec, visual, config: MCEMConfig, seed: int, generator, callback, noise):
-    start = ec.start_estep(model, spec, visual, config, seed, generator, noise)
+def _mcem(model, start: EStepStart, config: MCEMConfig, callback):
     z, used = ec.initial_latents(model, start.batch, config.init)
     return MCEM_LOOPS.get(config.resolved_loop)(model, start, z, used, config, callback)
 
@@ -200,7 +212,7 @@ def _classic(model, start: EStepStart, z, used, config: MCEMConfig, callback):
                 log_w = ec.mean_log_weights(resp)
                 extra = (log_w,)
         state, cost = ec.sampled_m_step(
-            nmf, state, power, out.aux["speech_log_var"], exponent, update_gain, config.update_noise
+            nmf, state, power, out.aux["speech_log_var"], exponent, update_gain, start.update_noise
         )
         acc.append(out.accept_rate)
         obj.append(cost)
@@ -244,7 +256,7 @@ def _minvae(model, start: EStepStart, z, used, config: MCEMConfig, callback):
         sigma_s = v * wiener
         speech_power = wiener.square() * power + sigma_s
         noise_power = (v / (v + gam)).square() * power + sigma_s
-        if config.update_noise:
+        if start.update_noise:
             state = nmf.update_expected_power(state, noise_power, exponent=exponent)
             if update_gain:
                 state = nmf.update_gain_expected(state, speech_power, inv_sv)

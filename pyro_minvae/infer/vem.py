@@ -87,8 +87,20 @@ class VEM(EStep):
 
     config_class = VEMConfig
 
-    def run(self, model, spec, visual, config: VEMConfig, *, seed=0, generator=None, callback=None, noise=None):
-        return _vem(model, spec, visual, config, seed, generator, callback, noise)
+    def run(
+        self,
+        model,
+        spec,
+        visual,
+        config: VEMConfig,
+        *,
+        seed=0,
+        generator=None,
+        callback=None,
+        noise=None,
+        fix_noise=False,
+    ):
+        return _vem(model, spec, visual, config, seed, generator, callback, noise, fix_noise)
 
 
 vem = VEM()
@@ -103,10 +115,11 @@ def _vem(
     generator: torch.Generator | None,
     callback: Callable[[int, dict], None] | None,
     noise: NMFState | None,
+    fix_noise: bool,
 ) -> MCEMResult:
     samples, update_weights = config.samples, config.update_weights
     with pyro.validation_enabled(False), torch.no_grad():
-        start = ec.start_estep(model, spec, visual, config, seed, generator, noise)
+        start = ec.start_estep(model, spec, visual, config, seed, generator, noise, fix_noise)
         power, nmf, state, gen, dtype = start.power, start.nmf, start.state, start.generator, start.dtype
         z0, used = ec.initial_latents(model, start.batch, config.init)
         potential = LikelihoodPotential(model, start.batch, config.scoring)
@@ -120,7 +133,7 @@ def _vem(
             with torch.no_grad():
                 zs = q.sample(samples, gen)
                 state, cost = ec.sampled_m_step(
-                    nmf, state, power, potential.decode(zs), config.exponent, config.update_gain, config.update_noise
+                    nmf, state, power, potential.decode(zs), config.exponent, config.update_gain, start.update_noise
                 )
                 if log_w is not None:
                     resp = ec.responsibilities(model, zs, log_w, potential.component_log_prob)
