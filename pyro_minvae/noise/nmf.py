@@ -64,6 +64,11 @@ class NMFState(NamedTuple):
         return self.H.transpose(0, 1) @ self.W.transpose(0, 1)
 
 
+def band_count(n_freq: int, width: int) -> int:
+    """Columns J of :func:`band_basis`: bands centred every ``width`` bins from 0 to at least ``n_freq - 1``."""
+    return n_freq if width == 1 else -(-(n_freq - 1) // width) + 1
+
+
 def band_basis(n_freq: int, width: int, device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Raised-cosine bands ``(F, J)`` centred every ``width`` bins from bin 0 to at least bin ``F - 1``.
 
@@ -74,9 +79,9 @@ def band_basis(n_freq: int, width: int, device=None, dtype: torch.dtype = torch.
         raise ValueError(f"band_basis needs n_freq >= 1 and width >= 1; got {n_freq}, {width}")
     if width == 1:
         return torch.eye(n_freq, device=device, dtype=dtype)
-    n_bands = -(-(n_freq - 1) // width) + 1
     f = torch.arange(n_freq, device=device, dtype=torch.float64).unsqueeze(1)
-    d = (f - width * torch.arange(n_bands, device=device, dtype=torch.float64)).abs() / width
+    centres = width * torch.arange(band_count(n_freq, width), device=device, dtype=torch.float64)
+    d = (f - centres).abs() / width
     return torch.where(d < 1, torch.cos(0.5 * math.pi * d).square(), torch.zeros_like(d)).to(dtype)
 
 
@@ -159,8 +164,8 @@ class NMFNoise:
             v, g = v.to(dtype), g.to(dtype)
         return AdditiveNoise(v, g)
 
-    @staticmethod
-    def validate(state: NMFState, power: torch.Tensor) -> None:
+    def validate(self, state: NMFState, power: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``state`` fits ``power`` ``(N, F)`` and this model's ``w_band``."""
         f, k = state.W.shape
         if state.H.shape[0] != k or state.H.shape[1] != power.shape[0] or state.g.shape != (power.shape[0],):
             raise ValueError(
@@ -169,8 +174,11 @@ class NMFNoise:
             )
         if power.shape[1] != f:
             raise ValueError(f"power has {power.shape[1]} bins, W has {f}")
-        if state.bands is not None and state.bands.shape[1] != k:
-            raise ValueError(f"NMF band weights {tuple(state.bands.shape)} do not match W {tuple(state.W.shape)}")
+        bands = (band_count(f, self.w_band), k) if self.w_band > 1 else None
+        if (None if state.bands is None else tuple(state.bands.shape)) != bands:
+            have = "no band weights" if state.bands is None else f"band weights {tuple(state.bands.shape)}"
+            want = f"band weights {bands}" if bands else "none (free W)"
+            raise ValueError(f"NMF state has {have}; this noise model (w_band={self.w_band}) needs {want}")
 
     # ---- classic MCEM (sampled speech variances) ------------------------------------------------------------------
     def sampled_objective(self, state: NMFState, power: torch.Tensor, speech_var: torch.Tensor) -> torch.Tensor:
@@ -284,4 +292,4 @@ class NMFNoise:
         return state._replace(g=g)
 
 
-__all__ = ["NMFNoise", "NMFState", "band_basis"]
+__all__ = ["NMFNoise", "NMFState", "band_basis", "band_count"]

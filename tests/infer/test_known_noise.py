@@ -62,5 +62,9 @@ def test_misuse_is_one_line():
     wrong = NMFNoise(rank=2).init(F, N + 1, torch.Generator().manual_seed(0), dtype=torch.float64)
     with pytest.raises(ValueError, match="do not match power"):
         ESTEPS.get("fast")(model, x, None, iterations=1, noise=wrong)
+    banded = NMFNoise(rank=2, w_band=8).init(F, N, torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"w_band=1\) needs none"):  # the noise model and the options disagree
+        ESTEPS.get("fast")(model, x, None, iterations=1, noise=banded)
+    ESTEPS.get("fast")(model, x, None, iterations=1, noise=banded, w_band=8)
     with pytest.raises(ValueError, match="unknown option.*update_noise"):  # not an option: an argument of the call
         ESTEPS.get("fast")(model, x, None, iterations=1, update_noise=False)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pyro_minvae.noise import NMFNoise, NMFState
-from pyro_minvae.noise.nmf import band_basis
+from pyro_minvae.noise.nmf import band_basis, band_count
 
 
 def _data(seed, n=23, f=40, r=3):
@@ -20,7 +20,8 @@ def _data(seed, n=23, f=40, r=3):
 @pytest.mark.parametrize("n_freq, width", [(513, 16), (40, 3), (7, 8), (9, 1)])
 def test_bands_are_a_partition_of_unity(n_freq, width):
     basis = band_basis(n_freq, width, dtype=torch.float64)
-    assert basis.shape == (n_freq, -(-(n_freq - 1) // width) + 1)
+    assert basis.shape == (n_freq, band_count(n_freq, width))
+    assert basis[-1].nonzero().numel() >= 1 and (width == 1 or basis[:, -1].argmax() >= n_freq - 1 - width)
     assert (basis >= 0).all()
     torch.testing.assert_close(basis.sum(1), torch.ones(n_freq, dtype=torch.float64))
     if width == 1:
@@ -100,7 +101,11 @@ def test_smooth_w_cannot_take_a_harmonic_comb():
 def test_bad_band():
     with pytest.raises(ValueError, match="w_band"):
         NMFNoise(w_band=0)
-    with pytest.raises(ValueError, match="band weights"):
-        NMFNoise.validate(
-            NMFState(torch.ones(4, 2), torch.ones(2, 3), torch.ones(3), torch.ones(2, 5)), torch.ones(3, 4)
-        )
+    banded = NMFState(torch.ones(4, 2), torch.ones(2, 3), torch.ones(3), torch.ones(2, 2))
+    with pytest.raises(ValueError, match=r"w_band=1\) needs none"):
+        NMFNoise(rank=2).validate(banded, torch.ones(3, 4))
+    with pytest.raises(ValueError, match=r"has no band weights; .* needs band weights \(2, 2\)"):
+        NMFNoise(rank=2, w_band=3).validate(banded._replace(bands=None), torch.ones(3, 4))
+    with pytest.raises(ValueError, match=r"band weights \(5, 2\); .* needs band weights \(2, 2\)"):
+        NMFNoise(rank=2, w_band=3).validate(banded._replace(bands=torch.ones(5, 2)), torch.ones(3, 4))
+    NMFNoise(rank=2, w_band=3).validate(banded, torch.ones(3, 4))  # 4 bins, bands at 0 and 3
