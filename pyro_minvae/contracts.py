@@ -193,8 +193,8 @@ class EStep(abc.ABC):
     returns an :class:`~pyro_minvae.infer.estep_common.MCEMResult`. An E-step that can start from a given noise
     model also takes ``noise`` (an :class:`~pyro_minvae.noise.nmf.NMFState` for this spectrogram, e.g. fitted to a
     noise-only recording; default: drawn from the generator) and ``fix_noise`` (True keeps it as given:
-    enhancement with a known noise model). ``run`` gets them only when ``noise`` is given, so an E-step without
-    those parameters still works without them.
+    enhancement with a known noise model). ``run`` gets them only when one is set, so an E-step without those
+    parameters still works without them.
     """
 
     config_class: ClassVar[type]
@@ -238,9 +238,8 @@ class EStep(abc.ABC):
         """Run with ``config`` and/or keyword ``options`` (the config's field names)."""
         config = self.make_config(config, **options)
         self.check(model, config)
-        if fix_noise and noise is None:
-            raise ValueError("fix_noise=True keeps the noise model as given: pass noise=NMFState(...)")
-        known = {} if noise is None else {"noise": noise, "fix_noise": bool(fix_noise)}  # older E-steps keep working
+        # only when asked for, so E-steps written without these parameters keep working
+        known = {"noise": noise, "fix_noise": bool(fix_noise)} if noise is not None or fix_noise else {}
         return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
 
 

@@ -121,11 +121,11 @@ def known_noise_states(noise_spec: torch.Tensor, iterations: int = 200, rank: in
     activations). g = 1 in all."""
     n2 = power(noise_spec).double().clamp_min(_TINY)  # (N, F)
     n, f = n2.shape
-    none = torch.full((1, n, f), _TINY, dtype=n2.dtype)  # no speech: the fit sees the noise alone
+    none = torch.full((n, f), _TINY, dtype=n2.dtype)  # no speech: the fit sees the noise alone
     ones = torch.ones(n, dtype=n2.dtype)
     out = {"true-noise": NMFState(torch.eye(f, dtype=n2.dtype), n2.T.contiguous(), ones)}
     for name, block in (("noise-nmf", 1), ("noise-nmf16", 16)):
-        st = fit_nmf(n2, none[0], iterations, rank, update_gain=False, seed=seed, h_block=block)
+        st = fit_nmf(n2, none, iterations, rank, update_gain=False, seed=seed, h_block=block)
         out[name] = st._replace(g=ones)
     return out
 

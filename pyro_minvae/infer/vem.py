@@ -26,7 +26,6 @@ import pyro
 import torch
 
 from ..contracts import EStep
-from ..noise.nmf import NMFState
 from ..registry import ESTEPS
 from . import estep_common as ec
 from .estep_common import MCEMResult
@@ -100,30 +99,21 @@ class VEM(EStep):
         noise=None,
         fix_noise=False,
     ):
-        return _vem(model, spec, visual, config, seed, generator, callback, noise, fix_noise)
+        with torch.no_grad():
+            start = ec.start_estep(model, spec, visual, config, seed, generator, noise, fix_noise)
+        return _vem(model, start, config, callback)
 
 
 vem = VEM()
 
 
-def _vem(
-    model,
-    spec: torch.Tensor,
-    visual: dict | None,
-    config: VEMConfig,
-    seed: int,
-    generator: torch.Generator | None,
-    callback: Callable[[int, dict], None] | None,
-    noise: NMFState | None,
-    fix_noise: bool,
-) -> MCEMResult:
+def _vem(model, start: ec.EStepStart, config: VEMConfig, callback: Callable[[int, dict], None] | None) -> MCEMResult:
     samples, update_weights = config.samples, config.update_weights
     with pyro.validation_enabled(False), torch.no_grad():
-        start = ec.start_estep(model, spec, visual, config, seed, generator, noise, fix_noise)
         power, nmf, state, gen, dtype = start.power, start.nmf, start.state, start.generator, start.dtype
         z0, used = ec.initial_latents(model, start.batch, config.init)
         potential = LikelihoodPotential(model, start.batch, config.scoring)
-        log_w, resp = ec.initial_weights(model, config.weights, power.shape[0], spec.device, dtype)
+        log_w, resp = ec.initial_weights(model, config.weights, power.shape[0], start.spec.device, dtype)
     extra = () if log_w is None else (log_w,)
     q = FrameGaussian(z0, config.init_scale, config.lr)
     obj = []
@@ -145,7 +135,7 @@ def _vem(
                 callback(it, {"objective": cost, "pi": None if log_w is None else log_w.exp()})
         with torch.no_grad():
             final = potential.decode(q.sample(config.final_samples, gen))
-            estimate = ec.wiener_estimate(spec, state, final, config.gain_rule())
+            estimate = ec.wiener_estimate(start.spec, state, final, config.gain_rule())
     return MCEMResult(estimate, state, torch.full((len(obj),), float("nan")), torch.stack(obj).cpu(), resp, q.loc, used)
 
 
