@@ -24,7 +24,6 @@ if threading.current_thread() is threading.main_thread():
         if signal.getsignal(_sig) in (signal.default_int_handler, signal.SIG_DFL):
             _LOADING_HANDLERS[_sig] = signal.signal(_sig, _stopped_while_loading)
 
-import errno  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
 
@@ -36,25 +35,12 @@ import click  # noqa: E402
 import numpy  # noqa: E402,F401
 
 from pyro_minvae import __version__  # noqa: E402
+from pyro_minvae.entry import user_error_ending  # noqa: E402
 from pyro_minvae.errors import Interrupted, MissingDependencyError, UserInputError, flatten  # noqa: E402
 from pyro_minvae.plugins import load_plugin  # noqa: E402
 
 # Sub-command modules; each exposes a click command or group named ``command``.
 SUBCOMMANDS = ("prepare", "train", "enhance", "evaluate", "tune")
-
-
-# Operating-system errors that are about the user's files or environment (full disk, permissions, a name too long
-# for the filesystem, a link loop), not bugs: one line naming the file, with the fix for that errno.
-_NAME_HINTS = {
-    errno.ENAMETOOLONG: "shorten the name (at most 255 bytes per file or folder name)",
-    errno.ELOOP: "a symbolic link points back at itself; fix or remove the link",
-}
-
-
-def _env_errnos() -> frozenset:
-    from pyro_minvae.atomic import ENV_ERRNOS
-
-    return ENV_ERRNOS | frozenset(_NAME_HINTS) | {errno.ENXIO, errno.ETXTBSY, errno.ENODEV, errno.EMFILE, errno.ENFILE}
 
 
 class FriendlyGroup(click.Group):
@@ -63,27 +49,18 @@ class FriendlyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (UserInputError, MissingDependencyError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
         except click.exceptions.NoArgsIsHelpError:
             raise  # `pyro-minvae prepare` alone: click prints the help
         except click.UsageError as exc:  # click's usage block (3 lines) -> the one-line form of every other error
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
             click.echo(f"error: {flatten(exc.format_message()).rstrip('.')}; see '{where} --help'", err=True)
             ctx.exit(2)
-        except Interrupted as exc:  # a batch run stopped by Ctrl-C/SIGTERM after keeping its finished work
-            click.echo(str(exc), err=True)
-            ctx.exit(exc.exit_code)
-        except OSError as exc:
-            if exc.errno not in _env_errnos():
+        except (UserInputError, MissingDependencyError, Interrupted, OSError) as exc:
+            ending = user_error_ending(exc)  # the scripts end the same way (pyro_minvae.entry)
+            if ending is None:
                 raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            from pyro_minvae.atomic import write_error_hint  # the fix differs per errno (full disk vs read-only)
-
-            hint = _NAME_HINTS.get(exc.errno) or write_error_hint(exc.errno)
-            click.echo(f"error: {where}{exc.strerror or exc}; {hint}", err=True)
-            ctx.exit(2)
+            click.echo(ending.message, err=True)
+            ctx.exit(ending.exit_code)
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -131,9 +131,11 @@ def main(argv=None) -> None:
 
     from pyro_minvae.atomic import write_text_atomic
     from pyro_minvae.checkpoint import load_model
+    from pyro_minvae.errors import Interrupted
     from pyro_minvae.evaluation.items import load_item, select_items
     from pyro_minvae.evaluation.tuning import compare, comparison_table
     from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
+    from pyro_minvae.parallel import deferred_stop
     from pyro_minvae.paths import cache_dir
 
     torch.set_num_threads(1)
@@ -148,32 +150,36 @@ def main(argv=None) -> None:
     rows_path = args.out / "rows.jsonl"
     rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
     t0 = time.time()
-    for spec in args.checkpoint:
-        label, _, path = spec.partition("=")
-        model, cfg = load_model(path)[:2]
-        done = {r["id"] for r in rows if r["method"] == f"{label}-{args.estep}"}
-        for i, rec in enumerate(recs):
-            if rec["id"] in done:
-                continue
-            item = load_item(rec, manifest, cfg.sample_rate, need_video=True)
-            new = file_rows(
-                label,
-                model,
-                cfg,
-                item,
-                rec,
-                args.estep,
-                rules,
-                args.seed,
-                nmf_variants,
-                estep_options,
-                args.lsa,
-                args.known_noise,
-            )
-            rows += new
-            with open(rows_path, "a") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in new))
-            print(f"{label} {i + 1}/{len(recs)} {rec['id']} ({time.time() - t0:.0f} s)", flush=True)
+    try:
+        for spec in args.checkpoint:
+            label, _, path = spec.partition("=")
+            model, cfg = load_model(path)[:2]
+            done = {r["id"] for r in rows if r["method"] == f"{label}-{args.estep}"}
+            for i, rec in enumerate(recs):
+                if rec["id"] in done:
+                    continue
+                item = load_item(rec, manifest, cfg.sample_rate, need_video=True)
+                new = file_rows(
+                    label,
+                    model,
+                    cfg,
+                    item,
+                    rec,
+                    args.estep,
+                    rules,
+                    args.seed,
+                    nmf_variants,
+                    estep_options,
+                    args.lsa,
+                    args.known_noise,
+                )
+                rows += new
+                with deferred_stop(), open(rows_path, "a") as f:  # a stop never leaves half a line to resume from
+                    f.write("".join(json.dumps(r) + "\n" for r in new))
+                print(f"{label} {i + 1}/{len(recs)} {rec['id']} ({time.time() - t0:.0f} s)", flush=True)
+    except Interrupted as exc:
+        kept = f"the finished files' rows are in {rows_path}; the same command resumes"
+        raise Interrupted(exc.signum, kept) from None
     md = [
         f"# Distortion budget on {len(recs)} validation mixtures",
         "",
@@ -196,4 +202,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pyro_minvae.entry import run_script  # one line, no traceback, on a user error or Ctrl-C
+
+    sys.exit(run_script(main))

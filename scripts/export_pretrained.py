@@ -112,4 +112,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pyro_minvae.entry import run_script  # one line, no traceback, on a user error or Ctrl-C
+
+    sys.exit(run_script(main))

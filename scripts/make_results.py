@@ -229,4 +229,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pyro_minvae.entry import run_script  # one line, no traceback, on a user error or Ctrl-C
+
+    sys.exit(run_script(main))

@@ -10,6 +10,7 @@ convergence read off the same figure.
 from __future__ import annotations
 
 import argparse
+import sys
 import csv
 from pathlib import Path
 
@@ -59,4 +60,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pyro_minvae.entry import run_script  # one line, no traceback, on a user error or Ctrl-C
+
+    sys.exit(run_script(main))
