@@ -99,6 +99,13 @@ def _default_manifest() -> Path:
 )
 @click.option("--max-frames", default=None, type=int, help="Use at most this many training frames (quick runs).")
 @click.option(
+    "--augment",
+    default=None,
+    metavar="tilt=DB,band=P,warp=W",
+    help="Pass each training frame through a random recording channel: spectral tilt up to DB dB/octave, "
+    "band-limiting (cut-off 3.4-7.6 kHz) with probability P, frequency warp up to 1 +- W (see docs/algorithms.md).",
+)
+@click.option(
     "--encoder-option",
     "encoder_option",
     multiple=True,
@@ -141,6 +148,7 @@ def command(
     responsibilities,
     cvae_weight,
     max_frames,
+    augment,
     encoder_option,
     model_arg,
     tensorboard_dir,
@@ -179,6 +187,7 @@ def command(
             device=device,
             max_frames=max_frames,
             model_kwargs=model_kwargs,
+            augment=parse_augment(augment),
         )
         modalities = required_modalities(family, enc)
         check_model_settings(family, enc, model_kwargs)
@@ -238,6 +247,23 @@ def parse_encoder_options(items) -> dict:
             out.setdefault(modality, {})[name] = json.loads(value)
         except json.JSONDecodeError:
             raise UserInputError(f"--encoder-option {item!r}: the value must be JSON, e.g. 4 or [128]") from None
+    return out
+
+
+def parse_augment(spec: str | None) -> dict:
+    """``"tilt=6,band=0.3"`` -> ``{"tilt": 6.0, "band": 0.3}`` (``None``: no augmentation); checked by TrainConfig."""
+    if spec is None:
+        return {}
+    out: dict = {}
+    for item in spec.split(","):
+        key, sep, value = item.strip().partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            out[key] = float(value)
+        except ValueError:
+            example = "tilt=6,band=0.3,warp=0.1"
+            raise UserInputError(f"--augment {spec!r}: expected KEY=NUMBER,..., e.g. {example}") from None
     return out
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import UserInputError
+from .augment import ChannelAugment
 
 SCHEDULES = ("plateau", "cosine", "constant")
 RESPONSIBILITIES = ("marginal", "epoch")
@@ -41,6 +42,7 @@ class TrainConfig:
     device: str = "cpu"
     grad_clip: float | None = None
     max_frames: int | None = None
+    augment: dict = field(default_factory=dict)  # random recording channels of the training frames (augment.py)
 
     def __post_init__(self):
         for problem in self.problems():
@@ -89,6 +91,10 @@ class TrainConfig:
             out.append(f"lr_factor {self.lr_factor}: must be between 0 and 1 (exclusive)")
         if not (isinstance(self.cvae_weight, (int, float)) and 0 <= self.cvae_weight <= 1):
             out.append(f"--cvae-weight {self.cvae_weight}: must be between 0 and 1")
+        try:
+            ChannelAugment.from_dict(self.augment)
+        except (TypeError, ValueError) as exc:
+            out.append(str(exc))
         if self.grad_clip is not None and not _positive(self.grad_clip):
             out.append(f"grad_clip {self.grad_clip}: must be a finite number > 0 (or None: no clipping)")
         return out

@@ -43,6 +43,7 @@ from ..data.datasets import FrameDataset
 from ..errors import Interrupted, UserInputError
 from ..locks import run_lock
 from . import distributed as ddp
+from .augment import ChannelAugment
 from .builders import make_model, spec_difference
 from .config import TrainConfig, check_device_available
 from .history import evaluate, responsibility_line, responsibility_report, write_csv
@@ -154,6 +155,10 @@ class _Run:
     replacing: bool  # an --overwrite run replacing a run in out_dir
     first_step: int = 0  # optimiser steps taken before this process started (resume)
     saved_epoch: int = 0  # the epoch last.pt holds
+
+    @property
+    def augment(self) -> ChannelAugment:
+        return ChannelAugment.from_dict(self.cfg.augment)
 
     @property
     def n_modal(self) -> int:
@@ -325,6 +330,7 @@ def _epoch(run: _Run, state: TrainingState, epoch: int, t_run: float):
         run.objective.start_epoch(model, run.train_ds, cfg.batch_size, epoch_seed(cfg.seed, epoch, 10_000))
     gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
     batches = run.train_ds.shuffled_batches(cfg.batch_size * info.world_size, gen)
+    channels = _ChannelDraws(run, epoch) if run.augment.active else None
     if info.enabled:
         batches = [b for b in batches if b.numel() >= info.world_size]
     loss_sum, n_seen = 0.0, 0
@@ -333,7 +339,7 @@ def _epoch(run: _Run, state: TrainingState, epoch: int, t_run: float):
     try:
         for gidx in batches:
             idx = gidx.tensor_split(info.world_size)[info.rank].to(run.device)
-            loss, resp = _loss(run, state, epoch, idx)
+            loss, resp = _loss(run, state, epoch, idx, channels)
             state.optimizer.zero_grad(set_to_none=True)
             (loss * (info.world_size / gidx.numel())).backward()
             ddp.average_gradients(run.params, info)
@@ -386,10 +392,29 @@ def _epoch(run: _Run, state: TrainingState, epoch: int, t_run: float):
     return row, ev
 
 
-def _loss(run: _Run, state: TrainingState, epoch: int, idx: torch.Tensor):
-    """The objective on one batch; a NaN/infinite loss (or Pyro refusing NaN parameters) -> TrainingDiverged."""
+class _ChannelDraws:
+    """The epoch's random recording channels (``cfg.augment``), drawn batch after batch from a generator seeded by
+    ``(seed, epoch, rank)``, so a resumed run draws the same channels as an uninterrupted one."""
+
+    def __init__(self, run: _Run, epoch: int):
+        self.augment = run.augment
+        fc = run.feature_cfg
+        self.freqs_hz = torch.arange(fc.n_freq, device=run.device) * (fc.sample_rate / fc.n_fft)
+        seed = epoch_seed(run.cfg.seed, epoch, 30_000 + run.info.rank)
+        self.generator = torch.Generator(device=run.device).manual_seed(seed)
+
+    def __call__(self, batch: dict) -> dict:
+        return {**batch, "audio": self.augment(batch["audio"], self.freqs_hz, self.generator)}
+
+
+def _loss(run: _Run, state: TrainingState, epoch: int, idx: torch.Tensor, channels: _ChannelDraws | None = None):
+    """The objective on one batch (through ``channels`` when augmenting); a NaN/infinite loss (or Pyro refusing NaN
+    parameters) -> TrainingDiverged."""
+    batch = run.train_ds.batch(idx)
+    if channels is not None:
+        batch = channels(batch)
     try:
-        loss, resp = run.objective.loss(run.model, run.train_ds.batch(idx), idx)
+        loss, resp = run.objective.loss(run.model, batch, idx)
     except ValueError as exc:
         # Pyro's distribution checks refuse a scale that overflowed (exp of a huge log-variance) or NaN parameters;
         # after steps of this run that moved the parameters there, that is divergence, not a bug

@@ -233,6 +233,9 @@ def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
             "model 'minvae' cannot be built with these settings (pool must be a whole number >= 1"
         ),
         "--model minvae --encoders lips": "a mixture prior needs at least 2 components",
+        "--augment tilt=abc": "--augment 'tilt=abc': expected KEY=NUMBER,..., e.g. tilt=6,band=0.3,warp=0.1",
+        "--augment band=2": "--augment band=2.0: must be a number from 0 to 1",
+        "--augment tilt=3,wrap=0.1": "--augment: unknown wrap; valid: tilt, band, warp",
     }
 )
 def test_bad_settings_are_refused_before_any_work(corpus, tmp_path, args, message):

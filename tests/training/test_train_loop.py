@@ -50,14 +50,22 @@ def test_training_improves_validation_elbo_and_writes_outputs(datasets, tmp_path
     assert summary["epochs_run"] == 4 and summary["world_size"] == 1
 
 
-@pytest.mark.parametrize("family,resp", [("minvae", "marginal"), ("minvae", "epoch"), ("avcvae", "marginal")])
-def test_resume_is_bit_for_bit(fake_manifest, tmp_path, family, resp):
+@pytest.mark.parametrize(
+    "family,resp,augment",
+    [
+        ("minvae", "marginal", {}),
+        ("minvae", "epoch", {}),
+        ("avcvae", "marginal", {}),
+        ("avae", "marginal", {"tilt": 6.0, "band": 0.5, "warp": 0.1}),  # the random channels resume too
+    ],
+)
+def test_resume_is_bit_for_bit(fake_manifest, tmp_path, family, resp, augment):
     from pyro_minvae.data.datasets import FrameDataset
 
     mods = required_modalities(family, None)
     tr = FrameDataset.from_manifest(fake_manifest, "train", mods, max_frames=64)
     va = FrameDataset.from_manifest(fake_manifest, "valid", mods, max_frames=32)
-    cfg = _cfg(family=family, responsibilities=resp, epochs=2)
+    cfg = _cfg(family=family, responsibilities=resp, epochs=2, augment=augment)
     full = train(cfg, tr, va, tmp_path / "full", progress=False)
     part = train(TrainConfig.from_dict({**cfg.to_dict(), "epochs": 1}), tr, va, tmp_path / "part", progress=False)
     assert load_checkpoint(part.last_path)["epoch"] == 1
