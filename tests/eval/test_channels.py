@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from eval_synth import build_manifest
-from scipy import signal
 
 from pyro_minvae.evaluation.channels import RECORDING_CHANNELS
 
