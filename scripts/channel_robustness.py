@@ -14,7 +14,6 @@ method, with 95% intervals. Validation split only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -57,12 +56,12 @@ def main(argv=None) -> None:
     import torch
 
     from pyro_minvae.atomic import write_text_atomic
-    from pyro_minvae.errors import Interrupted, UserInputError
+    from pyro_minvae.errors import UserInputError
     from pyro_minvae.evaluation.channels import RECORDING_CHANNELS
     from pyro_minvae.evaluation.items import select_items
     from pyro_minvae.evaluation.methods import resolve_methods
+    from pyro_minvae.evaluation.row_log import RowLog
     from pyro_minvae.evaluation.tuning import compare, comparison_table
-    from pyro_minvae.parallel import deferred_stop
     from pyro_minvae.paths import cache_dir
 
     torch.set_num_threads(1)
@@ -77,20 +76,14 @@ def main(argv=None) -> None:
     manifest = args.manifest or cache_dir() / "corpora" / "demo" / "manifest.jsonl"
     recs = select_items(manifest, "valid", limit=args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows_path = args.out / "rows.jsonl"
-    rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
-    done = {(r["id"], r["base_method"], r["channel"]) for r in rows}
+    log = RowLog(args.out / "rows.jsonl")
+    done = {(r["id"], r["base_method"], r["channel"]) for r in log.rows}
     t0 = time.time()
-    try:
+    with log.resumable():
         for i, rec in enumerate(recs):
-            new = _rows_for_file(rec, manifest, methods, channels, done, args.seed)
-            rows += new
-            with deferred_stop(), open(rows_path, "a") as f:  # a stop never leaves half a line to resume from
-                f.write("".join(json.dumps(r) + "\n" for r in new))
+            log.add(_rows_for_file(rec, manifest, methods, channels, done, args.seed))
             print(f"{i + 1}/{len(recs)} {rec['id']} ({time.time() - t0:.0f} s)", flush=True)
-    except Interrupted as exc:
-        kept = f"the finished files' rows are in {rows_path}; the same command resumes"
-        raise Interrupted(exc.signum, kept) from None
+    rows = log.rows
     command = " ".join(["scripts/channel_robustness.py"] + list(argv if argv is not None else sys.argv[1:]))
     md = [f"# Enhancement through other recording channels: {len(recs)} validation mixtures", "", f"`{command}`", ""]
     for ch in names:

@@ -15,7 +15,6 @@ differences from the E-step (reference ``<label>-<estep>``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -131,11 +130,10 @@ def main(argv=None) -> None:
 
     from pyro_minvae.atomic import write_text_atomic
     from pyro_minvae.checkpoint import load_model
-    from pyro_minvae.errors import Interrupted
     from pyro_minvae.evaluation.items import load_item, select_items
+    from pyro_minvae.evaluation.row_log import RowLog
     from pyro_minvae.evaluation.tuning import compare, comparison_table
     from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
-    from pyro_minvae.parallel import deferred_stop
     from pyro_minvae.paths import cache_dir
 
     torch.set_num_threads(1)
@@ -147,39 +145,35 @@ def main(argv=None) -> None:
     nmf_variants = [(s.name, dict(s.options)) for s in map(Setting.parse, args.nmf)]
     estep_options = dict(Setting.parse("x:" + args.estep_options).options)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows_path = args.out / "rows.jsonl"
-    rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
+    log = RowLog(args.out / "rows.jsonl")
     t0 = time.time()
-    try:
+    with log.resumable():
         for spec in args.checkpoint:
             label, _, path = spec.partition("=")
             model, cfg = load_model(path)[:2]
-            done = {r["id"] for r in rows if r["method"] == f"{label}-{args.estep}"}
+            done = {r["id"] for r in log.rows if r["method"] == f"{label}-{args.estep}"}
             for i, rec in enumerate(recs):
                 if rec["id"] in done:
                     continue
                 item = load_item(rec, manifest, cfg.sample_rate, need_video=True)
-                new = file_rows(
-                    label,
-                    model,
-                    cfg,
-                    item,
-                    rec,
-                    args.estep,
-                    rules,
-                    args.seed,
-                    nmf_variants,
-                    estep_options,
-                    args.lsa,
-                    args.known_noise,
+                log.add(
+                    file_rows(
+                        label,
+                        model,
+                        cfg,
+                        item,
+                        rec,
+                        args.estep,
+                        rules,
+                        args.seed,
+                        nmf_variants,
+                        estep_options,
+                        args.lsa,
+                        args.known_noise,
+                    )
                 )
-                rows += new
-                with deferred_stop(), open(rows_path, "a") as f:  # a stop never leaves half a line to resume from
-                    f.write("".join(json.dumps(r) + "\n" for r in new))
                 print(f"{label} {i + 1}/{len(recs)} {rec['id']} ({time.time() - t0:.0f} s)", flush=True)
-    except Interrupted as exc:
-        kept = f"the finished files' rows are in {rows_path}; the same command resumes"
-        raise Interrupted(exc.signum, kept) from None
+    rows = log.rows
     md = [
         f"# Distortion budget on {len(recs)} validation mixtures",
         "",
