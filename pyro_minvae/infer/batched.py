@@ -192,8 +192,21 @@ def mcem_batch(
         if spec.device != device:
             raise ValueError(f"every spectrogram must be on one device; got {device} and {spec.device}")
     model.eval()
-    with pyro.validation_enabled(False):
-        return _run(model, specs, visuals, seeds, config, device)
+    # a recording with stop bands has its own set of scored bins (band_floor_db): it is enhanced alone, exactly as
+    # mcem() would; the others share the batch
+    alone = [i for i, s in enumerate(specs) if config.observed_bins(s) is not None]
+    results: list = [None] * len(specs)
+    for i in alone:
+        results[i] = mcem(model, specs[i], visuals[i], config, seed=seeds[i])
+    rest = [i for i in range(len(specs)) if i not in alone]
+    if rest:
+        with pyro.validation_enabled(False):
+            batch = _run(
+                model, [specs[i] for i in rest], [visuals[i] for i in rest], [seeds[i] for i in rest], config, device
+            )
+        for i, r in zip(rest, batch):
+            results[i] = r
+    return results
 
 
 def _run(model, specs, visuals, seeds, config: MCEMConfig, device) -> list:

@@ -128,7 +128,7 @@ def start_estep(
     gen = generator if generator is not None else make_generator(seed, spec.device)
     batch = model_batch(model, spec, visual, dtype)
     power = batch["audio"].to(nmf_dtype)
-    nmf = config.noise_model()
+    nmf = config.noise_model(config.observed_bins(spec))  # a telephone band's stop band is left out
     state = nmf.init(model.n_freq, power.shape[0], gen, device=spec.device, dtype=nmf_dtype)
     if noise is not None:
         nmf.validate(noise, power)

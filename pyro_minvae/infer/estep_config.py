@@ -11,6 +11,7 @@ Seeds, generators, devices and progress callbacks are not options: they are argu
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,7 @@ from .estep_common import WEIGHTS
 from ..noise.nmf import NMFNoise
 from .gain_rule import GainRule
 from .potentials import SCORINGS
+from .recording_channel import observed_bins
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class EStepConfig:
     ``gain_floor``, ``gain_exponent``: the final gain rule ``max(G ** gain_exponent, gain_floor)``
     (:class:`~pyro_minvae.infer.gain_rule.GainRule`; the defaults are the paper's Wiener gain); ``h_block``:
     frames that share one NMF activation vector; ``w_band``: spacing in bins of the smooth bands the NMF spectra W
-    are made of (1 and 1 = the paper's free H and W; :class:`~pyro_minvae.noise.nmf.NMFNoise`)."""
+    are made of (1 and 1 = the paper's free H and W; :class:`~pyro_minvae.noise.nmf.NMFNoise`); ``band_floor_db``:
+    bins of the recording more than this many dB below its in-band level are a stop band, left out of the E-step
+    (:mod:`~pyro_minvae.infer.recording_channel`; ``None``: every bin is scored, as in the paper)."""
 
     iterations: int = 30
     rank: int = 10
@@ -44,12 +48,17 @@ class EStepConfig:
     gain_exponent: float = 1.0
     h_block: int = 1
     w_band: int = 1
+    band_floor_db: float | None = None
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
         self._require(isinstance(self.rank, int) and self.rank >= 1, "rank", "an integer >= 1")
         self._require(isinstance(self.h_block, int) and self.h_block >= 1, "h_block", "an integer >= 1")
         self._require(isinstance(self.w_band, int) and self.w_band >= 1, "w_band", "an integer >= 1")
+        floor = self.band_floor_db
+        number = isinstance(floor, (int, float)) and not isinstance(floor, bool)
+        ok_floor = floor is None or (number and math.isfinite(floor) and floor > 0)
+        self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
         self.gain_rule()  # validates gain_exponent and gain_floor
@@ -66,9 +75,15 @@ class EStepConfig:
         if getattr(self, name) not in valid:
             raise ValueError(f"{name} must be one of {valid}; got {getattr(self, name)!r}")
 
-    def noise_model(self) -> NMFNoise:
-        """The NMF noise model these options describe."""
-        return NMFNoise(self.rank, h_block=self.h_block, w_band=self.w_band)
+    def noise_model(self, observed: torch.Tensor | None = None) -> NMFNoise:
+        """The NMF noise model these options describe, leaving out the bins ``observed`` (``(F,)`` bool) does not
+        hold (:meth:`observed_bins`)."""
+        return NMFNoise(self.rank, h_block=self.h_block, w_band=self.w_band, observed=observed)
+
+    def observed_bins(self, spec: torch.Tensor) -> torch.Tensor | None:
+        """The bins of the recording ``spec`` ``(F, N)`` the E-step scores (``band_floor_db``;
+        :func:`~pyro_minvae.infer.recording_channel.observed_bins`): ``None`` for all of them."""
+        return None if self.band_floor_db is None else observed_bins(spec, self.band_floor_db)
 
     def gain_rule(self) -> GainRule:
         """The final estimate's gain rule these options describe."""

@@ -146,6 +146,11 @@ class MCEMConfig(EStepConfig):
     def resolved_loop(self) -> str:
         return "classic" if self.loop == "auto" else self.loop
 
+    def observed_bins(self, spec: torch.Tensor) -> torch.Tensor | None:
+        """As :meth:`EStepConfig.observed_bins`; MIN-VAE's published variational loop scores every bin, as
+        published (its E-z target and gain update have no bin mask)."""
+        return None if self.resolved_loop == "minvae" else super().observed_bins(spec)
+
 
 class MCEM(EStep):
     """Monte-Carlo EM (registered as ``"mcem"``); call ``mcem(model, spec, visual, config, seed=...)`` or with

@@ -79,11 +79,13 @@ class AdditiveNoise(NamedTuple):
 
     ``variance``: ``(B, F)`` noise variance V >= 0 (e.g. NMF ``W H`` transposed to frame-major), or ``None`` for
     a gain-only observation (``v_x = g sigma^2(z)``, MIN-VAE's E-z target); ``gain``: ``(B,)`` per-frame speech
-    gain g > 0.
+    gain g > 0; ``observed``: ``(F,)`` bool, the bins the recording holds (a telephone band leaves the rest out;
+    :mod:`pyro_minvae.infer.recording_channel`), or ``None`` for all.
     """
 
     variance: torch.Tensor | None
     gain: torch.Tensor
+    observed: torch.Tensor | None = None  # (F,) bool: bins that hold an observation (None: all); see observation
 
 
 def speech_variance(speech_log_var: torch.Tensor) -> torch.Tensor:
@@ -93,14 +95,17 @@ def speech_variance(speech_log_var: torch.Tensor) -> torch.Tensor:
     return speech_log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX).exp()
 
 
-def observation(speech_log_var: torch.Tensor, noise: AdditiveNoise | None = None) -> PowerSpectrum:
+def observation(speech_log_var: torch.Tensor, noise: AdditiveNoise | None = None) -> TorchDistribution:
     """The distribution of the observed power given the decoder's speech log-variance ``(..., B, F)``.
 
-    Leading enumeration/sample dims are allowed. Without ``noise``: clean speech, ``PowerSpectrum(lv)``.
+    Leading enumeration/sample dims are allowed. Without ``noise``: clean speech, ``PowerSpectrum(lv)``. With
+    ``noise.observed``, the bins it leaves out contribute nothing (a masked distribution).
     """
     if noise is None:
         return PowerSpectrum(speech_log_var)
     if noise.variance is None:
-        return PowerSpectrum(speech_log_var + noise.gain.log().unsqueeze(-1))
-    speech_var = speech_variance(speech_log_var)
-    return PowerSpectrum(variance=torch.addcmul(noise.variance, speech_var, noise.gain.unsqueeze(-1)))
+        d = PowerSpectrum(speech_log_var + noise.gain.log().unsqueeze(-1))
+    else:
+        speech_var = speech_variance(speech_log_var)
+        d = PowerSpectrum(variance=torch.addcmul(noise.variance, speech_var, noise.gain.unsqueeze(-1)))
+    return d if noise.observed is None else d.mask(noise.observed)  # unobserved bins: log-density 0

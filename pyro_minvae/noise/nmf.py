@@ -96,10 +96,20 @@ class NMFNoise:
 
     ``eps``: positivity floor applied after every update (``None``: the dtype's machine epsilon, as the
     authors' ``np.finfo(float).eps``). ``h_block``: frames that share one activation vector; ``w_band``: the
-    spacing in bins of the bands that W is made of (module docstring; 1 and 1 = the paper).
+    spacing in bins of the bands that W is made of (module docstring; 1 and 1 = the paper). ``observed``: ``(F,)``
+    bool, the bins the recording holds (``None``: all); the others are left out of every update and objective and
+    of the likelihood :meth:`additive` hands the model (:mod:`pyro_minvae.infer.recording_channel`); their W rows
+    keep their initial values.
     """
 
-    def __init__(self, rank: int = 10, eps: float | None = None, h_block: int = 1, w_band: int = 1):
+    def __init__(
+        self,
+        rank: int = 10,
+        eps: float | None = None,
+        h_block: int = 1,
+        w_band: int = 1,
+        observed: torch.Tensor | None = None,
+    ):
         if int(rank) < 1:
             raise ValueError(f"NMF rank must be >= 1; got {rank}")
         if int(h_block) < 1:
@@ -110,6 +120,9 @@ class NMFNoise:
         self.eps = eps
         self.h_block = int(h_block)
         self.w_band = int(w_band)
+        if observed is not None and (observed.dim() != 1 or observed.dtype != torch.bool or not bool(observed.any())):
+            raise ValueError("NMF observed bins must be a (F,) bool tensor with at least one True")
+        self.observed = observed
 
     def _update_w(self, state: NMFState, num: torch.Tensor, den: torch.Tensor, step) -> tuple:
         """``(W, bands)`` after one multiplicative step with the W-gradient parts ``num``, ``den`` ``(F, K)``."""
@@ -130,6 +143,19 @@ class NMFNoise:
 
     def _eps(self, t: torch.Tensor) -> float:
         return float(torch.finfo(t.dtype).eps) if self.eps is None else float(self.eps)
+
+    def _step(self, gamma: float, eps: float, floor: bool = True):
+        """The multiplicative step ``x (num / den)^gamma``; with unobserved bins, a parameter whose gradient parts
+        are both 0 (a W row of a left-out bin) keeps its value."""
+
+        def step(x, num, den):
+            r = num / den
+            if self.observed is not None:
+                r = torch.where(den > 0, r, torch.ones_like(r))
+            x = x * (r.sqrt_() if gamma == 0.5 else r)
+            return x.clamp_min(eps) if floor else x
+
+        return step
 
     # ---- state ----------------------------------------------------------------------------------------------------
     def init(
@@ -156,13 +182,16 @@ class NMFNoise:
             return NMFState(w, h.clamp_min(floor), g)
         return NMFState(basis @ w, h.clamp_min(floor), g, w)
 
-    @staticmethod
-    def additive(state: NMFState, dtype: torch.dtype | None = None) -> AdditiveNoise:
-        """The noise as the model sees it: ``AdditiveNoise(variance (N, F), gain (N,))``."""
+    def additive(self, state: NMFState, dtype: torch.dtype | None = None) -> AdditiveNoise:
+        """The noise as the model sees it: ``AdditiveNoise(variance (N, F), gain (N,), observed (F,) | None)``."""
         v, g = state.variance, state.g
         if dtype is not None:
             v, g = v.to(dtype), g.to(dtype)
-        return AdditiveNoise(v, g)
+        return AdditiveNoise(v, g, self.observed)
+
+    def _observed_only(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(..., F)`` with the unobserved bins zeroed (in place; ``x`` itself when all bins are observed)."""
+        return x if self.observed is None else x.mul_(self.observed)
 
     def validate(self, state: NMFState, power: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``state`` fits ``power`` ``(N, F)`` and this model's ``w_band``."""
@@ -187,7 +216,9 @@ class NMFNoise:
         vx = torch.empty_like(power)
         total = power.new_zeros(())
         for s2 in speech_var:  # sample by sample: the (N, F) buffer stays in cache (see update_sampled)
-            total -= PowerSpectrum(variance=torch.addcmul(v, s2, gain, out=vx)).log_prob(power).sum()
+            total -= self._observed_only(
+                PowerSpectrum(variance=torch.addcmul(v, s2, gain, out=vx)).log_prob(power)
+            ).sum()
         return total / speech_var.numel()
 
     def update_sampled(
@@ -228,12 +259,9 @@ class NMFNoise:
                 c = torch.mul(s2, inv, out=ratio) if weighted else inv
                 b.add_(c)
                 a.addcmul_(c, inv)
-            return a.mul_(power), b  # A = P sum_r c_r Vx^-2, B = sum_r c_r Vx^-1
+            return self._observed_only(a.mul_(power)), self._observed_only(b)  # A = P sum c Vx^-2, B = sum c Vx^-1
 
-        def step(x, num, den):
-            r = num / den
-            x = x * (r.sqrt_() if gamma == 0.5 else r)
-            return x.clamp_min(eps) if floor else x
+        step = self._step(gamma, eps, floor)
 
         num, den = accumulate(h.T @ w.T, False)
         w, bands = self._update_w(state, num.T @ h.T, den.T @ h.T, step)
@@ -245,10 +273,9 @@ class NMFNoise:
         return NMFState(w, h, g, bands)
 
     # ---- MIN-VAE variational loop (expected noise power) ----------------------------------------------------------
-    @staticmethod
-    def expected_power_objective(state: NMFState, noise_power: torch.Tensor) -> torch.Tensor:
-        """``sum_{n,f} [log V + Vm / V]`` for the expected noise power ``Vm`` ``(N, F)``."""
-        return -PowerSpectrum(variance=state.variance).log_prob(noise_power).sum()
+    def expected_power_objective(self, state: NMFState, noise_power: torch.Tensor) -> torch.Tensor:
+        """``sum_{n,f} [log V + Vm / V]`` for the expected noise power ``Vm`` ``(N, F)`` (observed bins only)."""
+        return -self._observed_only(PowerSpectrum(variance=state.variance).log_prob(noise_power)).sum()
 
     def update_expected_power(
         self, state: NMFState, noise_power: torch.Tensor, exponent: float = 1.0, normalise: bool = True
@@ -262,15 +289,12 @@ class NMFNoise:
         eps = self._eps(state.W)
         w, h, g = state.W, state.H, state.g
 
-        def step(x, num, den):
-            r = num / den
-            return (x * (r.sqrt() if gamma == 0.5 else r)).clamp_min(eps)
-
+        step = self._step(gamma, eps)
         v = h.T @ w.T
-        a, b = noise_power / v.square(), torch.reciprocal(v)
+        a, b = self._observed_only(noise_power / v.square()), self._observed_only(torch.reciprocal(v))
         w, bands = self._update_w(state, a.T @ h.T, b.T @ h.T, step)
         v = h.T @ w.T
-        a, b = noise_power / v.square(), torch.reciprocal(v)
+        a, b = self._observed_only(noise_power / v.square()), self._observed_only(torch.reciprocal(v))
         h = step(h, self._tie((a @ w).T), self._tie((b @ w).T))
         if normalise:
             c = w.sum(0)  # (K,)
