@@ -48,7 +48,7 @@ class EStepConfig:
     gain_exponent: float = 1.0
     h_block: int = 1
     w_band: int = 1
-    band_floor_db: float | None = None
+    band_floor_db: float | None = 40.0  # chosen on validation (docs/algorithms.md); None: score every bin
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")

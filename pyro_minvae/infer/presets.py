@@ -1,9 +1,9 @@
 """Named sets of E-step options: ``preset_options("paper", "mcem")`` gives the published configuration.
 
 ``"paper"``: Sadeghi et al.'s MCEM as published: 100 EM iterations, rank-10 NMF with free per-frame
-activations and free spectra (``h_block=1``, ``w_band=1``) and the plain Wiener gain (``gain_exponent=1``,
-``gain_floor=0``); every other MCEM option already defaults to the paper's value (40 MH steps, 30 burn-in, proposal
-variance 0.01). The fast E-step is not in the paper; its ``"paper"`` preset keeps its own iterations and restores
+activations and free spectra (``h_block=1``, ``w_band=1``), every frequency bin scored (``band_floor_db=None``)
+and the plain Wiener gain (``gain_exponent=1``, ``gain_floor=0``); every other MCEM option already defaults to the
+paper's value (40 MH steps, 30 burn-in, proposal variance 0.01). The fast E-step is not in the paper; its ``"paper"`` preset keeps its own iterations and restores
 the paper's noise model and gain.
 A preset is a starting point: options given next to it override it (``pyro-minvae tune --setting
 paper:preset=paper``; ``CheckpointMethod(path, "mcem", **preset_options("paper", "mcem"))``).
@@ -11,7 +11,14 @@ paper:preset=paper``; ``CheckpointMethod(path, "mcem", **preset_options("paper",
 
 from __future__ import annotations
 
-PAPER_NOISE_AND_GAIN = {"rank": 10, "h_block": 1, "w_band": 1, "gain_exponent": 1.0, "gain_floor": 0.0}
+PAPER_NOISE_AND_GAIN = {
+    "rank": 10,
+    "h_block": 1,
+    "w_band": 1,
+    "band_floor_db": None,
+    "gain_exponent": 1.0,
+    "gain_floor": 0.0,
+}
 PRESETS = {
     "paper": {"mcem": {"iterations": 100, **PAPER_NOISE_AND_GAIN}, "*": dict(PAPER_NOISE_AND_GAIN)},
 }

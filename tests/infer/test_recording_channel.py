@@ -91,7 +91,7 @@ def test_nmf_updates_are_monotone_on_the_observed_bins_and_leave_the_others_alon
 @pytest.mark.parametrize("estep, options", [(mcem, SMALL), (vem, {"iterations": 2, "rank": 2})])
 def test_a_full_band_recording_is_enhanced_as_before(estep, options):
     model, spec = _model(), _spec()
-    a = estep(model, spec, seed=3, **options)
+    a = estep(model, spec, seed=3, band_floor_db=None, **options)
     b = estep(model, spec, seed=3, band_floor_db=40.0, **options)
     assert torch.equal(a.estimate, b.estimate)
 
@@ -104,8 +104,16 @@ def test_batched_mcem_enhances_a_band_limited_utterance_as_alone():
     batched = mcem_batch(model, specs, seeds=[0, 1, 2], **options)
     for b, a in zip(batched, alone):
         torch.testing.assert_close(b.estimate, a.estimate, rtol=1e-9, atol=1e-12)
-    plain = mcem(model, specs[1], seed=1, **SMALL)
+    plain = mcem(model, specs[1], seed=1, **{**SMALL, "band_floor_db": None})
     assert not torch.allclose(plain.estimate, alone[1].estimate)
+
+
+def test_the_default_leaves_stop_bands_out_and_the_paper_preset_scores_every_bin():
+    from pyro_minvae.infer.presets import preset_options
+
+    spec = _spec(band=slice(0, 8))
+    assert MCEMConfig().observed_bins(spec) is not None
+    assert MCEMConfig(**preset_options("paper", "mcem")).observed_bins(spec) is None
 
 
 def test_the_published_variational_loop_scores_every_bin():
