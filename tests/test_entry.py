@@ -55,11 +55,13 @@ def test_every_script_ends_through_run_script(script):
     assert "run_script(main)" in tail, f"{script.name}: end with sys.exit(run_script(main))"
 
 
-def test_a_missing_checkpoint_is_one_line_without_a_traceback(tmp_path):
-    res = _child(str(REPO / "scripts" / "real_clips.py"), "--checkpoint", f"a={tmp_path / 'none.pt'}")
+def test_a_missing_manifest_is_one_line_without_a_traceback(tmp_path):
+    manifest = tmp_path / "none.jsonl"
+    args = ["--checkpoint", f"a={tmp_path / 'none.pt'}", "--manifest", str(manifest), "--out", str(tmp_path / "o")]
+    res = _child(str(REPO / "scripts" / "distortion_budget.py"), *args)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'none.pt'}: checkpoint not found; check the path given to --checkpoint"
+        f"error: {manifest}: manifest not found; run `pyro-minvae prepare` first"
     ]
 
 
