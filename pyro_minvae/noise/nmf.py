@@ -120,8 +120,8 @@ class NMFNoise:
         self.eps = eps
         self.h_block = int(h_block)
         self.w_band = int(w_band)
-        if observed is not None and (observed.dim() != 1 or observed.dtype != torch.bool or not bool(observed.any())):
-            raise ValueError("NMF observed bins must be a (F,) bool tensor with at least one True")
+        if observed is not None and (observed.dim() != 1 or observed.dtype != torch.bool):
+            raise ValueError("NMF observed bins must be a (F,) bool tensor")  # shape only: no device sync here
         self.observed = observed
 
     def _update_w(self, state: NMFState, num: torch.Tensor, den: torch.Tensor, step) -> tuple:

@@ -80,9 +80,10 @@ def test_fast_estep_refinement_stays_on_the_device(family):
     assert _on_meta(q.loc, q.log_scale, q.sample(2))
 
 
-@pytest.mark.parametrize("w_band", [1, 4])
-def test_nmf_m_steps_stay_on_the_device(w_band):
-    nmf = NMFNoise(3, w_band=w_band)
+@pytest.mark.parametrize("w_band, band_limited", [(1, False), (4, False), (1, True), (4, True)])
+def test_nmf_m_steps_stay_on_the_device(w_band, band_limited):
+    observed = (torch.arange(F, device=META) < F // 2) if band_limited else None  # a stop band left out
+    nmf = NMFNoise(3, w_band=w_band, observed=observed)
     state = nmf.init(F, N, device=META)
     power, speech_var = torch.rand(N, F, device=META), torch.rand(4, N, F, device=META)
     new = nmf.update_sampled(state, power, speech_var)
