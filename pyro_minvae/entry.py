@@ -46,7 +46,8 @@ def user_error_ending(exc: BaseException) -> Ending | None:
     if isinstance(exc, Interrupted):
         return Ending(str(exc), exc.exit_code)
     if isinstance(exc, KeyboardInterrupt):
-        return Ending(str(Interrupted()), Interrupted().exit_code)
+        stop = Interrupted()  # Ctrl-C before the stop handlers were installed: the same line and status
+        return Ending(str(stop), stop.exit_code)
     if isinstance(exc, OSError):
         from .atomic import ENV_ERRNOS, write_error_hint  # the fix differs per errno (full disk vs read-only)
 

@@ -194,11 +194,11 @@ def mcem_batch(
     model.eval()
     # a recording with stop bands has its own set of scored bins (band_floor_db): it is enhanced alone, exactly as
     # mcem() would; the others share the batch
-    alone = [i for i, s in enumerate(specs) if config.observed_bins(s) is not None]
-    results: list = [None] * len(specs)
-    for i in alone:
-        results[i] = mcem(model, specs[i], visuals[i], config, seed=seeds[i])
-    rest = [i for i in range(len(specs)) if i not in alone]
+    alone = [config.observed_bins(s) is not None for s in specs]
+    results: list = [
+        mcem(model, s, v, config, seed=k) if a else None for s, v, k, a in zip(specs, visuals, seeds, alone)
+    ]
+    rest = [i for i, a in enumerate(alone) if not a]
     if rest:
         with pyro.validation_enabled(False):
             batch = _run(

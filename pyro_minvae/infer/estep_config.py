@@ -11,7 +11,6 @@ Seeds, generators, devices and progress callbacks are not options: they are argu
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +19,7 @@ from .estep_common import WEIGHTS
 from ..noise.nmf import NMFNoise
 from .gain_rule import GainRule
 from .potentials import SCORINGS
-from .recording_channel import observed_bins
+from .recording_channel import is_floor_db, observed_bins
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,7 @@ class EStepConfig:
         self._require(isinstance(self.rank, int) and self.rank >= 1, "rank", "an integer >= 1")
         self._require(isinstance(self.h_block, int) and self.h_block >= 1, "h_block", "an integer >= 1")
         self._require(isinstance(self.w_band, int) and self.w_band >= 1, "w_band", "an integer >= 1")
-        floor = self.band_floor_db
-        number = isinstance(floor, (int, float)) and not isinstance(floor, bool)
-        ok_floor = floor is None or (number and math.isfinite(floor) and floor > 0)
+        ok_floor = self.band_floor_db is None or is_floor_db(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)

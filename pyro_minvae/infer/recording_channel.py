@@ -25,11 +25,16 @@ import torch
 REFERENCE_QUANTILE = 0.9
 
 
+def is_floor_db(value) -> bool:
+    """Whether ``value`` is a usable ``band_floor_db``: a finite number of dB > 0 (not a bool)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
+
+
 def observed_bins(spec: torch.Tensor, floor_db: float) -> torch.Tensor | None:
     """``(F,)`` bool, True where the noisy STFT ``spec`` ``(F, N)`` holds an observation (within ``floor_db`` dB of the
     in-band level), or ``None`` when every bin does (nothing to leave out) or the input is silent."""
-    number = isinstance(floor_db, (int, float)) and not isinstance(floor_db, bool)
-    if not (number and math.isfinite(floor_db) and floor_db > 0):
+    if not is_floor_db(floor_db):
         raise ValueError(f"band_floor_db must be a finite number of dB > 0; got {floor_db!r}")
     level = spec.abs().square().mean(-1).double()  # (F,)
     reference = torch.quantile(level, REFERENCE_QUANTILE)

@@ -17,7 +17,7 @@ Validation frames are never augmented, so the checkpoint chosen by the validatio
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -45,9 +45,6 @@ class ChannelAugment:
         if unknown:
             raise ValueError(f"--augment: unknown {', '.join(unknown)}; valid: tilt, band, warp")
         return cls(**options)
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v}
 
     @property
     def active(self) -> bool:
