@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 
 
@@ -32,6 +33,12 @@ class Interrupted(KeyboardInterrupt):
     def __str__(self) -> str:
         name = signal.Signals(self.signum).name if self.signum in iter(signal.Signals) else f"signal {self.signum}"
         return f"interrupted ({name})" + (f"; {self.message}" if self.message else "")
+
+
+def is_positive_number(value) -> bool:
+    """Whether an option's ``value`` is a finite number > 0 (an int or a float, not a bool)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
 
 
 def flatten(text: object) -> str:

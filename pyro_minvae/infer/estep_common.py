@@ -129,7 +129,9 @@ def start_estep(
     batch = model_batch(model, spec, visual, dtype)
     power = batch["audio"].to(nmf_dtype)
     nmf = config.noise_model(config.observed_bins(spec))  # a telephone band's stop band is left out
-    state = nmf.init(model.n_freq, power.shape[0], gen, device=spec.device, dtype=nmf_dtype)
+    state = nmf.init(
+        model.n_freq, power.shape[0], gen, device=spec.device, dtype=nmf_dtype, level=config.noise_start_level(power)
+    )
     if noise is not None:
         nmf.validate(noise, power)
         state = NMFState(*(None if t is None else t.to(device=spec.device, dtype=nmf_dtype) for t in noise))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import is_positive_number
 from .estep_common import WEIGHTS
 from ..noise.nmf import NMFNoise
 from .gain_rule import GainRule
@@ -34,7 +35,10 @@ class EStepConfig:
     frames that share one NMF activation vector; ``w_band``: spacing in bins of the smooth bands the NMF spectra W
     are made of (1 and 1 = the paper's free H and W; :class:`~pyro_minvae.noise.nmf.NMFNoise`); ``band_floor_db``:
     bins of the recording more than this many dB below its in-band level are a stop band, left out of the E-step
-    (:mod:`~pyro_minvae.infer.recording_channel`; ``None``: every bin is scored, as in the paper)."""
+    (:mod:`~pyro_minvae.infer.recording_channel`; ``None``: every bin is scored, as in the paper); ``noise_start``:
+    the NMF's initial noise variance in each bin, as a fraction of the noisy power's median over frames there
+    (:meth:`noise_start_level`; ``None``: the paper's raw U[0, 1) draws, whose level against the recording's is
+    arbitrary)."""
 
     iterations: int = 30
     rank: int = 10
@@ -48,6 +52,7 @@ class EStepConfig:
     h_block: int = 1
     w_band: int = 1
     band_floor_db: float | None = 40.0  # chosen on validation (docs/algorithms.md); None: score every bin
+    noise_start: float | None = None  # None: the paper's start (0.5 was measured, not adopted: docs/algorithms.md)
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
@@ -56,6 +61,7 @@ class EStepConfig:
         self._require(isinstance(self.w_band, int) and self.w_band >= 1, "w_band", "an integer >= 1")
         ok_floor = self.band_floor_db is None or is_floor_db(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
+        self._require(self.noise_start is None or is_positive_number(self.noise_start), "noise_start", "> 0 or None")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
         self.gain_rule()  # validates gain_exponent and gain_floor
@@ -81,6 +87,12 @@ class EStepConfig:
         """The bins of the recording ``spec`` ``(F, N)`` the E-step scores (``band_floor_db``;
         :func:`~pyro_minvae.infer.recording_channel.observed_bins`): ``None`` for all of them."""
         return None if self.band_floor_db is None else observed_bins(spec, self.band_floor_db)
+
+    def noise_start_level(self, power: torch.Tensor) -> torch.Tensor | None:
+        """The NMF start's mean noise variance per bin ``(F,)`` for the noisy power ``(N, F)`` (``noise_start``
+        times its median over frames), or ``None`` for the paper's start. The median follows the recording's
+        level and colour, and at low SNR it is near the noise level; the raw draws are ~K/4 whatever the input."""
+        return None if self.noise_start is None else self.noise_start * power.median(0).values
 
     def gain_rule(self) -> GainRule:
         """The final estimate's gain rule these options describe."""

@@ -18,17 +18,16 @@ bin; a stop band's output is as small as its input. A recording without a stop b
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ..errors import is_positive_number
 
 REFERENCE_QUANTILE = 0.9
 
 
 def is_floor_db(value) -> bool:
     """Whether ``value`` is a usable ``band_floor_db``: a finite number of dB > 0 (not a bool)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return number and math.isfinite(value) and value > 0
+    return is_positive_number(value)
 
 
 def observed_bins(spec: torch.Tensor, floor_db: float) -> torch.Tensor | None:

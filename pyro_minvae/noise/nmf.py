@@ -165,11 +165,18 @@ class NMFNoise:
         generator: torch.Generator | None = None,
         device=None,
         dtype: torch.dtype = torch.float32,
+        level: torch.Tensor | None = None,
     ) -> NMFState:
         """Random positive W ``(F, K)`` (or its band weights ``(J, K)``) then H ``(K, N)`` ~ max(U[0, 1), eps) (drawn
-        in that order), g = 1."""
+        in that order), g = 1.
+
+        ``level`` ``(F,)`` (positive): the start's mean noise variance over frames in each bin; W's rows are scaled
+        to it (band weights: each band by the ratio averaged over its bins, so the level holds up to the bands'
+        smoothing). ``None``: the raw draws, whose level (about K/4 in every bin) is the paper's start."""
         if n_freq < 1 or n_frames < 1:
             raise ValueError(f"NMF needs n_freq >= 1 and n_frames >= 1; got {n_freq}, {n_frames}")
+        if level is not None and level.shape != (n_freq,):
+            raise ValueError(f"NMF start level must be ({n_freq},); got {tuple(level.shape)}")
         floor = self.eps if self.eps is not None else float(torch.finfo(dtype).eps)
         basis = band_basis(n_freq, self.w_band, device, dtype) if self.w_band > 1 else None
         rows = n_freq if basis is None else basis.shape[1]
@@ -177,10 +184,17 @@ class NMFNoise:
         h = torch.rand(self.rank, n_frames, generator=generator, device=device, dtype=dtype)
         if self.h_block > 1:  # one activation vector per block: the first frame's draw
             h = h[:, :: self.h_block].repeat_interleave(self.h_block, dim=1)[:, :n_frames].contiguous()
+        h = h.clamp_min(floor)
         g = torch.ones(n_frames, device=device, dtype=dtype)
+        if level is not None:
+            drawn = (w if basis is None else basis @ w) @ h.mean(1)  # (F,) mean variance over frames
+            ratio = level.to(device=device, dtype=dtype).clamp_min(floor) / drawn
+            if basis is not None:
+                ratio = (basis.T @ ratio) / basis.sum(0)  # (J,) each band's mean ratio
+            w = (w * ratio.unsqueeze(-1)).clamp_min(floor)
         if basis is None:
-            return NMFState(w, h.clamp_min(floor), g)
-        return NMFState(basis @ w, h.clamp_min(floor), g, w)
+            return NMFState(w, h, g)
+        return NMFState(basis @ w, h, g, w)
 
     def additive(self, state: NMFState, dtype: torch.dtype | None = None) -> AdditiveNoise:
         """The noise as the model sees it: ``AdditiveNoise(variance (N, F), gain (N,), observed (F,) | None)``."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 
-from ..errors import UserInputError
+from ..errors import UserInputError, is_positive_number
 from .augment import ChannelAugment
 
 SCHEDULES = ("plateau", "cosine", "constant")
@@ -83,11 +82,11 @@ class TrainConfig:
             out.append(device_problem)
         if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
             out.append(f"--max-frames {self.max_frames}: must be a whole number >= 1")
-        if not _positive(self.lr):
+        if not is_positive_number(self.lr):
             out.append(f"--lr {self.lr}: the learning rate must be a finite number > 0, e.g. 1e-3")
-        if not _positive(self.min_lr) and self.min_lr != 0:
+        if not is_positive_number(self.min_lr) and self.min_lr != 0:
             out.append(f"min_lr {self.min_lr}: must be a finite number >= 0")
-        if not (_positive(self.lr_factor) and self.lr_factor < 1):
+        if not (is_positive_number(self.lr_factor) and self.lr_factor < 1):
             out.append(f"lr_factor {self.lr_factor}: must be between 0 and 1 (exclusive)")
         if not (isinstance(self.cvae_weight, (int, float)) and 0 <= self.cvae_weight <= 1):
             out.append(f"--cvae-weight {self.cvae_weight}: must be between 0 and 1")
@@ -95,7 +94,7 @@ class TrainConfig:
             ChannelAugment.from_dict(self.augment)
         except (TypeError, ValueError) as exc:
             out.append(str(exc))
-        if self.grad_clip is not None and not _positive(self.grad_clip):
+        if self.grad_clip is not None and not is_positive_number(self.grad_clip):
             out.append(f"grad_clip {self.grad_clip}: must be a finite number > 0 (or None: no clipping)")
         return out
 
@@ -148,10 +147,6 @@ def _device_problem(device) -> str | None:
     if kind not in ("cpu", "cuda"):
         return f"--device {device}: training runs on cpu or cuda (cuda:N)"
     return None
-
-
-def _positive(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 def _norm(v):

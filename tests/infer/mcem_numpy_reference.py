@@ -51,6 +51,17 @@ class Draws:
 EPS = np.finfo(np.float64).eps
 
 
+def nmf_start(d, P, K, start):
+    """The initial W ``(F, K)``, H ``(K, N)``: raw U[0, 1) draws (``start`` None, the paper), or W's rows scaled so
+    the mean variance over frames in bin f is ``start`` times the lower median over frames of ``P`` ``(F, N)``."""
+    W = np.maximum(d.rand(P.shape[0], K), EPS)
+    H = np.maximum(d.rand(K, P.shape[1]), EPS)
+    if start is not None:
+        median = np.sort(P, axis=1)[:, (P.shape[1] - 1) // 2]
+        W = np.maximum(W * (np.maximum(start * median, EPS) / (W @ H.mean(1)))[:, None], EPS)
+    return W, H
+
+
 def mixture_prior(model):
     """``(logn, responsibilities)`` for a MIN-VAE prior: per-component log N(z; mu_m, s_m I) ``(L, N) -> (M, N)``
     and q(c) ``(N, M)`` from kept samples with the published +-30 clip."""
@@ -76,17 +87,19 @@ def mixture_prior(model):
     return logn, responsibilities
 
 
-def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_burn_in, K, var=0.01, lips=None):
+def classic(
+    model, X, seed, iterations, mh_steps, burn_in, final_steps, final_burn_in, K, var=0.01, lips=None, start=None
+):
     """Classic MCEM. X (F, N) complex. Returns (S_hat (F, N), W, H, g, responsibilities or None).
 
     Standard normal prior (A-VAE), or with ``lips`` ``(N, D)`` a MIN-VAE: z starts at the lips encoder's mean,
     the MH target uses the mixture prior log sum_m pi_m N(z; mu_m, s_m I), and after each E-step the
-    responsibilities are re-estimated from the kept samples and pi = their mean (pi starts uniform)."""
+    responsibilities are re-estimated from the kept samples and pi = their mean (pi starts uniform). ``start``:
+    the NMF start (:func:`nmf_start`)."""
     d = Draws(seed)
     F, N = X.shape
     P = np.abs(X) ** 2
-    W = np.maximum(d.rand(F, K), EPS)
-    H = np.maximum(d.rand(K, N), EPS)
+    W, H = nmf_start(d, P, K, start)
     g = np.ones((1, N))
     resp = None
     if lips is None:
@@ -150,13 +163,13 @@ def classic(model, X, seed, iterations, mh_steps, burn_in, final_steps, final_bu
     return S, W, H, g[0], resp
 
 
-def minvae(model, X, lips, seed, iterations, mh_steps, burn_in, K, var=0.01):
-    """MIN-VAE's variational loop (M components). Returns (S_hat (F, N), W, H, responsibilities (N, M))."""
+def minvae(model, X, lips, seed, iterations, mh_steps, burn_in, K, var=0.01, start=None):
+    """MIN-VAE's variational loop (M components). Returns (S_hat (F, N), W, H, responsibilities (N, M)).
+    ``start``: the NMF start (:func:`nmf_start`)."""
     d = Draws(seed)
     F, N = X.shape
     P = np.abs(X) ** 2
-    W = np.maximum(d.rand(F, K), EPS)
-    H = np.maximum(d.rand(K, N), EPS)
+    W, H = nmf_start(d, P, K, start)
     lips_enc = model.guide_net.encoders[model.guide_net.modalities.index("lips")]
     Z = encoder_mean(lips_enc, lips, False).T  # (L, N)
     L = Z.shape[0]

@@ -37,11 +37,12 @@ def _minvae():
     return m
 
 
-def test_classic_matches_numpy_reference():
+@pytest.mark.parametrize("start", [None, 0.5])  # the paper's NMF start (default), and one at half the median
+def test_classic_matches_numpy_reference(start):
     model, spec = _avae(), _spec()
     kw = dict(iterations=4, mh_steps=6, burn_in=3, final_mh_steps=5, final_burn_in=2, rank=3, h_block=PAPER_H)
-    res = mcem(model, spec, None, loop="classic", seed=7, **kw)
-    s, w, h, g, _ = ref.classic(model, spec.numpy(), 7, 4, 6, 3, 5, 2, 3)
+    res = mcem(model, spec, None, loop="classic", seed=7, noise_start=start, **kw)
+    s, w, h, g, _ = ref.classic(model, spec.numpy(), 7, 4, 6, 3, 5, 2, 3, start=start)
     np.testing.assert_allclose(res.W.numpy(), w, rtol=1e-8)
     np.testing.assert_allclose(res.H.numpy(), h, rtol=1e-8)
     np.testing.assert_allclose(res.g.numpy(), g, rtol=1e-8)
@@ -71,8 +72,8 @@ def _assert_mixture_result(res, s, w, h, resp):
     np.testing.assert_allclose(res.estimate.numpy(), s, rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("scoring", ["direct", "trace"])
-def test_minvae_loop_matches_numpy_reference(scoring):
+@pytest.mark.parametrize("scoring, start", [("direct", None), ("trace", 0.5)])
+def test_minvae_loop_matches_numpy_reference(scoring, start):
     model, spec = _minvae(), _spec(1)
     lips = torch.rand(N, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     res = mcem(
@@ -87,8 +88,9 @@ def test_minvae_loop_matches_numpy_reference(scoring):
         rank=3,
         h_block=PAPER_H,
         scoring=scoring,
+        noise_start=start,
     )
-    s, w, h, resp = ref.minvae(model, spec.numpy(), lips.numpy(), 11, 3, 6, 3, 3)
+    s, w, h, resp = ref.minvae(model, spec.numpy(), lips.numpy(), 11, 3, 6, 3, 3, start=start)
     _assert_mixture_result(res, s, w, h, resp)
 
 

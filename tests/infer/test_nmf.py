@@ -5,6 +5,7 @@ import torch
 
 from pyro_minvae.models.likelihood import AdditiveNoise
 from pyro_minvae.noise import NMFNoise, NMFState
+from pyro_minvae.noise.nmf import band_basis
 
 
 def _data(seed, n=40, f=30, r=5):
@@ -74,6 +75,32 @@ def test_init_and_additive():
     torch.testing.assert_close(noise.variance, (s.W @ s.H).T)
     s2 = nmf.init(7, 5, torch.Generator().manual_seed(1))
     assert torch.equal(s.W, s2.W) and torch.equal(s.H, s2.H)
+
+
+@pytest.mark.parametrize("h_block", [1, 4])
+def test_init_at_a_level_per_bin(h_block):
+    """The start's mean noise variance over frames is the requested level in every bin; the draws (and H) are the
+    raw start's, only W's rows are scaled."""
+    level = torch.tensor([1e-6, 0.5, 3.0, 40.0, 1e3, 2.0, 0.0])  # a 0 (digital silence) is floored
+    nmf = NMFNoise(rank=3, h_block=h_block)
+    raw = nmf.init(7, 9, torch.Generator().manual_seed(1))
+    s = nmf.init(7, 9, torch.Generator().manual_seed(1), level=level)
+    torch.testing.assert_close(s.variance.mean(0)[:-1], level[:-1])
+    assert 0 < s.variance.mean(0)[-1] < 1e-5
+    assert torch.equal(s.H, raw.H) and torch.equal(s.g, raw.g)
+    torch.testing.assert_close(s.W / raw.W, (s.W / raw.W)[:, :1].expand(-1, 3))  # one factor per row
+    with pytest.raises(ValueError, match=r"level must be \(7,\)"):
+        nmf.init(7, 9, level=level[:3])
+
+
+def test_init_at_a_level_with_bands():
+    """Band weights are scaled by each band's mean ratio: W stays made of bands, and the level holds up to the
+    bands' smoothing (within a factor 2 of a flat level here; the raw draws are ~K/4 = 0.5)."""
+    nmf = NMFNoise(rank=2, w_band=4)
+    s = nmf.init(17, 6, torch.Generator().manual_seed(0), level=torch.full((17,), 50.0))
+    torch.testing.assert_close(s.W, band_basis(17, 4) @ s.bands)
+    ratio = s.variance.mean(0) / 50.0
+    assert float(ratio.min()) > 0.5 and float(ratio.max()) < 2.0
 
 
 def test_bad_arguments():
