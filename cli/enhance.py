@@ -56,19 +56,27 @@ def _opts(
     kernel: str | None = None,
     loop: str | None = None,
     preset: tuple[str, str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict:
-    """The E-step options the flags give; ``preset`` ``(name, method)`` starts from that preset's options."""
+    """The E-step options the flags give; ``preset`` ``(name, method)`` starts from that preset's options, the
+    ``--option KEY=VALUE`` items ``extra`` override it, and a named flag may not give the same option again."""
+    from pyro_minvae.enhancement.options import parse_key_value
     from pyro_minvae.infer.presets import preset_options
 
     opts = preset_options(*preset) if preset is not None else {}
-    if iterations is not None:
-        opts["iterations"] = iterations
-    if loop is not None:
-        opts["loop"] = loop
-    if init is not None:
-        opts["init"] = init
-    if kernel is not None:
-        opts["kernel"] = kernel
+    for item in extra:
+        try:
+            key, value = parse_key_value(item)
+        except ValueError:
+            raise UserInputError(f"--option {item!r}: expected KEY=VALUE, e.g. --option noise_start=0.5") from None
+        opts[key] = value
+    flags = {"iterations": iterations, "loop": loop, "init": init, "kernel": kernel}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if any(parse_key_value(item)[0] == key for item in extra):
+            raise UserInputError(f"--option {key}=... and --{key}: give {key} once")
+        opts[key] = value
     return opts
 
 
@@ -131,6 +139,15 @@ def _check_init(model, init: str | None) -> None:
     default=None,
     help="Start from a named set of E-step options (paper: the published configuration; mcem: 100 iterations, "
     "free NMF activations, plain Wiener gain); the options given next to it win.",
+)
+@click.option(
+    "--option",
+    "extra_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any option of the E-step by name (repeatable), e.g. --option noise_start=0.5 --option gain_floor=0.05; "
+    "values are JSON (numbers, true/false, null) or words. They override --preset. The options and what they do: "
+    "docs/algorithms.md.",
 )
 @click.option(
     "--loop",
@@ -211,6 +228,7 @@ def command(
     method,
     iterations,
     preset,
+    extra_options,
     loop,
     init_from,
     kernel,
@@ -229,7 +247,7 @@ def command(
     from pyro_minvae.enhancement.options import check_device, check_method_options, check_seed, check_threads
     from pyro_minvae.pretrained import resolve_checkpoint
 
-    options = _opts(iterations, init_from, kernel, loop, None if preset is None else (preset, method))
+    options = _opts(iterations, init_from, kernel, loop, None if preset is None else (preset, method), extra_options)
     check_method_options(method, options)
     check_device(device)
     check_seed(seed)

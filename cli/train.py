@@ -272,15 +272,13 @@ def parse_model_args(items) -> dict:
 
     Values are JSON; a bare word that is not JSON is taken as a string (``prior=mog-mixture``).
     """
-    import json
+    from pyro_minvae.enhancement.options import parse_key_value
 
     out: dict = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserInputError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. learn_weights=true")
         try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+            key, value = parse_key_value(item)
+        except ValueError:
+            raise UserInputError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. learn_weights=true") from None
+        out[key] = value
     return out

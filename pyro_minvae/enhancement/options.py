@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import torch
@@ -17,6 +18,19 @@ DEFAULT_THREADS = 1
 
 # More EM iterations than this is a typo (1e20 would run for ever); the paper uses 100, converged runs need < 1000.
 MAX_ITERATIONS = 100_000
+
+
+def parse_key_value(text: str) -> tuple[str, object]:
+    """``"key=value"`` -> ``(key, value)``: the value as JSON (numbers, true/false, null) or else the string, e.g.
+    ``"gain_floor=0.1"`` -> ``("gain_floor", 0.1)``, ``"loop=minvae"`` -> ``("loop", "minvae")``. ``ValueError``
+    (callers add where the text came from) when it is not of that form."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{text!r} is not key=value")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value.strip()
 
 
 def check_device(device) -> torch.device:

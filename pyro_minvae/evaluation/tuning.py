@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from ..atomic import write_text_atomic
+from ..enhancement.options import parse_key_value
 from ..errors import UserInputError
 from ..metrics import DEFAULT_METRICS
 from .runner import EvalConfig, run_evaluation
@@ -53,13 +54,11 @@ class Setting:
             )
         opts: Dict[str, object] = {}
         for part in filter(None, (p.strip() for p in rest.split(","))):
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip():
-                raise UserInputError(f"setting {spec!r}: {part!r} is not key=value, e.g. gain_floor=0.1")
             try:
-                opts[key.strip()] = json.loads(value)
-            except json.JSONDecodeError:
-                opts[key.strip()] = value.strip()
+                key, value = parse_key_value(part)
+            except ValueError as exc:
+                raise UserInputError(f"setting {spec!r}: {exc}, e.g. gain_floor=0.1") from None
+            opts[key] = value
         return cls(name, opts)
 
     def describe(self) -> str:

@@ -205,3 +205,46 @@ def test_preset_paper_gives_the_published_options_and_flags_win(files, tmp_path,
     assert seen[1]["iterations"] == 7 and seen[1]["h_block"] == 1
     res = _run("--checkpoint", files["avae"], files["noisy"], "-o", tmp_path / "c.wav", "--preset", "nope")
     assert res.exit_code == 2 and "unknown preset 'nope'; valid presets: paper" in res.output
+
+
+def test_any_estep_option_by_name_reaches_the_estep(files, tmp_path, monkeypatch):
+    """``--option KEY=VALUE`` gives any field of the E-step's config (over --preset); the output is the Python
+    API's with the same option."""
+    from pyro_minvae.enhancement import enhancer as enhancer_module
+
+    seen = []
+    real = enhancer_module.Enhancer.from_checkpoint
+
+    def spy(path, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("noise_start", "band_floor_db", "h_block", "iterations")})
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(enhancer_module.Enhancer, "from_checkpoint", staticmethod(spy))
+    opts = ["--option", "noise_start=0.5", "--option", "band_floor_db=null"]
+    res = _run("--checkpoint", files["avae"], files["noisy"], "-o", tmp_path / "a.wav", *FAST, *opts)
+    assert res.exit_code == 0, res.output
+    res = _run("--checkpoint", files["avae"], files["noisy"], "-o", tmp_path / "b.wav", "--preset", "paper",
+               "--method", "fast", "--option", "h_block=4", "--option", "iterations=2")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert seen == [
+        {"noise_start": 0.5, "band_floor_db": None, "h_block": None, "iterations": 1},
+        {"noise_start": None, "band_floor_db": None, "h_block": 4, "iterations": 2},
+    ]
+    res = _run("--checkpoint", files["avae"], files["noisy"], "-o", tmp_path / "c.wav", *FAST)
+    assert res.exit_code == 0, res.output
+    assert not np.array_equal(sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "c.wav")[0])
+
+
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (["--option", "noise_start=abc"], "noise_start must be > 0 or None; got 'abc'"),
+        (["--option", "speed=3"], "unknown option(s) speed"),
+        (["--option", "novalue"], "--option 'novalue': expected KEY=VALUE"),
+        (["--option", "iterations=3"], "--option iterations=... and --iterations: give iterations once"),
+    ],
+)
+def test_bad_estep_options_are_one_line(files, tmp_path, opts, message):
+    res = _run("--checkpoint", files["avae"], files["noisy"], "-o", tmp_path / "o.wav", *FAST, *opts)
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "o.wav").exists()
