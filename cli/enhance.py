@@ -60,24 +60,16 @@ def _opts(
 ) -> dict:
     """The E-step options the flags give; ``preset`` ``(name, method)`` starts from that preset's options, the
     ``--option KEY=VALUE`` items ``extra`` override it, and a named flag may not give the same option again."""
-    from pyro_minvae.enhancement.options import parse_key_value
+    from pyro_minvae.enhancement.options import parse_key_values
     from pyro_minvae.infer.presets import preset_options
 
-    opts = preset_options(*preset) if preset is not None else {}
-    for item in extra:
-        try:
-            key, value = parse_key_value(item)
-        except ValueError:
-            raise UserInputError(f"--option {item!r}: expected KEY=VALUE, e.g. --option noise_start=0.5") from None
-        opts[key] = value
+    named = parse_key_values(extra, "--option", "noise_start=0.5")
     flags = {"iterations": iterations, "loop": loop, "init": init, "kernel": kernel}
     for key, value in flags.items():
-        if value is None:
-            continue
-        if any(parse_key_value(item)[0] == key for item in extra):
+        if value is not None and key in named:
             raise UserInputError(f"--option {key}=... and --{key}: give {key} once")
-        opts[key] = value
-    return opts
+    given = {key: value for key, value in flags.items() if value is not None}
+    return {**(preset_options(*preset) if preset is not None else {}), **named, **given}
 
 
 def _check_init(model, init: str | None) -> None:

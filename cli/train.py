@@ -272,13 +272,6 @@ def parse_model_args(items) -> dict:
 
     Values are JSON; a bare word that is not JSON is taken as a string (``prior=mog-mixture``).
     """
-    from pyro_minvae.enhancement.options import parse_key_value
+    from pyro_minvae.enhancement.options import parse_key_values
 
-    out: dict = {}
-    for item in items:
-        try:
-            key, value = parse_key_value(item)
-        except ValueError:
-            raise UserInputError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. learn_weights=true") from None
-        out[key] = value
-    return out
+    return parse_key_values(items, "--model-arg", "learn_weights=true")

@@ -33,6 +33,19 @@ def parse_key_value(text: str) -> tuple[str, object]:
         return key.strip(), value.strip()
 
 
+def parse_key_values(items, option: str, example: str) -> dict:
+    """``["k=v", ...]`` given to the command-line ``option`` -> ``{k: v}`` (:func:`parse_key_value`); an item
+    not of that form is a one-line ``UserInputError`` naming the option and an ``example`` item."""
+    out: dict = {}
+    for item in items:
+        try:
+            key, value = parse_key_value(item)
+        except ValueError:
+            raise UserInputError(f"{option} {item!r}: expected KEY=VALUE, e.g. {example}") from None
+        out[key] = value
+    return out
+
+
 def check_device(device) -> torch.device:
     """``device`` as a ``torch.device``; unknown names and devices this machine lacks are refused."""
     try:
