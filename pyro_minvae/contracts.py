@@ -235,12 +235,17 @@ class EStep(abc.ABC):
         fix_noise: bool = False,
         **options,
     ):
-        """Run with ``config`` and/or keyword ``options`` (the config's field names)."""
+        """Run with ``config`` and/or keyword ``options`` (the config's field names); ``config.restarts`` > 1
+        averages independent runs (:func:`~pyro_minvae.infer.estep_common.run_restarts`)."""
         config = self.make_config(config, **options)
         self.check(model, config)
         # only when asked for, so E-steps written without these parameters keep working
         known = {"noise": noise, "fix_noise": bool(fix_noise)} if noise is not None or fix_noise else {}
-        return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
+        if config.restarts == 1:
+            return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
+        from .infer.estep_common import run_restarts
+
+        return run_restarts(self.run, model, spec, visual, config, seed, generator, callback, known)
 
 
 class NoiseModel(Protocol):

@@ -130,7 +130,8 @@ def enhance_input(
             f"{Path(inp.source).name} does not come with; {missing_fix}"
         )
     if progress is None or isinstance(progress, bool):
-        progress = make_progress(progress, estep_config(method, options).iterations)
+        config = estep_config(method, options)
+        progress = make_progress(progress, config.iterations * config.restarts)  # EM iterations of every run
     try:
         return _enh.enhance_waveform(
             model,

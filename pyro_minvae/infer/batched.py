@@ -143,6 +143,7 @@ def _check_supported(config: MCEMConfig) -> None:
         "scoring": (config.scoring, "direct"),
         "driver": (config.driver, "loop"),
         "marginal": (config.marginal, False),
+        "restarts": (config.restarts, 1),
     }
     for name, (value, ok) in unsupported.items():
         if value != ok:

@@ -10,6 +10,7 @@ log-variances ``(R, N, F)``; mixture weights ``(M,)``; responsibilities ``(N, M)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -60,6 +61,32 @@ class MCEMResult(NamedTuple):
 
 
 EStepResult = MCEMResult  # the same type under the name that fits every E-step
+
+
+def run_restarts(run, model, spec, visual, config, seed, generator, callback, known: dict) -> MCEMResult:
+    """``config.restarts`` = R runs of an E-step's ``run`` from independent starts; the first run's result with
+    ``estimate`` = ``rule(mean_r G_r) X``: the runs' posterior-mean Wiener gains averaged, then the config's gain
+    rule applied once (so a floor or exponent means what it says for the average).
+
+    Run 0 is the single run (same ``seed``/``generator``); run r > 0 uses ``seed + r``, or with a ``generator`` a
+    seed drawn from it after run 0. The joint fit of speech and noise is local (docs/algorithms.md) and each start
+    errs differently in the split: the mean gain is smoother than any one run's. ``callback`` sees every run's
+    iterations."""
+    single = dataclasses.replace(config, restarts=1, gain_floor=0.0, gain_exponent=1.0)
+    runs = [run(model, spec, visual, single, seed=seed, generator=generator, callback=callback, **known)]
+    for r in range(1, config.restarts):
+        if generator is None:
+            seed_r = seed + r
+        else:
+            seed_r = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        runs.append(run(model, spec, visual, single, seed=seed_r, callback=callback, **known))
+    estimate = torch.stack([r.estimate for r in runs]).mean(0)  # = spec * mean gain: the runs share spec
+    rule = config.gain_rule()
+    if not rule.identity:
+        zero = torch.zeros((), dtype=spec.real.dtype, device=spec.device)
+        gain = torch.where(spec.abs() > 0, (estimate / spec).real, zero)  # a 0 bin's output is 0 for any gain
+        estimate = spec * rule(gain)
+    return runs[0]._replace(estimate=estimate)
 
 
 def make_generator(seed: int, device) -> torch.Generator:

@@ -38,7 +38,8 @@ class EStepConfig:
     (:mod:`~pyro_minvae.infer.recording_channel`; ``None``: every bin is scored, as in the paper); ``noise_start``:
     the NMF's initial noise variance in each bin, as a fraction of the noisy power's median over frames there
     (:meth:`noise_start_level`; ``None``: the paper's raw U[0, 1) draws, whose level against the recording's is
-    arbitrary)."""
+    arbitrary); ``restarts``: the E-step runs this many times from independent starts and its estimate is the
+    mean of theirs (R times the cost; :meth:`pyro_minvae.contracts.EStep.__call__`)."""
 
     iterations: int = 30
     rank: int = 10
@@ -53,12 +54,15 @@ class EStepConfig:
     w_band: int = 1
     band_floor_db: float | None = 40.0  # chosen on validation (docs/algorithms.md); None: score every bin
     noise_start: float | None = None  # None: the paper's start (0.5 was measured, not adopted: docs/algorithms.md)
+    restarts: int = 1
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
         self._require(isinstance(self.rank, int) and self.rank >= 1, "rank", "an integer >= 1")
         self._require(isinstance(self.h_block, int) and self.h_block >= 1, "h_block", "an integer >= 1")
         self._require(isinstance(self.w_band, int) and self.w_band >= 1, "w_band", "an integer >= 1")
+        ok_restarts = isinstance(self.restarts, int) and not isinstance(self.restarts, bool) and self.restarts >= 1
+        self._require(ok_restarts, "restarts", "an integer >= 1")
         ok_floor = self.band_floor_db is None or is_floor_db(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._require(self.noise_start is None or is_positive_number(self.noise_start), "noise_start", "> 0 or None")

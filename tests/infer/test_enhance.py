@@ -176,6 +176,7 @@ def test_progress_hooks_see_every_iteration_of_every_chunk_and_leave_the_result_
         x,
         method="fast",
         iterations=2,
+        restarts=2,
         chunk_seconds=4.0,
         overlap_seconds=1.0,
         progress=prog,
@@ -185,10 +186,12 @@ def test_progress_hooks_see_every_iteration_of_every_chunk_and_leave_the_result_
     assert n == 3
     expected = [("start", n)]
     for k in range(n):
-        expected += [("it", k, 0), ("it", k, 1), ("done", k)]
+        expected += [("it", k, 0), ("it", k, 1)] * 2 + [("done", k)]  # every restart's iterations
     assert prog.calls == expected + [("close",)]
-    assert seen == [0, 1] * n  # the caller's own callback still runs
-    plain = enhance_waveform(avae, CFG, x, method="fast", iterations=2, chunk_seconds=4.0, overlap_seconds=1.0)
+    assert seen == [0, 1] * 2 * n  # the caller's own callback still runs
+    plain = enhance_waveform(
+        avae, CFG, x, method="fast", iterations=2, restarts=2, chunk_seconds=4.0, overlap_seconds=1.0
+    )
     torch.testing.assert_close(res.waveform, plain.waveform)
     prog = _Recorder()
     with pytest.raises(ValueError):

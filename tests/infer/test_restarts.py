@@ -1,0 +1,57 @@
+"""E-step restarts (option ``restarts``): the estimate is the mean of independent runs' estimates."""
+
+import pytest
+import torch
+
+from pyro_minvae.infer.batched import batch_refusal
+from pyro_minvae.infer.estep_common import make_generator
+from pyro_minvae.infer.mcem import MCEMConfig
+from pyro_minvae.models.families import build_model
+from pyro_minvae.registry import ESTEPS
+
+F, N = 12, 9
+SMALL = {
+    "mcem": dict(iterations=2, mh_steps=4, burn_in=2, final_mh_steps=4, final_burn_in=2),
+    "fast": dict(iterations=2),
+}
+
+
+def _setup():
+    torch.manual_seed(1)
+    model = build_model("avae", input_dims={"audio": F}, latent_dim=3).double()
+    g = torch.Generator().manual_seed(0)
+    spec = torch.complex(torch.randn(F, N, generator=g), torch.randn(F, N, generator=g)).to(torch.complex128)
+    return model, spec
+
+
+@pytest.mark.parametrize("method", ["mcem", "fast"])
+def test_restarts_average_independent_runs(method):
+    model, spec = _setup()
+    estep = ESTEPS.get(method)
+    singles = [estep(model, spec, seed=5 + r, restarts=1, **SMALL[method]) for r in range(3)]
+    res = estep(model, spec, seed=5, restarts=3, **SMALL[method])
+    torch.testing.assert_close(res.estimate, torch.stack([s.estimate for s in singles]).mean(0))
+    assert torch.equal(res.W, singles[0].W) and torch.equal(res.latents, singles[0].latents)  # the first run's
+    assert not torch.allclose(singles[0].estimate, singles[1].estimate)  # the runs do differ
+
+
+def test_with_a_generator_the_first_run_is_the_single_run_and_the_rest_follow_it():
+    model, spec = _setup()
+    fast = ESTEPS.get("fast")
+    single = fast(model, spec, generator=make_generator(3, "cpu"), iterations=2, restarts=1)
+    a = fast(model, spec, generator=make_generator(3, "cpu"), iterations=2, restarts=2)
+    b = fast(model, spec, generator=make_generator(3, "cpu"), iterations=2, restarts=2)
+    assert torch.equal(a.estimate, b.estimate) and torch.equal(a.W, single.W)
+    assert not torch.allclose(a.estimate, single.estimate)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "4"])
+def test_bad_restarts_are_refused_in_one_line(bad):
+    with pytest.raises(ValueError, match="restarts must be an integer >= 1") as info:
+        MCEMConfig(restarts=bad)
+    assert "\n" not in str(info.value)
+
+
+def test_batched_mcem_refuses_restarts_so_records_run_one_by_one():
+    assert batch_refusal("mcem", {"restarts": 1}) is None
+    assert "restarts=1 only" in batch_refusal("mcem", {"restarts": 2})
