@@ -13,7 +13,8 @@ the output is the Wiener estimate averaged over ``final_samples`` draws from q. 
 (same initialisation as MCEM) with scale ``init_scale``; the Adam state persists across EM iterations.
 
 Cost per EM iteration: ``grad_steps`` forward+backward decoder passes on ``samples * N`` rows (MCEM: 40 forward
-passes on N rows) and a cheap M-step (R = ``samples``). See ``benchmarks/enhance_speed.py``.
+passes on N rows) and a cheap M-step (R = ``samples``), all of it ``restarts`` times (default 4: the estimate is the
+mean gain of 4 runs from independent starts). See ``benchmarks/enhance_speed.py``.
 """
 
 from __future__ import annotations
