@@ -275,11 +275,12 @@ def test_complex_landmarks_are_refused(noisy, tmp_path):
 
 # ---- progress on a terminal --------------------------------------------------------------------------------------
 def test_progress_bar_only_where_asked(ckpts, noisy, tmp_path, monkeypatch):
+    """One iteration of the fast E-step's 4 restarts: the bar counts 4."""
     res = enhance_file(ckpts["avae"], noisy, tmp_path / "a.wav", "--progress")
     assert res.exit_code == 0, res.output
-    assert "enhance:" in res.output and "1/1" in res.output, res.output
+    assert "enhance:" in res.output and "4/4" in res.output, res.output
     res = enhance_file(ckpts["avae"], noisy, tmp_path / "b.wav")  # CliRunner's stderr is not a terminal
-    assert res.exit_code == 0 and "1/1" not in res.output, res.output
+    assert res.exit_code == 0 and "4/4" not in res.output, res.output
     from pyro_minvae.enhancement import progress
 
     monkeypatch.setattr(
@@ -288,17 +289,18 @@ def test_progress_bar_only_where_asked(ckpts, noisy, tmp_path, monkeypatch):
         lambda enabled=None: enabled is not False and (enabled or progress.log.isEnabledFor(20)),
     )  # as on a terminal
     res = enhance_file(ckpts["avae"], noisy, tmp_path / "c.wav")
-    assert res.exit_code == 0 and "1/1" in res.output, res.output
+    assert res.exit_code == 0 and "4/4" in res.output, res.output
     res = enhance_file(ckpts["avae"], noisy, tmp_path / "d.wav", verbosity="-q")
     assert res.exit_code == 0 and res.output.strip() == f"wrote {tmp_path / 'd.wav'}", res.output
 
 
 def test_progress_counts_iterations_over_chunks(ckpts, tmp_path):
-    """70 s = three 30-s chunks of 2 iterations: the bar reaches 6/6."""
+    """70 s = three 30-s chunks of 2 iterations, each run twice (restarts): the bar reaches 12/12."""
     noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 70))
-    res = enhance_file(ckpts["avae"], noisy, tmp_path / "o.wav", "--iterations", "2", "--progress")
+    extra = ("--iterations", "2", "--option", "restarts=2", "--progress")
+    res = enhance_file(ckpts["avae"], noisy, tmp_path / "o.wav", *extra)
     assert res.exit_code == 0, res.output
-    assert "chunk 3/3" in res.output and "6/6" in res.output, res.output
+    assert "chunk 3/3" in res.output and "12/12" in res.output, res.output
 
 
 # ---- the Python API takes the same path -------------------------------------------------------------------------
