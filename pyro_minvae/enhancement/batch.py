@@ -155,11 +155,17 @@ def output_paths(
 
 # ---- what made the outputs ---------------------------------------------------------------------------------------
 def run_stamp(checkpoint: str | os.PathLike, settings: BatchSettings) -> dict:
-    """What decides the audio of a run: the checkpoint's contents, the method, its options and the seed."""
+    """What decides the audio of a run: the checkpoint's contents, the method, its options as given and as they
+    resolve with this version's defaults (``config``: a changed default, e.g. the fast E-step's restarts, is a
+    change of settings too), and the seed."""
+    from .options import estep_config
+
+    config = estep_config(settings.method, settings.options)
     return {
         "checkpoint_sha256": sha256_file(checkpoint),
         "method": settings.method,
         "options": {k: settings.options[k] for k in sorted(settings.options)},
+        "config": {k: v for k, v in sorted(config.plain_options().items())},
         "seed": settings.seed,
     }
 

@@ -5,6 +5,7 @@ one `enhance` output folder refuse."""
 from __future__ import annotations
 
 import csv
+import json
 
 from reliability_helpers import (
     assert_no_partial_files,
@@ -56,6 +57,13 @@ def test_enhance_refuses_an_out_dir_written_by_another_checkpoint_or_method(tmp_
     )
     assert_user_error(enhance_manifest_fast(a, manifest, out, "--iterations", "2"), "options")
     assert_user_error(run_cli(*enhance_manifest_args(a, manifest, out, method="mcem")), "method fast -> mcem")
+    stamp = json.loads((out / "enhance-stamp.json").read_text())
+    assert stamp["config"]["restarts"] == 4  # the resolved options, defaults included
+    stamp["config"]["restarts"] = 1  # as a version with another default would have written it
+    (out / "enhance-stamp.json").write_text(json.dumps(stamp))
+    assert_user_error(enhance_manifest_fast(a, manifest, out), "config")
+    stamp["config"]["restarts"] = 4
+    (out / "enhance-stamp.json").write_text(json.dumps(stamp))
     same = {p.name: p.read_bytes() for p in out.glob("*.wav")} == made
     record(data_loss=not same)
     assert same
