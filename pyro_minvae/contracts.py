@@ -241,7 +241,7 @@ class EStep(abc.ABC):
         self.check(model, config)
         # only when asked for, so E-steps written without these parameters keep working
         known = {"noise": noise, "fix_noise": bool(fix_noise)} if noise is not None or fix_noise else {}
-        if config.restarts == 1:
+        if config.restarts == 1 and config.restart_starts is None:
             return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
         from .infer.estep_common import run_restarts
 

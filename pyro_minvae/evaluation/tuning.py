@@ -35,6 +35,17 @@ from .summary import ALL, LABELS, mean_ci
 FORBIDDEN_SPLITS = ("test",)
 
 
+def _split_outside_brackets(text: str) -> list:
+    """``"a=1,b=[2,3]"`` -> ``["a=1", "b=[2,3]"]``: commas inside ``[...]`` belong to a JSON list value."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += (c == "[") - (c == "]")
+        if c == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
 @dataclass(frozen=True)
 class Setting:
     """A named set of E-step options (``{}``: the E-step's defaults)."""
@@ -53,7 +64,7 @@ class Setting:
                 "or spaces, e.g. floor10:gain_floor=0.1"
             )
         opts: Dict[str, object] = {}
-        for part in filter(None, (p.strip() for p in rest.split(","))):
+        for part in filter(None, (p.strip() for p in _split_outside_brackets(rest))):
             try:
                 key, value = parse_key_value(part)
             except ValueError as exc:

@@ -144,6 +144,7 @@ def _check_supported(config: MCEMConfig) -> None:
         "driver": (config.driver, "loop"),
         "marginal": (config.marginal, False),
         "restarts": (config.restarts, 1),
+        "restart_starts": (config.restart_starts, None),
     }
     for name, (value, ok) in unsupported.items():
         if value != ok:

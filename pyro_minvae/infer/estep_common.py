@@ -69,17 +69,23 @@ def run_restarts(run, model, spec, visual, config, seed, generator, callback, kn
     rule applied once (so a floor or exponent means what it says for the average).
 
     Run 0 is the single run (same ``seed``/``generator``); run r > 0 uses ``seed + r``, or with a ``generator`` a
-    seed drawn from it after run 0. The joint fit of speech and noise is local (docs/algorithms.md) and each start
-    errs differently in the split: the mean gain is smoother than any one run's. ``callback`` sees every run's
-    iterations."""
-    single = dataclasses.replace(config, restarts=1, gain_floor=0.0, gain_exponent=1.0)
-    runs = [run(model, spec, visual, single, seed=seed, generator=generator, callback=callback, **known)]
+    seed drawn from it after run 0. With ``config.restart_starts``, run r starts its NMF at
+    ``noise_start = restart_starts[r % len]``. The joint fit of speech and noise is local (docs/algorithms.md) and
+    each start errs differently in the split: the mean gain is smoother than any one run's. ``callback`` sees every
+    run's iterations."""
+    single = dataclasses.replace(config, restarts=1, restart_starts=None, gain_floor=0.0, gain_exponent=1.0)
+    starts = config.restart_starts
+
+    def config_of(r: int):  # restart r's start: restart_starts[r] (cycled), else noise_start
+        return single if starts is None else dataclasses.replace(single, noise_start=starts[r % len(starts)])
+
+    runs = [run(model, spec, visual, config_of(0), seed=seed, generator=generator, callback=callback, **known)]
     for r in range(1, config.restarts):
         if generator is None:
             seed_r = seed + r
         else:
             seed_r = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        runs.append(run(model, spec, visual, single, seed=seed_r, callback=callback, **known))
+        runs.append(run(model, spec, visual, config_of(r), seed=seed_r, callback=callback, **known))
     estimate = torch.stack([r.estimate for r in runs]).mean(0)  # = spec * mean gain: the runs share spec
     rule = config.gain_rule()
     if not rule.identity:

@@ -39,7 +39,9 @@ class EStepConfig:
     the NMF's initial noise variance in each bin, as a fraction of the noisy power's median over frames there
     (:meth:`noise_start_level`; ``None``: the paper's raw U[0, 1) draws, whose level against the recording's is
     arbitrary); ``restarts``: the E-step runs this many times from independent starts and its estimate is the
-    mean of theirs (R times the cost; :meth:`pyro_minvae.contracts.EStep.__call__`)."""
+    mean of theirs (R times the cost; :func:`~pyro_minvae.infer.estep_common.run_restarts`); ``restart_starts``:
+    the NMF start (a ``noise_start`` value) of each restart in turn, e.g. ``(None, 0.25, 0.5, 1.0)`` (``None``: every
+    restart starts as ``noise_start`` says)."""
 
     iterations: int = 30
     rank: int = 10
@@ -55,6 +57,7 @@ class EStepConfig:
     band_floor_db: float | None = 40.0  # chosen on validation (docs/algorithms.md); None: score every bin
     noise_start: float | None = None  # None: the paper's start (0.5 was measured, not adopted: docs/algorithms.md)
     restarts: int = 1
+    restart_starts: tuple | None = None
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
@@ -63,6 +66,13 @@ class EStepConfig:
         self._require(isinstance(self.w_band, int) and self.w_band >= 1, "w_band", "an integer >= 1")
         ok_restarts = isinstance(self.restarts, int) and not isinstance(self.restarts, bool) and self.restarts >= 1
         self._require(ok_restarts, "restarts", "an integer >= 1")
+        if isinstance(self.restart_starts, list):  # as JSON gives it (--option restart_starts=[null,0.5])
+            object.__setattr__(self, "restart_starts", tuple(self.restart_starts))
+        starts = self.restart_starts
+        ok_starts = starts is None or (
+            isinstance(starts, tuple) and len(starts) > 0 and all(a is None or is_positive_number(a) for a in starts)
+        )
+        self._require(ok_starts, "restart_starts", "a non-empty list of noise starts (numbers > 0 or null) or None")
         ok_floor = self.band_floor_db is None or is_floor_db(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._require(self.noise_start is None or is_positive_number(self.noise_start), "noise_start", "> 0 or None")
@@ -122,11 +132,17 @@ class EStepConfig:
         return dataclasses.replace(base, **options) if options else base
 
     def plain_options(self) -> dict:
-        """The fields with int/float/str/bool values, except ``init`` (how a method is described in results)."""
+        """The fields with int/float/str/bool values or tuples of them (and None), except ``init`` (how a method is
+        described in results)."""
+        plain = (int, float, str, bool)
+
+        def is_plain(v) -> bool:
+            return isinstance(v, plain) or (isinstance(v, tuple) and all(x is None or isinstance(x, plain) for x in v))
+
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name != "init" and isinstance(getattr(self, f.name), (int, float, str, bool))
+            if f.name != "init" and is_plain(getattr(self, f.name))
         }
 
 

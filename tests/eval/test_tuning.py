@@ -72,6 +72,8 @@ def test_setting_parse_and_config_checks(tmp_path):
     s = Setting.parse("floor:gain_floor=0.1,loop=minvae,update_gain=false")
     assert s == Setting("floor", {"gain_floor": 0.1, "loop": "minvae", "update_gain": False})
     assert Setting.parse("default").options == {}
+    mixed = Setting.parse("m:restart_starts=[null,0.25,0.5],restarts=4")  # commas inside a JSON list stay in it
+    assert mixed.options == {"restart_starts": [None, 0.25, 0.5], "restarts": 4}
     for bad in ("", "a b", "x:novalue"):
         with pytest.raises(UserInputError):
             Setting.parse(bad)

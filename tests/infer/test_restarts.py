@@ -55,3 +55,29 @@ def test_bad_restarts_are_refused_in_one_line(bad):
 def test_batched_mcem_refuses_restarts_so_records_run_one_by_one():
     assert batch_refusal("mcem", {"restarts": 1}) is None
     assert "restarts=1 only" in batch_refusal("mcem", {"restarts": 2})
+    assert "restart_starts=None only" in batch_refusal("mcem", {"restart_starts": [0.5]})
+
+
+def test_each_restart_can_start_its_noise_model_elsewhere():
+    model, spec = _setup()
+    fast = ESTEPS.get("fast")
+    starts = (None, 0.25, 0.5)
+    singles = [fast(model, spec, seed=2 + r, iterations=2, restarts=1, noise_start=starts[r]) for r in range(3)]
+    res = fast(model, spec, seed=2, iterations=2, restarts=3, restart_starts=list(starts))  # a JSON list is taken
+    torch.testing.assert_close(res.estimate, torch.stack([s.estimate for s in singles]).mean(0))
+    one = fast(model, spec, seed=2, iterations=2, restarts=1, restart_starts=[0.25])  # one run, its start honoured
+    assert torch.equal(one.estimate, fast(model, spec, seed=2, iterations=2, restarts=1, noise_start=0.25).estimate)
+
+
+@pytest.mark.parametrize("bad", [[], [0.5, 0], ["a"], 0.5, [True]])
+def test_bad_restart_starts_are_refused_in_one_line(bad):
+    with pytest.raises(ValueError, match="restart_starts must be a non-empty list") as info:
+        MCEMConfig(restart_starts=bad)
+    assert "\n" not in str(info.value)
+
+
+def test_restart_starts_are_part_of_a_methods_definition():
+    from pyro_minvae.infer.vem import VEMConfig
+
+    assert "restart_starts" not in VEMConfig().plain_options()  # None: nothing to show
+    assert VEMConfig(restart_starts=[None, 0.5]).plain_options()["restart_starts"] == (None, 0.5)
