@@ -165,7 +165,7 @@ def run_stamp(checkpoint: str | os.PathLike, settings: BatchSettings) -> dict:
         "checkpoint_sha256": sha256_file(checkpoint),
         "method": settings.method,
         "options": {k: settings.options[k] for k in sorted(settings.options)},
-        "config": {k: v for k, v in sorted(config.plain_options().items())},
+        "config": dict(sorted(config.plain_options().items())),
         "seed": settings.seed,
     }
 

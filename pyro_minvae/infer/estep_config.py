@@ -20,7 +20,7 @@ from .estep_common import WEIGHTS
 from ..noise.nmf import NMFNoise
 from .gain_rule import GainRule
 from .potentials import SCORINGS
-from .recording_channel import is_floor_db, observed_bins
+from .recording_channel import observed_bins
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class EStepConfig:
             isinstance(starts, tuple) and len(starts) > 0 and all(a is None or is_positive_number(a) for a in starts)
         )
         self._require(ok_starts, "restart_starts", "a non-empty list of noise starts (numbers > 0 or null) or None")
-        ok_floor = self.band_floor_db is None or is_floor_db(self.band_floor_db)
+        ok_floor = self.band_floor_db is None or is_positive_number(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._require(self.noise_start is None or is_positive_number(self.noise_start), "noise_start", "> 0 or None")
         self._choice("weights", WEIGHTS)

@@ -25,15 +25,10 @@ from ..errors import is_positive_number
 REFERENCE_QUANTILE = 0.9
 
 
-def is_floor_db(value) -> bool:
-    """Whether ``value`` is a usable ``band_floor_db``: a finite number of dB > 0 (not a bool)."""
-    return is_positive_number(value)
-
-
 def observed_bins(spec: torch.Tensor, floor_db: float) -> torch.Tensor | None:
     """``(F,)`` bool, True where the noisy STFT ``spec`` ``(F, N)`` holds an observation (within ``floor_db`` dB of the
     in-band level), or ``None`` when every bin does (nothing to leave out) or the input is silent."""
-    if not is_floor_db(floor_db):
+    if not is_positive_number(floor_db):
         raise ValueError(f"band_floor_db must be a finite number of dB > 0; got {floor_db!r}")
     level = spec.abs().square().mean(-1).double()  # (F,)
     reference = torch.quantile(level, REFERENCE_QUANTILE)
