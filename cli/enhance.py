@@ -5,6 +5,10 @@ Single file (``--checkpoint`` is a checkpoint file or a shipped model, ``minvae`
 
     pyro-minvae enhance [--checkpoint CKPT] noisy.wav [--video lips.npy|lips.mp4] [--landmarks pts.npy] -o out.wav
 
+Several ``--checkpoint`` enhance together (an ensemble, :mod:`pyro_minvae.infer.ensemble`: each model runs the
+E-step and their Wiener gains are pooled), e.g. the best setting measured: ``-c avae -c minvae -c avcvae
+--method fast`` with the lips.
+
 Manifest mode (the mixtures or noisy recordings of one split, one ``<id>.wav`` per record; resumable: existing
 outputs are skipped; ``--shard k/N`` takes every N-th record starting at the k-th, 1-based; ``--jobs`` worker
 processes; Ctrl-C stops within seconds and keeps the finished files; see
@@ -33,7 +37,7 @@ log = logging.getLogger("pyro_minvae")
 class _Run:
     """The settings both modes share; ``options``: the E-step's (see :func:`_opts`)."""
 
-    checkpoint: str
+    checkpoints: tuple[str, ...]  # several: an ensemble (their Wiener gains pooled)
     method: str
     seed: int
     device: str
@@ -43,11 +47,11 @@ class _Run:
 
 
 # ---- inputs --------------------------------------------------------------------------------------------------------
-def _load_model(checkpoint: str, device: str):
-    from pyro_minvae.checkpoint import load_model
+def _load_model(checkpoints: tuple[str, ...], device: str):
+    from pyro_minvae.checkpoint import load_models
     from pyro_minvae.enhancement.options import check_device
 
-    return load_model(checkpoint, check_device(device))
+    return load_models(checkpoints, check_device(device))
 
 
 def _opts(
@@ -84,8 +88,12 @@ def _check_init(model, init: str | None) -> None:
 @click.option(
     "-c",
     "--checkpoint",
+    "checkpoints",
+    multiple=True,
     metavar="PATH|NAME",
-    help="Trained model checkpoint, or a shipped model: minvae (default), avae, avcvae.",
+    help="Trained model checkpoint, or a shipped model: minvae (default), avae, avcvae. Repeat it to enhance "
+    "with several models together (an ensemble: their Wiener gains pooled), e.g. -c avae -c minvae -c avcvae "
+    "--method fast.",
 )
 @click.option(
     "--video",
@@ -209,7 +217,7 @@ def _check_init(model, init: str | None) -> None:
 )
 def command(
     noisy,
-    checkpoint,
+    checkpoints,
     video,
     landmarks,
     fps,
@@ -245,7 +253,10 @@ def command(
     check_seed(seed)
     if threads is not None:
         check_threads(threads)
-    run = _Run(str(resolve_checkpoint(checkpoint)), method, seed, device, threads, overwrite, options)
+    paths = tuple(str(resolve_checkpoint(c)) for c in checkpoints or (None,))
+    if len(set(paths)) != len(paths):
+        raise UserInputError("--checkpoint: the same model is given twice; an ensemble needs distinct models")
+    run = _Run(paths, method, seed, device, threads, overwrite, options)
     if manifest is not None:
         if noisy is not None or output is not None:
             raise UserInputError("give either NOISY -o OUT or --manifest M --out-dir DIR, not both")
@@ -253,7 +264,7 @@ def command(
             raise UserInputError("--manifest needs --out-dir DIR for the enhanced files")
         if jobs < 1:
             raise UserInputError(f"--jobs {jobs}: must be >= 1")
-        _check_batch_size(batch_size, method, run.options)
+        _check_batch_size(batch_size, method, run.options, len(paths))
         _enhance_manifest(run, manifest, split, out_dir, jobs, shard, batch_size)
         return
     if batch_size != 1:
@@ -263,12 +274,14 @@ def command(
     _enhance_one(run, noisy, output, video, landmarks, fps, progress, _video_reader_options(noisy, crop, save_lips))
 
 
-def _check_batch_size(batch_size: int, method: str, opts: dict) -> None:
+def _check_batch_size(batch_size: int, method: str, opts: dict, n_models: int = 1) -> None:
     from pyro_minvae.infer.batched import batch_refusal
 
     if batch_size < 1:
         raise UserInputError(f"--batch-size {batch_size}: must be >= 1")
     reason = batch_refusal(method, opts) if batch_size > 1 else None
+    if batch_size > 1 and n_models > 1:
+        reason = "an ensemble enhances each record with its models in turn"
     if reason:
         raise UserInputError(f"--batch-size {batch_size}: {reason}; use --batch-size 1")
 
@@ -277,7 +290,7 @@ def _enhance_manifest(run: _Run, manifest, split, out_dir, jobs: int, shard: str
     """Manifest mode: a thin wrapper of :func:`pyro_minvae.enhancement.batch.enhance_manifest`."""
     from pyro_minvae.enhancement.batch import DEFAULT_BATCH_THREADS, BatchSettings, enhance_manifest
 
-    _check_init(_load_model(run.checkpoint, "cpu")[0], run.options.get("init"))  # fail early: bad checkpoint/--init
+    _check_init(_load_model(run.checkpoints, "cpu")[0], run.options.get("init"))  # fail early: bad checkpoint/--init
     settings = BatchSettings(
         method=run.method,
         seed=run.seed,
@@ -289,7 +302,7 @@ def _enhance_manifest(run: _Run, manifest, split, out_dir, jobs: int, shard: str
         overwrite=run.overwrite,
         batch_size=batch_size,
     )
-    report = enhance_manifest(run.checkpoint, manifest, split, out_dir, settings)
+    report = enhance_manifest(run.checkpoints, manifest, split, out_dir, settings)
     click.echo(f"enhanced {len(report.written)} file(s) into {out_dir}")
     if report.failed:
         exit_listing_failures(
@@ -322,10 +335,10 @@ def _enhance_one(run: _Run, noisy, output, video, landmarks, fps, progress, read
     from pyro_minvae.enhancement.file import resolve_output
     from pyro_minvae.enhancement.options import DEFAULT_THREADS
 
-    resolve_output(output, noisy, [noisy, video, landmarks, run.checkpoint], run.overwrite)  # before loading
+    resolve_output(output, noisy, [noisy, video, landmarks, *run.checkpoints], run.overwrite)  # before loading
     torch.set_num_threads(run.threads or DEFAULT_THREADS)
     enh = Enhancer.from_checkpoint(
-        run.checkpoint, device=run.device, method=run.method, seed=run.seed, progress=progress, **run.options
+        run.checkpoints, device=run.device, method=run.method, seed=run.seed, progress=progress, **run.options
     )
     try:
         res = enh.enhance_file(

@@ -31,6 +31,20 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
+def _ensembles(specs: tuple[str, ...]) -> dict[str, list[str]]:
+    """``--ensemble [NAME=]LABEL,LABEL`` -> ``{NAME: [LABEL, ...]}`` (NAME default ``ensemble``)."""
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, labels = spec.rpartition("=")
+        name = name if sep else "ensemble"
+        if not name or name in out:
+            raise UserInputError(
+                f"--ensemble {spec!r}: give each ensemble its own NAME, e.g. --ensemble av=avae,minvae"
+            )
+        out[name] = comma_list(labels, "--ensemble") or []
+    return out
+
+
 def _check_family_labels(ckpts: dict[str, Path]) -> None:
     """A label that names a model family must be that checkpoint's family (``minvae=<an A-VAE file>`` would report
     A-VAE numbers as MIN-VAE's)."""
@@ -60,6 +74,14 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
     multiple=True,
     metavar="LABEL=PATH",
     help="A trained model to evaluate (repeatable); its methods are named after LABEL.",
+)
+@click.option(
+    "--ensemble",
+    "ensembles",
+    multiple=True,
+    metavar="[NAME=]LABEL,LABEL,...",
+    help="Checkpoints (by --checkpoint LABEL) that enhance together, their Wiener gains pooled (repeatable); "
+    "adds NAME-fast, NAME-mcem, ... (NAME default: ensemble).",
 )
 @count_option("--threads", 1, "torch threads per worker process (1 is fastest on a busy machine).")
 @count_option(
@@ -95,6 +117,7 @@ def command(
     split,
     methods,
     checkpoints,
+    ensembles,
     out,
     jobs,
     threads,
@@ -119,7 +142,7 @@ def command(
     manifest_path = resolve_manifest(manifest)
     metric_names = metric_list(metrics)
     ckpts = _checkpoints(checkpoints) if checkpoints else default_checkpoints()
-    chosen = resolve_methods(comma_list(methods, "--methods"), ckpts)
+    chosen = resolve_methods(comma_list(methods, "--methods"), ckpts, _ensembles(ensembles))
     cfg = EvalConfig(
         manifest=manifest_path,
         out_dir=Path(out),

@@ -272,3 +272,34 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     meta = {k: state.get(k) for k in ("train_config", "history", "epoch", "best_valid_elbo", "versions", "extra")}
     meta["path"] = str(path)
     return model, cfg, meta
+
+
+def load_ensemble(paths, device: str | torch.device = "cpu", pool: str = "geometric"):
+    """Load several checkpoints as one :class:`~pyro_minvae.infer.ensemble.ModelEnsemble`: ``(ensemble (eval
+    mode, on device), their shared FeatureConfig, [meta per checkpoint])``. Checkpoints whose feature settings
+    differ from the first one's (another STFT or sample rate) give a ``UserInputError`` naming the file."""
+    from .infer.ensemble import ModelEnsemble
+
+    paths = [Path(p) for p in paths]
+    loaded = [load_model(p, device) for p in paths]
+    cfg = loaded[0][1]
+    for p, (_, other, _) in zip(paths[1:], loaded[1:]):
+        if other != cfg:
+            raise UserInputError(
+                f"{p}: its feature settings ({other}) differ from {paths[0]}'s; the models of an ensemble "
+                "must share one STFT: pick checkpoints trained with the same settings"
+            )
+    try:
+        team = ModelEnsemble([m for m, _, _ in loaded], pool=pool)
+    except ValueError as exc:
+        raise UserInputError(f"{', '.join(map(str, paths))}: cannot enhance together ({exc})") from None
+    return team.to(device).eval(), cfg, [meta for _, _, meta in loaded]
+
+
+def load_models(checkpoints, device: str | torch.device = "cpu"):
+    """What ``enhance`` runs: one checkpoint path -> :func:`load_model`; a sequence of several paths ->
+    :func:`load_ensemble` (they enhance together); a sequence of one -> that one."""
+    if isinstance(checkpoints, (str, Path)):
+        return load_model(checkpoints, device)
+    paths = list(checkpoints)
+    return load_model(paths[0], device) if len(paths) == 1 else load_ensemble(paths, device)

@@ -236,11 +236,17 @@ class EStep(abc.ABC):
         **options,
     ):
         """Run with ``config`` and/or keyword ``options`` (the config's field names); ``config.restarts`` > 1
-        averages independent runs (:func:`~pyro_minvae.infer.estep_common.run_restarts`)."""
+        averages independent runs (:func:`~pyro_minvae.infer.estep_common.run_restarts`); a
+        :class:`~pyro_minvae.infer.ensemble.ModelEnsemble` as ``model`` runs every member and pools their gains."""
+        from .infer.ensemble import ModelEnsemble, members
+
         config = self.make_config(config, **options)
-        self.check(model, config)
+        for member in members(model):
+            self.check(member, config)
         # only when asked for, so E-steps written without these parameters keep working
         known = {"noise": noise, "fix_noise": bool(fix_noise)} if noise is not None or fix_noise else {}
+        if isinstance(model, ModelEnsemble):
+            return model.run(self, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
         if config.restarts == 1 and config.restart_starts is None:
             return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
         from .infer.estep_common import run_restarts

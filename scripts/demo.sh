@@ -59,7 +59,7 @@ step "4/5 evaluate on $LIMIT test mixtures (speakers unseen in training)"
 evaluate() {
   $PM evaluate --out "$RUNS/evaluation" --limit "$LIMIT" --no-progress \
     --checkpoint avae="$RUNS/avae/best.pt" --checkpoint avcvae="$RUNS/avcvae/best.pt" \
-    --checkpoint minvae="$RUNS/minvae/best.pt" "$@"
+    --checkpoint minvae="$RUNS/minvae/best.pt" --ensemble avae,minvae,avcvae "$@"
 }
 # A second demo resumes the evaluation (nothing left to do); one whose folder holds results of other settings (a
 # newer version's defaults, re-trained models) is refused with exit 2 and then evaluated again from scratch.

@@ -94,7 +94,7 @@ def real_clips_section(root: Path, ckpts: dict) -> str:
     from pyro_minvae.evaluation.methods import resolve_methods
     from pyro_minvae.evaluation.real_clips import score_clips
 
-    available = resolve_methods(None, {k: str(v) for k, v in ckpts.items()})
+    available = resolve_methods(None, {k: str(v) for k, v in ckpts.items()}, real_clips.ensembles(ckpts))
     methods = {m: available[m] for m in real_clips.DEFAULT_METHODS if m in available}
     rows = list(score_clips(root, methods, real_clips.METRICS))
     return (
@@ -133,6 +133,10 @@ def main(argv=None) -> None:
     t0 = time.time()
     limit = ["--limit", str(args.limit)] if args.limit else []
     ck_args = [a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import real_clips
+
+    ck_args += ["--ensemble", ",".join(real_clips.ENSEMBLE)]  # the three families together: ensemble-fast, ...
     # the main evaluation shares make demo's folder: evaluate resumes, so pairs the demo scored are not redone
     main_dir = runs / "evaluation"
     run(PM + ["evaluate", "--out", str(main_dir), "--jobs", str(args.jobs), "--no-progress", *limit, *ck_args])

@@ -25,7 +25,15 @@ DEFAULT_METHODS = (
     "avcvae-fast",
     "minvae-mcem",
     "minvae-fast",
+    "ensemble-fast",
 )
+# the labels whose checkpoints make the method "ensemble-<E-step>" when all are given (docs/algorithms.md)
+ENSEMBLE = ("avae", "minvae", "avcvae")
+
+
+def ensembles(ckpts: dict) -> dict:
+    """``{"ensemble": [labels]}`` when every label of :data:`ENSEMBLE` has a checkpoint, else ``{}``."""
+    return {"ensemble": list(ENSEMBLE)} if all(label in ckpts for label in ENSEMBLE) else {}
 
 
 def table(rows: list[dict]) -> str:
@@ -58,7 +66,7 @@ def main(argv=None) -> int:
         print(f"{args.real_av}: no real clips (noisy.wav + lips.npy); nothing to do")
         return 0
     ckpts = dict(c.split("=", 1) for c in args.checkpoint)
-    methods = resolve_methods([m for m in args.methods.split(",") if m], ckpts)
+    methods = resolve_methods([m for m in args.methods.split(",") if m], ckpts, ensembles(ckpts))
     rows = list(score_clips(args.real_av, methods, METRICS))
     print(table(rows))
     if args.json:

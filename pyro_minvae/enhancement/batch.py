@@ -161,8 +161,9 @@ def run_stamp(checkpoint: str | os.PathLike, settings: BatchSettings) -> dict:
     from .options import estep_config
 
     config = estep_config(settings.method, settings.options)
+    paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     return {
-        "checkpoint_sha256": sha256_file(checkpoint),
+        "checkpoint_sha256": "+".join(sha256_file(p) for p in paths),  # an ensemble: every member's
         "method": settings.method,
         "options": {k: settings.options[k] for k in sorted(settings.options)},
         "config": dict(sorted(config.plain_options().items())),
@@ -208,12 +209,13 @@ def _short(v) -> str:
 _WORKER: dict = {}
 
 
-def _init_worker(checkpoint: str, device: str, level: int) -> None:
-    from ..checkpoint import load_model
+def _init_worker(checkpoint: str | tuple, device: str, level: int) -> None:
+    from ..checkpoint import load_models
 
     logging.getLogger("pyro_minvae").setLevel(level)
-    model, cfg, _ = load_model(checkpoint, device)
-    _WORKER.update(model=model, cfg=cfg, device=device, checkpoint=checkpoint)
+    model, cfg, _ = load_models(checkpoint, device)
+    name = checkpoint if isinstance(checkpoint, str) else " + ".join(checkpoint)
+    _WORKER.update(model=model, cfg=cfg, device=device, checkpoint=name)
 
 
 def _with_worker_model(enhance, *args, **kwargs):
@@ -239,9 +241,14 @@ def enhance_record_batch(records: list, manifest: str, out_paths: list, method: 
     return _with_worker_model(enhance_records, records, manifest, outs, method=method, seed=seed, **options)
 
 
+def _paths(checkpoint) -> str | tuple:
+    """A checkpoint path as a string, or several (an ensemble) as a tuple of strings."""
+    return str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else tuple(map(str, checkpoint))
+
+
 # ---- driver ------------------------------------------------------------------------------------------------------
 def enhance_manifest(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | Sequence[str | os.PathLike],
     manifest: str | os.PathLike,
     split: str,
     out_dir: str | os.PathLike,
@@ -333,7 +340,7 @@ def _run(
             jobs=settings.jobs,
             threads=settings.threads,
             initializer=_init_worker,
-            initargs=(str(checkpoint), settings.device, level),
+            initargs=(_paths(checkpoint), settings.device, level),
             on_result=on_result,
             on_error=on_error,
         )

@@ -6,6 +6,7 @@
 
     enh = Enhancer.from_checkpoint("runs/minvae/best.pt", method="fast", device="cpu")
     enh = Enhancer.from_pretrained("minvae")                                 # the shipped MIN-VAE
+    enh = Enhancer.from_checkpoint([pretrained_path(n) for n in ("avae", "minvae", "avcvae")], method="fast")
     enh.enhance_file("noisy.wav", "clean.wav", video="lips.npy").output     # -> Path("clean.wav")
     enh.enhance_batch([("a.wav", "out/"), ("b.wav", "out/", "b_lips.npy")])  # -> [FileResult, FileResult]
     res = enh.enhance_waveform(noisy, 16000, visual={"lips": lips}, fps=30)  # noisy (T,), lips (N_v, 67, 67)
@@ -64,7 +65,7 @@ class Enhancer:
     @classmethod
     def from_checkpoint(
         cls,
-        path: str | os.PathLike,
+        path: str | os.PathLike | Sequence[str | os.PathLike],
         *,
         device="cpu",
         method: str = "mcem",
@@ -72,12 +73,15 @@ class Enhancer:
         progress: bool | None = None,
         **options,
     ) -> Enhancer:
-        """Load a checkpoint (``UserInputError`` for a missing or damaged one) and check the settings."""
-        from ..checkpoint import load_model
+        """Load a checkpoint (``UserInputError`` for a missing or damaged one) and check the settings. ``path``:
+        one checkpoint, or a list of several that enhance together (an ensemble: every model runs the E-step and
+        their Wiener gains are pooled, :mod:`pyro_minvae.infer.ensemble`)."""
+        from ..checkpoint import load_models
 
         dev = check_device(device)
-        model, cfg, _ = load_model(path, dev)
-        return cls(model, cfg, method=method, seed=seed, device=dev, checkpoint=path, progress=progress, **options)
+        model, cfg, _ = load_models(path, dev)
+        name = path if isinstance(path, (str, os.PathLike)) else " + ".join(map(str, path))
+        return cls(model, cfg, method=method, seed=seed, device=dev, checkpoint=name, progress=progress, **options)
 
     @classmethod
     def from_pretrained(cls, name: str = "minvae", **kwargs) -> Enhancer:

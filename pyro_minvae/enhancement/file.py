@@ -31,6 +31,7 @@ import torch
 from ..audio_io import write_audio
 from ..errors import UserInputError
 from ..features import FeatureConfig
+from ..infer.ensemble import members
 from ..registry import Registry
 from .inputs import EnhanceInput, read_input, record_input
 from .options import estep_config
@@ -123,15 +124,17 @@ def enhance_input(
             f"--init {init}: there is no {init} stream for {Path(inp.source).name}; {missing_fix}, "
             "or initialise from another encoder (--init audio)"
         )
-    encoders = list(model.guide_net.modalities)
-    if not available.intersection(encoders):  # e.g. a V-VAE (lips encoder only) given no lips
-        raise UserInputError(
-            f"this checkpoint's encoder reads {', '.join(encoders)}, which "
-            f"{Path(inp.source).name} does not come with; {missing_fix}"
-        )
+    for member in members(model):  # an ensemble: every model must find an encoder's stream
+        encoders = list(member.guide_net.modalities)
+        if not available.intersection(encoders):  # e.g. a V-VAE (lips encoder only) given no lips
+            raise UserInputError(
+                f"this checkpoint's encoder reads {', '.join(encoders)}, which "
+                f"{Path(inp.source).name} does not come with; {missing_fix}"
+            )
     if progress is None or isinstance(progress, bool):
         config = estep_config(method, options)
-        progress = make_progress(progress, config.iterations * config.restarts)  # EM iterations of every run
+        runs = config.restarts * len(members(model))
+        progress = make_progress(progress, config.iterations * runs)  # EM iterations of every run
     try:
         return _enh.enhance_waveform(
             model,

@@ -121,15 +121,20 @@ def check_model_options(model, method: str, options: Mapping) -> None:
     from ..contracts import check_kernel_fits
     from ..registry import ESTEPS, KERNELS
 
+    from ..infer.ensemble import members
+
     check_method_options(method, options)
     init = options.get("init")
-    encoders = list(model.guide_net.modalities)
-    if init is not None and init not in encoders:
-        raise UserInputError(f"--init {init}: this checkpoint's encoders are {', '.join(encoders)}; pick one of them")
-    kernel = options.get("kernel")
-    if kernel is not None:
-        check_kernel_fits(KERNELS.get(kernel), kernel, model)
-    ESTEPS.get(method).check(model, estep_config(method, options))
+    for member in members(model):  # an ensemble: each of its models
+        encoders = list(member.guide_net.modalities)
+        if init is not None and init not in encoders:
+            raise UserInputError(
+                f"--init {init}: this checkpoint's encoders are {', '.join(encoders)}; pick one of them"
+            )
+        kernel = options.get("kernel")
+        if kernel is not None:
+            check_kernel_fits(KERNELS.get(kernel), kernel, member)
+        ESTEPS.get(method).check(member, estep_config(method, options))
 
 
 def check_threads(threads) -> int:

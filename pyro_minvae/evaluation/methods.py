@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Mapping
+from typing import Callable, Dict, Iterable, Mapping, Sequence
 
 from ..contracts import EvaluationMethod, check_contract
 from ..errors import UserInputError
@@ -124,22 +124,31 @@ def baseline_methods(names: Iterable[str] | None = None) -> Dict[str, Evaluation
 
 
 def resolve_methods(
-    names: Iterable[str] | None = None, checkpoints: Mapping[str, str | Path] | None = None
+    names: Iterable[str] | None = None,
+    checkpoints: Mapping[str, str | Path] | None = None,
+    ensembles: Mapping[str, Sequence[str]] | None = None,
 ) -> Dict[str, EvaluationMethod]:
-    """The methods to evaluate: all baselines plus the methods of every checkpoint, filtered by ``names``.
+    """The methods to evaluate: all baselines plus the methods of every checkpoint and ensemble, filtered by
+    ``names``.
 
     ``names`` entries are method names (a baseline such as ``wiener-oracle`` or a name a checkpoint factory
     returns); unknown names raise ``UserInputError`` listing the available ones. Order follows ``names``.
+    ``ensembles``: ``{name: [checkpoint label, ...]}``; each gives ``<name>-<E-step>`` for every E-step, the
+    labelled checkpoints enhancing together (:class:`~pyro_minvae.infer.ensemble.ModelEnsemble`).
     """
     from .. import baselines as _register_baselines  # noqa: F401  (fills BASELINES)
 
     available: Dict[str, EvaluationMethod] = baseline_methods()
-    for label, path in (checkpoints or {}).items():
-        for name, m in methods_from_checkpoint(label, path).items():
+    checkpoints = dict(checkpoints or {})
+    groups = [(f"checkpoint {path}", methods_from_checkpoint(label, path)) for label, path in checkpoints.items()]
+    for ens, labels in (ensembles or {}).items():
+        groups.append((f"--ensemble {ens}", _ensemble_methods(ens, labels, checkpoints)))
+    for source, found in groups:
+        for name, m in found.items():
             if name in available:
                 raise UserInputError(
-                    f"method name {name!r} from checkpoint {path} clashes with another method; "
-                    "pick another LABEL in --checkpoint LABEL=PATH"
+                    f"method name {name!r} from {source} clashes with another method; "
+                    "pick another LABEL in --checkpoint LABEL=PATH or NAME in --ensemble NAME=LABELS"
                 )
             available[name] = m
     if names is None:
@@ -152,3 +161,19 @@ def resolve_methods(
             "(checkpoint methods need --checkpoint LABEL=PATH)"
         )
     return {n: available[n] for n in names}
+
+
+def _ensemble_methods(name: str, labels: Sequence[str], checkpoints: Mapping[str, str | Path]) -> dict:
+    """The methods of ensemble ``name`` over the checkpoints ``labels`` name (at least 2, distinct, given)."""
+    from .vae_methods import ensemble_methods
+
+    labels = list(labels)
+    unknown = [lab for lab in labels if lab not in checkpoints]
+    if unknown:
+        raise UserInputError(
+            f"--ensemble {name}: no checkpoint labelled {', '.join(unknown)}; "
+            f"give it with --checkpoint LABEL=PATH (labels: {', '.join(checkpoints) or 'none'})"
+        )
+    if len(set(labels)) < 2 or len(set(labels)) != len(labels):
+        raise UserInputError(f"--ensemble {name}: needs at least 2 distinct checkpoint labels; got {','.join(labels)}")
+    return ensemble_methods(name, [checkpoints[lab] for lab in labels])

@@ -427,14 +427,15 @@ def _checkpoint_hashes(methods: Mapping[str, EvaluationMethod]) -> Dict[str, str
     out = {}
     for name, m in methods.items():
         if isinstance(m, CheckpointMethod):
-            if m.path not in by_path:
-                try:
-                    by_path[m.path] = sha256_file(m.path)
-                except OSError as exc:
-                    raise UserInputError(
-                        f"{m.path}: cannot read the checkpoint ({exc.strerror or exc}); check --checkpoint"
-                    ) from None
-            out[name] = by_path[m.path]
+            for path in m.checkpoint_paths():
+                if path not in by_path:
+                    try:
+                        by_path[path] = sha256_file(path)
+                    except OSError as exc:
+                        raise UserInputError(
+                            f"{path}: cannot read the checkpoint ({exc.strerror or exc}); check --checkpoint"
+                        ) from None
+            out[name] = "+".join(by_path[path] for path in m.checkpoint_paths())
     return out
 
 

@@ -52,6 +52,10 @@ class CheckpointMethod(EvaluationMethod):
         state["_loaded"] = None  # workers reload the network themselves
         return state
 
+    def checkpoint_paths(self) -> tuple:
+        """The checkpoint files the method reads (the evaluation ties its results to their contents)."""
+        return (self.path,)
+
     def _model(self):
         if self._loaded is None:
             from ..checkpoint import load_model
@@ -172,6 +176,34 @@ class CheckpointMethod(EvaluationMethod):
         from ..registry import ESTEPS
 
         return {**ESTEPS.get(self.estep).config_class().plain_options(), **self.opts}
+
+
+class EnsembleMethod(CheckpointMethod):
+    """:class:`CheckpointMethod` for several checkpoints enhancing together
+    (:class:`~pyro_minvae.infer.ensemble.ModelEnsemble`: every member runs E-step ``estep``, their Wiener gains
+    are pooled). ``paths``: the members' checkpoints, in order. Records run one at a time (no batched E-step)."""
+
+    def __init__(self, paths, estep: str = "fast", init: str | None = None, device: str = "cpu", **opts):
+        super().__init__("", estep, init, device, **opts)
+        self.path = tuple(str(p) for p in paths)
+
+    def checkpoint_paths(self) -> tuple:
+        return self.path
+
+    def _model(self):
+        if self._loaded is None:
+            from ..checkpoint import load_ensemble
+
+            self._loaded = load_ensemble(self.path, self.device)[:2]
+        return self._loaded
+
+    def batch_refusal(self) -> str | None:
+        return "an ensemble enhances each record with its members in turn"
+
+
+def ensemble_methods(name: str, paths) -> dict:
+    """``{"<name>-<estep>": EnsembleMethod(paths, estep)}`` for every E-step (:func:`estep_names`)."""
+    return {f"{name}-{estep}": EnsembleMethod(paths, estep) for estep in estep_names()}
 
 
 def estep_names() -> list:

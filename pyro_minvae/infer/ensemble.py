@@ -1,0 +1,125 @@
+"""Several trained speech models enhancing one recording together: the pooled Wiener gain of their E-steps.
+
+::
+
+    from pyro_minvae.infer.ensemble import ModelEnsemble
+    team = ModelEnsemble([avae, minvae, avcvae])           # models sharing one STFT (same n_freq)
+    res = ESTEPS.get("fast")(team, spec, visual, seed=0)   # every E-step takes an ensemble as its model
+    res.estimate                                           # (F, N) = spec * rule(pool_m G_m)
+
+Each member runs the E-step on the same noisy STFT with the same seed (so the same NMF start) and its own
+restarts; its posterior-mean Wiener gain ``G_m`` ``(F, N)`` is taken before the gain rule, the gains are pooled,
+and the config's gain rule (floor, exponent) acts once on the pooled gain, as with restarts. The default pool is
+the geometric mean ``exp(mean_m log G_m)``: a bin keeps its energy only where every member calls it speech. The
+members' speech models err in different places (the joint fit of speech and noise is local, and each model
+explains a different part of the noise as speech), so the log-linear pool removes what any one of them
+recognises as noise. Chosen on the validation mixtures against the arithmetic mean (docs/algorithms.md,
+"Several speech models, one estimate").
+
+The ensemble presents what the enhancement path reads from a model (``n_freq``, ``modalities``, ``spec``'s input
+sizes, ``conditioner``), so visual features, chunking and progress need nothing new; :func:`members` lists the
+models an object stands for (itself for a plain model), for the checks that are per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+POOLS = ("geometric", "arithmetic")
+
+
+class ModelEnsemble(nn.Module):
+    """``members``: trained speech models (``SpeechVAE``) with the same number of frequency bins ``F``, enhanced
+    together by any E-step (:meth:`run`); ``pool``: how their Wiener gains combine, ``"geometric"`` (default)
+    or ``"arithmetic"``. Visual streams are shared: a member reads the ones it was trained on."""
+
+    def __init__(self, members: Sequence[nn.Module], pool: str = "geometric"):
+        super().__init__()
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 models; got {len(members)}")
+        if any(isinstance(m, ModelEnsemble) for m in members):
+            raise ValueError("an ensemble's members are models, not ensembles; list their members instead")
+        sizes = {m.n_freq for m in members}
+        if len(sizes) != 1:
+            raise ValueError(f"the models disagree on the number of frequency bins: {sorted(sizes)}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}; got {pool!r}")
+        self.members = nn.ModuleList(members)
+        self.pool = pool
+        self.spec = {"family": "ensemble", "kwargs": {"input_dims": _shared_input_dims(members)}}
+
+    @property
+    def n_freq(self) -> int:
+        return self.members[0].n_freq
+
+    @property
+    def modalities(self) -> list[str]:
+        """Every batch key a member reads, ``"audio"`` first, in the members' order."""
+        names: list[str] = []
+        for m in self.members:
+            names += [k for k in m.modalities if k not in names]
+        return names
+
+    @property
+    def conditioner(self):
+        """A member's visual conditioner (the stream the ensemble cannot run without), or ``None``."""
+        return next((m.conditioner for m in self.members if m.conditioner is not None), None)
+
+    def run(
+        self,
+        estep: Callable,
+        spec: torch.Tensor,
+        visual: dict | None,
+        config,
+        *,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+        callback: Callable | None = None,
+        **known,
+    ):
+        """``estep(member, spec, visual, config, seed=...)`` for every member, pooled: the first member's result
+        with ``estimate = spec * rule(pool(G_m))`` and no responsibilities (they belong to one member). With a
+        ``generator``, one seed is drawn from it and every member uses it. ``callback`` sees every member's
+        iterations."""
+        if generator is not None:
+            seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        plain = dataclasses.replace(config, gain_floor=0.0, gain_exponent=1.0)  # the rule acts on the pool
+        results = [estep(m, spec, visual, plain, seed=seed, callback=callback, **known) for m in self.members]
+        zero = torch.zeros((), dtype=spec.real.dtype, device=spec.device)
+        gains = torch.stack([torch.where(spec.abs() > 0, (r.estimate / spec).real, zero) for r in results])
+        rule = config.gain_rule()
+        return results[0]._replace(estimate=spec * rule(pool_gains(gains, self.pool)), responsibilities=None)
+
+
+def pool_gains(gains: torch.Tensor, pool: str = "geometric") -> torch.Tensor:
+    """Gains ``(M, F, N)`` in [0, 1] -> one gain ``(F, N)``: their geometric mean (a member's 0 gives 0) or their
+    arithmetic mean."""
+    if pool == "arithmetic":
+        return gains.mean(0)
+    tiny = torch.finfo(gains.dtype).tiny
+    pooled = gains.clamp_min(tiny).log().mean(0).exp()
+    return torch.where((gains > 0).all(0), pooled, torch.zeros_like(pooled))
+
+
+def members(model) -> tuple:
+    """The models ``model`` stands for: an ensemble's members, else ``(model,)``."""
+    return tuple(model.members) if isinstance(model, ModelEnsemble) else (model,)
+
+
+def _shared_input_dims(models) -> dict:
+    """The visual feature sizes the members were trained on, ``{name: D}``; two members reading one stream at
+    different sizes cannot share it."""
+    dims: dict = {}
+    for m in models:
+        for name, size in ((m.spec or {}).get("kwargs", {}).get("input_dims") or {}).items():
+            if dims.setdefault(name, size) != size:
+                raise ValueError(f"the models read the {name!r} stream at different sizes ({dims[name]} and {size})")
+    return dims
+
+
+__all__ = ["ModelEnsemble", "POOLS", "members", "pool_gains"]
