@@ -22,7 +22,14 @@ from pyro_minvae.errors import UserInputError
 
 
 @click.command(name="tune")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), required=True, help="Trained model (best.pt).")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    type=click.Path(dir_okay=False),
+    multiple=True,
+    required=True,
+    help="Trained model (best.pt); repeat it to tune an ensemble of several (their Wiener gains pooled).",
+)
 @click.option(
     "--setting",
     "settings",
@@ -37,7 +44,7 @@ from pyro_minvae.errors import UserInputError
 @scoring_options(split="valid", split_help="Split to tune on (the test split is refused).", out="tuning")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def command(
-    checkpoint,
+    checkpoints,
     settings,
     reference,
     estep,
@@ -60,8 +67,9 @@ def command(
     from pyro_minvae.registry import ESTEPS
 
     manifest_path = resolve_manifest(manifest)
-    if not Path(checkpoint).exists():
-        raise UserInputError(f"{checkpoint}: checkpoint not found; check --checkpoint")
+    for checkpoint in checkpoints:
+        if not Path(checkpoint).exists():
+            raise UserInputError(f"{checkpoint}: checkpoint not found; check --checkpoint")
     if estep not in ESTEPS:
         raise UserInputError(f"--estep {estep!r}: unknown; valid: {', '.join(ESTEPS.names())}")
     metric_names = metric_list(metrics)
@@ -69,7 +77,7 @@ def command(
     cfg = TuneConfig(
         manifest=manifest_path,
         out_dir=Path(out),
-        checkpoint=Path(checkpoint),
+        checkpoint=tuple(map(Path, checkpoints)),
         settings=[Setting.parse(s) for s in settings],
         estep=estep,
         reference=reference,

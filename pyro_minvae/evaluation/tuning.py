@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -92,7 +93,8 @@ class Setting:
 
 @dataclass
 class TuneConfig:
-    """One comparison: ``settings`` of ``estep`` with the checkpoint at ``checkpoint`` on ``split`` of ``manifest``.
+    """One comparison: ``settings`` of ``estep`` with the checkpoint at ``checkpoint`` on ``split`` of ``manifest``;
+    a sequence of several checkpoints is an ensemble (:class:`~pyro_minvae.infer.ensemble.ModelEnsemble`).
 
     ``reference``: the setting the others are compared with (default: the first). ``limit``, ``snrs``,
     ``noise_types``, ``jobs``, ``seed`` as in :class:`~pyro_minvae.evaluation.runner.EvalConfig`.
@@ -100,7 +102,7 @@ class TuneConfig:
 
     manifest: Path
     out_dir: Path
-    checkpoint: Path
+    checkpoint: Path | tuple
     settings: Sequence[Setting]
     estep: str = "mcem"
     reference: Optional[str] = None
@@ -115,7 +117,9 @@ class TuneConfig:
     progress: bool = False
 
     def __post_init__(self):
-        self.manifest, self.out_dir, self.checkpoint = Path(self.manifest), Path(self.out_dir), Path(self.checkpoint)
+        self.manifest, self.out_dir = Path(self.manifest), Path(self.out_dir)
+        paths = [self.checkpoint] if isinstance(self.checkpoint, (str, os.PathLike)) else list(self.checkpoint)
+        self.checkpoint = Path(paths[0]) if len(paths) == 1 else tuple(map(Path, paths))
         if self.split in FORBIDDEN_SPLITS:
             raise UserInputError(
                 f"--split {self.split}: settings are chosen on the validation split, never on the "
@@ -130,6 +134,11 @@ class TuneConfig:
         if self.reference not in names:
             raise UserInputError(f"--reference {self.reference!r} is not one of the settings ({', '.join(names)})")
 
+    @property
+    def checkpoint_name(self) -> str:
+        """The checkpoint's path, or an ensemble's paths joined by `` + ``."""
+        return str(self.checkpoint) if isinstance(self.checkpoint, Path) else " + ".join(map(str, self.checkpoint))
+
 
 @dataclass
 class TuneReport:
@@ -141,10 +150,11 @@ class TuneReport:
 
 def run_tuning(config: TuneConfig) -> TuneReport:
     """Enhance the validation mixtures with every setting, then write ``tune.json`` and ``tune.md``."""
-    from .vae_methods import CheckpointMethod
+    from .vae_methods import CheckpointMethod, EnsembleMethod
 
+    kind = CheckpointMethod if isinstance(config.checkpoint, Path) else EnsembleMethod
     methods = {
-        s.name: CheckpointMethod(config.checkpoint, config.estep, init=config.init, **s.resolved(config.estep))
+        s.name: kind(config.checkpoint, config.estep, init=config.init, **s.resolved(config.estep))
         for s in config.settings
     }
     ev = EvalConfig(
@@ -166,7 +176,7 @@ def run_tuning(config: TuneConfig) -> TuneReport:
     rows = [r for r in ResultsFile(config.out_dir / "results.csv", config.metrics).read() if r["method"] in methods]
     table = compare(rows, config.metrics, [s.name for s in config.settings], config.reference)
     table["settings"] = {s.name: s.resolved(config.estep) for s in config.settings}
-    table["estep"], table["checkpoint"], table["split"] = config.estep, str(config.checkpoint), config.split
+    table["estep"], table["checkpoint"], table["split"] = config.estep, config.checkpoint_name, config.split
     md = to_markdown(table, config)
     paths = {
         "json": str(config.out_dir / "tune.json"),
@@ -265,7 +275,7 @@ def to_markdown(table: dict, config: Optional[TuneConfig] = None) -> str:
     out = ["# Tuning on the validation split", ""]
     if config is not None:
         out += [
-            f"Checkpoint `{config.checkpoint}`, E-step `{config.estep}`, split `{config.split}`, "
+            f"Checkpoint `{config.checkpoint_name}`, E-step `{config.estep}`, split `{config.split}`, "
             f"{table['n_files']} files (every setting on the same files), seed {config.seed}.",
             "",
         ]

@@ -164,3 +164,33 @@ def test_preset_expands_and_explicit_options_win():
     assert Setting.parse("p:preset=paper,iterations=20").resolved("mcem")["iterations"] == 20
     with pytest.raises(UserInputError, match="unknown preset"):
         Setting.parse("p:preset=nope").resolved("mcem")
+
+
+
+def test_tune_an_ensemble_of_two_checkpoints(corpus, tmp_path):
+    """Repeated --checkpoint tunes the ensemble: a file's score is the ensemble method's, the table names both."""
+    import csv
+
+    from pyro_minvae.evaluation.items import load_item, select_items
+    from pyro_minvae.evaluation.runner import file_seed
+    from pyro_minvae.evaluation.vae_methods import EnsembleMethod
+    from pyro_minvae.metrics import score
+
+    manifest, ckpt = corpus
+    other = tmp_path / "avae2.pt"
+    cfg = FeatureConfig()
+    torch.manual_seed(1)
+    save_checkpoint(other, build_model("avae", input_dims={"audio": cfg.n_freq}, latent_dim=3), cfg)
+    out = tmp_path / "tune"
+    args = ["tune", "--checkpoint", str(ckpt), "--checkpoint", str(other), "--manifest", str(manifest)]
+    args += ["--out", str(out), "--estep", "fast", "--jobs", "1", "--no-progress", "--metrics", "si_sdr"]
+    res = CliRunner().invoke(cli, [*args, "--setting", "base:iterations=1", "--setting", "r1:iterations=1,restarts=1"])
+    assert res.exit_code == 0, res.output
+    table = json.loads((out / "tune.json").read_text())
+    assert table["checkpoint"] == f"{ckpt} + {other}" and table["n_files"] == 4
+    item = load_item(select_items(manifest, "valid")[0], manifest)
+    wave = EnsembleMethod([ckpt, other], "fast", iterations=1)(item.noisy, 16000, seed=file_seed(0, item.id))
+    with open(out / "results.csv", newline="") as f:
+        got = [r for r in csv.DictReader(f) if r["method"] == "base" and r["id"] == item.id]
+    expected = score(item.clean, wave, item.noisy, 16000, ["si_sdr"])["si_sdr"]
+    assert float(got[0]["si_sdr"]) == pytest.approx(expected, abs=1e-3)
