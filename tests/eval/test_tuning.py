@@ -166,7 +166,6 @@ def test_preset_expands_and_explicit_options_win():
         Setting.parse("p:preset=nope").resolved("mcem")
 
 
-
 def test_tune_an_ensemble_of_two_checkpoints(corpus, tmp_path):
     """Repeated --checkpoint tunes the ensemble: a file's score is the ensemble method's, the table names both."""
     import csv
