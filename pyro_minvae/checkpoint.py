@@ -16,6 +16,7 @@ evaluation. Bad files raise :class:`~pyro_minvae.errors.UserInputError` naming t
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -297,9 +298,19 @@ def load_ensemble(paths, device: str | torch.device = "cpu", pool: str = "geomet
 
 
 def load_models(checkpoints, device: str | torch.device = "cpu"):
-    """What ``enhance`` runs: one checkpoint path -> :func:`load_model`; a sequence of several paths ->
-    :func:`load_ensemble` (they enhance together); a sequence of one -> that one."""
-    if isinstance(checkpoints, (str, Path)):
-        return load_model(checkpoints, device)
-    paths = list(checkpoints)
+    """What ``enhance`` runs: one checkpoint path (or a sequence of one) -> :func:`load_model`; a sequence of
+    several -> :func:`load_ensemble` (they enhance together)."""
+    paths = checkpoint_paths(checkpoints)
     return load_model(paths[0], device) if len(paths) == 1 else load_ensemble(paths, device)
+
+
+def checkpoint_paths(checkpoints) -> tuple[str, ...]:
+    """One checkpoint path, or a sequence of several (an ensemble), as a tuple of path strings."""
+    if isinstance(checkpoints, (str, os.PathLike)):
+        return (os.fspath(checkpoints),)
+    return tuple(os.fspath(p) for p in checkpoints)
+
+
+def checkpoint_name(checkpoints) -> str:
+    """How messages and reports name one checkpoint or an ensemble: the paths joined by `` + ``."""
+    return " + ".join(checkpoint_paths(checkpoints))

@@ -158,12 +158,12 @@ def run_stamp(checkpoint: str | os.PathLike, settings: BatchSettings) -> dict:
     """What decides the audio of a run: the checkpoint's contents, the method, its options as given and as they
     resolve with this version's defaults (``config``: a changed default, e.g. the fast E-step's restarts, is a
     change of settings too), and the seed."""
+    from ..checkpoint import checkpoint_paths
     from .options import estep_config
 
     config = estep_config(settings.method, settings.options)
-    paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     return {
-        "checkpoint_sha256": "+".join(sha256_file(p) for p in paths),  # an ensemble: every member's
+        "checkpoint_sha256": "+".join(sha256_file(p) for p in checkpoint_paths(checkpoint)),  # an ensemble: each
         "method": settings.method,
         "options": {k: settings.options[k] for k in sorted(settings.options)},
         "config": dict(sorted(config.plain_options().items())),
@@ -209,13 +209,12 @@ def _short(v) -> str:
 _WORKER: dict = {}
 
 
-def _init_worker(checkpoint: str | tuple, device: str, level: int) -> None:
-    from ..checkpoint import load_models
+def _init_worker(checkpoints: tuple, device: str, level: int) -> None:
+    from ..checkpoint import checkpoint_name, load_models
 
     logging.getLogger("pyro_minvae").setLevel(level)
-    model, cfg, _ = load_models(checkpoint, device)
-    name = checkpoint if isinstance(checkpoint, str) else " + ".join(checkpoint)
-    _WORKER.update(model=model, cfg=cfg, device=device, checkpoint=name)
+    model, cfg, _ = load_models(checkpoints, device)
+    _WORKER.update(model=model, cfg=cfg, device=device, checkpoint=checkpoint_name(checkpoints))
 
 
 def _with_worker_model(enhance, *args, **kwargs):
@@ -239,11 +238,6 @@ def enhance_record_batch(records: list, manifest: str, out_paths: list, method: 
 
     outs = {r["id"]: path for r, path in zip(records, out_paths)}
     return _with_worker_model(enhance_records, records, manifest, outs, method=method, seed=seed, **options)
-
-
-def _paths(checkpoint) -> str | tuple:
-    """A checkpoint path as a string, or several (an ensemble) as a tuple of strings."""
-    return str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else tuple(map(str, checkpoint))
 
 
 # ---- driver ------------------------------------------------------------------------------------------------------
@@ -299,6 +293,8 @@ def _run(
 ) -> None:
     from tqdm import tqdm
 
+    from ..checkpoint import checkpoint_paths
+
     level = logging.getLogger("pyro_minvae").getEffectiveLevel()
     bar = tqdm(total=len(todo), desc="enhance", unit="file", disable=None)
 
@@ -340,7 +336,7 @@ def _run(
             jobs=settings.jobs,
             threads=settings.threads,
             initializer=_init_worker,
-            initargs=(_paths(checkpoint), settings.device, level),
+            initargs=(checkpoint_paths(checkpoint), settings.device, level),
             on_result=on_result,
             on_error=on_error,
         )

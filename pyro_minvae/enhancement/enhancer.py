@@ -76,11 +76,11 @@ class Enhancer:
         """Load a checkpoint (``UserInputError`` for a missing or damaged one) and check the settings. ``path``:
         one checkpoint, or a list of several that enhance together (an ensemble: every model runs the E-step and
         their Wiener gains are pooled, :mod:`pyro_minvae.infer.ensemble`)."""
-        from ..checkpoint import load_models
+        from ..checkpoint import checkpoint_name, load_models
 
         dev = check_device(device)
         model, cfg, _ = load_models(path, dev)
-        name = path if isinstance(path, (str, os.PathLike)) else " + ".join(map(str, path))
+        name = checkpoint_name(path)
         return cls(model, cfg, method=method, seed=seed, device=dev, checkpoint=name, progress=progress, **options)
 
     @classmethod

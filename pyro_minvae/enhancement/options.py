@@ -119,9 +119,8 @@ def check_model_options(model, method: str, options: Mapping) -> None:
     """Checks against the loaded ``model``: the ``init`` encoder exists, the kernel's declared requirements
     (:func:`pyro_minvae.contracts.check_kernel_fits`) and the E-step's own check of the model."""
     from ..contracts import check_kernel_fits
-    from ..registry import ESTEPS, KERNELS
-
     from ..infer.ensemble import members
+    from ..registry import ESTEPS, KERNELS
 
     check_method_options(method, options)
     init = options.get("init")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -118,7 +117,9 @@ class TuneConfig:
 
     def __post_init__(self):
         self.manifest, self.out_dir = Path(self.manifest), Path(self.out_dir)
-        paths = [self.checkpoint] if isinstance(self.checkpoint, (str, os.PathLike)) else list(self.checkpoint)
+        from ..checkpoint import checkpoint_paths
+
+        paths = checkpoint_paths(self.checkpoint)
         self.checkpoint = Path(paths[0]) if len(paths) == 1 else tuple(map(Path, paths))
         if self.split in FORBIDDEN_SPLITS:
             raise UserInputError(
@@ -137,7 +138,9 @@ class TuneConfig:
     @property
     def checkpoint_name(self) -> str:
         """The checkpoint's path, or an ensemble's paths joined by `` + ``."""
-        return str(self.checkpoint) if isinstance(self.checkpoint, Path) else " + ".join(map(str, self.checkpoint))
+        from ..checkpoint import checkpoint_name
+
+        return checkpoint_name(self.checkpoint)
 
 
 @dataclass
