@@ -31,20 +31,6 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
-def _ensembles(specs: tuple[str, ...]) -> dict[str, list[str]]:
-    """``--ensemble [NAME=]LABEL,LABEL`` -> ``{NAME: [LABEL, ...]}`` (NAME default ``ensemble``)."""
-    out: dict[str, list[str]] = {}
-    for spec in specs:
-        name, sep, labels = spec.rpartition("=")
-        name = name if sep else "ensemble"
-        if not name or name in out:
-            raise UserInputError(
-                f"--ensemble {spec!r}: give each ensemble its own NAME, e.g. --ensemble av=avae,minvae"
-            )
-        out[name] = comma_list(labels, "--ensemble") or []
-    return out
-
-
 def _check_family_labels(ckpts: dict[str, Path]) -> None:
     """A label that names a model family must be that checkpoint's family (``minvae=<an A-VAE file>`` would report
     A-VAE numbers as MIN-VAE's)."""
@@ -137,12 +123,13 @@ def command(
 ) -> None:
     """Run enhancement methods over the test mixtures and report SI-SDR, SDR, PESQ and (E)STOI."""
     from pyro_minvae.evaluation import EvalConfig, default_checkpoints, resolve_methods, run_evaluation
+    from pyro_minvae.evaluation.methods import parse_ensembles
     from pyro_minvae.parallel import parse_shard
 
     manifest_path = resolve_manifest(manifest)
     metric_names = metric_list(metrics)
     ckpts = _checkpoints(checkpoints) if checkpoints else default_checkpoints()
-    chosen = resolve_methods(comma_list(methods, "--methods"), ckpts, _ensembles(ensembles))
+    chosen = resolve_methods(comma_list(methods, "--methods"), ckpts, parse_ensembles(ensembles))
     cfg = EvalConfig(
         manifest=manifest_path,
         out_dir=Path(out),

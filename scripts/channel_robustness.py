@@ -7,7 +7,8 @@ the same linear filter (telephone band, dull or bright microphone, a room), scor
 Channels: :mod:`pyro_minvae.evaluation.channels` (``none`` = as recorded). Methods: any name ``pyro-minvae
 evaluate --methods`` takes (baselines, ``<label>-fast``, ``<label>-mcem``, ...), run with their default options;
 ``--variant NAME:key=value,...`` (repeatable) adds ``<method>+NAME`` for every checkpoint method, with those E-step
-options (values as in ``pyro-minvae tune --setting``, e.g. ``full:band_floor_db=null``).
+options (values as in ``pyro-minvae tune --setting``, e.g. ``full:band_floor_db=null``); ``--ensemble
+[NAME=]LABEL,LABEL`` adds ``NAME-fast``, ... as in ``evaluate``.
 Rows go to ``OUT/rows.jsonl`` (one line per file, method and channel; a rerun resumes) and the tables to
 ``OUT/channels.md``: per channel, each method's scores over the input and its paired difference from the first
 method, with 95% intervals. Validation split only.
@@ -46,7 +47,7 @@ def _rows_for_file(rec, manifest, methods, channels, done, seed) -> list[dict]:
 
 
 def _variants(methods: dict, settings: list) -> dict:
-    """``<method>+<setting>``: each checkpoint method again with the setting's E-step options."""
+    """``<method>+<setting>``: each checkpoint (or ensemble) method again with the setting's E-step options."""
     from pyro_minvae.evaluation.vae_methods import CheckpointMethod
 
     out = {}
@@ -54,7 +55,7 @@ def _variants(methods: dict, settings: list) -> dict:
         if isinstance(m, CheckpointMethod):
             for s in settings:
                 opts = {**m.opts, **s.resolved(m.estep)}
-                out[f"{name}+{s.name}"] = CheckpointMethod(m.path, m.estep, m.init, m.device, **opts)
+                out[f"{name}+{s.name}"] = type(m)(m.path, m.estep, m.init, m.device, **opts)
     return out
 
 
@@ -63,6 +64,7 @@ def main(argv=None) -> None:
     ap.add_argument("--checkpoint", action="append", default=[], metavar="LABEL=PATH")
     ap.add_argument("--methods", required=True, help="comma list; the first is the reference of the paired columns")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:key=value,...")
+    ap.add_argument("--ensemble", action="append", default=[], metavar="[NAME=]LABEL,LABEL,...")
     ap.add_argument("--channels", default="none,phone,dull,bright,reverb")
     ap.add_argument("--manifest", type=Path, default=None)
     ap.add_argument("--limit", type=int, default=None, help="files, balanced over SNR and noise type")
@@ -75,14 +77,15 @@ def main(argv=None) -> None:
     from pyro_minvae.errors import UserInputError
     from pyro_minvae.evaluation.channels import RECORDING_CHANNELS
     from pyro_minvae.evaluation.items import select_items
-    from pyro_minvae.evaluation.methods import resolve_methods
+    from pyro_minvae.evaluation.methods import parse_ensembles, resolve_methods
     from pyro_minvae.evaluation.row_log import RowLog
     from pyro_minvae.evaluation.tuning import Setting, compare, comparison_table
     from pyro_minvae.paths import cache_dir
 
     torch.set_num_threads(1)
     checkpoints = dict(spec.partition("=")[::2] for spec in args.checkpoint)
-    methods = resolve_methods([m.strip() for m in args.methods.split(",")], checkpoints)
+    ensembles = parse_ensembles(args.ensemble)
+    methods = resolve_methods([m.strip() for m in args.methods.split(",")], checkpoints, ensembles)
     methods.update(_variants(methods, [Setting.parse(v) for v in args.variant]))
     names = [c.strip() for c in args.channels.split(",")]
     unknown = [c for c in names if c != "none" and c not in RECORDING_CHANNELS]

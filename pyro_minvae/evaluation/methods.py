@@ -177,3 +177,20 @@ def _ensemble_methods(name: str, labels: Sequence[str], checkpoints: Mapping[str
     if len(set(labels)) < 2 or len(set(labels)) != len(labels):
         raise UserInputError(f"--ensemble {name}: needs at least 2 distinct checkpoint labels; got {','.join(labels)}")
     return ensemble_methods(name, [checkpoints[lab] for lab in labels])
+
+
+def parse_ensembles(specs: Iterable[str], option: str = "--ensemble") -> Dict[str, list]:
+    """``[NAME=]LABEL,LABEL,...`` items -> ``{NAME: [LABEL, ...]}`` (NAME default ``ensemble``); a repeated NAME or
+    an empty label list is a one-line ``UserInputError``."""
+    out: Dict[str, list] = {}
+    for spec in specs:
+        name, sep, labels = spec.rpartition("=")
+        name = name if sep else "ensemble"
+        items = [lab.strip() for lab in labels.split(",") if lab.strip()]
+        if not name or name in out or not items:
+            raise UserInputError(
+                f"{option} {spec!r}: expected [NAME=]LABEL,LABEL,... with a NAME of its own per ensemble, "
+                f"e.g. {option} av=avae,minvae"
+            )
+        out[name] = items
+    return out

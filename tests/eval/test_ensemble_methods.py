@@ -89,6 +89,7 @@ def test_evaluate_ensemble_from_the_command_line_is_tied_to_every_members_file(m
         ("e=a,c", "no checkpoint labelled c"),
         ("e=a", "needs at least 2 distinct checkpoint labels"),
         ("e=a,a", "needs at least 2 distinct checkpoint labels"),
+        ("e=", "expected [NAME=]LABEL,LABEL,..."),
         ("a-fast=a,b", None),  # the name "a-fast-fast" is free: no clash
     ],
 )
@@ -113,3 +114,11 @@ def test_members_with_other_feature_settings_are_named(checkpoints):
 
     with pytest.raises(UserInputError, match=r"other\.pt: its feature settings .* differ from .*a\.pt's"):
         load_ensemble([checkpoints / "a.pt", checkpoints / "other.pt"])
+
+
+def test_parse_ensembles():
+    from pyro_minvae.evaluation.methods import parse_ensembles
+
+    assert parse_ensembles(["a,b", "av=a, c"]) == {"ensemble": ["a", "b"], "av": ["a", "c"]}
+    with pytest.raises(UserInputError, match="a NAME of its own"):
+        parse_ensembles(["a,b", "ensemble=c,d"])
