@@ -70,26 +70,17 @@ class ModelEnsemble(nn.Module):
         """A member's visual conditioner (the stream the ensemble cannot run without), or ``None``."""
         return next((m.conditioner for m in self.members if m.conditioner is not None), None)
 
-    def run(
-        self,
-        estep: Callable,
-        spec: torch.Tensor,
-        visual: dict | None,
-        config,
-        *,
-        seed: int = 0,
-        generator: torch.Generator | None = None,
-        callback: Callable | None = None,
-        **known,
-    ):
-        """``estep(member, spec, visual, config, seed=...)`` for every member, pooled: the first member's result
-        with ``estimate = spec * rule(pool(G_m))`` and no responsibilities (they belong to one member). With a
-        ``generator``, one seed is drawn from it and every member uses it. ``callback`` sees every member's
-        iterations."""
-        if generator is not None:
-            seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    def run(self, estep: Callable, spec: torch.Tensor, visual: dict | None, config, *, seed: int = 0, **kwargs):
+        """``estep(member, spec, visual, config, seed=..., **kwargs)`` for every member, pooled: the first member's
+        result with ``estimate = spec * rule(pool(G_m))`` and no responsibilities (they belong to one member).
+        With a ``generator`` in ``kwargs``, one seed is drawn from it and every member uses it; ``callback`` sees
+        every member's iterations."""
+        from .estep_common import draw_seed
+
+        generator = kwargs.pop("generator", None)
+        seed = seed if generator is None else draw_seed(generator)
         plain = dataclasses.replace(config, gain_floor=0.0, gain_exponent=1.0)  # the rule acts on the pool
-        results = [estep(m, spec, visual, plain, seed=seed, callback=callback, **known) for m in self.members]
+        results = [estep(m, spec, visual, plain, seed=seed, **kwargs) for m in self.members]
         zero = torch.zeros((), dtype=spec.real.dtype, device=spec.device)
         gains = torch.stack([torch.where(spec.abs() > 0, (r.estimate / spec).real, zero) for r in results])
         rule = config.gain_rule()

@@ -81,10 +81,7 @@ def run_restarts(run, model, spec, visual, config, seed, generator, callback, kn
 
     runs = [run(model, spec, visual, config_of(0), seed=seed, generator=generator, callback=callback, **known)]
     for r in range(1, config.restarts):
-        if generator is None:
-            seed_r = seed + r
-        else:
-            seed_r = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        seed_r = seed + r if generator is None else draw_seed(generator)
         runs.append(run(model, spec, visual, config_of(r), seed=seed_r, callback=callback, **known))
     estimate = torch.stack([r.estimate for r in runs]).mean(0)  # = spec * mean gain: the runs share spec
     rule = config.gain_rule()
@@ -93,6 +90,11 @@ def run_restarts(run, model, spec, visual, config, seed, generator, callback, kn
         gain = torch.where(spec.abs() > 0, (estimate / spec).real, zero)  # a 0 bin's output is 0 for any gain
         estimate = spec * rule(gain)
     return runs[0]._replace(estimate=estimate)
+
+
+def draw_seed(generator: torch.Generator) -> int:
+    """A seed in [0, 2**62) drawn from ``generator`` (a run that must follow a generator's stream)."""
+    return int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
 
 
 def make_generator(seed: int, device) -> torch.Generator:
