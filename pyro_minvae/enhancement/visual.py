@@ -61,9 +61,13 @@ def _size_mismatch(name: str, arr: np.ndarray, got: int, want: int) -> str:
 
 
 def require_streams(model, visual: Mapping[str, object], fix: str) -> None:
-    """Models with a visual conditioner (AV-CVAE) cannot run without it; MIN-VAE can (audio initialisation)."""
-    cond = model.conditioner
-    if cond is not None and cond.modality not in visual:
-        raise UserInputError(
-            f"this {model.spec.get('family', 'model')} checkpoint needs the {cond.modality!r} stream; {fix}"
-        )
+    """Models with a visual conditioner (AV-CVAE) cannot run without it; MIN-VAE can (audio initialisation). An
+    ensemble names the member that needs it."""
+    from ..infer.ensemble import members
+
+    for member in members(model):
+        cond = member.conditioner
+        if cond is not None and cond.modality not in visual:
+            raise UserInputError(
+                f"this {member.spec.get('family', 'model')} checkpoint needs the {cond.modality!r} stream; {fix}"
+            )

@@ -94,7 +94,7 @@ def test_an_ensemble_needing_lips_refuses_to_run_without_them():
     from pyro_minvae.enhancement.visual import require_streams
 
     a, _, c = _models()
-    with pytest.raises(UserInputError, match="needs the 'lips' stream"):
+    with pytest.raises(UserInputError, match="this avcvae checkpoint needs the 'lips' stream"):
         require_streams(ModelEnsemble([a, c]), {}, "give it with --video")
 
 
