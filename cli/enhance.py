@@ -21,6 +21,7 @@ batch: the others are finished, the bad ones are listed with their reasons and t
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import click
@@ -254,7 +255,7 @@ def command(
     if threads is not None:
         check_threads(threads)
     paths = tuple(str(resolve_checkpoint(c)) for c in checkpoints or (None,))
-    if len(set(paths)) != len(paths):
+    if len({os.path.realpath(p) for p in paths}) != len(paths):  # also two spellings of one file
         raise UserInputError("--checkpoint: the same model is given twice; an ensemble needs distinct models")
     run = _Run(paths, method, seed, device, threads, overwrite, options)
     if manifest is not None:

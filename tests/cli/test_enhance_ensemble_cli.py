@@ -67,6 +67,7 @@ def test_manifest_mode_with_an_ensemble_stamps_every_member(files, tmp_path):
     "extra, message",
     [
         (["-c", "A", "-c", "A"], "the same model is given twice"),
+        (["-c", "A", "-c", "A2"], "the same model is given twice"),  # a link to the same file
         (
             ["-c", "A", "-c", "B", "--manifest", "M", "--out-dir", "O", "--batch-size", "2", "--method", "mcem"],
             "an ensemble enhances each record with its models in turn",
@@ -77,7 +78,9 @@ def test_manifest_mode_with_an_ensemble_stamps_every_member(files, tmp_path):
 def test_ensemble_errors_are_one_line(files, tmp_path, extra, message):
     recs = [{"id": "m0", "split": "test", "kind": "mixture", "audio": str(files / "noisy.wav")}]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    subs = {"A": files / "a.pt", "B": files / "b.pt", "M": tmp_path / "m.jsonl", "O": tmp_path / "o"}
+    (tmp_path / "link.pt").symlink_to(files / "a.pt")
+    subs = {"A": files / "a.pt", "A2": tmp_path / "link.pt", "B": files / "b.pt"}
+    subs.update(M=tmp_path / "m.jsonl", O=tmp_path / "o")
     extra = [str(subs.get(e, e)) for e in extra]
     io = [] if "--manifest" in extra else [files / "noisy.wav", "-o", tmp_path / "x.wav"]
     res = CliRunner().invoke(cli, ["enhance", *map(str, io), *extra])
