@@ -280,9 +280,7 @@ def _check_batch_size(batch_size: int, method: str, opts: dict, n_models: int = 
 
     if batch_size < 1:
         raise UserInputError(f"--batch-size {batch_size}: must be >= 1")
-    reason = batch_refusal(method, opts) if batch_size > 1 else None
-    if batch_size > 1 and n_models > 1:
-        reason = "an ensemble enhances each record with its models in turn"
+    reason = batch_refusal(method, opts, n_models) if batch_size > 1 else None
     if reason:
         raise UserInputError(f"--batch-size {batch_size}: {reason}; use --batch-size 1")
 

@@ -123,17 +123,16 @@ def check_model_options(model, method: str, options: Mapping) -> None:
     from ..registry import ESTEPS, KERNELS
 
     check_method_options(method, options)
-    init = options.get("init")
+    init, kernel, config = options.get("init"), options.get("kernel"), estep_config(method, options)
     for member in members(model):  # an ensemble: each of its models
         encoders = list(member.guide_net.modalities)
         if init is not None and init not in encoders:
             raise UserInputError(
                 f"--init {init}: this checkpoint's encoders are {', '.join(encoders)}; pick one of them"
             )
-        kernel = options.get("kernel")
         if kernel is not None:
             check_kernel_fits(KERNELS.get(kernel), kernel, member)
-        ESTEPS.get(method).check(member, estep_config(method, options))
+        ESTEPS.get(method).check(member, config)
 
 
 def check_threads(threads) -> int:

@@ -102,7 +102,7 @@ class CheckpointMethod(EvaluationMethod):
     def batch_refusal(self) -> str | None:
         from ..infer.batched import batch_refusal
 
-        return batch_refusal(self.estep, self._options())
+        return batch_refusal(self.estep, self._options(), len(self.checkpoint_paths()))
 
     def enhance_batch(self, noisy, sample_rate: int, *, clean=None, video=None, seeds) -> list:
         """One batched E-step for the records that fit one chunk, each as alone with its seed (up to float
@@ -196,9 +196,6 @@ class EnsembleMethod(CheckpointMethod):
 
             self._loaded = load_ensemble(self.path, self.device)[:2]
         return self._loaded
-
-    def batch_refusal(self) -> str | None:
-        return "an ensemble enhances each record with its members in turn"
 
 
 def ensemble_methods(name: str, paths) -> dict:

@@ -126,8 +126,11 @@ class _Utterance:
         self.done = False
 
 
-def batch_refusal(method: str, options: dict | None = None) -> str | None:
-    """Why ``method`` with E-step ``options`` cannot run batched (one line), or ``None`` when it can."""
+def batch_refusal(method: str, options: dict | None = None, n_models: int = 1) -> str | None:
+    """Why ``method`` with E-step ``options`` (on an ensemble of ``n_models`` models) cannot run batched (one line),
+    or ``None`` when it can."""
+    if n_models > 1:
+        return "an ensemble enhances each record with its models in turn"
     if method != "mcem":
         return f"only --method mcem is batched, not {method}"
     try:

@@ -75,14 +75,13 @@ class ModelEnsemble(nn.Module):
         result with ``estimate = spec * rule(pool(G_m))`` and no responsibilities (they belong to one member).
         With a ``generator`` in ``kwargs``, one seed is drawn from it and every member uses it; ``callback`` sees
         every member's iterations."""
-        from .estep_common import draw_seed
+        from .estep_common import draw_seed, gain_of
 
         generator = kwargs.pop("generator", None)
         seed = seed if generator is None else draw_seed(generator)
         plain = dataclasses.replace(config, gain_floor=0.0, gain_exponent=1.0)  # the rule acts on the pool
         results = [estep(m, spec, visual, plain, seed=seed, **kwargs) for m in self.members]
-        zero = torch.zeros((), dtype=spec.real.dtype, device=spec.device)
-        gains = torch.stack([torch.where(spec.abs() > 0, (r.estimate / spec).real, zero) for r in results])
+        gains = torch.stack([gain_of(r.estimate, spec) for r in results])
         rule = config.gain_rule()
         return results[0]._replace(estimate=spec * rule(pool_gains(gains, self.pool)), responsibilities=None)
 

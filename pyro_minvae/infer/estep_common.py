@@ -86,10 +86,15 @@ def run_restarts(run, model, spec, visual, config, seed, generator, callback, kn
     estimate = torch.stack([r.estimate for r in runs]).mean(0)  # = spec * mean gain: the runs share spec
     rule = config.gain_rule()
     if not rule.identity:
-        zero = torch.zeros((), dtype=spec.real.dtype, device=spec.device)
-        gain = torch.where(spec.abs() > 0, (estimate / spec).real, zero)  # a 0 bin's output is 0 for any gain
-        estimate = spec * rule(gain)
+        estimate = spec * rule(gain_of(estimate, spec))
     return runs[0]._replace(estimate=estimate)
+
+
+def gain_of(estimate: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+    """The real gain ``G`` ``(F, N)`` of an estimate ``G * spec`` (0 where ``spec`` is 0: its output is 0 for any
+    gain)."""
+    zero = torch.zeros((), dtype=spec.real.dtype, device=spec.device)
+    return torch.where(spec.abs() > 0, (estimate / spec).real, zero)
 
 
 def draw_seed(generator: torch.Generator) -> int:

@@ -121,6 +121,7 @@ def test_batch_refusal_says_why():
     assert batch_refusal("mcem", {"iterations": 3, "loop": "minvae"}) is None
     assert "only --method mcem" in batch_refusal("fast", {})
     assert "kernel='frame-mh'" in batch_refusal("mcem", {"kernel": "frame-mh-jump"})
+    assert "an ensemble enhances each record with its models in turn" in batch_refusal("mcem", {}, n_models=2)
 
 
 def test_mismatched_inputs_are_refused():
