@@ -159,11 +159,14 @@ def run_stamp(checkpoint: str | os.PathLike, settings: BatchSettings) -> dict:
     resolve with this version's defaults (``config``: a changed default, e.g. the fast E-step's restarts, is a
     change of settings too), and the seed."""
     from ..checkpoint import checkpoint_paths
+    from ..infer.ensemble import ensemble_config
     from .options import estep_config
 
+    paths = checkpoint_paths(checkpoint)
     config = estep_config(settings.method, settings.options)
+    config = ensemble_config(config) if len(paths) > 1 else config  # as an ensemble's members run
     return {
-        "checkpoint_sha256": "+".join(sha256_file(p) for p in checkpoint_paths(checkpoint)),  # an ensemble: each
+        "checkpoint_sha256": "+".join(sha256_file(p) for p in paths),  # an ensemble: each
         "method": settings.method,
         "options": {k: settings.options[k] for k in sorted(settings.options)},
         "config": dict(sorted(config.plain_options().items())),

@@ -190,6 +190,14 @@ class EnsembleMethod(CheckpointMethod):
     def checkpoint_paths(self) -> tuple:
         return self.path
 
+    def effective_options(self) -> dict:
+        """As :meth:`CheckpointMethod.effective_options`, with the restart schedule the members run
+        (:func:`~pyro_minvae.infer.ensemble.ensemble_config`)."""
+        from ..infer.ensemble import ensemble_config
+
+        starts = ensemble_config(self.config()).restart_starts
+        return {**super().effective_options(), "restart_starts": starts}
+
     def _model(self):
         if self._loaded is None:
             from ..checkpoint import load_ensemble

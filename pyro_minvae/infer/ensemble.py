@@ -16,6 +16,12 @@ explains a different part of the noise as speech), so the log-linear pool remove
 recognises as noise. Chosen on the validation mixtures against the arithmetic mean (docs/algorithms.md,
 "Several speech models, one estimate").
 
+Each member's restarts start their NMFs from the ensemble's schedule :data:`RESTART_STARTS` (the raw draws, then
+0.25, 0.5 and 1 x the noisy power's median per bin) unless the call sets ``restart_starts`` or ``noise_start``
+itself (:func:`ensemble_config`); chosen on the validation mixtures (docs/algorithms.md, "Restarts from different
+NMF starts, in the ensemble"). An E-step that runs once (MCEM's default) is unchanged by it: its one run is the
+schedule's first, the raw draws.
+
 The ensemble presents what the enhancement path reads from a model (``n_freq``, ``modalities``, ``spec``'s input
 sizes, ``conditioner``), so visual features, chunking and progress need nothing new; :func:`members` lists the
 models an object stands for (itself for a plain model), for the checks that are per model.
@@ -30,14 +36,19 @@ import torch
 from torch import nn
 
 POOLS = ("geometric", "arithmetic")
+RESTART_STARTS = (None, 0.25, 0.5, 1.0)  # the members' NMF start per restart (a noise_start each; None: raw draws)
 
 
 class ModelEnsemble(nn.Module):
     """``members``: trained speech models (``SpeechVAE``) with the same number of frequency bins ``F``, enhanced
     together by any E-step (:meth:`run`); ``pool``: how their Wiener gains combine, ``"geometric"`` (default)
-    or ``"arithmetic"``. Visual streams are shared: a member reads the ones it was trained on."""
+    or ``"arithmetic"``; ``restart_starts``: the members' NMF start per restart when the call sets none
+    (:func:`ensemble_config`; ``None``: the E-step's own default). Visual streams are shared: a member reads the
+    ones it was trained on."""
 
-    def __init__(self, members: Sequence[nn.Module], pool: str = "geometric"):
+    def __init__(
+        self, members: Sequence[nn.Module], pool: str = "geometric", restart_starts: tuple | None = RESTART_STARTS
+    ):
         super().__init__()
         members = list(members)
         if len(members) < 2:
@@ -51,6 +62,7 @@ class ModelEnsemble(nn.Module):
             raise ValueError(f"pool must be one of {POOLS}; got {pool!r}")
         self.members = nn.ModuleList(members)
         self.pool = pool
+        self.restart_starts = None if restart_starts is None else tuple(restart_starts)
         self.spec = {"family": "ensemble", "kwargs": {"input_dims": _shared_input_dims(members)}}
 
     @property
@@ -79,11 +91,23 @@ class ModelEnsemble(nn.Module):
 
         generator = kwargs.pop("generator", None)
         seed = seed if generator is None else draw_seed(generator)
-        plain = dataclasses.replace(config, gain_floor=0.0, gain_exponent=1.0)  # the rule acts on the pool
+        # the members run the ensemble's restart schedule, without the rule: it acts on the pool
+        plain = dataclasses.replace(ensemble_config(config, self.restart_starts), gain_floor=0.0, gain_exponent=1.0)
         results = [estep(m, spec, visual, plain, seed=seed, **kwargs) for m in self.members]
         gains = torch.stack([gain_of(r.estimate, spec) for r in results])
         rule = config.gain_rule()
         return results[0]._replace(estimate=spec * rule(pool_gains(gains, self.pool)), responsibilities=None)
+
+
+def ensemble_config(config, restart_starts: tuple | None = RESTART_STARTS):
+    """The E-step ``config`` an ensemble's members run with: ``restart_starts`` filled in when the config runs
+    several restarts and sets neither ``restart_starts`` nor ``noise_start`` (options a caller gives win; one run
+    is left as it is), else ``config`` itself."""
+    if restart_starts is None or config.restarts == 1 or config.restart_starts is not None:
+        return config
+    if config.noise_start is not None:
+        return config
+    return dataclasses.replace(config, restart_starts=tuple(restart_starts))
 
 
 def pool_gains(gains: torch.Tensor, pool: str = "geometric") -> torch.Tensor:
@@ -112,4 +136,4 @@ def _shared_input_dims(models) -> dict:
     return dims
 
 
-__all__ = ["ModelEnsemble", "POOLS", "members", "pool_gains"]
+__all__ = ["ModelEnsemble", "POOLS", "RESTART_STARTS", "ensemble_config", "members", "pool_gains"]

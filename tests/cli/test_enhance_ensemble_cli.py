@@ -59,6 +59,7 @@ def test_manifest_mode_with_an_ensemble_stamps_every_member(files, tmp_path):
     np.testing.assert_array_equal(sf.read(tmp_path / "out" / "m0.wav")[0], sf.read(tmp_path / "e.wav")[0])
     stamp = json.loads((tmp_path / "out" / "enhance-stamp.json").read_text())
     assert stamp["checkpoint_sha256"].count("+") == 1  # both members' contents
+    assert stamp["config"]["restart_starts"] == [None, 0.25, 0.5, 1.0]  # as the members run: the ensemble's schedule
     other = _run("-c", files / "b.pt", "-c", files / "a.pt", *args)  # another ensemble (order = first member)
     assert other.exit_code == 2 and "Traceback" not in other.output
 

@@ -15,6 +15,7 @@ from pyro_minvae.cli.main import cli
 from pyro_minvae.errors import UserInputError
 from pyro_minvae.evaluation import resolve_methods
 from pyro_minvae.evaluation.items import load_item, select_items
+from pyro_minvae.infer.ensemble import RESTART_STARTS
 
 COMMON = ["--metrics", "si_sdr", "--jobs", "1", "--no-figures", "--no-progress", "--methods", "e-fast"]
 
@@ -52,6 +53,8 @@ def test_an_ensemble_method_scores_what_the_estep_gives_on_the_ensemble(manifest
     methods = resolve_methods(None, _ckpts(checkpoints, "a", "b"), {"e": ["a", "b"]})
     assert {"e-fast", "e-mcem", "a-fast", "b-fast"} <= set(methods)
     method = methods["e-fast"]
+    assert method.effective_options()["restart_starts"] == RESTART_STARTS  # part of the method's identity
+    assert methods["e-mcem"].effective_options()["restart_starts"] is None  # one run: nothing to schedule
     assert method.batch_refusal() is not None and method.checkpoint_paths() == tuple(
         str(p) for p in _ckpts(checkpoints, "a", "b").values()
     )
@@ -61,7 +64,8 @@ def test_an_ensemble_method_scores_what_the_estep_gives_on_the_ensemble(manifest
     x = torch.from_numpy(item.noisy.astype(np.float32))
     scale = 1 / float(x.abs().max())
     spec = stft(x * scale, cfg)
-    gains = [(ESTEPS.get("fast")(m, spec, seed=3).estimate / spec).real for m in team.members]  # each alone
+    alone = {"restart_starts": RESTART_STARTS}  # each member alone, restarting as the ensemble's members do
+    gains = [(ESTEPS.get("fast")(m, spec, seed=3, **alone).estimate / spec).real for m in team.members]
     pooled = (gains[0].log() + gains[1].log()).div(2).exp()
     expected = (istft(spec * pooled, cfg, length=len(x)) / scale).numpy()
     np.testing.assert_allclose(out, expected, atol=1e-5 * float(np.abs(expected).max()))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyro_minvae.errors import UserInputError
-from pyro_minvae.infer.ensemble import ModelEnsemble, members, pool_gains
+from pyro_minvae.infer.ensemble import RESTART_STARTS, ModelEnsemble, ensemble_config, members, pool_gains
 from pyro_minvae.infer.estep_common import make_generator
 from pyro_minvae.models.families import build_model
 from pyro_minvae.registry import ESTEPS
@@ -39,7 +39,8 @@ def _gain(res, spec):
 def test_the_estimate_is_the_geometric_mean_of_the_members_gains(method):
     team, (spec, visual) = ModelEnsemble(_models()), _inputs()
     estep = ESTEPS.get(method)
-    singles = [estep(m, spec, visual, seed=4, **SMALL[method]) for m in team.members]
+    config = ensemble_config(estep.make_config(**SMALL[method]))  # each member alone, as the ensemble runs it
+    singles = [estep(m, spec, visual, config, seed=4) for m in team.members]
     res = estep(team, spec, visual, seed=4, **SMALL[method])
     gains = torch.stack([_gain(s, spec) for s in singles])
     torch.testing.assert_close(_gain(res, spec), gains.log().mean(0).exp())
@@ -50,9 +51,27 @@ def test_the_estimate_is_the_geometric_mean_of_the_members_gains(method):
 def test_the_arithmetic_pool_is_the_mean_of_the_members_estimates():
     models, (spec, visual) = _models(), _inputs()
     fast = ESTEPS.get("fast")
-    singles = [fast(m, spec, visual, seed=2, iterations=2) for m in models]
+    singles = [fast(m, spec, visual, seed=2, iterations=2, restart_starts=RESTART_STARTS) for m in models]
     res = fast(ModelEnsemble(models, pool="arithmetic"), spec, visual, seed=2, iterations=2)
     torch.testing.assert_close(res.estimate, torch.stack([s.estimate for s in singles]).mean(0))
+
+
+def test_the_members_restart_from_the_ensembles_schedule_unless_the_call_sets_a_start():
+    fast, mcem = ESTEPS.get("fast"), ESTEPS.get("mcem")
+    schedule = ensemble_config(fast.make_config())  # the fast E-step's defaults run 4 restarts
+    assert schedule.restart_starts == RESTART_STARTS == (None, 0.25, 0.5, 1.0)
+    assert ensemble_config(fast.make_config(restart_starts=[0.5])).restart_starts == (0.5,)  # the caller's
+    assert ensemble_config(fast.make_config(noise_start=0.5)).restart_starts is None  # every restart at 0.5
+    assert ensemble_config(fast.make_config(restarts=1)).restart_starts is None  # one run: as alone
+    assert ensemble_config(mcem.make_config()).restart_starts is None  # MCEM runs once by default
+    assert ensemble_config(fast.make_config(), None) == fast.make_config()
+
+    models, (spec, visual) = _models(), _inputs()
+    off = fast(ModelEnsemble(models, restart_starts=None), spec, visual, seed=5, iterations=2, restarts=2)
+    raw = [fast(m, spec, visual, seed=5, iterations=2, restarts=2) for m in models]  # raw draws each restart
+    torch.testing.assert_close(_gain(off, spec), torch.stack([_gain(r, spec) for r in raw]).log().mean(0).exp())
+    on = fast(ModelEnsemble(models), spec, visual, seed=5, iterations=2, restarts=2)
+    assert not torch.allclose(on.estimate, off.estimate)  # the schedule's second start differs from a raw one
 
 
 def test_the_gain_rule_acts_once_on_the_pooled_gain():
