@@ -103,9 +103,8 @@ def ensemble_config(config, restart_starts: tuple | None = RESTART_STARTS):
     """The E-step ``config`` an ensemble's members run with: ``restart_starts`` filled in when the config runs
     several restarts and sets neither ``restart_starts`` nor ``noise_start`` (options a caller gives win; one run
     is left as it is), else ``config`` itself."""
-    if restart_starts is None or config.restarts == 1 or config.restart_starts is not None:
-        return config
-    if config.noise_start is not None:
+    given = config.restart_starts is not None or config.noise_start is not None
+    if restart_starts is None or config.restarts == 1 or given:
         return config
     return dataclasses.replace(config, restart_starts=tuple(restart_starts))
 
