@@ -345,12 +345,14 @@ def _enhance_one(run: _Run, noisy, output, video, landmarks, fps, progress, read
         )
     except Interrupted as exc:  # Ctrl-C/SIGTERM: the output is only written, atomically, once enhanced
         raise Interrupted(exc.signum, f"nothing was written to {output}") from None
+    encoders = "encoder" if len(run.checkpoints) == 1 else "encoders, one per model"  # an ensemble: "audio / lips"
     log.info(
-        "%s: %.1f s of audio enhanced in %.1f s (%s, z initialised from the %s encoder)",
+        "%s: %.1f s of audio enhanced in %.1f s (%s, z initialised from the %s %s)",
         res.output,
         res.result.waveform.shape[0] / enh.sample_rate,
         res.result.seconds,
         run.method,
         res.result.init,
+        encoders,
     )
     click.echo(f"wrote {res.output}")

@@ -84,7 +84,8 @@ class ModelEnsemble(nn.Module):
 
     def run(self, estep: Callable, spec: torch.Tensor, visual: dict | None, config, *, seed: int = 0, **kwargs):
         """``estep(member, spec, visual, config, seed=..., **kwargs)`` for every member, pooled: the first member's
-        result with ``estimate = spec * rule(pool(G_m))`` and no responsibilities (they belong to one member).
+        result with ``estimate = spec * rule(pool(G_m))``, no responsibilities (they belong to one member) and
+        ``init`` naming every member's encoder in order (``"audio / lips"``).
         With a ``generator`` in ``kwargs``, one seed is drawn from it and every member uses it; ``callback`` sees
         every member's iterations."""
         from .estep_common import draw_seed, gain_of
@@ -96,7 +97,9 @@ class ModelEnsemble(nn.Module):
         results = [estep(m, spec, visual, plain, seed=seed, **kwargs) for m in self.members]
         gains = torch.stack([gain_of(r.estimate, spec) for r in results])
         rule = config.gain_rule()
-        return results[0]._replace(estimate=spec * rule(pool_gains(gains, self.pool)), responsibilities=None)
+        estimate = spec * rule(pool_gains(gains, self.pool))
+        inits = " / ".join(r.init for r in results)  # each member's start, in order
+        return results[0]._replace(estimate=estimate, responsibilities=None, init=inits)
 
 
 def ensemble_config(config, restart_starts: tuple | None = RESTART_STARTS):

@@ -41,6 +41,7 @@ def test_two_checkpoints_enhance_as_the_python_ensemble(files, tmp_path):
 
     res = _run("-c", files / "a.pt", "-c", files / "b.pt", files / "noisy.wav", "-o", tmp_path / "e.wav", *FAST)
     assert res.exit_code == 0, res.output
+    assert "z initialised from the audio / audio encoders, one per model" in res.output
     enh = Enhancer.from_checkpoint([files / "a.pt", files / "b.pt"], method="fast", iterations=1)
     expected = enh.enhance_file(files / "noisy.wav", tmp_path / "py.wav").output
     np.testing.assert_array_equal(sf.read(tmp_path / "e.wav")[0], sf.read(expected)[0])

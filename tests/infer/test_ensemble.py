@@ -45,6 +45,7 @@ def test_the_estimate_is_the_geometric_mean_of_the_members_gains(method):
     gains = torch.stack([_gain(s, spec) for s in singles])
     torch.testing.assert_close(_gain(res, spec), gains.log().mean(0).exp())
     assert torch.equal(res.W, singles[0].W) and res.responsibilities is None  # the first member's, no mixture
+    assert res.init == " / ".join(s.init for s in singles) == "audio / audio / audio"  # every member's start
     assert not torch.allclose(gains[0], gains[1])  # the members do differ
 
 
