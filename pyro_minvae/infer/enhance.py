@@ -219,15 +219,23 @@ def _enhance_waveform(
             for name, v in vis.items()
         }
 
-    if len(bounds) == 1:  # one chunk: the whole STFT at once
-        spec = stft((x * scale).to(device), cfg)  # (F, N)
-        res = _with_progress(estep, progress, 0)(model, spec, visual_chunk(0, n), seed=seed, **opts)
-        _check_finite(res.estimate)
-        wave = istft(res.estimate, cfg, length=n_samples) / scale
-        return EnhanceResult(
-            wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), method, res.init, time.perf_counter() - t0
+    once = _SayOnce()  # the E-step's notes (e.g. "no visual input") once per recording: not per chunk or restart
+    log.addFilter(once)
+    try:
+        if len(bounds) == 1:  # one chunk: the whole STFT at once
+            spec = stft((x * scale).to(device), cfg)  # (F, N)
+            res = _with_progress(estep, progress, 0)(model, spec, visual_chunk(0, n), seed=seed, **opts)
+            _check_finite(res.estimate)
+            wave = istft(res.estimate, cfg, length=n_samples) / scale
+            seconds = time.perf_counter() - t0
+            return EnhanceResult(
+                wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), method, res.init, seconds
+            )
+        wave, results = _enhance_chunked(
+            estep, model, cfg, x, scale, bounds, visual_chunk, seed, device, opts, progress
         )
-    wave, results = _enhance_chunked(estep, model, cfg, x, scale, bounds, visual_chunk, seed, device, opts, progress)
+    finally:
+        log.removeFilter(once)
     return EnhanceResult(wave, None, tuple(results), method, results[0][1].init, time.perf_counter() - t0)
 
 
@@ -266,26 +274,21 @@ def _enhance_chunked(
     out = torch.zeros_like(xp)
     weights = crossfade_weights(bounds, n, device=device, dtype=xp.dtype)
     results = []
-    once = _SayOnce()  # the E-step's notes (e.g. "no visual input") once per recording, not once per chunk
-    log.addFilter(once)
-    try:
-        for k, ((s, e), w) in enumerate(zip(bounds, weights)):
-            spec = torch.stft(
-                xp[s * hop : (e - 1) * hop + n_fft],
-                n_fft=n_fft,
-                hop_length=hop,
-                win_length=cfg.win_length,
-                window=win,
-                center=False,
-                return_complex=True,
-            )  # (F, e - s)
-            res = _with_progress(estep, progress, k)(model, spec, visual_chunk(s, e), seed=seed + k, **opts)
-            _check_finite(res.estimate)
-            _overlap_add(out, torch.fft.irfft(res.estimate * w, n=n_fft, dim=0) * win_full[:, None], s * hop, hop)
-            results.append(((s, e), res._replace(estimate=None)))
-            log.debug("chunk %d/%d done (frames %d-%d)", k + 1, len(bounds), s, e)
-    finally:
-        log.removeFilter(once)
+    for k, ((s, e), w) in enumerate(zip(bounds, weights)):
+        spec = torch.stft(
+            xp[s * hop : (e - 1) * hop + n_fft],
+            n_fft=n_fft,
+            hop_length=hop,
+            win_length=cfg.win_length,
+            window=win,
+            center=False,
+            return_complex=True,
+        )  # (F, e - s)
+        res = _with_progress(estep, progress, k)(model, spec, visual_chunk(s, e), seed=seed + k, **opts)
+        _check_finite(res.estimate)
+        _overlap_add(out, torch.fft.irfft(res.estimate * w, n=n_fft, dim=0) * win_full[:, None], s * hop, hop)
+        results.append(((s, e), res._replace(estimate=None)))
+        log.debug("chunk %d/%d done (frames %d-%d)", k + 1, len(bounds), s, e)
     del xp
     env = torch.zeros_like(out)
     for b in range(0, n, 4096):  # squared window summed over all frames, 4096 frames at a time

@@ -49,6 +49,12 @@ def test_missing_video_minvae_starts_from_the_audio_encoder(files, tmp_path):
     assert sf.read(out)[0].shape == (SR,)
 
 
+def test_missing_video_note_is_printed_once_for_the_fast_e_steps_restarts(files, tmp_path):
+    res = _enhance(files, tmp_path / "o.wav", "--method", "fast", "--iterations", "1")  # 4 restarts by default
+    assert res.exit_code == 0, res.output
+    assert res.output.count("no visual input: MIN-VAE initialises z from the audio encoder") == 1, res.output
+
+
 def test_missing_video_note_is_printed_once_for_a_long_recording(files, tmp_path):
     """70 s = three 30-s chunks: the audio-initialisation note appears once, not once per chunk."""
     noisy = write_wav(tmp_path / "long.wav", np.tile(speech_like(1.0), 70))
