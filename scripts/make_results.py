@@ -88,8 +88,7 @@ def real_clips_section(root: Path, ckpts: dict) -> str:
 
     if not clip_dirs(root):
         return ""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import real_clips
+    import real_clips  # scripts/real_clips.py (main puts scripts/ on the path)
 
     from pyro_minvae.evaluation.methods import resolve_methods
     from pyro_minvae.evaluation.real_clips import score_clips
@@ -119,7 +118,7 @@ def main(argv=None) -> None:
         help="real NTCD-TIMIT clips for the sanity-check section (skipped when absent)",
     )
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # the package, and scripts/real_clips.py
     from pyro_minvae.atomic import write_text_atomic
     from pyro_minvae.evaluation.summary import PESQ_NOTE
     from pyro_minvae.paths import cache_dir
@@ -133,7 +132,6 @@ def main(argv=None) -> None:
     t0 = time.time()
     limit = ["--limit", str(args.limit)] if args.limit else []
     ck_args = [a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")]
-    sys.path.insert(0, str(ROOT / "scripts"))
     import real_clips
 
     ck_args += ["--ensemble", ",".join(real_clips.ENSEMBLE)]  # the three families together: ensemble-fast, ...

@@ -58,9 +58,9 @@ class CheckpointMethod(EvaluationMethod):
 
     def _model(self):
         if self._loaded is None:
-            from ..checkpoint import load_model
+            from ..checkpoint import load_models  # one checkpoint, or an ensemble's several
 
-            self._loaded = load_model(self.path, self.device)[:2]
+            self._loaded = load_models(self.checkpoint_paths(), self.device)[:2]
         return self._loaded
 
     def visual_features(self, model, cfg, video: dict | None, n_samples: int) -> dict:
@@ -197,13 +197,6 @@ class EnsembleMethod(CheckpointMethod):
 
         starts = ensemble_config(self.config()).restart_starts
         return {**super().effective_options(), "restart_starts": starts}
-
-    def _model(self):
-        if self._loaded is None:
-            from ..checkpoint import load_ensemble
-
-            self._loaded = load_ensemble(self.path, self.device)[:2]
-        return self._loaded
 
 
 def ensemble_methods(name: str, paths) -> dict:
