@@ -162,7 +162,7 @@ def command(
     from pyro_minvae.training.config import check_device_available
     from pyro_minvae.training.builders import check_model_settings
     from pyro_minvae.training.history import responsibility_line
-    from pyro_minvae.training.distributed import is_main_process
+    from pyro_minvae.training.distributed import exit_worker_process, is_main_process
     from pyro_minvae.training.run_folder import check_run_folder
 
     enc = tuple(e.strip() for e in encoders.split(",")) if encoders is not None else None
@@ -231,6 +231,7 @@ def command(
         )
     for name, r in result.report.get("components", {}).items():
         click.echo("  " + responsibility_line(name, r))
+    exit_worker_process(0)  # under torchrun: skip a teardown that can abort a finished run
 
 
 def parse_encoder_options(items) -> dict:

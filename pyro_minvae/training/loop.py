@@ -186,22 +186,22 @@ def train(
     Raises :class:`TrainingDiverged` on a NaN loss and :class:`TrainingInterrupted` on Ctrl-C.
     """
     check_device_available(cfg.device)
-    info, device = ddp.setup(cfg.device)
-    out_dir = Path(out_dir)
-    req = _Request(
-        cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, tensorboard_dir, overwrite
-    )
-    # before taking the lock (no folder made for a refused run), and again once no other run can write there
-    check_run_folder(out_dir, resume, overwrite, probe_lock=info.is_main)
-    make_model(cfg, train_ds.input_dims)  # settings that cannot build a model fail here, before the folder is made
-    created = not out_dir.exists()
-    try:
-        return _locked_train(req, info, device)
-    except BaseException:
-        if created and info.is_main:  # a run that failed before writing anything leaves no empty folder behind
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()
-        raise
+    with ddp.process_group(cfg.device) as (info, device):
+        out_dir = Path(out_dir)
+        req = _Request(
+            cfg, train_ds, valid_ds, out_dir, resume, init_from, progress, feature_cfg, tensorboard_dir, overwrite
+        )
+        # before taking the lock (no folder made for a refused run), and again once no other run can write there
+        check_run_folder(out_dir, resume, overwrite, probe_lock=info.is_main)
+        make_model(cfg, train_ds.input_dims)  # settings that cannot build a model fail here, before the folder
+        created = not out_dir.exists()
+        try:
+            return _locked_train(req, info, device)
+        except BaseException:
+            if created and info.is_main:  # a run that failed before writing anything leaves no empty folder
+                with contextlib.suppress(OSError):
+                    out_dir.rmdir()
+            raise
 
 
 def _locked_train(req: _Request, info: ddp.DistInfo, device: torch.device) -> TrainResult:
