@@ -236,11 +236,14 @@ class EStep(abc.ABC):
         **options,
     ):
         """Run with ``config`` and/or keyword ``options`` (the config's field names); ``config.restarts`` > 1
-        averages independent runs (:func:`~pyro_minvae.infer.estep_common.run_restarts`); a
+        averages independent runs (:func:`~pyro_minvae.infer.estep_common.run_restarts`) from the NMF starts of
+        the model's restart schedule unless the options set them
+        (:func:`~pyro_minvae.infer.estep_common.scheduled_config`); a
         :class:`~pyro_minvae.infer.ensemble.ModelEnsemble` as ``model`` runs every member and pools their gains."""
         from .infer.ensemble import ModelEnsemble, members
+        from .infer.estep_common import scheduled_config
 
-        config = self.make_config(config, **options)
+        config = scheduled_config(self.make_config(config, **options), model)  # the model's restart schedule
         for member in members(model):
             self.check(member, config)
         # only when asked for, so E-steps written without these parameters keep working

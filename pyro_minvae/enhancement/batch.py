@@ -156,22 +156,24 @@ def output_paths(
 # ---- what made the outputs ---------------------------------------------------------------------------------------
 def run_stamp(checkpoint: str | os.PathLike, settings: BatchSettings) -> dict:
     """What decides the audio of a run: the checkpoint's contents, the method, its options as given and as they
-    resolve with this version's defaults (``config``: a changed default, e.g. the fast E-step's restarts, is a
-    change of settings too), and the seed."""
-    from ..checkpoint import checkpoint_paths
-    from ..infer.ensemble import ensemble_config
+    resolve with this version's defaults and the model's restart schedule (``config``: a changed default, e.g. the
+    fast E-step's restarts, is a change of settings too), and the seed."""
+    from ..checkpoint import checkpoint_paths, load_models
+    from ..infer.estep_common import scheduled_config
     from .options import estep_config
 
     paths = checkpoint_paths(checkpoint)
     config = estep_config(settings.method, settings.options)
-    config = ensemble_config(config) if len(paths) > 1 else config  # as an ensemble's members run
-    return {
+    if config.restarts > 1:  # the NMF starts of the restarts: the model's (or ensemble's) schedule
+        config = scheduled_config(config, load_models(paths, "cpu")[0])
+    stamp = {
         "checkpoint_sha256": "+".join(sha256_file(p) for p in paths),  # an ensemble: each
         "method": settings.method,
         "options": {k: settings.options[k] for k in sorted(settings.options)},
         "config": dict(sorted(config.plain_options().items())),
         "seed": settings.seed,
     }
+    return json.loads(json.dumps(stamp))  # as the folder's stamp file reads back (a tuple is a list there)
 
 
 def check_stamp(out_dir: Path, stamp: dict, n_existing: int, overwrite: bool) -> None:

@@ -170,12 +170,20 @@ class CheckpointMethod(EvaluationMethod):
         return f"CheckpointMethod({self.path!r}, estep={self.estep!r}, init={self.init!r}{opts})"
 
     def effective_options(self) -> dict:
-        """The E-step's options as it will run: its config class's plain defaults overridden by ``opts`` (so a
-        changed default shows as a changed method, e.g. when ``evaluate`` resumes into older results)."""
+        """The E-step's options as it will run: its config class's plain defaults overridden by ``opts``, and the
+        restart schedule the model runs (:func:`~pyro_minvae.infer.estep_common.scheduled_config`; the model is
+        loaded only when the config runs several restarts). So a changed default shows as a changed method, e.g.
+        when ``evaluate`` resumes into older results."""
         from ..infer import enhance  # noqa: F401  (registers the E-steps)
+        from ..infer.estep_common import scheduled_config
         from ..registry import ESTEPS
 
-        return {**ESTEPS.get(self.estep).config_class().plain_options(), **self.opts}
+        options = {**ESTEPS.get(self.estep).config_class().plain_options(), **self.opts}
+        config = self.config()
+        if config.restarts > 1:  # which starts the restarts run is the model's (its family's) schedule
+            starts = scheduled_config(config, self._model()[0]).restart_starts
+            options.update({"restart_starts": starts} if starts is not None else {})
+        return options
 
 
 class EnsembleMethod(CheckpointMethod):
@@ -189,14 +197,6 @@ class EnsembleMethod(CheckpointMethod):
 
     def checkpoint_paths(self) -> tuple:
         return self.path
-
-    def effective_options(self) -> dict:
-        """As :meth:`CheckpointMethod.effective_options`, with the restart schedule the members run
-        (:func:`~pyro_minvae.infer.ensemble.ensemble_config`)."""
-        from ..infer.ensemble import ensemble_config
-
-        starts = ensemble_config(self.config()).restart_starts
-        return {**super().effective_options(), "restart_starts": starts}
 
 
 def ensemble_methods(name: str, paths) -> dict:

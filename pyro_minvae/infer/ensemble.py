@@ -16,15 +16,17 @@ explains a different part of the noise as speech), so the log-linear pool remove
 recognises as noise. Chosen on the validation mixtures against the arithmetic mean (docs/algorithms.md,
 "Several speech models, one estimate").
 
-Each member's restarts start their NMFs from the ensemble's schedule :data:`RESTART_STARTS` (the raw draws, then
-0.25, 0.5 and 1 x the noisy power's median per bin) unless the call sets ``restart_starts`` or ``noise_start``
-itself (:func:`ensemble_config`); chosen on the validation mixtures (docs/algorithms.md, "Restarts from different
-NMF starts, in the ensemble"). An E-step that runs once (MCEM's default) is unchanged by it: its one run is the
-schedule's first, the raw draws.
+Each member's restarts start their NMFs from the ensemble's schedule
+:data:`~pyro_minvae.infer.estep_common.RESTART_STARTS` (the raw draws, then 0.25, 0.5 and 1 x the noisy power's
+median per bin) unless the call sets ``restart_starts`` or ``noise_start`` itself
+(:func:`~pyro_minvae.infer.estep_common.scheduled_config`, which ``EStep.__call__`` applies to any model); chosen
+on the validation mixtures (docs/algorithms.md, "Restarts from different NMF starts, in the ensemble"). An E-step
+that runs once (MCEM's default) is unchanged by it: its one run is the schedule's first, the raw draws.
 
 The ensemble presents what the enhancement path reads from a model (``n_freq``, ``modalities``, ``spec``'s input
-sizes, ``conditioner``), so visual features, chunking and progress need nothing new; :func:`members` lists the
-models an object stands for (itself for a plain model), for the checks that are per model.
+sizes, ``conditioner``, ``restart_starts``), so visual features, chunking and progress need nothing new;
+:func:`members` lists the models an object stands for (itself for a plain model), for the checks that are per
+model.
 """
 
 from __future__ import annotations
@@ -35,16 +37,17 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .estep_common import RESTART_STARTS, draw_seed, gain_of
+
 POOLS = ("geometric", "arithmetic")
-RESTART_STARTS = (None, 0.25, 0.5, 1.0)  # the members' NMF start per restart (a noise_start each; None: raw draws)
 
 
 class ModelEnsemble(nn.Module):
     """``members``: trained speech models (``SpeechVAE``) with the same number of frequency bins ``F``, enhanced
     together by any E-step (:meth:`run`); ``pool``: how their Wiener gains combine, ``"geometric"`` (default)
     or ``"arithmetic"``; ``restart_starts``: the members' NMF start per restart when the call sets none
-    (:func:`ensemble_config`; ``None``: the E-step's own default). Visual streams are shared: a member reads the
-    ones it was trained on."""
+    (:func:`~pyro_minvae.infer.estep_common.scheduled_config`; ``None``: each member's own). Visual streams are
+    shared: a member reads the ones it was trained on."""
 
     def __init__(
         self, members: Sequence[nn.Module], pool: str = "geometric", restart_starts: tuple | None = RESTART_STARTS
@@ -88,28 +91,17 @@ class ModelEnsemble(nn.Module):
         ``init`` naming every member's encoder in order (``"audio / lips"``).
         With a ``generator`` in ``kwargs``, one seed is drawn from it and every member uses it; ``callback`` sees
         every member's iterations."""
-        from .estep_common import draw_seed, gain_of
-
         generator = kwargs.pop("generator", None)
         seed = seed if generator is None else draw_seed(generator)
-        # the members run the ensemble's restart schedule, without the rule: it acts on the pool
-        plain = dataclasses.replace(ensemble_config(config, self.restart_starts), gain_floor=0.0, gain_exponent=1.0)
+        # ``config`` holds the ensemble's restart schedule (EStep.__call__); the members run without the rule: it
+        # acts on the pool
+        plain = dataclasses.replace(config, gain_floor=0.0, gain_exponent=1.0)
         results = [estep(m, spec, visual, plain, seed=seed, **kwargs) for m in self.members]
         gains = torch.stack([gain_of(r.estimate, spec) for r in results])
         rule = config.gain_rule()
         estimate = spec * rule(pool_gains(gains, self.pool))
         inits = " / ".join(r.init for r in results)  # each member's start, in order
         return results[0]._replace(estimate=estimate, responsibilities=None, init=inits)
-
-
-def ensemble_config(config, restart_starts: tuple | None = RESTART_STARTS):
-    """The E-step ``config`` an ensemble's members run with: ``restart_starts`` filled in when the config runs
-    several restarts and sets neither ``restart_starts`` nor ``noise_start`` (options a caller gives win; one run
-    is left as it is), else ``config`` itself."""
-    given = config.restart_starts is not None or config.noise_start is not None
-    if restart_starts is None or config.restarts == 1 or given:
-        return config
-    return dataclasses.replace(config, restart_starts=tuple(restart_starts))
 
 
 def pool_gains(gains: torch.Tensor, pool: str = "geometric") -> torch.Tensor:
@@ -138,4 +130,4 @@ def _shared_input_dims(models) -> dict:
     return dims
 
 
-__all__ = ["ModelEnsemble", "POOLS", "RESTART_STARTS", "ensemble_config", "members", "pool_gains"]
+__all__ = ["ModelEnsemble", "POOLS", "RESTART_STARTS", "members", "pool_gains"]

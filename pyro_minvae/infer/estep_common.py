@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # estep_config imports this module
 log = logging.getLogger("pyro_minvae")
 
 WEIGHTS = ("uniform", "model")
+# the NMF start of each restart in turn (a noise_start each; None: the paper's raw draws): the schedule the fast
+# E-step's restarts run for the families it was chosen for on validation, and for ensembles (docs/algorithms.md)
+RESTART_STARTS = (None, 0.25, 0.5, 1.0)
 RESP_CLIP = 30.0
 
 
@@ -61,6 +64,18 @@ class MCEMResult(NamedTuple):
 
 
 EStepResult = MCEMResult  # the same type under the name that fits every E-step
+
+
+def scheduled_config(config: "EStepConfig", model) -> "EStepConfig":
+    """The config ``model`` runs: its restart schedule ``model.restart_starts`` (a ``SpeechVAE``'s or a
+    ``ModelEnsemble``'s; ``None``: none) filled in as ``restart_starts`` when the config runs several restarts and
+    sets neither ``restart_starts`` nor ``noise_start`` (a caller's option wins; one run is left as it is), else
+    ``config`` itself."""
+    starts = model.restart_starts
+    given = config.restart_starts is not None or config.noise_start is not None
+    if starts is None or config.restarts == 1 or given:
+        return config
+    return dataclasses.replace(config, restart_starts=tuple(starts))
 
 
 def run_restarts(run, model, spec, visual, config, seed, generator, callback, known: dict) -> MCEMResult:

@@ -55,6 +55,14 @@ def _decoder(input_dims: dict, latent_dim: int, decoder: str, options: dict | No
     )
 
 
+def _restart_schedule() -> tuple:
+    """The restart schedule chosen on validation for A-VAE and MIN-VAE (not AV-CVAE: docs/algorithms.md,
+    "Restarts from different NMF starts")."""
+    from ..infer.estep_common import RESTART_STARTS  # here: the inference package imports the models
+
+    return RESTART_STARTS
+
+
 @MODELS.register("vae")
 def build_vae(
     input_dims: dict,
@@ -95,7 +103,7 @@ def build_avae(
     The options (``{"audio": {"hidden": [...]}}``, ``{"hidden": [...]}``) size the networks; without them they
     are the paper's (513 -> 128 -> 32 -> 128 -> 513).
     """
-    return build_vae(
+    model = build_vae(
         input_dims,
         latent_dim,
         encoder="audio",
@@ -103,6 +111,8 @@ def build_avae(
         encoder_options=encoder_options,
         decoder_options=decoder_options,
     )
+    model.restart_starts = _restart_schedule()
+    return model
 
 
 @MODELS.register("avcvae")
@@ -170,6 +180,7 @@ def build_minvae(
         name="minvae",
     )
     model.resolved_kwargs = {"encoder_options": options}
+    model.restart_starts = _restart_schedule()
     return model
 
 

@@ -29,7 +29,12 @@ class SpeechVAE(nn.Module):
     """Prior + decoder + guide (+ an optional conditioning network shared by all three).
 
     ``spec`` records how the model was built (family name and constructor arguments) for checkpoints.
+    ``restart_starts``: the NMF start of each restart the E-steps run for this model when the call sets none
+    (:func:`~pyro_minvae.infer.estep_common.scheduled_config`); ``None`` (the default): the E-step's own. A family
+    sets it where validation chose it (A-VAE and MIN-VAE: docs/algorithms.md); it is not saved in checkpoints.
     """
+
+    restart_starts: tuple | None = None
 
     def __init__(
         self,

@@ -61,6 +61,8 @@ def test_manifest_mode_with_an_ensemble_stamps_every_member(files, tmp_path):
     stamp = json.loads((tmp_path / "out" / "enhance-stamp.json").read_text())
     assert stamp["checkpoint_sha256"].count("+") == 1  # both members' contents
     assert stamp["config"]["restart_starts"] == [None, 0.25, 0.5, 1.0]  # as the members run: the ensemble's schedule
+    again = _run("-c", files / "a.pt", "-c", files / "b.pt", *args)  # the same run again resumes: nothing to do
+    assert again.exit_code == 0 and "enhanced 0 file(s)" in again.output, again.output
     other = _run("-c", files / "b.pt", "-c", files / "a.pt", *args)  # another ensemble (order = first member)
     assert other.exit_code == 2 and "Traceback" not in other.output
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from pyro_minvae.errors import UserInputError
-from pyro_minvae.infer.ensemble import RESTART_STARTS, ModelEnsemble, ensemble_config, members, pool_gains
-from pyro_minvae.infer.estep_common import make_generator
+from pyro_minvae.infer.ensemble import RESTART_STARTS, ModelEnsemble, members, pool_gains
+from pyro_minvae.infer.estep_common import make_generator, scheduled_config
 from pyro_minvae.models.families import build_model
 from pyro_minvae.registry import ESTEPS
 
@@ -39,7 +39,7 @@ def _gain(res, spec):
 def test_the_estimate_is_the_geometric_mean_of_the_members_gains(method):
     team, (spec, visual) = ModelEnsemble(_models()), _inputs()
     estep = ESTEPS.get(method)
-    config = ensemble_config(estep.make_config(**SMALL[method]))  # each member alone, as the ensemble runs it
+    config = scheduled_config(estep.make_config(**SMALL[method]), team)  # each member alone, as the ensemble runs it
     singles = [estep(m, spec, visual, config, seed=4) for m in team.members]
     res = estep(team, spec, visual, seed=4, **SMALL[method])
     gains = torch.stack([_gain(s, spec) for s in singles])
@@ -59,20 +59,22 @@ def test_the_arithmetic_pool_is_the_mean_of_the_members_estimates():
 
 def test_the_members_restart_from_the_ensembles_schedule_unless_the_call_sets_a_start():
     fast, mcem = ESTEPS.get("fast"), ESTEPS.get("mcem")
-    schedule = ensemble_config(fast.make_config())  # the fast E-step's defaults run 4 restarts
+    team = ModelEnsemble(_models())
+    schedule = scheduled_config(fast.make_config(), team)  # the fast E-step's defaults run 4 restarts
     assert schedule.restart_starts == RESTART_STARTS == (None, 0.25, 0.5, 1.0)
-    assert ensemble_config(fast.make_config(restart_starts=[0.5])).restart_starts == (0.5,)  # the caller's
-    assert ensemble_config(fast.make_config(noise_start=0.5)).restart_starts is None  # every restart at 0.5
-    assert ensemble_config(fast.make_config(restarts=1)).restart_starts is None  # one run: as alone
-    assert ensemble_config(mcem.make_config()).restart_starts is None  # MCEM runs once by default
-    assert ensemble_config(fast.make_config(), None) == fast.make_config()
+    assert scheduled_config(fast.make_config(restart_starts=[0.5]), team).restart_starts == (0.5,)  # the caller's
+    assert scheduled_config(fast.make_config(noise_start=0.5), team).restart_starts is None  # every restart at 0.5
+    assert scheduled_config(fast.make_config(restarts=1), team).restart_starts is None  # one run: as alone
+    assert scheduled_config(mcem.make_config(), team).restart_starts is None  # MCEM runs once by default
+    off_team = ModelEnsemble(_models(), restart_starts=None)
+    assert scheduled_config(fast.make_config(), off_team) == fast.make_config()
 
     models, (spec, visual) = _models(), _inputs()
     off = fast(ModelEnsemble(models, restart_starts=None), spec, visual, seed=5, iterations=2, restarts=2)
-    raw = [fast(m, spec, visual, seed=5, iterations=2, restarts=2) for m in models]  # raw draws each restart
-    torch.testing.assert_close(_gain(off, spec), torch.stack([_gain(r, spec) for r in raw]).log().mean(0).exp())
+    alone = [fast(m, spec, visual, seed=5, iterations=2, restarts=2) for m in models]  # each with its own schedule
+    torch.testing.assert_close(_gain(off, spec), torch.stack([_gain(r, spec) for r in alone]).log().mean(0).exp())
     on = fast(ModelEnsemble(models), spec, visual, seed=5, iterations=2, restarts=2)
-    assert not torch.allclose(on.estimate, off.estimate)  # the schedule's second start differs from a raw one
+    assert not torch.allclose(on.estimate, off.estimate)  # AV-CVAE alone restarts from raw draws, in the team not
 
 
 def test_the_gain_rule_acts_once_on_the_pooled_gain():

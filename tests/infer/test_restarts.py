@@ -19,6 +19,7 @@ SMALL = {
 def _setup():
     torch.manual_seed(1)
     model = build_model("avae", input_dims={"audio": F}, latent_dim=3).double()
+    model.restart_starts = None  # every restart from raw draws; A-VAE's own schedule: test_restart_schedule.py
     g = torch.Generator().manual_seed(0)
     spec = torch.complex(torch.randn(F, N, generator=g), torch.randn(F, N, generator=g)).to(torch.complex128)
     return model, spec
