@@ -155,11 +155,20 @@ def _worker_main(conn, parent_pid: int, threads: int, payload: bytes) -> None:
     except SystemExit as exc:  # SIGTERM: the stack is unwound (temporary files deleted); stop without more ado
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
-        # no interpreter teardown (slow with torch loaded, and noisy when a signal lands in it)
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        exit_without_teardown(code)
+
+
+def exit_without_teardown(code: int) -> None:
+    """Flush the logs, stdout and stderr, then end the process at once with ``code``: no interpreter teardown,
+    which is slow with torch loaded, noisy when a signal lands in it, and where gloo's threads can abort a
+    finished ``torchrun`` rank (:func:`~pyro_minvae.training.distributed.exit_worker_process`)."""
+    import logging
+
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _serve(conn, parent_pid: int, threads: int, payload: bytes) -> None:
