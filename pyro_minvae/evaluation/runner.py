@@ -467,7 +467,7 @@ def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMeth
                 "--out directory or --restart"
             )
         if diff:
-            what = ", ".join(f"{k} was {o!r}, now {n!r}" for k, (o, n) in diff.items())
+            what = ", ".join(_describe_change(k, o, n) for k, (o, n) in diff.items())
             raise UserInputError(
                 f"{config.out_dir}: earlier results were made with other settings ({what}); "
                 "use a new --out directory or --restart"
@@ -475,6 +475,28 @@ def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMeth
         defs = {**old_defs, **defs}
         hashes = {**old_hashes, **hashes}
     write_text_atomic(path, json.dumps({**ident, "methods": defs, "checkpoints": hashes}))
+
+
+def _describe_change(key: str, old, new) -> str:
+    """``"KEY was OLD, now NEW"``; for two long method definitions only the arguments that differ
+    (``"method avae-fast: +restart_starts=(None, 0.5)"``), so the one-line error stays readable."""
+    if not key.startswith("method ") or len(str(old)) + len(str(new)) <= 160:
+        return f"{key} was {old!r}, now {new!r}"
+    before, after = _arguments(str(old)), _arguments(str(new))
+    changes = [f"-{a}" for a in before if a not in after] + [f"+{a}" for a in after if a not in before]
+    return f"{key}: {' '.join(changes) or 'another definition'}"
+
+
+def _arguments(definition: str) -> list:
+    """The top-level arguments of ``"Name(a, b=(1, 2), c=3)"``: ``["a", "b=(1, 2)", "c=3"]``."""
+    inner = definition[definition.find("(") + 1 : definition.rfind(")")] if "(" in definition else definition
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(inner):
+        depth += (c in "([{") - (c in ")]}")
+        if c == "," and depth == 0:
+            items.append(inner[start:i].strip())
+            start = i + 1
+    return [a for a in items + [inner[start:].strip()] if a]
 
 
 def _discard_results(out: Path) -> None:

@@ -119,8 +119,14 @@ def test_resume_refuses_a_method_redefined_under_the_same_name(manifest, tmp_pat
     run_evaluation(_cfg(manifest, tmp_path), {"a": Named("iterations=30"), "b": CountingMethod()})  # same: resumes
     with pytest.raises(UserInputError, match="method a was 'Named.iterations=30.', now 'Named.iterations=100.'"):
         run_evaluation(_cfg(manifest, tmp_path), {"a": Named("iterations=100")})
-    # checkpoint methods' definitions include their E-step options
+    # checkpoint methods' definitions include their E-step options; a long one is named by what differs
     assert repr(CheckpointMethod("m.pt", "mcem", iterations=100)) != repr(CheckpointMethod("m.pt", "mcem"))
+    long_a, long_b = (Named(f"'{'x' * 90}', rank=10, starts=(None, {v}), restarts=4") for v in (0.5, 1.0))
+    out = tmp_path / "long"
+    run_evaluation(_cfg(manifest, out), {"a": long_a})
+    with pytest.raises(UserInputError) as info:
+        run_evaluation(_cfg(manifest, out), {"a": long_b})
+    assert "(method a: -starts=(None, 0.5) +starts=(None, 1.0))" in str(info.value) and "x" * 90 not in str(info.value)
 
 
 def test_failures_are_recorded_and_retried(manifest, tmp_path):
