@@ -97,6 +97,12 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
     is_flag=True,
     help="Discard the results already in --out (made with other settings or checkpoints); start over.",
 )
+@click.option(
+    "--redo-changed",
+    is_flag=True,
+    help="Run again only the methods whose definition or checkpoint changed since the results in --out (their "
+    "old rows are dropped, the others kept); every other setting must match. Not with --shard.",
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def command(
     manifest,
@@ -119,6 +125,7 @@ def command(
     video_degrade,
     shard,
     restart,
+    redo_changed,
     no_progress,
 ) -> None:
     """Run enhancement methods over the test mixtures and report SI-SDR, SDR, PESQ and (E)STOI."""
@@ -130,6 +137,8 @@ def command(
     metric_names = metric_list(metrics)
     ckpts = _checkpoints(checkpoints) if checkpoints else default_checkpoints()
     chosen = resolve_methods(comma_list(methods, "--methods"), ckpts, parse_ensembles(ensembles))
+    if redo_changed and shard is not None:
+        raise UserInputError("--redo-changed rewrites results.csv, which shards share; run it without --shard")
     cfg = EvalConfig(
         manifest=manifest_path,
         out_dir=Path(out),
@@ -147,6 +156,7 @@ def command(
         example_id=example,
         progress=not no_progress,
         restart=restart,
+        redo_changed=redo_changed,
         video_degradation=video_degrade,
         shard=parse_shard(shard) if shard is not None else None,
     )

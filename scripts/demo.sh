@@ -61,11 +61,16 @@ evaluate() {
     --checkpoint avae="$RUNS/avae/best.pt" --checkpoint avcvae="$RUNS/avcvae/best.pt" \
     --checkpoint minvae="$RUNS/minvae/best.pt" --ensemble avae,minvae,avcvae "$@"
 }
-# A second demo resumes the evaluation (nothing left to do); one whose folder holds results of other settings (a
-# newer version's defaults, re-trained models) is refused with exit 2 and then evaluated again from scratch.
+# A second demo resumes the evaluation (nothing left to do). One whose folder holds results of other method
+# definitions or models (a newer version's defaults, re-trained models) is refused with exit 2: the changed methods
+# are then evaluated again (--redo-changed), and if other settings differ too, everything (--restart).
 rc=0; evaluate || rc=$?
 if [ "$rc" -eq 2 ]; then
-  echo "the results in $RUNS/evaluation came from other settings or models: evaluating again (--restart)"
+  echo "some results in $RUNS/evaluation came from other settings or models: evaluating those again (--redo-changed)"
+  rc=0; evaluate --redo-changed || rc=$?
+fi
+if [ "$rc" -eq 2 ]; then
+  echo "the results in $RUNS/evaluation came from other settings: evaluating again (--restart)"
   evaluate --restart
 elif [ "$rc" -ne 0 ]; then exit "$rc"; fi
 

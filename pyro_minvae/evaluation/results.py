@@ -40,6 +40,23 @@ def columns(metrics: Sequence[str]) -> list[str]:
     return cols
 
 
+def drop_method_rows(path: str | Path, methods: Sequence[str]) -> None:
+    """Rewrite the results CSV at ``path`` (atomically) without the rows of ``methods``; no file, nothing to do.
+    Not for a file that shards are appending to (their rows could be lost)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    col = rows[0].index("method")
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col] not in set(methods)]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(kept)
+    write_text_atomic(path, buf.getvalue())
+
+
 class ResultsFile:
     """Append-only CSV of per-file results with a fixed header (the metric list of the run)."""
 

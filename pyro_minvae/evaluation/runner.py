@@ -36,7 +36,7 @@ from ..metrics import DEFAULT_METRICS, score, score_input
 from ..parallel import deferred_stop, run_tasks, stop_signals, take_shard
 from .degrade import parse_degradation
 from .items import load_item, select_items
-from .results import ResultsFile
+from .results import ResultsFile, drop_method_rows
 from .summary import console_table, summarise, to_markdown
 
 log = logging.getLogger("pyro_minvae")
@@ -68,6 +68,7 @@ class EvalConfig:
     example_id: Optional[str] = None
     retry_failed: bool = True
     restart: bool = False  # discard earlier results in out_dir (results.csv, run_identity.json) first
+    redo_changed: bool = False  # re-run only the methods whose definition or checkpoint changed (their rows go)
     progress: bool = False
     video_degradation: Optional[str] = None  # e.g. "drop:0.5"; see pyro_minvae.evaluation.degrade
     shard: Optional[Tuple[int, int]] = None  # (k, N), 1 <= k <= N: evaluate every N-th file starting at the k-th
@@ -85,6 +86,8 @@ class EvalConfig:
             raise ValueError(f"limit must be >= 1; got {self.limit}")
         self.metrics = tuple(self.metrics)
         parse_degradation(self.video_degradation)  # fail early on a bad spec
+        if self.redo_changed and self.shard is not None:  # rewriting results.csv would race the other shards' rows
+            raise ValueError("redo_changed rewrites results.csv, which shards share: run it without a shard")
         if self.shard is not None:
             k, n = self.shard
             if not (n >= 1 and 1 <= k <= n):
@@ -318,6 +321,8 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, EvaluationMethod])
     if config.restart:
         _discard_results(out)
     with deferred_stop():
+        if config.redo_changed:
+            _forget_changed_methods(config, methods)
         _check_run_identity(config, methods)
         results = ResultsFile(out / "results.csv", config.metrics)
     done = results.done_pairs(retry_failed=config.retry_failed)
@@ -464,17 +469,45 @@ def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMeth
             raise UserInputError(
                 f"{config.out_dir}: earlier results of {', '.join(changed)} were made with another "
                 "checkpoint (its contents changed, e.g. re-trained at the same path); use a new "
-                "--out directory or --restart"
+                "--out directory, --redo-changed (those methods only) or --restart"
             )
         if diff:
             what = ", ".join(_describe_change(k, o, n) for k, (o, n) in diff.items())
+            only_methods = all(k.startswith("method ") for k in diff)
+            redo = ", --redo-changed (those methods only)" if only_methods else ""
             raise UserInputError(
                 f"{config.out_dir}: earlier results were made with other settings ({what}); "
-                "use a new --out directory or --restart"
+                f"use a new --out directory{redo} or --restart"
             )
         defs = {**old_defs, **defs}
         hashes = {**old_hashes, **hashes}
     write_text_atomic(path, json.dumps({**ident, "methods": defs, "checkpoints": hashes}))
+
+
+def _forget_changed_methods(config: EvalConfig, methods: Mapping[str, EvaluationMethod]) -> None:
+    """``redo_changed``: drop the rows and the recorded identity of the methods whose definition (``repr``) or
+    checkpoint contents changed since the folder's results, so that only they run again; every other method's rows
+    stay. The run's other settings must still match (:func:`_check_run_identity`)."""
+    path = config.out_dir / "run_identity.json"
+    try:
+        old = json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        return  # _check_run_identity names the unreadable file
+    if old is None:
+        return
+    defs, hashes = old.get("methods", {}), old.get("checkpoints", {})
+    new_hashes = _checkpoint_hashes(methods)
+    changed = sorted(
+        n for n, m in methods.items() if n in defs and (defs[n] != _definition(m) or hashes.get(n) != new_hashes.get(n))
+    )
+    if not changed:
+        return
+    drop_method_rows(config.out_dir / "results.csv", changed)
+    for name in changed:
+        defs.pop(name, None)
+        hashes.pop(name, None)
+    write_text_atomic(path, json.dumps({**old, "methods": defs, "checkpoints": hashes}))
+    log.info("evaluate: %s changed; their earlier rows are dropped and they run again", ", ".join(changed))
 
 
 def _describe_change(key: str, old, new) -> str:

@@ -95,6 +95,17 @@ def test_shards_share_one_output_and_a_final_run_summarises(manifest, tmp_path):
     assert summ["settings"]["n_files"] == 6 and summ["snrs"] == [-5.0, 0.0, 5.0]
 
 
+def test_redo_changed_keeps_unchanged_results_and_refuses_shards(manifest, tmp_path):
+    out = tmp_path / "ev"
+    common = ["--manifest", manifest, "--out", out, "--methods", "noisy", "--no-figures", *FAST]
+    assert _run(*common).exit_code == 0
+    again = _run(*common, "--redo-changed")  # nothing changed: nothing runs again
+    assert again.exit_code == 0 and "(0 pairs run now)" in again.output, again.output
+    sharded = _run(*common, "--redo-changed", "--shard", "1/2")
+    assert sharded.exit_code == 2 and "run it without --shard" in sharded.output
+    assert len(sharded.output.strip().splitlines()) == 1
+
+
 def test_an_option_list_that_names_nothing_is_refused_not_taken_as_all():
     from pyro_minvae.cli.choices import comma_list, snr_list
     from pyro_minvae.errors import UserInputError

@@ -129,6 +129,47 @@ def test_resume_refuses_a_method_redefined_under_the_same_name(manifest, tmp_pat
     assert "(method a: -starts=(None, 0.5) +starts=(None, 1.0))" in str(info.value) and "x" * 90 not in str(info.value)
 
 
+class Tagged(CountingMethod):
+    """A method whose definition (``repr``) is its tag, and whose output depends on it."""
+
+    def __init__(self, tag: float):
+        super().__init__()
+        self.tag = tag
+
+    def enhance(self, noisy, sample_rate, *, clean=None, video=None, seed=0):
+        out = super().enhance(noisy, sample_rate, video=video, seed=seed)
+        return out + (1.0 - self.tag) * np.roll(out, 7)  # another tag, another waveform (not only its scale)
+
+    def __repr__(self):
+        return f"Tagged({self.tag})"
+
+
+def test_redo_changed_runs_again_only_the_methods_whose_definition_changed(manifest, tmp_path):
+    import csv
+
+    def rows():
+        with open(tmp_path / "results.csv", newline="") as f:
+            return {(r["method"], r["id"]): r for r in csv.DictReader(f)}
+
+    run_evaluation(_cfg(manifest, tmp_path), {"a": Tagged(1.0), "b": Tagged(1.0)})
+    before = rows()
+    a, b = Tagged(0.5), Tagged(1.0)
+    with pytest.raises(UserInputError, match="method a was 'Tagged.1.0.', now 'Tagged.0.5.'"):
+        run_evaluation(_cfg(manifest, tmp_path), {"a": a, "b": b})
+    run_evaluation(_cfg(manifest, tmp_path, redo_changed=True), {"a": a, "b": b})
+    after = rows()
+    n = len({i for _, i in before})
+    assert len(a.calls) == n and b.calls == []  # only the changed method ran again
+    assert sorted(after) == sorted(before)  # one row per pair, none lost, none doubled
+    assert all(after[k] == before[k] for k in after if k[0] == "b")  # the unchanged method's rows kept as they were
+    assert all(after[k]["si_sdr"] != before[k]["si_sdr"] for k in after if k[0] == "a")  # a's rows are new
+    run_evaluation(_cfg(manifest, tmp_path), {"a": a, "b": b})  # the folder now records a's new definition
+    with pytest.raises(UserInputError, match="seed was 0, now 1"):  # other settings still refuse
+        run_evaluation(_cfg(manifest, tmp_path, redo_changed=True, seed=1), {"a": a, "b": b})
+    with pytest.raises(ValueError, match="without a shard"):
+        _cfg(manifest, tmp_path, redo_changed=True, shard=(1, 2))
+
+
 def test_failures_are_recorded_and_retried(manifest, tmp_path):
     flaky = CountingMethod(fail_ids={2})
     rep = run_evaluation(_cfg(manifest, tmp_path), {"flaky": flaky, "noisy": resolve_methods(["noisy"])["noisy"]})
