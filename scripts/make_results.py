@@ -135,9 +135,11 @@ def main(argv=None) -> None:
     import real_clips
 
     ck_args += ["--ensemble", ",".join(real_clips.ENSEMBLE)]  # the three families together: ensemble-fast, ...
-    # the main evaluation shares make demo's folder: evaluate resumes, so pairs the demo scored are not redone
+    # the main evaluation shares make demo's folder: evaluate resumes, so pairs the demo scored are not redone, and
+    # a method whose definition or checkpoint changed since is run again alone (--redo-changed)
     main_dir = runs / "evaluation"
-    run(PM + ["evaluate", "--out", str(main_dir), "--jobs", str(args.jobs), "--no-progress", *limit, *ck_args])
+    redo = ["--redo-changed"]
+    run(PM + ["evaluate", "--out", str(main_dir), "--jobs", str(args.jobs), "--no-progress", *redo, *limit, *ck_args])
     robust = {}
     if not args.skip_robustness:
         # degraded lips: the visual-initialised methods only (their audio-only twins do not read the video)
@@ -163,6 +165,7 @@ def main(argv=None) -> None:
                     "--video-degrade",
                     deg,
                     "--no-figures",
+                    *redo,
                     *ck_args,
                 ]
             )
