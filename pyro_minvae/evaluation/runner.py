@@ -321,8 +321,6 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, EvaluationMethod])
     if config.restart:
         _discard_results(out)
     with deferred_stop():
-        if config.redo_changed:
-            _forget_changed_methods(config, methods)
         _check_run_identity(config, methods)
         results = ResultsFile(out / "results.csv", config.metrics)
     done = results.done_pairs(retry_failed=config.retry_failed)
@@ -447,7 +445,8 @@ def _checkpoint_hashes(methods: Mapping[str, EvaluationMethod]) -> Dict[str, str
 def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMethod]) -> None:
     """Refuse to resume into a folder whose results came from other settings, another package version (whose
     method defaults may differ), a method of the same name defined differently (its ``repr``) or another
-    checkpoint (its contents' sha256)."""
+    checkpoint (its contents' sha256). With ``config.redo_changed`` and the same settings, the rows of the methods
+    redefined or re-trained are dropped instead, so that only they run again; every other method's rows stay."""
     from .. import __version__
 
     path = config.out_dir / "run_identity.json"
@@ -460,21 +459,27 @@ def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMeth
     except (OSError, ValueError):
         raise UserInputError(f"{path}: unreadable; use a new --out directory or --restart") from None
     if old is not None:
-        diff = {k: (old.get(k), v) for k, v in ident.items() if old.get(k) != v}
-        old_defs = old.get("methods", {})
-        diff.update({f"method {n}": (old_defs[n], d) for n, d in defs.items() if n in old_defs and old_defs[n] != d})
-        old_hashes = old.get("checkpoints", {})
+        settings = {k: (old.get(k), v) for k, v in ident.items() if old.get(k) != v}
+        old_defs, old_hashes = old.get("methods", {}), old.get("checkpoints", {})
+        redefined = {n: (old_defs[n], d) for n, d in defs.items() if n in old_defs and old_defs[n] != d}
         changed = sorted(n for n, h in hashes.items() if n in old_defs and old_hashes.get(n) != h)
+        stale = sorted(set(redefined) | set(changed))
+        if stale and config.redo_changed and not settings:  # nothing is dropped while other settings refuse
+            drop_method_rows(config.out_dir / "results.csv", stale)
+            old_defs = {n: d for n, d in old_defs.items() if n not in stale}
+            old_hashes = {n: h for n, h in old_hashes.items() if n not in stale}
+            log.info("evaluate: %s changed; their earlier rows are dropped and they run again", ", ".join(stale))
+            redefined, changed = {}, []
+        redo = "" if settings else ", --redo-changed (those methods only)"
         if changed:
             raise UserInputError(
                 f"{config.out_dir}: earlier results of {', '.join(changed)} were made with another "
                 "checkpoint (its contents changed, e.g. re-trained at the same path); use a new "
-                "--out directory, --redo-changed (those methods only) or --restart"
+                f"--out directory{redo} or --restart"
             )
+        diff = {**settings, **{f"method {n}": change for n, change in redefined.items()}}
         if diff:
             what = ", ".join(_describe_change(k, o, n) for k, (o, n) in diff.items())
-            only_methods = all(k.startswith("method ") for k in diff)
-            redo = ", --redo-changed (those methods only)" if only_methods else ""
             raise UserInputError(
                 f"{config.out_dir}: earlier results were made with other settings ({what}); "
                 f"use a new --out directory{redo} or --restart"
@@ -482,32 +487,6 @@ def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMeth
         defs = {**old_defs, **defs}
         hashes = {**old_hashes, **hashes}
     write_text_atomic(path, json.dumps({**ident, "methods": defs, "checkpoints": hashes}))
-
-
-def _forget_changed_methods(config: EvalConfig, methods: Mapping[str, EvaluationMethod]) -> None:
-    """``redo_changed``: drop the rows and the recorded identity of the methods whose definition (``repr``) or
-    checkpoint contents changed since the folder's results, so that only they run again; every other method's rows
-    stay. The run's other settings must still match (:func:`_check_run_identity`)."""
-    path = config.out_dir / "run_identity.json"
-    try:
-        old = json.loads(path.read_text()) if path.exists() else None
-    except (OSError, ValueError):
-        return  # _check_run_identity names the unreadable file
-    if old is None:
-        return
-    defs, hashes = old.get("methods", {}), old.get("checkpoints", {})
-    new_hashes = _checkpoint_hashes(methods)
-    changed = sorted(
-        n for n, m in methods.items() if n in defs and (defs[n] != _definition(m) or hashes.get(n) != new_hashes.get(n))
-    )
-    if not changed:
-        return
-    drop_method_rows(config.out_dir / "results.csv", changed)
-    for name in changed:
-        defs.pop(name, None)
-        hashes.pop(name, None)
-    write_text_atomic(path, json.dumps({**old, "methods": defs, "checkpoints": hashes}))
-    log.info("evaluate: %s changed; their earlier rows are dropped and they run again", ", ".join(changed))
 
 
 def _describe_change(key: str, old, new) -> str:

@@ -166,6 +166,10 @@ def test_redo_changed_runs_again_only_the_methods_whose_definition_changed(manif
     run_evaluation(_cfg(manifest, tmp_path), {"a": a, "b": b})  # the folder now records a's new definition
     with pytest.raises(UserInputError, match="seed was 0, now 1"):  # other settings still refuse
         run_evaluation(_cfg(manifest, tmp_path, redo_changed=True, seed=1), {"a": a, "b": b})
+    kept = rows()
+    with pytest.raises(UserInputError, match=r"seed was 0, now 1.*; use a new --out directory or --restart"):
+        run_evaluation(_cfg(manifest, tmp_path, redo_changed=True, seed=1), {"a": Tagged(0.25), "b": b})
+    assert rows() == kept  # a refused run drops nothing, not even the rows of the method it redefines
     with pytest.raises(ValueError, match="without a shard"):
         _cfg(manifest, tmp_path, redo_changed=True, shard=(1, 2))
 
