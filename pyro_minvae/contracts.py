@@ -250,7 +250,7 @@ class EStep(abc.ABC):
         known = {"noise": noise, "fix_noise": bool(fix_noise)} if noise is not None or fix_noise else {}
         if isinstance(model, ModelEnsemble):
             return model.run(self, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
-        if config.restarts == 1 and config.restart_starts is None:
+        if config.restarts == 1 and config.restart_starts is None and config.restart_inits is None:
             return self.run(model, spec, visual, config, seed=seed, generator=generator, callback=callback, **known)
         from .infer.estep_common import run_restarts
 

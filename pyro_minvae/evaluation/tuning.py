@@ -151,15 +151,17 @@ class TuneReport:
     bad: List[dict]
 
 
+def _method_options(config: TuneConfig, setting: Setting) -> dict:
+    """A setting's E-step options with the encoder start: its own ``init`` option, else ``--init``."""
+    return {"init": config.init, **setting.resolved(config.estep)}
+
+
 def run_tuning(config: TuneConfig) -> TuneReport:
     """Enhance the validation mixtures with every setting, then write ``tune.json`` and ``tune.md``."""
     from .vae_methods import CheckpointMethod, EnsembleMethod
 
     kind = CheckpointMethod if isinstance(config.checkpoint, Path) else EnsembleMethod
-    methods = {
-        s.name: kind(config.checkpoint, config.estep, init=config.init, **s.resolved(config.estep))
-        for s in config.settings
-    }
+    methods = {s.name: kind(config.checkpoint, config.estep, **_method_options(config, s)) for s in config.settings}
     ev = EvalConfig(
         manifest=config.manifest,
         out_dir=config.out_dir,

@@ -148,6 +148,7 @@ def _check_supported(config: MCEMConfig) -> None:
         "marginal": (config.marginal, False),
         "restarts": (config.restarts, 1),
         "restart_starts": (config.restart_starts, None),
+        "restart_inits": (config.restart_inits, None),
     }
     for name, (value, ok) in unsupported.items():
         if value != ok:

@@ -86,13 +86,18 @@ def run_restarts(run, model, spec, visual, config, seed, generator, callback, kn
     Run 0 is the single run (same ``seed``/``generator``); run r > 0 uses ``seed + r``, or with a ``generator`` a
     seed drawn from it after run 0. With ``config.restart_starts``, run r starts its NMF at
     ``noise_start = restart_starts[r % len]``. The joint fit of speech and noise is local (docs/algorithms.md) and
-    each start errs differently in the split: the mean gain is smoother than any one run's. ``callback`` sees every
-    run's iterations."""
-    single = dataclasses.replace(config, restarts=1, restart_starts=None, gain_floor=0.0, gain_exponent=1.0)
-    starts = config.restart_starts
+    each start errs differently in the split: the mean gain is smoother than any one run's. With
+    ``config.restart_inits``, run r initialises z from the encoder ``restart_inits[r % len]`` (``None``: ``init``).
+    ``callback`` sees every run's iterations."""
+    single = dataclasses.replace(
+        config, restarts=1, restart_starts=None, restart_inits=None, gain_floor=0.0, gain_exponent=1.0
+    )
+    starts, inits = config.restart_starts, config.restart_inits
 
-    def config_of(r: int):  # restart r's start: restart_starts[r] (cycled), else noise_start
-        return single if starts is None else dataclasses.replace(single, noise_start=starts[r % len(starts)])
+    def config_of(r: int):  # restart r's NMF start and encoder: restart_starts[r] and restart_inits[r] (cycled)
+        start = {} if starts is None else {"noise_start": starts[r % len(starts)]}
+        init = {} if inits is None or inits[r % len(inits)] is None else {"init": inits[r % len(inits)]}
+        return dataclasses.replace(single, **start, **init)
 
     runs = [run(model, spec, visual, config_of(0), seed=seed, generator=generator, callback=callback, **known)]
     for r in range(1, config.restarts):

@@ -41,7 +41,9 @@ class EStepConfig:
     arbitrary); ``restarts``: the E-step runs this many times from independent starts and its estimate is the
     mean of theirs (R times the cost; :func:`~pyro_minvae.infer.estep_common.run_restarts`); ``restart_starts``:
     the NMF start (a ``noise_start`` value) of each restart in turn, e.g. ``(None, 0.25, 0.5, 1.0)`` (``None``: every
-    restart starts as ``noise_start`` says)."""
+    restart starts as ``noise_start`` says); ``restart_inits``: the encoder that initialises z in each restart in
+    turn, e.g. ``(None, "audio")`` (an entry ``None``: ``init``, i.e. the model's choice; ``None``: every restart
+    starts as ``init`` says)."""
 
     iterations: int = 30
     rank: int = 10
@@ -58,6 +60,7 @@ class EStepConfig:
     noise_start: float | None = None  # None: the paper's start (0.5 was measured, not adopted: docs/algorithms.md)
     restarts: int = 1
     restart_starts: tuple | None = None
+    restart_inits: tuple | None = None
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
@@ -66,13 +69,19 @@ class EStepConfig:
         self._require(isinstance(self.w_band, int) and self.w_band >= 1, "w_band", "an integer >= 1")
         ok_restarts = isinstance(self.restarts, int) and not isinstance(self.restarts, bool) and self.restarts >= 1
         self._require(ok_restarts, "restarts", "an integer >= 1")
-        if isinstance(self.restart_starts, list):  # as JSON gives it (--option restart_starts=[null,0.5])
-            object.__setattr__(self, "restart_starts", tuple(self.restart_starts))
+        for name in ("restart_starts", "restart_inits"):  # as JSON gives them (--option restart_starts=[null,0.5])
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         starts = self.restart_starts
         ok_starts = starts is None or (
             isinstance(starts, tuple) and len(starts) > 0 and all(a is None or is_positive_number(a) for a in starts)
         )
         self._require(ok_starts, "restart_starts", "a non-empty list of noise starts (numbers > 0 or null) or None")
+        inits = self.restart_inits
+        ok_inits = inits is None or (
+            isinstance(inits, tuple) and len(inits) > 0 and all(a is None or (isinstance(a, str) and a) for a in inits)
+        )
+        self._require(ok_inits, "restart_inits", "a non-empty list of encoder names (or null) or None")
         ok_floor = self.band_floor_db is None or is_positive_number(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._require(self.noise_start is None or is_positive_number(self.noise_start), "noise_start", "> 0 or None")

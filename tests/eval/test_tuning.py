@@ -193,3 +193,20 @@ def test_tune_an_ensemble_of_two_checkpoints(corpus, tmp_path):
         got = [r for r in csv.DictReader(f) if r["method"] == "base" and r["id"] == item.id]
     expected = score(item.clean, wave, item.noisy, 16000, ["si_sdr"])["si_sdr"]
     assert float(got[0]["si_sdr"]) == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_setting_may_choose_its_own_encoder_start(corpus, tmp_path):
+    """``init`` inside a --setting wins over --init (it used to crash: two values for one keyword)."""
+    from pyro_minvae.evaluation.tuning import _method_options
+
+    manifest, ckpt = corpus
+    out = tmp_path / "tune"
+    args = ["tune", "--checkpoint", str(ckpt), "--manifest", str(manifest), "--out", str(out), "--estep", "fast"]
+    args += ["--init", "audio", "--jobs", "1", "--no-progress", "--metrics", "si_sdr"]
+    res = CliRunner().invoke(cli, [*args, "--setting", "base:iterations=1", "--setting", "own:iterations=1,init=audio"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "tune.json").read_text())["settings"]["own"] == {"iterations": 1, "init": "audio"}
+    settings = [Setting.parse("a:init=lips"), Setting.parse("b")]
+    cfg = TuneConfig(manifest=manifest, out_dir=out, checkpoint=ckpt, settings=settings, estep="fast", init="audio")
+    assert _method_options(cfg, settings[0])["init"] == "lips"
+    assert _method_options(cfg, settings[1])["init"] == "audio"

@@ -82,3 +82,39 @@ def test_restart_starts_are_part_of_a_methods_definition():
 
     assert "restart_starts" not in VEMConfig().plain_options()  # None: nothing to show
     assert VEMConfig(restart_starts=[None, 0.5]).plain_options()["restart_starts"] == (None, 0.5)
+
+
+def _minvae():
+    torch.manual_seed(1)
+    model = build_model("minvae", input_dims={"audio": F, "lips": 5}, latent_dim=3).double()
+    model.restart_starts = None
+    lips = torch.randn(N, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    return model, {"lips": lips}
+
+
+def test_each_restart_can_start_its_latents_from_another_encoder():
+    model, visual = _minvae()
+    _, spec = _setup()
+    fast = ESTEPS.get("fast")
+    inits = (None, "audio", None)  # None: the model's choice, the lips for MIN-VAE
+    singles = [fast(model, spec, visual, seed=2 + r, iterations=2, restarts=1, init=inits[r]) for r in range(3)]
+    assert [s.init for s in singles] == ["lips", "audio", "lips"]
+    res = fast(model, spec, visual, seed=2, iterations=2, restarts=3, restart_inits=list(inits))
+    torch.testing.assert_close(res.estimate, torch.stack([s.estimate for s in singles]).mean(0))
+    assert not torch.allclose(singles[0].estimate, singles[1].estimate)  # the audio start does differ
+    one = fast(model, spec, visual, seed=2, iterations=2, restarts=1, restart_inits=["audio"])  # one run, honoured
+    audio = fast(model, spec, visual, seed=2, iterations=2, restarts=1, init="audio")
+    assert one.init == "audio" and torch.equal(one.estimate, audio.estimate)
+    same = fast(model, spec, visual, seed=2, iterations=2, restarts=3, restart_inits=[None])
+    assert torch.equal(same.estimate, fast(model, spec, visual, seed=2, iterations=2, restarts=3).estimate)
+
+
+@pytest.mark.parametrize("bad", [[], ["audio", ""], [3], "audio", [True]])
+def test_bad_restart_inits_are_refused_in_one_line(bad):
+    with pytest.raises(ValueError, match="restart_inits must be a non-empty list") as info:
+        MCEMConfig(restart_inits=bad)
+    assert "\n" not in str(info.value)
+
+
+def test_batched_mcem_refuses_restart_inits():
+    assert "restart_inits=None only" in batch_refusal("mcem", {"restart_inits": ["audio"]})
