@@ -31,6 +31,7 @@ from ..features.video import (
     check_landmarks,
     check_lips,
     landmarks_to_features,
+    lip_frames,
     lips_to_features,
 )
 from ..registry import MODALITIES
@@ -46,7 +47,8 @@ class Modality:
 
     ``check(arr)`` raises ``ValueError`` (message ending in the fix) for content the model cannot use;
     ``to_features`` maps aligned frames ``(N, ...)`` to ``(N, D)`` float32; ``video_reader`` (optional) reads the
-    stream from a video file instead of a ``.npy`` array.
+    stream from a video file instead of a ``.npy`` array; ``layout(arr, cfg)`` (optional) brings the other array
+    layouts the stream is stored in to frames first ``(N_v, ...)``, before the check.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Modality:
     to_features: Callable[[np.ndarray], np.ndarray]
     check: Callable[[np.ndarray], None] = lambda arr: None
     video_reader: VideoReader | None = None
+    layout: Callable[[np.ndarray, FeatureConfig], np.ndarray] | None = None
 
     def read_file(
         self, path: str | Path, cfg: FeatureConfig, missing_hint: str = "check the path"
@@ -100,6 +103,8 @@ class Modality:
         source = source or self.name
         fps = cfg.video_fps if fps is None else check_fps(fps, source)
         arr = np.asarray(arr)
+        if self.layout is not None:
+            arr = self.layout(arr, cfg)
         try:
             self.check(arr)
         except ValueError as exc:
@@ -164,5 +169,10 @@ def load_audio_power(
     return wave, power_frames(wave, cfg).numpy()
 
 
-MODALITIES.register("lips", Modality("lips", "lips", lips_to_features, check_lips, read_lip_video))
+def lips_layout(arr: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Flattened or frames-last lip arrays (NTCD-TIMIT's ``(4489, N)``, ...) -> ``(N, S, S)`` (:func:`lip_frames`)."""
+    return lip_frames(arr, cfg.lip_size)
+
+
+MODALITIES.register("lips", Modality("lips", "lips", lips_to_features, check_lips, read_lip_video, layout=lips_layout))
 MODALITIES.register("landmarks", Modality("landmarks", "landmarks", landmarks_to_features, check_landmarks))

@@ -43,11 +43,31 @@ def _check_real(arr: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} hold {kind}; store real numbers (uint8 0..255 or float 0..1 for lip ROIs)")
 
 
+def lip_frames(arr: np.ndarray, size: int) -> np.ndarray:
+    """Lip ROIs in any layout this package reads -> ``(N, size, size)``, values untouched: ``(N, S, S)`` as it is,
+    ``(S, S, N)`` frames last (MATLAB), ``(S*S, N)`` one column-major frame per column (NTCD-TIMIT's ``*Raw.npy``
+    files, as the MIN-VAE authors store them) and ``(N, S*S)`` one row-major frame per row (``S = size``). Any
+    other shape is returned as it is, for :func:`check_lips` to refuse."""
+    s2 = size * size
+    if arr.ndim == 3 and arr.shape[1:] == (size, size):
+        return arr
+    if arr.ndim == 3 and arr.shape[:2] == (size, size):
+        return np.transpose(arr, (2, 0, 1))
+    if arr.ndim == 2 and arr.shape[0] == s2:
+        return arr.T.reshape(-1, size, size).transpose(0, 2, 1)  # column-major frames
+    if arr.ndim == 2 and arr.shape[1] == s2:
+        return arr.reshape(-1, size, size)
+    return arr
+
+
 def check_lips(frames: np.ndarray) -> None:
     """``ValueError`` unless ``frames`` are ``(N, H, W)`` real lip ROIs: integers in 0..255 or floats in [0, 1]."""
     _check_real(frames, "lip ROIs")
     if frames.ndim != 3:
-        raise ValueError(f"lip frames must have shape (N, H, W); got {frames.shape}; give grayscale ROIs")
+        raise ValueError(
+            f"lip frames must have shape (N, H, W); got {frames.shape}; give grayscale mouth ROIs, one frame per "
+            "row (or flattened: (H*W, N) column-major as NTCD-TIMIT stores them, or (N, H*W))"
+        )
     if not frames.size:
         return
     if frames.dtype.kind == "f" and not np.isfinite(frames).all():

@@ -78,13 +78,40 @@ def test_with_video_the_lips_initialise_z(files, tmp_path):
     assert "z initialised from the lips encoder" in res.output
 
 
+def test_flattened_and_frames_last_lip_layouts_enhance_as_frames_first(files, tmp_path):
+    """NTCD-TIMIT's (4489, N) column-major files (as the MIN-VAE authors store them), (N, 4489) and (67, 67, N)
+    give the same output as the (N, 67, 67) frames they hold."""
+    frames = lips(30)
+    layouts = {
+        "frames": frames,
+        "ntcd": frames.transpose(0, 2, 1).reshape(30, -1).T,  # column-major: frame t = a[:, t].reshape(67, 67, "F")
+        "rows": frames.reshape(30, -1),
+        "last": frames.transpose(1, 2, 0),
+    }
+    outputs = {}
+    for name, arr in layouts.items():
+        out = tmp_path / f"{name}.wav"
+        res = _enhance(
+            files, out, "--video", _npy(tmp_path / f"{name}.npy", arr), "--method", "fast", "--iterations", "1"
+        )
+        assert res.exit_code == 0, res.output
+        assert "z initialised from the lips encoder" in res.output
+        outputs[name] = sf.read(out)[0]
+    for name in ("ntcd", "rows", "last"):
+        np.testing.assert_array_equal(outputs[name], outputs["frames"])
+
+
 BAD_SHAPES = [
     (
         "small_frames",
         lambda: lips(30, size=32),
         "small_frames.npy: lip frames are 32x32 pixels; this checkpoint expects 67x67 mouth ROIs",
     ),
-    ("flat", lambda: lips(30).reshape(30, -1), "flat.npy: lip frames must have shape (N, H, W); got (30, 4489)"),
+    (
+        "flat_wrong_size",
+        lambda: lips(30, size=32).reshape(30, -1),
+        "flat_wrong_size.npy: lip frames must have shape (N, H, W); got (30, 1024)",
+    ),
     (
         "rgb",
         lambda: np.repeat(lips(30)[..., None], 3, -1),

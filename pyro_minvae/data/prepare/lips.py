@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import UserInputError
+from ...features.video import lip_frames
 
 LIP_SIZE = 67
 
@@ -74,16 +75,9 @@ def _load_mat(p: Path, size: int) -> np.ndarray:
 
 def to_frames(arr: np.ndarray, size: int = LIP_SIZE, source: str = "lip array") -> np.ndarray:
     """Any accepted layout (module docstring) -> ``(N, size, size)`` uint8."""
-    s2 = size * size
-    if arr.ndim == 3 and arr.shape[1:] == (size, size):
-        frames = arr
-    elif arr.ndim == 3 and arr.shape[:2] == (size, size):
-        frames = np.transpose(arr, (2, 0, 1))
-    elif arr.ndim == 2 and arr.shape[0] == s2:
-        frames = arr.T.reshape(-1, size, size).transpose(0, 2, 1)  # column-major frames
-    elif arr.ndim == 2 and arr.shape[1] == s2:
-        frames = arr.reshape(-1, size, size)
-    else:
+    frames = lip_frames(arr, size)
+    if frames.ndim != 3 or frames.shape[1:] != (size, size):
+        s2 = size * size
         raise UserInputError(
             f"{source}: lip array has shape {arr.shape}; expected (N, {size}, {size}) frames "
             f"(or ({s2}, N) / (N, {s2}) flattened); crop/resize the mouth to {size}x{size}"
