@@ -116,8 +116,8 @@ def check_method_options(method: str, options: Mapping) -> None:
 
 
 def check_model_options(model, method: str, options: Mapping) -> None:
-    """Checks against the loaded ``model``: the ``init`` encoder exists, the kernel's declared requirements
-    (:func:`pyro_minvae.contracts.check_kernel_fits`) and the E-step's own check of the model."""
+    """Checks against the loaded ``model``: the ``init`` and ``restart_inits`` encoders exist, the kernel's declared
+    requirements (:func:`pyro_minvae.contracts.check_kernel_fits`) and the E-step's own check of the model."""
     from ..contracts import check_kernel_fits
     from ..infer.ensemble import members
     from ..registry import ESTEPS, KERNELS
@@ -129,6 +129,12 @@ def check_model_options(model, method: str, options: Mapping) -> None:
         if init is not None and init not in encoders:
             raise UserInputError(
                 f"--init {init}: this checkpoint's encoders are {', '.join(encoders)}; pick one of them"
+            )
+        unknown = [name for name in config.restart_inits or () if name is not None and name not in encoders]
+        if unknown:
+            raise UserInputError(
+                f"restart_inits: no {unknown[0]!r} encoder; this checkpoint's encoders are {', '.join(encoders)} "
+                "(or null: the model's choice)"
             )
         if kernel is not None:
             check_kernel_fits(KERNELS.get(kernel), kernel, member)

@@ -157,6 +157,10 @@ def test_manifest_mode_two_processes_match_one(files, tmp_path):
         (["--manifest", "m.jsonl", "--out-dir", "o", "--shard", "3/2"], "--shard '3/2'"),
         (["NOISY", "-o", "x.wav", "--threads", "0"], "--threads 0"),
         (["NOISY", "-o", "x.wav", "--init", "landmarks"], "--init landmarks"),
+        (
+            ["NOISY", "-o", "x.wav", "--method", "fast", "--option", 'restart_inits=[null,"mouth"]'],
+            "restart_inits: no 'mouth' encoder; this checkpoint's encoders are audio, lips",
+        ),
         (["NOISY", "-o", "x.wav", "--method", "fast", "--loop", "minvae"], "--loop applies to --method mcem only"),
     ],
 )
