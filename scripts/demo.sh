@@ -31,13 +31,30 @@ train() {  # name epochs args...; skipped when the run already reached its epoch
     echo "$name: already trained ($RUNS/$name), skipping"; return; fi
   local again=()  # a demo stopped mid-training continues from its last epoch (or restarts before the first)
   if [ -f "$RUNS/$name/last.pt" ]; then again=(--resume); elif [ -d "$RUNS/$name" ]; then again=(--overwrite); fi
-  $PM train "$@" --out "$RUNS/$name" --epochs "$epochs" --lr "$LR" --no-progress "${again[@]}"
+  ${EXEC:-} $PM train "$@" --out "$RUNS/$name" --epochs "$epochs" --lr "$LR" --no-progress "${again[@]}"
 }
+# AV-CVAE needs none of the others: it trains beside them, one torch thread each on the two cores (the chain
+# A-VAE -> V-VAE -> MIN-VAE takes about as long as AV-CVAE alone). Its log goes to a file, printed when it ends.
+# A background command ignores Ctrl-C, so the EXIT trap stops it with SIGTERM, which `train` handles like Ctrl-C
+# (finished epochs kept in last.pt; the next `make demo` resumes). EXEC=exec makes its PID the trainer's own.
+mkdir -p "$RUNS"
+AVCVAE_LOG="$RUNS/avcvae-train.log"
+EXEC=exec train avcvae "${DEMO_EPOCHS_AVCVAE:-3}" --model avcvae > "$AVCVAE_LOG" 2>&1 &
+AVCVAE_PID=$!
+trap 'kill -TERM "$AVCVAE_PID" 2>/dev/null || true' EXIT
 train avae "${DEMO_EPOCHS_AVAE:-6}" --model avae
-train avcvae "${DEMO_EPOCHS_AVCVAE:-3}" --model avcvae
 train vvae "${DEMO_EPOCHS_VVAE:-3}" --model vae --encoders lips --init-from "$RUNS/avae/best.pt"
 train minvae "${DEMO_EPOCHS_MINVAE:-6}" --model minvae --encoders audio,lips \
   --init-from "$RUNS/avae/best.pt" --init-from "$RUNS/vvae/best.pt"
+echo "waiting for AV-CVAE (trained alongside; log $AVCVAE_LOG)"
+avcvae_status=0
+wait "$AVCVAE_PID" || avcvae_status=$?
+trap - EXIT
+sed 's/^/  avcvae | /' "$AVCVAE_LOG"
+if [ "$avcvae_status" -ne 0 ]; then
+  echo "error: AV-CVAE training failed (exit $avcvae_status); its log: $AVCVAE_LOG" >&2
+  exit "$avcvae_status"
+fi
 
 step "3/5 enhance one held-out noisy clip with MIN-VAE (visual initialisation)"
 MANIFEST="$CACHE/corpora/demo/manifest.jsonl"
