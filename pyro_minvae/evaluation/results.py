@@ -50,8 +50,8 @@ def drop_method_rows(path: str | Path, methods: Sequence[str]) -> None:
         rows = list(csv.reader(f))
     if not rows:
         return
-    col = rows[0].index("method")
-    kept = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col] not in set(methods)]
+    col, dropped = rows[0].index("method"), set(methods)
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col] not in dropped]
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(kept)
     write_text_atomic(path, buf.getvalue())
