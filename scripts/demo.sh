@@ -85,13 +85,22 @@ evaluate() {
 }
 # A second demo resumes the evaluation (nothing left to do). One whose folder holds results of other method
 # definitions or models (a newer version's defaults, re-trained models) is refused with exit 2: the changed methods
-# are then evaluated again (--redo-changed), and if other settings differ too, everything (--restart).
-rc=0; evaluate || rc=$?
-if [ "$rc" -eq 2 ]; then
-  echo "some results in $RUNS/evaluation came from other settings or models: evaluating those again (--redo-changed)"
-  rc=0; evaluate --redo-changed || rc=$?
+# are then evaluated again (--redo-changed), and if other settings differ too, everything (--restart). Each retry
+# follows what the refusal itself suggests; any other error (exit 2 too, e.g. an unknown DEMO_METHODS name) stops.
+EVAL_ERR="$(mktemp)"
+trap 'rm -f "$EVAL_ERR"' EXIT
+try_evaluate() {  # evaluate "$@", its error output shown and also kept in $EVAL_ERR
+  local status=0
+  evaluate "$@" 2> >(tee "$EVAL_ERR" >&2) || status=$?
+  wait $! 2>/dev/null || true  # tee has written everything
+  return "$status"
+}
+rc=0; try_evaluate || rc=$?
+if [ "$rc" -eq 2 ] && grep -q -- "--redo-changed" "$EVAL_ERR"; then
+  echo "some results in $RUNS/evaluation came from other method definitions or models: evaluating those again (--redo-changed)"
+  rc=0; try_evaluate --redo-changed || rc=$?
 fi
-if [ "$rc" -eq 2 ]; then
+if [ "$rc" -eq 2 ] && grep -q -- "--restart" "$EVAL_ERR"; then
   echo "the results in $RUNS/evaluation came from other settings: evaluating again (--restart)"
   evaluate --restart
 elif [ "$rc" -ne 0 ]; then exit "$rc"; fi
