@@ -156,10 +156,33 @@ def _method_options(config: TuneConfig, setting: Setting) -> dict:
     return {"init": config.init, **setting.resolved(config.estep)}
 
 
+def check_settings(config: TuneConfig) -> None:
+    """Every setting's options checked before any file is enhanced: their values
+    (:func:`~pyro_minvae.enhancement.options.estep_config`), then against the loaded model(s), e.g. an ``init`` or
+    ``restart_inits`` encoder the checkpoint lacks (:func:`~pyro_minvae.enhancement.options.check_model_options`).
+    ``UserInputError`` names the setting; otherwise each of its (setting, file) pairs would fail alone."""
+    from ..checkpoint import load_models
+    from ..enhancement.options import check_model_options, estep_config
+
+    for setting in config.settings:
+        try:
+            estep_config(config.estep, setting.resolved(config.estep))
+        except UserInputError as exc:
+            raise UserInputError(f"--setting {setting.name}: {exc}") from None
+    model = load_models(config.checkpoint)[0]
+    for setting in config.settings:
+        try:
+            check_model_options(model, config.estep, _method_options(config, setting))
+        except UserInputError as exc:
+            raise UserInputError(f"--setting {setting.name}: {exc}") from None
+
+
 def run_tuning(config: TuneConfig) -> TuneReport:
-    """Enhance the validation mixtures with every setting, then write ``tune.json`` and ``tune.md``."""
+    """Check every setting (:func:`check_settings`), enhance the validation mixtures with each, then write
+    ``tune.json`` and ``tune.md``."""
     from .vae_methods import CheckpointMethod, EnsembleMethod
 
+    check_settings(config)
     kind = CheckpointMethod if isinstance(config.checkpoint, Path) else EnsembleMethod
     methods = {s.name: kind(config.checkpoint, config.estep, **_method_options(config, s)) for s in config.settings}
     ev = EvalConfig(

@@ -210,3 +210,17 @@ def test_a_setting_may_choose_its_own_encoder_start(corpus, tmp_path):
     cfg = TuneConfig(manifest=manifest, out_dir=out, checkpoint=ckpt, settings=settings, estep="fast", init="audio")
     assert _method_options(cfg, settings[0])["init"] == "lips"
     assert _method_options(cfg, settings[1])["init"] == "audio"
+
+
+@pytest.mark.parametrize("option", ["init=lips", 'restart_inits=["mouth"]'])
+def test_a_setting_naming_a_missing_encoder_is_refused_before_any_file(corpus, tmp_path, option):
+    """The A-VAE has only an audio encoder: the setting is refused in one line, nothing enhanced (it used to fail
+    every pair of that setting, one by one, exit 1)."""
+    manifest, ckpt = corpus
+    out = tmp_path / "tune"
+    args = ["tune", "--checkpoint", str(ckpt), "--manifest", str(manifest), "--out", str(out), "--estep", "fast"]
+    res = CliRunner().invoke(cli, [*args, "--no-progress", "--setting", "a", "--setting", f"b:{option}"])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [res.output.strip()]
+    assert res.output.startswith("error: --setting b:") and "this checkpoint's encoders are audio" in res.output
+    assert not (out / "results.csv").exists()
