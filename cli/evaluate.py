@@ -19,6 +19,9 @@ from pyro_minvae.errors import UserInputError
 
 
 def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
+    """``LABEL=PATH|NAME`` items -> ``{label: checkpoint file}``."""
+    from pyro_minvae.pretrained import resolve_checkpoint
+
     out: dict[str, Path] = {}
     for spec in specs:
         label, sep, path = spec.partition("=")
@@ -26,7 +29,7 @@ def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
             raise UserInputError(f"--checkpoint {spec!r}: expected LABEL=PATH, e.g. --checkpoint minvae=run/ckpt.pt")
         if label in out:
             raise UserInputError(f"--checkpoint: label {label!r} given twice; use distinct labels")
-        out[label] = Path(path)
+        out[label] = resolve_checkpoint(path)  # a file, else a shipped model's name
     _check_family_labels(out)
     return out
 
@@ -55,11 +58,13 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
     help="Comma list of methods (default: every baseline plus the methods of each checkpoint).",
 )
 @click.option(
+    "-c",
     "--checkpoint",
     "checkpoints",
     multiple=True,
-    metavar="LABEL=PATH",
-    help="A trained model to evaluate (repeatable); its methods are named after LABEL.",
+    metavar="LABEL=PATH|NAME",
+    help="A trained model, or a shipped one (minvae, avae, avcvae), to evaluate (repeatable); its methods are "
+    "named after LABEL.",
 )
 @click.option(
     "--ensemble",

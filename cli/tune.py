@@ -23,12 +23,14 @@ from pyro_minvae.errors import UserInputError
 
 @click.command(name="tune")
 @click.option(
+    "-c",
     "--checkpoint",
     "checkpoints",
-    type=click.Path(dir_okay=False),
     multiple=True,
     required=True,
-    help="Trained model (best.pt); repeat it to tune an ensemble of several (their Wiener gains pooled).",
+    metavar="PATH|NAME",
+    help="Trained model (best.pt) or a shipped model (minvae, avae, avcvae); repeat it to tune an ensemble of "
+    "several (their Wiener gains pooled).",
 )
 @click.option(
     "--setting",
@@ -66,10 +68,10 @@ def command(
     from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
     from pyro_minvae.registry import ESTEPS
 
+    from pyro_minvae.pretrained import resolve_checkpoint
+
     manifest_path = resolve_manifest(manifest)
-    for checkpoint in checkpoints:
-        if not Path(checkpoint).exists():
-            raise UserInputError(f"{checkpoint}: checkpoint not found; check --checkpoint")
+    checkpoints = tuple(resolve_checkpoint(c) for c in checkpoints)  # a file, else a shipped model's name
     if estep not in ESTEPS:
         raise UserInputError(f"--estep {estep!r}: unknown; valid: {', '.join(ESTEPS.names())}")
     metric_names = metric_list(metrics)
@@ -77,7 +79,7 @@ def command(
     cfg = TuneConfig(
         manifest=manifest_path,
         out_dir=Path(out),
-        checkpoint=tuple(map(Path, checkpoints)),
+        checkpoint=checkpoints,
         settings=[Setting.parse(s) for s in settings],
         estep=estep,
         reference=reference,

@@ -61,6 +61,7 @@ def test_failed_file_gives_exit_1_and_lists_it(tmp_path):
         "--methods nope": "unknown method(s) nope",
         "--metrics si_sdr,bogus": "--metrics: unknown bogus",
         "--checkpoint justapath.pt": "expected LABEL=PATH",
+        "-c a=nofile.pt": "nofile.pt: checkpoint not found; pass a trained checkpoint file or a shipped model",
         "--snr loud": "give SNRs in dB",
         "--split train": "no mixture records in split 'train'",
         "--video-degrade blur:1": "expected NAME:VALUE",
@@ -117,3 +118,15 @@ def test_an_option_list_that_names_nothing_is_refused_not_taken_as_all():
             comma_list(value, "--methods")
     with pytest.raises(UserInputError, match="give SNRs in dB"):
         snr_list("loud")
+
+
+def test_a_shipped_model_is_named_like_a_file(manifest, tmp_path):
+    """``-c LABEL=NAME`` evaluates a shipped model (as ``enhance -c NAME`` enhances with it)."""
+    from pyro_minvae.pretrained import pretrained_path
+
+    out = tmp_path / "ev"
+    res = _run("--manifest", manifest, "--out", out, "-c", "a=avae", "--methods", "a-fast", "--snr=-5", "--limit", 1)
+    assert res.exit_code == 0, res.output
+    assert "1 files x 1 methods" in res.output
+    identity = json.loads((out / "run_identity.json").read_text())
+    assert str(pretrained_path("avae")) in identity["methods"]["a-fast"]

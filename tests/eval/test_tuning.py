@@ -224,3 +224,13 @@ def test_a_setting_naming_a_missing_encoder_is_refused_before_any_file(corpus, t
     assert res.output.strip().splitlines() == [res.output.strip()]
     assert res.output.startswith("error: --setting b:") and "this checkpoint's encoders are audio" in res.output
     assert not (out / "results.csv").exists()
+
+
+def test_a_shipped_model_is_named_like_a_file(corpus, tmp_path):
+    """``tune -c avae`` reads the shipped A-VAE: its settings are checked against that model (audio only)."""
+    manifest, _ = corpus
+    args = ["tune", "-c", "avae", "--manifest", str(manifest), "--out", str(tmp_path / "t"), "--estep", "fast"]
+    res = CliRunner().invoke(cli, [*args, "--setting", "a", "--setting", "b:init=lips"])
+    assert res.exit_code == 2 and "error: --setting b: --init lips: this checkpoint's encoders are audio" in res.output
+    res = CliRunner().invoke(cli, [*args, "-c", "nofile.pt", "--setting", "a"])
+    assert res.exit_code == 2 and "nofile.pt: checkpoint not found; pass a trained checkpoint file" in res.output
