@@ -66,9 +66,8 @@ def command(
     from pyro_minvae.evaluation.summary import LABELS
     from pyro_minvae.evaluation.tuning import Setting, TuneConfig, comparison_table, run_tuning
     from pyro_minvae.infer import enhance  # noqa: F401  (registers the E-steps)
-    from pyro_minvae.registry import ESTEPS
-
     from pyro_minvae.pretrained import resolve_checkpoint
+    from pyro_minvae.registry import ESTEPS
 
     manifest_path = resolve_manifest(manifest)
     checkpoints = tuple(resolve_checkpoint(c) for c in checkpoints)  # a file, else a shipped model's name
