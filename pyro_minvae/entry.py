@@ -69,10 +69,24 @@ def run_script(main: Callable[[Sequence[str] | None], int | None], argv: Sequenc
 
     raise_on_stop_signals()
     try:
-        return int(main(argv) or 0)
+        status = int(main(argv) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at interpreter exit
+        return status
+    except BrokenPipeError:  # the reader of stdout went away (``script | head``): stop quietly, as click does
+        _discard_stdout()
+        return 1
     except BaseException as exc:
         ending = user_error_ending(exc)
         if ending is None:
             raise
         print(ending.message, file=sys.stderr, flush=True)
         return ending.exit_code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that flushing what is still buffered at exit cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -83,3 +83,25 @@ def test_a_bug_keeps_its_traceback():
         "import sys\nfrom pyro_minvae.entry import run_script\ndef main(argv): 1 / 0\nsys.exit(run_script(main))"
     )
     assert res.returncode == 1 and "Traceback" in res.stderr and "ZeroDivisionError" in res.stderr
+
+
+def test_a_closed_output_pipe_ends_a_script_quietly():
+    """``script | head``: the reader leaves early; the script stops with status 1 and prints no traceback (it
+    used to end in a BrokenPipeError traceback, or "Exception ignored" at exit)."""
+    code = (
+        "import sys\n"
+        "from pyro_minvae.entry import run_script\n"
+        "def main(argv):\n"
+        "    for i in range(200000):\n"
+        "        print('row', i)\n"
+        "sys.exit(run_script(main))\n"
+    )
+    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    with subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout.readline().startswith("row 0")
+        proc.stdout.close()  # as `head -1` does
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=120) == 1
+    assert stderr == "", stderr
