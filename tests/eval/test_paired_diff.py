@@ -63,16 +63,19 @@ def test_pairs_by_file_across_files_and_methods(script, tmp_path, capsys):
     assert cells[3].startswith("+0.017")  # all: (0.01 + 0.01 + 0.03) / 3
 
 
-def test_bad_operands_are_one_line_errors(tmp_path):
+def test_bad_operands_are_one_line_errors(script, tmp_path):
+    from pyro_minvae.errors import UserInputError
+
     ref = _write(tmp_path / "ref.csv", _rows("default", {"a": 0.4}) + _rows("other", {"a": 0.4}))
     cases = {
-        (str(ref), str(ref)): "holds default, other; pick one with",
         (f"{ref}@nope", f"{ref}@default"): "no rows of method 'nope'",
         (f"{ref}@default", str(tmp_path / "missing.csv")): "missing.csv: cannot read it",
         (f"{ref}@default", f"ref={ref}@other"): "operand names must be distinct",
     }
     for args, message in cases.items():
-        res = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
-        assert res.returncode == 2, res.stderr
-        assert message in res.stderr and "Traceback" not in res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1
+        with pytest.raises(UserInputError, match=message):
+            script.main(list(args))
+    # through the script's entry point: one line on stderr, status 2, no traceback
+    res = subprocess.run([sys.executable, str(SCRIPT), str(ref), str(ref)], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == f"error: {ref}: holds default, other; pick one with {ref}@METHOD"
