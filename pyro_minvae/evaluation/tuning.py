@@ -157,18 +157,13 @@ def _method_options(config: TuneConfig, setting: Setting) -> dict:
 
 
 def check_settings(config: TuneConfig) -> None:
-    """Every setting's options checked before any file is enhanced: their values
-    (:func:`~pyro_minvae.enhancement.options.estep_config`), then against the loaded model(s), e.g. an ``init`` or
-    ``restart_inits`` encoder the checkpoint lacks (:func:`~pyro_minvae.enhancement.options.check_model_options`).
-    ``UserInputError`` names the setting; otherwise each of its (setting, file) pairs would fail alone."""
+    """Every setting's options checked before any file is enhanced, by the check ``enhance`` runs
+    (:func:`~pyro_minvae.enhancement.options.check_model_options`: the values, then what they ask of the loaded
+    model(s), e.g. an ``init`` or ``restart_inits`` encoder the checkpoint lacks). ``UserInputError`` names the
+    setting; otherwise each of its (setting, file) pairs would fail alone."""
     from ..checkpoint import load_models
-    from ..enhancement.options import check_model_options, estep_config
+    from ..enhancement.options import check_model_options
 
-    for setting in config.settings:
-        try:
-            estep_config(config.estep, setting.resolved(config.estep))
-        except UserInputError as exc:
-            raise UserInputError(f"--setting {setting.name}: {exc}") from None
     model = load_models(config.checkpoint)[0]
     for setting in config.settings:
         try:
