@@ -25,6 +25,7 @@ METRICS = ("si_sdr", "pesq_wb", "pesq_nb", "stoi", "estoi")
 def load_operand(spec: str, index: int) -> tuple[str, list[dict]]:
     """``[NAME=]PATH[@METHOD]`` -> ``(NAME, rows renamed to NAME)``; NAME defaults to ``ref``/``cand<i>``."""
     from pyro_minvae.errors import UserInputError
+    from pyro_minvae.evaluation.results import read_rows
 
     name, sep, rest = spec.partition("=")
     if not sep:
@@ -32,10 +33,11 @@ def load_operand(spec: str, index: int) -> tuple[str, list[dict]]:
     path, _, method = rest.partition("@")
     try:
         with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+            header = next(csv.reader(f), [])
+        rows = read_rows(path) if {"method", "id"} <= set(header) else []
     except OSError as exc:
         raise UserInputError(f"{path}: cannot read it ({exc.strerror or exc}); give a results.csv") from None
-    if not rows or "method" not in rows[0]:
+    if not rows:
         raise UserInputError(f"{path}: no result rows (is it a results.csv of evaluate or tune?)")
     methods = sorted({r["method"] for r in rows})
     if not method:
@@ -55,14 +57,16 @@ def main(argv=None) -> int:
     ap.add_argument("--metrics", default=",".join(METRICS))
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    from pyro_minvae.cli.choices import metric_list
     from pyro_minvae.errors import UserInputError
     from pyro_minvae.evaluation.tuning import compare, comparison_table
+
+    metrics = metric_list(args.metrics)  # registered names only (an unknown one would give empty tables)
 
     operands = [load_operand(s, i) for i, s in enumerate([args.reference, *args.candidates])]
     names = [name for name, _ in operands]
     if len(set(names)) != len(names):
         raise UserInputError(f"operand names must be distinct; got {', '.join(names)} (use NAME=PATH)")
-    metrics = [m for m in args.metrics.split(",") if m]
     rows = [r for _, picked in operands for r in picked]
     table = compare(rows, metrics, names[1:], names[0])
     print(f"{table['n_files']} files of {names[0]}; paired difference from {names[0]}")

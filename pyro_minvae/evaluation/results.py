@@ -64,7 +64,6 @@ class ResultsFile:
         self.path = Path(path)
         self.metrics = tuple(metrics)
         self.columns = columns(self.metrics)
-        self._metric_cols = set(self.columns) - set(BASE_COLUMNS)
         self._open()
 
     def _open(self) -> None:
@@ -134,22 +133,26 @@ class ResultsFile:
 
     def read(self) -> List[dict]:
         """All complete rows, numbers as floats, empty cells left out; last row per (method, id) wins."""
-        latest: Dict[Tuple[str, str], dict] = {}
-        with open(self.path, newline="") as f:
-            for raw in csv.DictReader(f):
-                if None in raw or any(v is None for v in raw.values()):
-                    continue  # malformed (truncated) line
-                row: dict = {}
-                for k, v in raw.items():
-                    if v == "" and (k in self._metric_cols or k in FLOAT_COLUMNS):
-                        continue
-                    row[k] = float(v) if (k in self._metric_cols or k in FLOAT_COLUMNS) else v
-                latest[(row["method"], row["id"])] = row
-        return list(latest.values())
+        return read_rows(self.path)
 
     def done_pairs(self, retry_failed: bool = True) -> set:
         """(method, id) pairs already finished (failed ones too unless ``retry_failed``)."""
         return {(r["method"], r["id"]) for r in self.read() if r.get("status") == "ok" or not retry_failed}
+
+
+def read_rows(path: str | Path) -> List[dict]:
+    """The complete rows of a results.csv (read only; its metric columns are the header's), numbers as floats,
+    empty cells left out; last row per (method, id) wins."""
+    latest: Dict[Tuple[str, str], dict] = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        numeric = set(reader.fieldnames or ()) - (set(BASE_COLUMNS) - set(FLOAT_COLUMNS))
+        for raw in reader:
+            if None in raw or any(v is None for v in raw.values()):
+                continue  # malformed (truncated) line
+            row = {k: float(v) if k in numeric else v for k, v in raw.items() if not (v == "" and k in numeric)}
+            latest[(row["method"], row["id"])] = row
+    return list(latest.values())
 
 
 def _cell(v) -> str:

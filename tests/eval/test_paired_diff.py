@@ -71,6 +71,7 @@ def test_bad_operands_are_one_line_errors(script, tmp_path):
         (f"{ref}@nope", f"{ref}@default"): "no rows of method 'nope'",
         (f"{ref}@default", str(tmp_path / "missing.csv")): "missing.csv: cannot read it",
         (f"{ref}@default", f"ref={ref}@other"): "operand names must be distinct",
+        (f"{ref}@default", f"{ref}@other", "--metrics", "estoi,bogus"): "--metrics: unknown bogus",
     }
     for args, message in cases.items():
         with pytest.raises(UserInputError, match=message):
