@@ -31,7 +31,7 @@ def _default_manifest() -> Path:
     "family",
     default="minvae",
     show_default=True,
-    help="Model family (registry MODELS): vae, avae, avcvae, minvae, or one you registered.",
+    help="Model family (registry MODELS): vae, avae, avcvae, minvae, markov-vae, or one you registered.",
 )
 @click.option(
     "--encoders",
@@ -99,6 +99,13 @@ def _default_manifest() -> Path:
 )
 @click.option("--max-frames", default=None, type=int, help="Use at most this many training frames (quick runs).")
 @click.option(
+    "--segment-frames",
+    default=32,
+    show_default=True,
+    type=int,
+    help="A prior that couples frames (markov-vae) trains on contiguous segments of this many frames.",
+)
+@click.option(
     "--augment",
     default=None,
     metavar="tilt=DB,band=P,warp=W",
@@ -148,6 +155,7 @@ def command(
     responsibilities,
     cvae_weight,
     max_frames,
+    segment_frames,
     augment,
     encoder_option,
     model_arg,
@@ -186,6 +194,7 @@ def command(
             seed=seed,
             device=device,
             max_frames=max_frames,
+            segment_frames=segment_frames,
             model_kwargs=model_kwargs,
             augment=parse_augment(augment),
         )

@@ -194,13 +194,32 @@ class FrameDataset:
             self.audio.to(device), {k: v.to(device) for k, v in self.visual.items()}, self.offsets, self.ids, self.cfg
         )
 
-    def batch(self, index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
-        """Model batch for frames ``index``: ``{"audio": (B, F), <modality>: (B, D)}`` float32."""
+    def batch(self, index: torch.Tensor | slice, segments: bool = False) -> dict[str, torch.Tensor]:
+        """Model batch for frames ``index``: ``{"audio": (B, F), <modality>: (B, D)}`` float32.
+
+        ``segments``: add ``"segment_start"`` ``(B,)`` bool (:meth:`segment_starts`), for priors that couple frames.
+        """
         out = {"audio": self.audio[index]}
         for k, v in self.visual.items():
             x = v[index]
             out[k] = x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x
+        if segments:
+            out["segment_start"] = self.segment_starts(index)
         return out
+
+    def segment_starts(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """``(B,)`` bool: the frames of ``index`` that do not continue the frame before them in the batch, i.e. the
+        first of the batch, the first of an utterance, and any frame whose predecessor in ``index`` is not the
+        frame before it in the dataset."""
+        idx = torch.arange(len(self), device=self.audio.device)[index] if isinstance(index, slice) else index
+        idx = idx.to(self.audio.device)
+        first_of_utterance = torch.zeros(len(self) + 1, dtype=torch.bool, device=idx.device)
+        first_of_utterance[self.offsets.to(idx.device)] = True
+        starts = first_of_utterance[idx].clone()
+        if idx.numel():
+            starts[0] = True
+            starts[1:] |= idx[1:] != idx[:-1] + 1
+        return starts
 
     def utterance_of_frame(self) -> torch.Tensor:
         """``(N,)`` utterance index of every frame."""
@@ -231,6 +250,20 @@ class FrameDataset:
         if drop_last and chunks and chunks[-1].numel() < batch_size:
             chunks = chunks[:-1]
         return chunks
+
+    def segment_batches(self, batch_size: int, segment_frames: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """Contiguous segments of ``segment_frames`` frames (an utterance's last may be shorter), in a seeded random
+        order, ``batch_size // segment_frames`` (at least one) per index tensor: batches for a prior that couples
+        consecutive frames. Every frame appears once."""
+        if batch_size < 1 or segment_frames < 1:
+            raise ValueError(f"batch_size and segment_frames must be >= 1; got {batch_size}, {segment_frames}")
+        frames = torch.arange(len(self))
+        segments = []
+        for u in range(len(self.ids)):
+            segments += list(frames[int(self.offsets[u]) : int(self.offsets[u + 1])].split(segment_frames))
+        order = torch.randperm(len(segments), generator=generator).tolist()
+        per_batch = max(1, batch_size // segment_frames)
+        return [torch.cat([segments[i] for i in order[k : k + per_batch]]) for k in range(0, len(order), per_batch)]
 
 
 @dataclass

@@ -7,7 +7,8 @@ marginalised over c)::
 
     ELBO_n = E_q[ log p(x_n | z_n, noise) + log p(z_n) ] + sum_l log s_nl + const
 
-Frames are independent, so the sum over frames gives each frame its own gradient. The M-step is the classic
+Frames are independent under q, so the sum over frames gives each frame its own gradient (with a prior that
+couples frames, from its own term and its successor's). The M-step is the classic
 multiplicative W, H, g update (exponent 1/2, monotone) on the speech variances of ``samples`` draws from q, and
 the output is the Wiener estimate averaged over ``final_samples`` draws from q. ``q`` starts at the encoder mean
 (same initialisation as MCEM) with scale ``init_scale``; the Adam state persists across EM iterations.
@@ -86,10 +87,16 @@ class VEM(EStep):
     ``acceptance`` holds NaN (no MH); ``objective`` the sampled IS cost after each M-step. Mixture priors
     (MIN-VAE) as in MCEM: ``weights`` ``"uniform"`` or ``"model"`` starts pi, and with ``update_weights`` each
     iteration re-estimates the responsibilities from ``samples`` draws of q and ``pi = mean_n r_n``;
-    ``MCEMResult.responsibilities`` reports the last ones. Priors that couple frames are refused (one line).
+    ``MCEMResult.responsibilities`` reports the last ones. Priors that couple frames (a dynamical prior, per-frame
+    terms ``log p(z_n | z_{n-1})`` from its ``closed_form`` or its traced program) are enhanced exactly: the
+    mean-field ELBO is the sum of those terms under q, so its gradient reaches each frame through its own term and
+    its successor's.
     """
 
     config_class = VEMConfig
+
+    def check(self, model, config) -> None:
+        """Every prior with a log-density: nothing to refuse (see the class docstring for coupled frames)."""
 
     def run(
         self,

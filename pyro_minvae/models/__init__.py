@@ -1,6 +1,6 @@
 """Pyro models: the speech model facade, priors, the likelihood and the registered families."""
 
-from . import priors  # noqa: F401  (registers priors)
+from . import markov_prior, priors  # noqa: F401  (registers priors)
 from .. import guides  # noqa: F401  (registers guides)
 from ..nn import decoders, encoders  # noqa: F401  (registers encoders/decoders)
 from .families import build_model

@@ -72,16 +72,18 @@ def build_vae(
     decoder: str = "mlp",
     encoder_options: dict | None = None,
     decoder_options: dict | None = None,
+    prior_options: dict | None = None,
 ) -> SpeechVAE:
     """Single-encoder VAE: A-VAE with ``encoder="audio"``, a visual VAE (V-VAE) with ``encoder="lips"``.
 
     ``encoder_options``: ``{modality: {argument: value}}`` as for MIN-VAE (only ``encoder``'s entry is allowed);
-    ``decoder_options``: extra constructor arguments of the decoder, e.g. ``{"hidden": [256, 256]}``.
+    ``decoder_options``: extra constructor arguments of the decoder, e.g. ``{"hidden": [256, 256]}``;
+    ``prior_options``: extra constructor arguments of the prior, e.g. ``{"hidden": [64]}`` for ``prior="markov"``.
     """
     options = resolved_encoder_options([encoder], encoder_options)
     enc = _encoder(encoder, input_dims, latent_dim, **options[encoder])
     model = SpeechVAE(
-        PRIORS.build(prior, latent_dim=latent_dim),
+        PRIORS.build(prior, latent_dim=latent_dim, **(prior_options or {})),
         _decoder(input_dims, latent_dim, decoder, decoder_options),
         GUIDES.build("gaussian", encoder=enc),
         name=f"vae_{encoder}",
@@ -111,6 +113,35 @@ def build_avae(
         encoder_options=encoder_options,
         decoder_options=decoder_options,
     )
+    model.restart_starts = _restart_schedule()
+    return model
+
+
+@MODELS.register("markov-vae")
+def build_markov_vae(
+    input_dims: dict,
+    latent_dim: int = 32,
+    transition_hidden: Sequence[int] = (128, 128),
+    decoder: str = "mlp",
+    encoder_options: dict | None = None,
+    decoder_options: dict | None = None,
+) -> SpeechVAE:
+    """A-VAE's encoder and decoder with a learned Markov prior ``p(z_n | z_{n-1})`` (``PRIORS["markov"]``, a deep
+    Kalman filter's transition) trained jointly on contiguous segments of frames (``TrainConfig.segment_frames``).
+
+    Enhanced by the fast E-step, or by MCEM with ``--kernel odd-even-mh`` (the frame-wise kernel is refused).
+    """
+    model = build_vae(
+        input_dims,
+        latent_dim,
+        encoder="audio",
+        prior="markov",
+        decoder=decoder,
+        encoder_options=encoder_options,
+        decoder_options=decoder_options,
+        prior_options={"hidden": list(transition_hidden)},
+    )
+    model.name = "markov_vae"
     model.restart_starts = _restart_schedule()
     return model
 

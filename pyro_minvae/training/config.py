@@ -42,6 +42,7 @@ class TrainConfig:
     grad_clip: float | None = None
     max_frames: int | None = None
     augment: dict = field(default_factory=dict)  # random recording channels of the training frames (augment.py)
+    segment_frames: int = 32  # a prior that couples frames trains on contiguous segments this long (frames)
 
     def __post_init__(self):
         for problem in self.problems():
@@ -71,6 +72,7 @@ class TrainConfig:
             "latent_dim": (self.latent_dim, 1),
             "patience": (self.patience, 1),
             "lr_patience": (self.lr_patience, 0),
+            "segment_frames": (self.segment_frames, 2),
         }
         for name, (value, low) in ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

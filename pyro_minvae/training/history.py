@@ -41,7 +41,8 @@ def evaluate(model, dataset: FrameDataset, batch_size: int = 1024, seed: int = 0
     with torch.random.fork_rng(devices=[dataset.device] if dataset.device.type == "cuda" else []):
         pyro.set_rng_seed(seed)
         for idx in torch.arange(len(dataset), device=dataset.device).split(batch_size):
-            per_frame, r = marginalise_components(frame_elbo_terms(model.model, model.guide, dataset.batch(idx)))
+            batch = dataset.batch(idx, segments=not model.prior.frame_factorised)
+            per_frame, r = marginalise_components(frame_elbo_terms(model.model, model.guide, batch))
             total += per_frame.sum().item()
             if r is not None:
                 resp.append(r.cpu())

@@ -161,6 +161,11 @@ class _Run:
         return ChannelAugment.from_dict(self.cfg.augment)
 
     @property
+    def coupled(self) -> bool:
+        """The prior couples consecutive frames: batches are contiguous segments that mark where each starts."""
+        return not self.model.prior.frame_factorised
+
+    @property
     def n_modal(self) -> int:
         return len(self.model.prior.components) if self.model.is_mixture else 0
 
@@ -329,7 +334,10 @@ def _epoch(run: _Run, state: TrainingState, epoch: int, t_run: float):
     if run.objective.needs_epoch_hook:
         run.objective.start_epoch(model, run.train_ds, cfg.batch_size, epoch_seed(cfg.seed, epoch, 10_000))
     gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-    batches = run.train_ds.shuffled_batches(cfg.batch_size * info.world_size, gen)
+    if run.coupled:
+        batches = run.train_ds.segment_batches(cfg.batch_size * info.world_size, cfg.segment_frames, gen)
+    else:
+        batches = run.train_ds.shuffled_batches(cfg.batch_size * info.world_size, gen)
     channels = _ChannelDraws(run, epoch) if run.augment.active else None
     if info.enabled:
         batches = [b for b in batches if b.numel() >= info.world_size]
@@ -410,7 +418,7 @@ class _ChannelDraws:
 def _loss(run: _Run, state: TrainingState, epoch: int, idx: torch.Tensor, channels: _ChannelDraws | None = None):
     """The objective on one batch (through ``channels`` when augmenting); a NaN/infinite loss (or Pyro refusing NaN
     parameters) -> TrainingDiverged."""
-    batch = run.train_ds.batch(idx)
+    batch = run.train_ds.batch(idx, segments=run.coupled)
     if channels is not None:
         batch = channels(batch)
     try:

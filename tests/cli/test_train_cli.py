@@ -62,7 +62,7 @@ def test_train_default_out_dir_and_init_from(manifest, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--model", "nope"], "unknown model 'nope'; valid models: avae, avcvae, minvae, vae"),
+        (["--model", "nope"], "unknown model 'nope'; valid models: avae, avcvae, markov-vae, minvae, vae"),
         (["--model", "minvae", "--encoders", "audio,ears"], "unknown encoder 'ears'; valid encoders:"),
         (["--model", "vae", "--encoders", "audio,lips"], "takes exactly one encoder"),
         (["--model", "avae", "--resume"], "nothing to resume"),
