@@ -404,7 +404,7 @@ def _run_evaluation(config: EvalConfig, methods: Mapping[str, EvaluationMethod])
         write_text_atomic(out / "summary.json", json.dumps({"settings": settings, **summary, "bad": bad}, indent=1))
         write_text_atomic(out / "summary.md", to_markdown(summary, settings=settings, bad=bad))
     if config.figures:  # not deferred: the example figure may run the methods again
-        paths.update(_figures(config, summary, recs, rows, methods))
+        paths.update(_figures(config, summary, recs, rows, methods, reuse=n_pairs == 0))
     wall = time.perf_counter() - t_start
     log.info("evaluate: done in %.1f s; %d failed pair(s)", wall, len(bad))
     return EvalReport(summary=summary, bad=bad, n_items=len(recs), n_evaluated=n_pairs, wall_s=wall, paths=paths)
@@ -545,12 +545,24 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="pair", desc="evaluate")
 
 
+_EXAMPLE_STAMP = "example.json"  # which file and methods the example figures were drawn for
+
+
 def _figures(
-    config: EvalConfig, summary: dict, recs: List[dict], rows: List[dict], methods: Mapping[str, EvaluationMethod]
+    config: EvalConfig,
+    summary: dict,
+    recs: List[dict],
+    rows: List[dict],
+    methods: Mapping[str, EvaluationMethod],
+    reuse: bool = False,
 ) -> Dict[str, str]:
     """metric-vs-SNR plots, the spectrograms of one example (recomputed here unless saved) and, for methods that
     report ``last_info["responsibilities"]`` after a call (``reports_info``), responsibilities next to the mouth
-    opening."""
+    opening.
+
+    ``reuse``: no pair ran in this call (a resume with nothing left), so the example figures an earlier call drew
+    for the same methods (recorded in ``figures/example.json``) are still right and are kept, not recomputed.
+    """
     from .plots import plot_metric_vs_snr, plot_spectrograms
 
     fig_dir = config.out_dir / "figures"
@@ -560,6 +572,13 @@ def _figures(
     rec = _pick_example(config, recs, rows, list(methods))
     if rec is None:
         return paths
+    stamp_path = fig_dir / _EXAMPLE_STAMP
+    stamp = {"id": rec["id"], "methods": list(methods)}
+    if reuse:
+        kept = _kept_example_figures(fig_dir, stamp)
+        if kept is not None:
+            return {**paths, **kept}
+    stamp_path.unlink(missing_ok=True)  # the figures below replace the recorded ones
     try:
         item = _load(rec, config.manifest, config.sample_rate, config.seed, True, config.video_degradation)
         estimates = {}
@@ -582,9 +601,30 @@ def _figures(
             title=f"{item.id} ({rec['noise_type']}, {rec['snr_db']:g} dB)",
         )
         paths["fig_spectrograms"] = str(p)
+        example = {
+            k: Path(v).name for k, v in paths.items() if k == "fig_spectrograms" or k.startswith("fig_responsibilities_")
+        }
+        write_text_atomic(stamp_path, json.dumps({**stamp, "files": example}, indent=1))
     except Exception as exc:  # a figure must not sink the evaluation
         log.warning("example figures skipped: %s", one_line(exc))
     return paths
+
+
+def _kept_example_figures(fig_dir: Path, stamp: dict) -> Optional[Dict[str, str]]:
+    """The example figures recorded in ``fig_dir``'s stamp when they were drawn for ``stamp`` (same file and
+    methods) and all still exist there; else ``None``."""
+    try:
+        recorded = json.loads((fig_dir / _EXAMPLE_STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    files = recorded.get("files") if isinstance(recorded, dict) else None
+    if {k: recorded.get(k) for k in stamp} != stamp or not isinstance(files, dict) or "fig_spectrograms" not in files:
+        return None
+    kept = {k: fig_dir / str(name) for k, name in files.items()}
+    if not all(p.is_file() for p in kept.values()):
+        return None
+    log.info("example figures kept from the earlier run (nothing new to score): %s", kept["fig_spectrograms"])
+    return {k: str(p) for k, p in kept.items()}
 
 
 def _responsibility_figure(fig_dir: Path, name: str, method, item) -> Dict[str, str]:

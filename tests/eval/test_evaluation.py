@@ -318,3 +318,24 @@ def test_responsibility_figure_for_methods_that_expose_them(manifest, tmp_path):
     figs = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
     assert figs == ["responsibilities_mix_c0_pink_5.png", "si_sdr_vs_snr.png", "spectrograms_c0_pink_5.png"]
     assert rep.paths["fig_responsibilities_mix"].endswith("responsibilities_mix_c0_pink_5.png")
+
+
+def test_resume_with_nothing_left_keeps_the_example_figures_without_running_the_methods(manifest, tmp_path):
+    """The example spectrograms re-run every method on one file; a resume that scores nothing keeps the ones drawn
+    for the same file and methods instead (stop 28 measured 7 min of that on the demo), and redraws otherwise."""
+    cfg = _cfg(manifest, tmp_path, metrics=("si_sdr",), figures=True, example_id="c0_pink_5")
+    first = {"mix": WithResponsibilities(), "plain": CountingMethod()}
+    rep = run_evaluation(cfg, first)
+    assert len(first["plain"].calls) == 5  # 4 files + the example
+    again = {"mix": WithResponsibilities(), "plain": CountingMethod()}
+    rep2 = run_evaluation(cfg, again)
+    assert rep2.n_evaluated == 0 and again["plain"].calls == [] and again["mix"].calls == []
+    for key in ("fig_spectrograms", "fig_responsibilities_mix"):
+        assert rep2.paths[key] == rep.paths[key]
+    (tmp_path / "figures" / "spectrograms_c0_pink_5.png").unlink()  # a recorded figure gone: drawn again
+    third = {"mix": WithResponsibilities(), "plain": CountingMethod()}
+    run_evaluation(cfg, third)
+    assert len(third["plain"].calls) == 1 and (tmp_path / "figures" / "spectrograms_c0_pink_5.png").is_file()
+    fewer = {"plain": CountingMethod()}  # another method set: the recorded figure does not apply
+    rep4 = run_evaluation(cfg, fewer)
+    assert len(fewer["plain"].calls) == 1 and "fig_responsibilities_mix" not in rep4.paths
