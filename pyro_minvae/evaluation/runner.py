@@ -602,7 +602,9 @@ def _figures(
         )
         paths["fig_spectrograms"] = str(p)
         example = {
-            k: Path(v).name for k, v in paths.items() if k == "fig_spectrograms" or k.startswith("fig_responsibilities_")
+            k: Path(v).name
+            for k, v in paths.items()
+            if k == "fig_spectrograms" or k.startswith("fig_responsibilities_")
         }
         write_text_atomic(stamp_path, json.dumps({**stamp, "files": example}, indent=1))
     except Exception as exc:  # a figure must not sink the evaluation

@@ -135,7 +135,9 @@ def test_markov_vae_enhances_with_the_fast_e_step_and_the_odd_even_kernel_only()
     spec = torch.randn(F, N, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
     res = vem(model, spec, iterations=2, restarts=1)
     assert torch.isfinite(torch.view_as_real(res.estimate)).all()
-    res = mcem(model, spec, iterations=2, mh_steps=4, burn_in=1, final_mh_steps=4, final_burn_in=1, kernel="odd-even-mh")
+    res = mcem(
+        model, spec, iterations=2, mh_steps=4, burn_in=1, final_mh_steps=4, final_burn_in=1, kernel="odd-even-mh"
+    )
     assert torch.isfinite(torch.view_as_real(res.estimate)).all()
     with pytest.raises(Exception, match="couples frames"):
         mcem(model, spec, iterations=1)
