@@ -19,8 +19,8 @@ registry            contract        what the core calls
 ==================  ==============  ==========================================================================
 
 Frames: the core's E-step kernels assume a target that factorises over STFT frames. A prior whose frames are
-coupled (e.g. a dynamical prior ``p(z_n | z_{n-1})``) sets ``frame_factorised = False``; enhancement then refuses
-it unless the kernel declares ``exact_for_coupled_frames = True``.
+coupled (e.g. a dynamical prior ``p(z_n | z_{n-1})``) sets ``frame_factorised = False``; MCEM then refuses it
+unless the kernel declares ``exact_for_coupled_frames = True`` (the fast E-step is exact for it).
 """
 
 from __future__ import annotations
@@ -322,8 +322,8 @@ def check_frame_factorised(model, what: str) -> None:
     if not model.prior.frame_factorised:
         raise IncompatibleComponentError(
             f"{what}: the prior {type(model.prior).__name__} couples frames (log p(z) does not factorise over "
-            "frames), so frame-wise updates would not be exact; use --method mcem with a kernel exact for coupled "
-            "frames (e.g. --kernel odd-even-mh)"
+            "frames), so frame-wise updates would not be exact; use --method fast, or --method mcem with a kernel "
+            "exact for coupled frames (--kernel odd-even-mh)"
         )
 
 

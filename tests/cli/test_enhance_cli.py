@@ -252,3 +252,16 @@ def test_bad_estep_options_are_one_line(files, tmp_path, opts, message):
     res = _run("--checkpoint", files["avae"], files["noisy"], "-o", tmp_path / "o.wav", *FAST, *opts)
     assert res.exit_code == 2 and message in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "o.wav").exists()
+
+
+def test_a_dynamical_prior_enhances_with_fast_or_the_odd_even_kernel_and_refuses_frame_wise_mcem(files, tmp_path):
+    torch.manual_seed(0)
+    ckpt = tmp_path / "markov.pt"
+    save_checkpoint(ckpt, build_model("markov-vae", input_dims={"audio": CFG.n_freq}, latent_dim=4), CFG)
+    res = _run("-c", ckpt, files["noisy"], "-o", tmp_path / "a.wav", "--iterations", "1")
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "couples frames" in res.output and "--method fast" in res.output and not (tmp_path / "a.wav").exists()
+    for extra in (FAST, ["--iterations", "1", "--kernel", "odd-even-mh"]):
+        res = _run("-c", ckpt, files["noisy"], "-o", tmp_path / "b.wav", "--overwrite", *extra)
+        assert res.exit_code == 0, res.output
+        assert sf.read(tmp_path / "b.wav")[0].shape == sf.read(files["noisy"])[0].shape

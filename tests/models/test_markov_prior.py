@@ -11,6 +11,7 @@ import torch
 from torch.distributions import Normal
 
 from pyro_minvae.checkpoint import load_model
+from pyro_minvae.contracts import IncompatibleComponentError
 from pyro_minvae.infer.mcem import mcem
 from pyro_minvae.infer.vem import FrameGaussian, vem
 from pyro_minvae.models.families import build_model
@@ -139,7 +140,7 @@ def test_markov_vae_enhances_with_the_fast_e_step_and_the_odd_even_kernel_only()
         model, spec, iterations=2, mh_steps=4, burn_in=1, final_mh_steps=4, final_burn_in=1, kernel="odd-even-mh"
     )
     assert torch.isfinite(torch.view_as_real(res.estimate)).all()
-    with pytest.raises(Exception, match="couples frames"):
+    with pytest.raises(IncompatibleComponentError, match="couples frames"):
         mcem(model, spec, iterations=1)
 
 
