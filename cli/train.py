@@ -100,7 +100,7 @@ def _default_manifest() -> Path:
 @click.option("--max-frames", default=None, type=int, help="Use at most this many training frames (quick runs).")
 @click.option(
     "--segment-frames",
-    default=32,
+    default=8,
     show_default=True,
     type=int,
     help="A prior that couples frames (markov-vae) trains on contiguous segments of this many frames.",

@@ -127,8 +127,9 @@ class MarkovPrior(Prior):
 
     def closed_form(self, n_frames: int, cond: torch.Tensor | None = None):
         """Per-frame terms ``log p(z_n | z_{n-1})`` of one chain: ``z (..., N, L) -> (..., N)`` (the E-steps' fast
-        path, tested equal to the traced program). Offered only while the density is this class's own."""
-        if type(self).forward is not MarkovPrior.forward or type(self).transition is not MarkovPrior.transition:
+        path, tested equal to the traced program). Offered only while the program is this class's own (a subclass
+        may change ``transition``: both paths call it)."""
+        if type(self).forward is not MarkovPrior.forward or type(self).chain is not MarkovPrior.chain:
             return None
         starts = torch.zeros(n_frames, dtype=torch.bool, device=self.coef.device)
         starts[:1] = True

@@ -42,7 +42,7 @@ class TrainConfig:
     grad_clip: float | None = None
     max_frames: int | None = None
     augment: dict = field(default_factory=dict)  # random recording channels of the training frames (augment.py)
-    segment_frames: int = 32  # a prior that couples frames trains on contiguous segments this long (frames)
+    segment_frames: int = 8  # a prior that couples frames trains on contiguous segments this long (frames)
 
     def __post_init__(self):
         for problem in self.problems():
