@@ -235,6 +235,14 @@ def _minvae(label: str, path: Path) -> dict:
     return methods
 
 
+def _markov_vae(label: str, path: Path) -> dict:
+    """A prior that couples frames: MCEM runs the odd/even kernel (the frame-wise one refuses it)."""
+    methods = standard_methods(label, path)
+    methods[f"{label}-mcem"] = CheckpointMethod(path, "mcem", kernel="odd-even-mh")
+    return methods
+
+
 for _family in ("vae", "avae", "avcvae"):
     register_checkpoint_methods(_family, standard_methods)
 register_checkpoint_methods("minvae", _minvae)
+register_checkpoint_methods("markov-vae", _markov_vae)
