@@ -139,7 +139,8 @@ INCOMPATIBLE = [
     (
         "family.pt",
         lambda s: s["model_spec"].update(family="nosuch"),
-        "family.pt: cannot rebuild model 'nosuch' (unknown model 'nosuch'; valid models: avae, avcvae, markov-vae, minvae, vae)",
+        "family.pt: cannot rebuild model 'nosuch' (unknown model 'nosuch'; "
+        "valid models: avae, avcvae, markov-vae, minvae, vae)",
     ),
     (
         "latent.pt",
