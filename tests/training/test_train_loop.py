@@ -57,6 +57,7 @@ def test_training_improves_validation_elbo_and_writes_outputs(datasets, tmp_path
         ("minvae", "epoch", {}),
         ("avcvae", "marginal", {}),
         ("avae", "marginal", {"tilt": 6.0, "band": 0.5, "warp": 0.1}),  # the random channels resume too
+        ("markov-vae", "marginal", {}),  # and the shuffled segments of a prior that couples frames
     ],
 )
 def test_resume_is_bit_for_bit(fake_manifest, tmp_path, family, resp, augment):
