@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -213,13 +214,18 @@ class FrameDataset:
         frame before it in the dataset."""
         idx = torch.arange(len(self), device=self.audio.device)[index] if isinstance(index, slice) else index
         idx = idx.to(self.audio.device)
-        first_of_utterance = torch.zeros(len(self) + 1, dtype=torch.bool, device=idx.device)
-        first_of_utterance[self.offsets.to(idx.device)] = True
-        starts = first_of_utterance[idx].clone()
+        starts = self._first_of_utterance[idx]  # advanced indexing: a new tensor, safe to edit
         if idx.numel():
             starts[0] = True
             starts[1:] |= idx[1:] != idx[:-1] + 1
         return starts
+
+    @cached_property
+    def _first_of_utterance(self) -> torch.Tensor:
+        """``(N + 1,)`` bool on the dataset's device: frame i starts an utterance (built once, read every batch)."""
+        out = torch.zeros(len(self) + 1, dtype=torch.bool, device=self.audio.device)
+        out[self.offsets.to(self.audio.device)] = True
+        return out
 
     def utterance_of_frame(self) -> torch.Tensor:
         """``(N,)`` utterance index of every frame."""

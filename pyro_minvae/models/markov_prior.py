@@ -131,9 +131,7 @@ class MarkovPrior(Prior):
         may change ``transition``: both paths call it)."""
         if type(self).forward is not MarkovPrior.forward or type(self).chain is not MarkovPrior.chain:
             return None
-        starts = torch.zeros(n_frames, dtype=torch.bool, device=self.coef.device)
-        starts[:1] = True
-        return self.chain(starts).log_prob
+        return self.chain(chain_starts({}, n_frames, self.coef.device)).log_prob
 
 
 __all__ = ["MarkovPrior", "MarkovGaussian", "chain_starts"]
