@@ -91,7 +91,11 @@ def spoken_text(text: str | None) -> str | None:
     return t or None
 
 
-def _asterisk_clips(pkg: PackageTree, transcripts: dict[str, str]) -> list[SourceClip]:
+def asterisk_clips(pkg: PackageTree, transcripts: Mapping[str, str] | None = None) -> list[SourceClip]:
+    """The spoken prompts of one ``asterisk-core-sounds-<lang>-g722`` package, one speaker per voice folder
+    (``asterisk-<name>``); English ones carry their transcript. ``sha256`` is left empty (:func:`enumerate_clips`
+    fills it)."""
+    transcripts = transcripts or {}
     base = pkg.root / "usr/share/asterisk/sounds"
     if not base.is_dir():
         raise UserInputError(
@@ -166,7 +170,7 @@ def enumerate_clips(packages: Mapping[str, PackageTree]) -> list[SourceClip]:
     clips: list[SourceClip] = []
     for name in ASTERISK_PACKAGES:
         if name in packages:
-            clips += _asterisk_clips(packages[name], transcripts)
+            clips += asterisk_clips(packages[name], transcripts)
     if KLETTRES in packages:
         clips += _klettres_clips(packages[KLETTRES])
     if KTUBERLING in packages:
