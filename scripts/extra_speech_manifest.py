@@ -1,7 +1,8 @@
 """A training corpus widened by extra voices: a copy of a corpus manifest plus the prompts of more Debian speech
 packages as *training-only* speakers. The base records are kept as they are (their paths made absolute), so the
-validation and test splits do not change; the new records are clean audio only (no lips), which the audio-only
-families (``vae``, ``avae``, ``markov-vae``) train on.
+validation and test splits do not change; the new records are clean audio only (no lips), so the audio-only models
+train on them (``avae``, ``markov-vae``, ``vae --encoders audio``); a family that reads the lips refuses them in one
+line.
 
     .venv/bin/python scripts/extra_speech_manifest.py --package asterisk-core-sounds-it-g722 --out RUNS/exp/s30/broad
     pyro-minvae train --model avae --manifest RUNS/exp/s30/broad/manifest.jsonl --epochs 40 --patience 5 --lr 3e-4
