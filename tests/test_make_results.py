@@ -1,16 +1,6 @@
 """scripts/make_results.py keeps the hand-written sections of the page once, whatever the regeneration count."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_results.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("make_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers_scripts import load_script
 
 
 def _block(name: str, body: str) -> str:
@@ -18,7 +8,7 @@ def _block(name: str, body: str) -> str:
 
 
 def test_hand_written_sections_are_kept_once_and_not_repeated_from_the_discussion():
-    mr = _load()
+    mr = load_script("make_results")
     speed, lips = _block("speed", "## Speed\ntable"), _block("lips", "## Lips\nnumbers")
     discussion = f"## Discussion\ntext\n\n{speed}\n"
     page = f"# Results\n\n{discussion}\n\n{speed}\n\n{speed}\n\n{lips}\n\n{lips}\n"  # what older runs left

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,17 +13,13 @@ from pyro_minvae.data.datasets import FrameDataset
 from pyro_minvae.data.prepare.debian import PackageTree
 from pyro_minvae.errors import UserInputError
 
+from helpers_scripts import load_script
 from prepare_fakes import speechlike, write_g722
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extra_speech_manifest.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("extra_speech_manifest", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("extra_speech_manifest")
 
 
 def _base(root: Path) -> Path:

@@ -1,18 +1,16 @@
 """Recording channels (evaluation/channels.py) against their definitions, and scripts/channel_robustness.py on a
 tiny corpus (rows per file, method and channel; a rerun resumes without new work)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from eval_synth import build_manifest
+from helpers_scripts import load_script
 
 from pyro_minvae.evaluation.channels import RECORDING_CHANNELS
 
 SR = 16000
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "channel_robustness.py"
 
 
 def _tone_gain_db(channel, hz: float) -> float:
@@ -49,10 +47,7 @@ def test_the_room_decays_60_db_in_its_rt60_and_is_the_same_room_every_time():
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("channel_robustness", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("channel_robustness")
 
 
 def test_script_writes_a_row_per_file_method_and_channel_and_resumes(tmp_path):

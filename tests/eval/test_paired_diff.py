@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "paired_diff.py"
+from helpers_scripts import SCRIPTS, load_script
+
+SCRIPT = SCRIPTS / "paired_diff.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("paired_diff", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paired_diff")
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
