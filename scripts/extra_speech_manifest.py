@@ -11,7 +11,7 @@ line.
 ``apt-get download`` like ``prepare demo``'s). Each spoken prompt becomes one record (resampled to 16 kHz, silence
 trimmed, loudness normalised as the demo corpus's clips); prompts already in the base corpus (same checksum) and
 ones shorter than 0.5 s after trimming are left out. A voice that is already a speaker of the base corpus is
-refused: it would join the training split from another split. ``OUT`` must not hold a manifest yet; the folder is
+refused: it would join the training split from another split. ``OUT`` must be new (or an empty folder); it is
 written in full or not at all. Measured use: docs/algorithms.md, "Training-data breadth (stop 30, not pursued)".
 """
 
@@ -99,17 +99,20 @@ def build(base_manifest: Path, packages: Mapping, out: Path) -> Path:
     from pyro_minvae.data.manifest import read_manifest, write_manifest
     from pyro_minvae.errors import UserInputError
 
-    if (out / "manifest.jsonl").exists():
-        raise UserInputError(f"{out}: already holds a manifest; give another --out folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserInputError(f"{out}: exists and is not an empty folder; give a new --out folder")
     base = read_manifest(base_manifest)
     staging = out.parent / f".{out.name}.partial"
-    if staging.exists():  # left by an interrupted run
-        shutil.rmtree(staging)
+    shutil.rmtree(staging, ignore_errors=True)  # left by a run killed outright
     staging.mkdir(parents=True)
-    extra = extra_records(packages, base, staging)
-    if not extra:
-        raise UserInputError(f"{', '.join(sorted(packages))}: no speech prompts found; check the package names")
-    write_manifest(staging / "manifest.jsonl", absolute_paths(base, base_manifest) + extra)
+    try:
+        extra = extra_records(packages, base, staging)
+        if not extra:
+            raise UserInputError(f"{', '.join(sorted(packages))}: no speech prompts found; check the package names")
+        write_manifest(staging / "manifest.jsonl", absolute_paths(base, base_manifest) + extra)
+    except BaseException:  # an error or Ctrl-C: nothing half-written stays behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     replace_directory(staging, out)
     minutes = sum(r["duration"] for r in extra) / 60
     speakers = sorted({r["speaker"] for r in extra})

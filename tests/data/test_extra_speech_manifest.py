@@ -76,10 +76,11 @@ def test_refusals_leave_nothing_behind(script, tmp_path):
         script.build(base, clash, tmp_path / "wide")
     assert not (tmp_path / "wide").exists()
     (tmp_path / "taken").mkdir()
-    (tmp_path / "taken" / "manifest.jsonl").write_text("keep\n")
-    with pytest.raises(UserInputError, match="already holds a manifest"):
+    (tmp_path / "taken" / "notes.txt").write_text("keep\n")
+    with pytest.raises(UserInputError, match="not an empty folder"):
         script.build(base, _package(tmp_path / "pk2", "it_IT_m_Carlo"), tmp_path / "taken")
-    assert (tmp_path / "taken" / "manifest.jsonl").read_text() == "keep\n"
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]
+    assert not list(tmp_path.glob(".*.partial"))
 
 
 def test_prompts_already_in_the_base_are_left_out(script, tmp_path):
