@@ -83,14 +83,11 @@ def extra_records(packages: Mapping, base: list[dict], staging: Path) -> list[di
 
 
 def absolute_paths(records: list[dict], manifest: Path) -> list[dict]:
-    """The records with their file fields (``audio``, ``clean``, ``lips``, ``landmarks``) resolved against the
-    manifest's folder, so that they stay valid from another folder."""
-    from pyro_minvae.data.manifest import resolve
+    """The records with their file fields (``manifest.FILE_FIELDS``) resolved against the manifest's folder, so
+    that they stay valid from another folder."""
+    from pyro_minvae.data.manifest import FILE_FIELDS, resolve
 
-    return [
-        {**r, **{k: str(resolve(manifest, r[k])) for k in ("audio", "clean", "lips", "landmarks") if r.get(k)}}
-        for r in records
-    ]
+    return [{**r, **{k: str(resolve(manifest, r[k])) for k in FILE_FIELDS if r.get(k)}} for r in records]
 
 
 def build(base_manifest: Path, packages: Mapping, out: Path) -> Path:

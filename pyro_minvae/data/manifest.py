@@ -33,6 +33,7 @@ from ..errors import UserInputError
 
 SPLITS = ("train", "valid", "test")
 KINDS = ("clean", "mixture", "noisy")  # ``enhance --manifest`` takes mixture and noisy records (enhancement.batch)
+FILE_FIELDS = ("audio", "clean", "lips", "landmarks", "video")  # record fields holding a path (relative or absolute)
 MAX_ID_BYTES = 200  # ids become file names (``ID.wav``): stay below the usual 255-byte limit with room for suffixes
 
 # Characters kept as they are in ids made from file paths; anything else (path separators, ``%``, ``~``, control

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..atomic import remove_stale_temps, write_text_atomic
-from ..data.manifest import read_manifest, resolve, select, sha256_file
+from ..data.manifest import FILE_FIELDS, read_manifest, resolve, select, sha256_file
 from ..errors import Interrupted, UserInputError
 from ..parallel import deferred_stop, run_tasks, stop_signals, take_shard
 
@@ -36,7 +36,6 @@ log = logging.getLogger("pyro_minvae")
 
 ENHANCEABLE_KINDS = ("mixture", "noisy")
 STAMP_NAME = "enhance-stamp.json"
-INPUT_FIELDS = ("audio", "clean", "lips", "landmarks", "video")
 DEFAULT_BATCH_THREADS = 1  # torch threads per worker; 1 is fastest on a shared 2-core machine (docs/cli.md)
 
 
@@ -143,7 +142,7 @@ def output_paths(
         paths[rid] = path
     inputs = {Path(manifest).resolve(): "the manifest"}
     for r in all_records if all_records is not None else records:
-        for key in INPUT_FIELDS:
+        for key in FILE_FIELDS:
             if isinstance(r.get(key), str):
                 inputs[resolve(manifest, r[key]).resolve()] = f"the {key} input of record {r.get('id')!r}"
     for rid, path in paths.items():

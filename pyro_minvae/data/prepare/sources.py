@@ -93,8 +93,8 @@ def spoken_text(text: str | None) -> str | None:
 
 def asterisk_clips(pkg: PackageTree, transcripts: Mapping[str, str] | None = None) -> list[SourceClip]:
     """The spoken prompts of one ``asterisk-core-sounds-<lang>-g722`` package, one speaker per voice folder
-    (``asterisk-<name>``); English ones carry their transcript. ``sha256`` is left empty (:func:`enumerate_clips`
-    fills it)."""
+    (``asterisk-<name>``); English ones carry their text from ``transcripts``. ``sha256`` is left empty
+    (:func:`enumerate_clips` fills it)."""
     transcripts = transcripts or {}
     base = pkg.root / "usr/share/asterisk/sounds"
     if not base.is_dir():
