@@ -97,6 +97,13 @@ def _default_manifest() -> Path:
     type=float,
     help="AV-CVAE: weight of the reconstruction-from-prior term.",
 )
+@click.option(
+    "--kl-weight",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Weight of the latents' KL in the training loss (a beta-VAE; 1: the ELBO). Validation scores the ELBO.",
+)
 @click.option("--max-frames", default=None, type=int, help="Use at most this many training frames (quick runs).")
 @click.option(
     "--segment-frames",
@@ -154,6 +161,7 @@ def command(
     init_from,
     responsibilities,
     cvae_weight,
+    kl_weight,
     max_frames,
     segment_frames,
     augment,
@@ -191,6 +199,7 @@ def command(
             patience=patience,
             responsibilities=responsibilities,
             cvae_weight=cvae_weight,
+            kl_weight=kl_weight,
             seed=seed,
             device=device,
             max_frames=max_frames,

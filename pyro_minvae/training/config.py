@@ -37,6 +37,7 @@ class TrainConfig:
     responsibilities: str = "marginal"
     objective: str | None = None  # None: by model capability
     cvae_weight: float = 0.5
+    kl_weight: float = 1.0  # beta of a beta-VAE: the training loss weighs the latents' KL by this (1: the ELBO)
     seed: int = 0
     device: str = "cpu"
     grad_clip: float | None = None
@@ -92,6 +93,8 @@ class TrainConfig:
             out.append(f"lr_factor {self.lr_factor}: must be between 0 and 1 (exclusive)")
         if not (isinstance(self.cvae_weight, (int, float)) and 0 <= self.cvae_weight <= 1):
             out.append(f"--cvae-weight {self.cvae_weight}: must be between 0 and 1")
+        if not is_positive_number(self.kl_weight):
+            out.append(f"--kl-weight {self.kl_weight}: must be a finite number > 0 (1: the plain ELBO)")
         try:
             ChannelAugment.from_dict(self.augment)
         except (TypeError, ValueError) as exc:

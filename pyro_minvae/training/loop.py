@@ -47,7 +47,7 @@ from .augment import ChannelAugment
 from .builders import make_model, spec_difference
 from .config import TrainConfig, check_device_available
 from .history import evaluate, responsibility_line, responsibility_report, write_csv
-from .objectives import OBJECTIVES, default_objective
+from .objectives import OBJECTIVES, default_objective, kl_weighted
 from .run_folder import RUN_FILES, check_resume, check_run_folder, data_fingerprint, remove_stale_files, run_files
 from .state import TrainingState
 from .tensorboard import TensorBoardLog
@@ -422,7 +422,8 @@ def _loss(run: _Run, state: TrainingState, epoch: int, idx: torch.Tensor, channe
     if channels is not None:
         batch = channels(batch)
     try:
-        loss, resp = run.objective.loss(run.model, batch, idx)
+        with kl_weighted(run.cfg.kl_weight):
+            loss, resp = run.objective.loss(run.model, batch, idx)
     except ValueError as exc:
         # Pyro's distribution checks refuse a scale that overflowed (exp of a huge log-variance) or NaN parameters;
         # after steps of this run that moved the parameters there, that is divergence, not a bug

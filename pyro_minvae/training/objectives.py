@@ -20,6 +20,8 @@ programs (``model.model``, ``model.guide``, ``model.prior_guide``) through Pyro'
 
 :func:`default_objective` picks one from the model's capabilities (mixture prior -> mixture objective,
 conditioning network -> cvae, else elbo), so a new family needs no entry here.
+
+:func:`kl_weighted` weighs every objective's latent terms (a beta-VAE, ``TrainConfig.kl_weight``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import contextlib
 
 import pyro
 import torch
+from pyro.poutine.messenger import Messenger
 
 from ..contracts import ExplicitPrior
 from ..registry import Registry
@@ -151,6 +154,29 @@ class EpochMixtureObjective(Objective):
         q = self.responsibilities[index.to(self.responsibilities.device)]
         batch = dict(batch, responsibilities=q)
         return self.elbo.differentiable_loss(model.model, model.guide, batch), q
+
+
+class _LatentScale(Messenger):
+    """Multiply the log-density of every latent (not observed) sample site by ``weight``, in model and guide."""
+
+    def __init__(self, weight: float):
+        super().__init__()
+        self.weight = float(weight)
+
+    def _process_message(self, msg):
+        if msg["type"] == "sample" and not msg["is_observed"]:
+            msg["scale"] = msg["scale"] * self.weight
+
+
+def kl_weighted(weight: float):
+    """Context in which any objective's ELBO becomes ``E_q log p(x|z) - weight * KL`` (a beta-VAE, beta = weight).
+
+    Every latent site's ``log p`` (model) and ``log q`` (guide) is scaled by ``weight``, so the KL terms of z (and
+    the prior weights' ``log pi`` of a mixture) are weighed and the likelihood is not. ``weight = 1`` is the plain
+    ELBO and adds no handler at all. Validation and checkpoint selection keep the plain ELBO; the epoch log's
+    ``train_elbo`` is the weighted objective (as it is AV-CVAE's weighted sum).
+    """
+    return contextlib.nullcontext() if weight == 1 else _LatentScale(weight)
 
 
 def _cuda_devices(device) -> list:

@@ -44,6 +44,17 @@ def test_train_minvae_writes_checkpoints_and_reports_responsibilities(manifest, 
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
 
+def test_kl_weight_is_stored_and_a_resume_may_not_change_it(manifest, tmp_path):
+    out = tmp_path / "beta"
+    args = ["--model", "avae", "--manifest", manifest, "--out", out, "--batch-size", 16, "--latent-dim", 4]
+    args += ["--max-frames", 40, "--epochs", 1]
+    res = _run(*args, "--kl-weight", 2)
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(out / "best.pt")["train_config"]["kl_weight"] == 2.0
+    res = CliRunner().invoke(cli, ["train", "--no-progress", *map(str, args), "--epochs", 2, "--resume"])
+    assert res.exit_code == 2 and "kl_weight: 2.0 in the checkpoint, 1.0 now" in res.output, res.output
+
+
 def test_train_default_out_dir_and_init_from(manifest, tmp_path):
     from pyro_minvae.paths import cache_dir
 

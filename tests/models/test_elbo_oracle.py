@@ -14,7 +14,7 @@ import torch
 from pyro import poutine
 
 from pyro_minvae.infer.objectives import MarginalMixtureELBO, component_responsibilities
-from pyro_minvae.training.objectives import OBJECTIVES
+from pyro_minvae.training.objectives import OBJECTIVES, kl_weighted
 from pyro_minvae.models import build_model
 
 F, B, L = 513, 6, 4
@@ -71,6 +71,48 @@ def test_vae_elbo_matches_hand_computation(batch, encoder):
         - log_normal(z, loc, scale)
     ).sum()
     torch.testing.assert_close(-loss, elbo, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("weight", [0.25, 3.0])
+def test_kl_weight_scales_the_latent_terms_only(batch, weight):
+    """beta-VAE: -loss = log p(x|z) + beta (log p(z) - log q(z|x)), written out for A-VAE."""
+    model = build_model("avae", input_dims=DIMS, latent_dim=L).eval()
+    guide_tr = poutine.trace(model.guide).get_trace(batch)
+    z = guide_tr.nodes["z"]["value"]
+    with kl_weighted(weight):
+        loss = pyro.infer.Trace_ELBO().differentiable_loss(
+            model.model, poutine.replay(model.guide, trace=guide_tr), batch
+        )
+    loc, scale = enc_gauss(model.guide_net.encoder, batch["audio"])
+    loglik = log_power(batch["audio"], model.decoder.out(model.decoder.body(z)))
+    kl = log_normal(z, loc, scale) - log_normal(z, torch.zeros(L), torch.ones(L))
+    torch.testing.assert_close(-loss, (loglik - weight * kl).sum(), rtol=1e-5, atol=1e-3)
+    # the training objective under the handler; weight 1 is the plain ELBO
+    pyro.set_rng_seed(4)
+    with kl_weighted(1.0):
+        plain, _ = OBJECTIVES.build("elbo").loss(model, batch, None)
+    pyro.set_rng_seed(4)
+    torch.testing.assert_close(plain, pyro.infer.Trace_ELBO().differentiable_loss(model.model, model.guide, batch))
+
+
+def test_kl_weight_in_the_mixture_objective_weighs_each_components_latent_terms(batch):
+    """MIN-VAE's per-component terms become log p(x|z_m) + beta (log pi_m + log p(z_m|m) - log q_m(z_m)), and the
+    marginal objective is their logsumexp (the oracle's terms with the latent part scaled)."""
+    beta = 0.5
+    model = build_model("minvae", input_dims=DIMS, latent_dim=L).eval()
+    with torch.no_grad():
+        model.prior.loc.normal_()
+        model.prior.set_weights(torch.tensor([0.3, 0.7]))
+    pyro.set_rng_seed(9)
+    with kl_weighted(beta):
+        loss, resp = OBJECTIVES.build("mixture-marginal").loss(model, batch, None)
+    pyro.set_rng_seed(9)
+    z = poutine.trace(poutine.enum(model.guide, first_available_dim=-2)).get_trace(batch).nodes["z"]["value"]
+    _, terms = _mixture_oracle(model, batch, z, torch.full((B, 2), 0.5))
+    loglik = torch.stack([log_power(batch["audio"], model.decoder.out(model.decoder.body(zm))) for zm in z])
+    weighted = loglik + beta * (terms - loglik)
+    torch.testing.assert_close(loss, -torch.logsumexp(weighted, 0).sum(), rtol=1e-5, atol=1e-2)
+    torch.testing.assert_close(resp, torch.softmax(weighted, 0).T, rtol=1e-4, atol=1e-5)
 
 
 def test_avcvae_elbo_and_prior_term_match_hand_computation(batch):

@@ -208,6 +208,8 @@ def test_two_concurrent_trainings_one_refused(corpus, tmp_path):
         "--lr -1e-3": "the learning rate must be a finite number > 0",
         "--cvae-weight 1.5": "--cvae-weight 1.5: must be between 0 and 1",
         "--cvae-weight nan": "--cvae-weight nan: must be between 0 and 1",
+        "--kl-weight 0": "--kl-weight 0.0: must be a finite number > 0 (1: the plain ELBO)",
+        "--kl-weight inf": "--kl-weight inf: must be a finite number > 0",
         "--model minvae --encoders audio,audio": "--encoders audio,audio: audio given twice",
         "--model minvae --encoders audio,,lips": "give encoder names separated by commas",
         "--model minvae --encoder-option lips.bogus=1": (
