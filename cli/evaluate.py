@@ -19,14 +19,20 @@ from pyro_minvae.errors import UserInputError
 
 
 def _checkpoints(specs: tuple[str, ...]) -> dict[str, Path]:
-    """``LABEL=PATH|NAME`` items -> ``{label: checkpoint file}``."""
-    from pyro_minvae.pretrained import resolve_checkpoint
+    """``LABEL=PATH|NAME`` or ``NAME`` items -> ``{label: checkpoint file}`` (a shipped model's name alone is its own
+    label: ``avae`` is ``avae=avae``)."""
+    from pyro_minvae.pretrained import CATALOGUE, resolve_checkpoint
 
     out: dict[str, Path] = {}
     for spec in specs:
         label, sep, path = spec.partition("=")
+        if not sep and spec in CATALOGUE:
+            label, sep, path = spec, "=", spec
         if not sep or not label or not path:
-            raise UserInputError(f"--checkpoint {spec!r}: expected LABEL=PATH, e.g. --checkpoint minvae=run/ckpt.pt")
+            raise UserInputError(
+                f"--checkpoint {spec!r}: expected LABEL=PATH (e.g. --checkpoint mine=run/ckpt.pt) or a shipped "
+                f"model's name ({', '.join(CATALOGUE)})"
+            )
         if label in out:
             raise UserInputError(f"--checkpoint: label {label!r} given twice; use distinct labels")
         out[label] = resolve_checkpoint(path)  # a file, else a shipped model's name
@@ -64,7 +70,7 @@ def _check_family_labels(ckpts: dict[str, Path]) -> None:
     multiple=True,
     metavar="LABEL=PATH|NAME",
     help="A trained model, or a shipped one (minvae, avae, avcvae), to evaluate (repeatable); its methods are "
-    "named after LABEL.",
+    "named after LABEL. A shipped model's name alone is its own label (-c avae).",
 )
 @click.option(
     "--ensemble",

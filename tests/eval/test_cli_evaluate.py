@@ -60,7 +60,7 @@ def test_failed_file_gives_exit_1_and_lists_it(tmp_path):
     {
         "--methods nope": "unknown method(s) nope",
         "--metrics si_sdr,bogus": "--metrics: unknown bogus",
-        "--checkpoint justapath.pt": "expected LABEL=PATH",
+        "--checkpoint justapath.pt": "expected LABEL=PATH (e.g. --checkpoint mine=run/ckpt.pt) or a shipped model",
         "-c a=nofile.pt": "nofile.pt: checkpoint not found; pass a trained checkpoint file or a shipped model",
         "--snr loud": "give SNRs in dB",
         "--split train": "no mixture records in split 'train'",
@@ -130,3 +130,14 @@ def test_a_shipped_model_is_named_like_a_file(manifest, tmp_path):
     assert "1 files x 1 methods" in res.output
     identity = json.loads((out / "run_identity.json").read_text())
     assert str(pretrained_path("avae")) in identity["methods"]["a-fast"]
+
+
+def test_a_shipped_models_name_alone_is_its_own_label(manifest, tmp_path):
+    """``-c avae`` is ``-c avae=avae`` (the way ``enhance`` and ``tune`` name shipped models)."""
+    from pyro_minvae.pretrained import pretrained_path
+
+    out = tmp_path / "ev"
+    res = _run("--manifest", manifest, "--out", out, "-c", "avae", "--methods", "avae-fast", "--snr=-5", "--limit", 1)
+    assert res.exit_code == 0, res.output
+    identity = json.loads((out / "run_identity.json").read_text())
+    assert str(pretrained_path("avae")) in identity["methods"]["avae-fast"]
