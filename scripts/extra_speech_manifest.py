@@ -18,7 +18,6 @@ written in full or not at all. Measured use: docs/algorithms.md, "Training-data 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from typing import Mapping
@@ -82,35 +81,18 @@ def extra_records(packages: Mapping, base: list[dict], staging: Path) -> list[di
     return out
 
 
-def absolute_paths(records: list[dict], manifest: Path) -> list[dict]:
-    """The records with their file fields (``manifest.FILE_FIELDS``) resolved against the manifest's folder, so
-    that they stay valid from another folder."""
-    from pyro_minvae.data.manifest import FILE_FIELDS, resolve
-
-    return [{**r, **{k: str(resolve(manifest, r[k])) for k in FILE_FIELDS if r.get(k)}} for r in records]
-
-
 def build(base_manifest: Path, packages: Mapping, out: Path) -> Path:
     """Write ``out/manifest.jsonl`` (base records + the packages' prompts) and the new wavs; returns its path."""
-    from pyro_minvae.atomic import replace_directory
+    from pyro_minvae.data.derived import absolute_paths, staged_corpus
     from pyro_minvae.data.manifest import read_manifest, write_manifest
     from pyro_minvae.errors import UserInputError
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserInputError(f"{out}: exists and is not an empty folder; give a new --out folder")
-    base = read_manifest(base_manifest)
-    staging = out.parent / f".{out.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)  # left by a run killed outright
-    staging.mkdir(parents=True)
-    try:
+    with staged_corpus(out) as staging:
+        base = read_manifest(base_manifest)
         extra = extra_records(packages, base, staging)
         if not extra:
             raise UserInputError(f"{', '.join(sorted(packages))}: no speech prompts found; check the package names")
         write_manifest(staging / "manifest.jsonl", absolute_paths(base, base_manifest) + extra)
-    except BaseException:  # an error or Ctrl-C: nothing half-written stays behind
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    replace_directory(staging, out)
     minutes = sum(r["duration"] for r in extra) / 60
     speakers = sorted({r["speaker"] for r in extra})
     print(

@@ -101,24 +101,3 @@ def test_prompts_already_in_the_base_are_left_out(script, tmp_path):
 def test_cli_refuses_other_packages_in_one_line(script, capsys):
     with pytest.raises(UserInputError, match="only asterisk-core-sounds-<lang>-g722"):
         script.main(["--package", "klettres-data", "--out", "/nonexistent/x"])
-
-
-def test_every_file_field_is_made_absolute(script, tmp_path):
-    record = {
-        "id": "a",
-        "split": "test",
-        "kind": "mixture",
-        "audio": "m/a.wav",
-        "clean": "m/a.clean.wav",
-        "lips": "lips/a.npy",
-        "landmarks": "/abs/a.npy",
-        "snr_db": 0,
-    }
-    (got,) = script.absolute_paths([record], tmp_path / "manifest.jsonl")
-    assert got == {
-        **record,
-        "audio": str(tmp_path / "m/a.wav"),
-        "clean": str(tmp_path / "m/a.clean.wav"),
-        "lips": str(tmp_path / "lips/a.npy"),
-        "landmarks": "/abs/a.npy",
-    }

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyro_minvae.data.prepare.noise import NoiseBank, babble, load_ambiences, pink_noise, white_noise
+from pyro_minvae.data.prepare.noise import (
+    NoiseBank,
+    babble,
+    load_ambiences,
+    pink_noise,
+    transient_noise,
+    white_noise,
+)
 from prepare_fakes import fake_packages
 
 
@@ -24,11 +31,28 @@ def test_white_and_pink_spectra():
     assert np.mean(pink.astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-3)
 
 
+def test_transient_noise_is_sparse_bursts_on_a_faint_floor():
+    """Bursts shorter than an analysis frame at about 4 per second: most 10 ms frames sit on the floor, 25 dB below
+    the bursts' mean power, and the loudest few hold most of the energy (a Gaussian noise has kurtosis 3)."""
+    sr, seconds = 16000, 30
+    x = transient_noise(sr * seconds, np.random.default_rng(1), sr).astype(np.float64)
+    assert x.shape == (sr * seconds,) and np.mean(x**2) == pytest.approx(1.0, rel=1e-3)
+    frames = (x.reshape(-1, 160) ** 2).mean(1)  # 10 ms frames
+    floor_db = 10 * np.log10(np.median(frames) / frames.mean())
+    assert -32 < floor_db < -12  # the median frame is floor
+    loud = np.sort(frames)[::-1]
+    assert loud[: len(loud) // 10].sum() > 0.7 * loud.sum()  # a tenth of the frames hold most of the energy
+    assert np.mean(x**4) / np.mean(x**2) ** 2 > 10
+    onsets = np.flatnonzero((frames[1:] > 30 * np.median(frames)) & (frames[:-1] <= 30 * np.median(frames)))
+    assert 2.0 < len(onsets) / seconds < 5.0  # about 4 bursts per second (overlaps merge a few)
+
+
 def test_synthetic_noise_is_seeded():
     bank = NoiseBank()
-    a = bank.sample("pink", 1000, np.random.default_rng(5))
-    b = bank.sample("pink", 1000, np.random.default_rng(5))
-    np.testing.assert_array_equal(a, b)
+    for kind in ("pink", "transient"):
+        a = bank.sample(kind, 16000, np.random.default_rng(5))
+        b = bank.sample(kind, 16000, np.random.default_rng(5))
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(KeyError):
         bank.sample("jackhammer", 10, np.random.default_rng(0))
 

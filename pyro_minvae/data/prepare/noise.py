@@ -5,7 +5,9 @@
   files of a category concatenated with short cross-fades into one loop;
 - white: i.i.d. Gaussian; pink: Gaussian with a 1/f power spectrum (shaped in the frequency domain);
 - babble: the sum of 4-8 speech utterances of distinct speakers, each at unit active power, drawn from a pool
-  the caller chooses (speakers outside the target's split).
+  the caller chooses (speakers outside the target's split);
+- transient (not in the demo corpus; a stress test, ``scripts/remix_manifest.py``): knocks and clicks, see
+  :func:`transient_noise`.
 
 Every sample is ``(T,)`` float32 with unit mean power; the caller sets the level (see ``data.mixing``).
 """
@@ -31,7 +33,7 @@ AMBIENCE_CATEGORIES: dict[str, tuple[str, ...]] = {
     "rail": ("RailTrain",),
     "construction": ("MonumentConstruction", "Build"),
 }
-SYNTHETIC = ("white", "pink", "babble")
+SYNTHETIC = ("white", "pink", "babble", "transient")
 CROSSFADE_S = 0.05
 
 
@@ -67,6 +69,46 @@ def pink_noise(length: int, rng: np.random.Generator) -> np.ndarray:
     return _unit_power(np.fft.irfft(spec, n)[:length])
 
 
+def transient_noise(
+    length: int,
+    rng: np.random.Generator,
+    sr: int = 16000,
+    rate_hz: float = 4.0,
+    decay_s: tuple[float, float] = (0.005, 0.040),
+    level_db: float = 20.0,
+    floor_db: float = -25.0,
+) -> np.ndarray:
+    """Knocks and clicks on a faint pink floor, unit power, ``(length,)``.
+
+    Bursts start at Poisson times (``rate_hz`` per second). Each is white noise through a 2nd-order Butterworth
+    band-pass (lower edge 150-3000 Hz, upper edge 2-8 times that, at most 7.8 kHz) under an exponential decay whose
+    time constant is drawn from ``decay_s`` (seconds), cut after three time constants; burst powers are spread
+    uniformly over ``level_db`` dB. A pink floor ``floor_db`` dB below the bursts' mean power fills the gaps. A
+    burst is shorter than one analysis frame (64 ms), like the knocks and breath bursts of real recordings.
+    """
+    from scipy import signal
+
+    out = np.zeros(length, dtype=np.float64)
+    t = float(rng.exponential(1.0 / rate_hz))
+    while int(t * sr) < length:
+        start = int(t * sr)
+        tau = float(rng.uniform(*decay_s))
+        n = max(1, int(3 * tau * sr))
+        lo = float(rng.uniform(150.0, 3000.0))
+        hi = min(lo * float(rng.uniform(2.0, 8.0)), 7800.0)
+        b, a = signal.butter(2, [lo, hi], btype="band", fs=sr)
+        burst = signal.lfilter(b, a, rng.standard_normal(n)) * np.exp(-np.arange(n) / (tau * sr))
+        burst *= 10 ** (rng.uniform(-level_db / 2, level_db / 2) / 20) / (np.sqrt(np.mean(burst**2)) + 1e-12)
+        stop = min(length, start + n)
+        out[start:stop] += burst[: stop - start]
+        t += float(rng.exponential(1.0 / rate_hz))
+    power = float(np.mean(out**2)) if length else 0.0
+    floor = pink_noise(length, rng).astype(np.float64)
+    if power > 0:
+        floor *= np.sqrt(power * 10 ** (floor_db / 10))
+    return _unit_power(out + floor)
+
+
 @dataclass
 class NoiseBank:
     """Noise sources at ``sample_rate``: ambience loops by category and a babble pool of speech by speaker."""
@@ -96,6 +138,8 @@ class NoiseBank:
             return white_noise(length, rng)
         if noise_type == "pink":
             return pink_noise(length, rng)
+        if noise_type == "transient":
+            return transient_noise(length, rng, self.sample_rate)
         if noise_type == "babble":
             if not babble_pool or len(babble_pool) < 4:
                 raise ValueError("babble needs a pool of utterances from at least 4 speakers")
