@@ -43,7 +43,7 @@ def remixed_records(
     ``remixed_from`` naming the original record. The noise of a (record, type) pair is drawn from a generator
     seeded by ``seed``, the record's id and the type, so a rebuild writes the same samples.
     """
-    from ..data.prepare.demo import stable_seed
+    from .prepare.demo import stable_seed
 
     unknown = [t for t in noise_types if t not in bank.types]
     if unknown:
