@@ -15,7 +15,8 @@ import numpy as np
 
 from ..audio_io import load_audio, write_audio
 from ..errors import UserInputError
-from .manifest import resolve, sha256_file
+from .derived import absolute_paths
+from .manifest import sha256_file
 from .mixing import mix
 from .prepare.noise import NoiseBank
 
@@ -56,8 +57,8 @@ def remixed_records(
         raise UserInputError(f"{manifest}: no mixture records in split {split!r}; choose another --split")
     out: list[dict] = []
     sr = bank.sample_rate
-    for r in mixtures:
-        reference = load_audio(resolve(manifest, r["clean"]), sr)  # resampled to the bank's rate if needed
+    for r in absolute_paths(mixtures, manifest):
+        reference = load_audio(r["clean"], sr)  # resampled to the bank's rate if needed
         for ntype in noise_types:
             rid = remix_id(r["id"], ntype)
             rng = np.random.default_rng(stable_seed(seed, "remix", rid))
@@ -66,7 +67,7 @@ def remixed_records(
             write_audio(out_dir / rel, m.mixture, sr)
             write_audio(out_dir / rel_clean, m.reference, sr)
             new = {
-                **r,
+                **r,  # its other file fields (lips, landmarks, video) absolute
                 "id": rid,
                 "audio": rel,
                 "clean": rel_clean,
@@ -77,9 +78,6 @@ def remixed_records(
                 "noise_source": bank.source(ntype),
                 "remixed_from": r["id"],
             }
-            for key in ("lips", "landmarks", "video"):
-                if r.get(key):
-                    new[key] = str(resolve(manifest, r[key]))
             out.append(new)
     return out
 
