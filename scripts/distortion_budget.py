@@ -41,7 +41,8 @@ def file_rows(
     from pyro_minvae.evaluation.distortion import absorbed_db, gain_budget, known_noise_states, oracle_gains
     from pyro_minvae.evaluation.runner import file_seed
     from pyro_minvae.evaluation.vae_methods import CheckpointMethod
-    from pyro_minvae.features.stft import istft, stft
+    from pyro_minvae.features.stft import stft
+    from pyro_minvae.infer.synthesis import synthesise
     from pyro_minvae.metrics import score, score_input
     from pyro_minvae.registry import ESTEPS
 
@@ -89,8 +90,10 @@ def file_rows(
     inp = score_input(item.clean, item.noisy, sr, METRICS)
     base = {"id": item.id, "snr_db": float(rec["snr_db"]), "noise_type": rec["noise_type"], "status": "ok"}
     rows = []
+    # every gain is synthesised as the E-step's own output is (its synthesis_density), so the rows compare gains only
+    density = ESTEPS.get(estep).make_config(None, **(estep_options or {})).synthesis_density
     for key, g in gains.items():
-        wave = (istft(g.to(x.real.dtype) * x, cfg, length=len(item.noisy)) / scale).numpy()
+        wave = (synthesise(noisy * scale, x, g.to(x.real.dtype) * x, cfg, density) / scale).numpy()
         row = dict(base, method=key if key.startswith(label) else f"{label}:{key}")
         row.update(score(item.clean, wave, item.noisy, sr, METRICS, input_scores=inp))
         row.update(gain_budget(g, s, n))

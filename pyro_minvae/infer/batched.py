@@ -378,8 +378,9 @@ def enhance_waveforms(
     chunk (``chunk_seconds``) are refused (``ValueError``): enhance those one by one, chunked. ``seconds`` of each
     result is the batch's wall time divided by B.
     """
-    from ..features import istft, stft
+    from ..features import stft
     from .enhance import EnhanceResult, _as_wave, _check_finite
+    from .synthesis import synthesise
 
     t0 = time.perf_counter()
     device = torch.device(device)
@@ -406,12 +407,13 @@ def enhance_waveforms(
             }
         )
     model.to(device)
-    results = mcem_batch(model, specs, vis, seeds, config, **options)
+    config = mcem.make_config(config, **options)
+    results = mcem_batch(model, specs, vis, seeds, config)
     share = (time.perf_counter() - t0) / max(1, len(waves))
     out = []
-    for x, scale, res in zip(waves, scales, results):
+    for x, scale, spec, res in zip(waves, scales, specs, results):
         _check_finite(res.estimate)
-        wave = istft(res.estimate, cfg, length=x.shape[0]) / scale
+        wave = synthesise((x * scale).to(device), spec, res.estimate, cfg, config.synthesis_density) / scale
         n = res.estimate.shape[1]
         out.append(
             EnhanceResult(wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), "mcem", res.init, share)

@@ -30,12 +30,13 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import torch
 
-from ..features import FeatureConfig, istft, stft
+from ..features import FeatureConfig, stft
 from ..features.stft import analysis_window
 from ..registry import ESTEPS
 from . import mcem as _mcem  # noqa: F401  (registers "mcem")
 from . import vem as _vem  # noqa: F401  (registers "vem", "fast")
 from .estep_common import MCEMResult
+from .synthesis import StreamingSynthesis, applied_gain, overlap_add, synthesise
 
 log = logging.getLogger("pyro_minvae")
 
@@ -226,7 +227,8 @@ def _enhance_waveform(
             spec = stft((x * scale).to(device), cfg)  # (F, N)
             res = _with_progress(estep, progress, 0)(model, spec, visual_chunk(0, n), seed=seed, **opts)
             _check_finite(res.estimate)
-            wave = istft(res.estimate, cfg, length=n_samples) / scale
+            density = opts["config"].synthesis_density
+            wave = synthesise((x * scale).to(device), spec, res.estimate, cfg, density) / scale
             seconds = time.perf_counter() - t0
             return EnhanceResult(
                 wave.to("cpu", torch.float32), res.estimate, (((0, n), res),), method, res.init, seconds
@@ -260,7 +262,9 @@ def _enhance_chunked(
     """Chunk by chunk, with memory bounded by the chunk size plus a few copies of the waveform: each chunk's STFT
     frames are cut from the zero-padded signal (the frames ``s..e-1`` of ``stft(x)``), enhanced, weighted by the
     cross-fade and overlap-added straight into the output; the output is then divided by the summed squared
-    window of all frames, as :func:`istft` does. Per-chunk results are kept without their ``estimate``."""
+    window of all frames, as :func:`istft` does. With ``synthesis_density`` > 1 the chunks' cross-faded gains go to
+    a :class:`~pyro_minvae.infer.synthesis.StreamingSynthesis` instead. Per-chunk results are kept without their
+    ``estimate``."""
     n_samples, hop, n_fft = x.shape[0], cfg.hop_length, cfg.n_fft
     n = cfg.n_frames(n_samples)
     pad = n_fft // 2
@@ -271,8 +275,11 @@ def _enhance_chunked(
     left = (n_fft - cfg.win_length) // 2
     win_full = torch.zeros(n_fft, device=device, dtype=xp.dtype)
     win_full[left : left + cfg.win_length] = win
-    out = torch.zeros_like(xp)
     weights = crossfade_weights(bounds, n, device=device, dtype=xp.dtype)
+    density = opts["config"].synthesis_density
+    dense = None if density == 1 else StreamingSynthesis(xp, n_samples, n, cfg, density)
+    out = torch.zeros_like(xp) if dense is None else None
+    pending = None  # with ``dense``: the summed gains of the frames after the last one pushed, (F, frames)
     results = []
     for k, ((s, e), w) in enumerate(zip(bounds, weights)):
         spec = torch.stft(
@@ -286,13 +293,25 @@ def _enhance_chunked(
         )  # (F, e - s)
         res = _with_progress(estep, progress, k)(model, spec, visual_chunk(s, e), seed=seed + k, **opts)
         _check_finite(res.estimate)
-        _overlap_add(out, torch.fft.irfft(res.estimate * w, n=n_fft, dim=0) * win_full[:, None], s * hop, hop)
+        if dense is None:
+            overlap_add(out, torch.fft.irfft(res.estimate * w, n=n_fft, dim=0) * win_full[:, None], s * hop, hop)
+        else:  # chunks start in order and end in order: frames before the next chunk's start are final
+            gain = applied_gain(spec, res.estimate) * w
+            if pending is not None:
+                gain[:, : pending.shape[1]] += pending
+            final = (bounds[k + 1][0] if k + 1 < len(bounds) else n) - s
+            dense.push(gain[:, :final])
+            pending = gain[:, final:]
         results.append(((s, e), res._replace(estimate=None)))
         log.debug("chunk %d/%d done (frames %d-%d)", k + 1, len(bounds), s, e)
+    if dense is not None:
+        wave = dense.finish().div_(scale)
+        del xp
+        return wave.to("cpu", torch.float32), results
     del xp
     env = torch.zeros_like(out)
     for b in range(0, n, 4096):  # squared window summed over all frames, 4096 frames at a time
-        _overlap_add(env, (win_full**2)[:, None].expand(n_fft, min(4096, n - b)), b * hop, hop)
+        overlap_add(env, (win_full**2)[:, None].expand(n_fft, min(4096, n - b)), b * hop, hop)
     wave = out[pad : pad + n_samples]
     wave.div_(env[pad : pad + n_samples]).div_(scale)
     return wave.to("cpu", torch.float32), results
@@ -313,16 +332,6 @@ class _SayOnce(logging.Filter):
             return False
         self.seen.add(key)
         return True
-
-
-def _overlap_add(buf: torch.Tensor, frames: torch.Tensor, start: int, hop: int) -> None:
-    """``buf[start + j * hop + i] += frames[i, j]`` for ``frames`` ``(n_fft, L)``."""
-    n_fft, m = frames.shape
-    length = (m - 1) * hop + n_fft
-    folded = torch.nn.functional.fold(
-        frames.unsqueeze(0), output_size=(1, length), kernel_size=(1, n_fft), stride=(1, hop)
-    )
-    buf[start : start + length] += folded.reshape(-1)
 
 
 __all__ = [

@@ -43,7 +43,9 @@ class EStepConfig:
     the NMF start (a ``noise_start`` value) of each restart in turn, e.g. ``(None, 0.25, 0.5, 1.0)`` (``None``: every
     restart starts as ``noise_start`` says); ``restart_inits``: the encoder that initialises z in each restart in
     turn, e.g. ``(None, "audio")`` (an entry ``None``: ``init``, i.e. the model's choice; ``None``: every restart
-    starts as ``init`` says)."""
+    starts as ``init`` says); ``synthesis_density``: the waveform is synthesised from the estimate's gain applied
+    on an STFT with this many times as many frames (1: the estimate's own STFT, the paper; read by
+    :func:`~pyro_minvae.infer.enhance.enhance_waveform`, not by the E-step; :mod:`~pyro_minvae.infer.synthesis`)."""
 
     iterations: int = 30
     rank: int = 10
@@ -61,6 +63,7 @@ class EStepConfig:
     restarts: int = 1
     restart_starts: tuple | None = None
     restart_inits: tuple | None = None
+    synthesis_density: int = 1
 
     def __post_init__(self):
         self._require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations", "an integer >= 1")
@@ -85,6 +88,9 @@ class EStepConfig:
         ok_floor = self.band_floor_db is None or is_positive_number(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._require(self.noise_start is None or is_positive_number(self.noise_start), "noise_start", "> 0 or None")
+        density = self.synthesis_density
+        ok_density = isinstance(density, int) and not isinstance(density, bool) and density >= 1
+        self._require(ok_density, "synthesis_density", "an integer >= 1")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
         self.gain_rule()  # validates gain_exponent and gain_floor
