@@ -53,7 +53,8 @@ def interpolate_frames(gain: torch.Tensor, positions: torch.Tensor, offset: int 
     t = positions - offset
     i0 = t.floor().long().clamp(0, gain.shape[1] - 1)
     i1 = (i0 + 1).clamp(max=gain.shape[1] - 1)
-    a = (t - i0).clamp(0, 1).to(gain.real.dtype)
+    a = (t - i0).clamp(0, 1).to(device=gain.device, dtype=gain.real.dtype)
+    i0, i1 = i0.to(gain.device), i1.to(gain.device)
     return gain[:, i0] * (1 - a) + gain[:, i1] * a
 
 

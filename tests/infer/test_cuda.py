@@ -26,3 +26,14 @@ def test_enhancement_runs_on_cuda(family, method):
     assert res.waveform.shape[0] == len(x) and torch.isfinite(res.waveform).all()
     again = enhance_waveform(model, cfg, x, visual, method=method, seed=0, device="cuda", iterations=2)
     torch.testing.assert_close(res.waveform, again.waveform)  # seeded generator on the device
+
+
+def test_chunked_dense_synthesis_runs_on_cuda():
+    """The streaming synthesis of the chunked path keeps its tensors on the device (gains, positions, buffers)."""
+    cfg = FeatureConfig()
+    model = build_model("avae", input_dims={"audio": cfg.n_freq})
+    x = torch.randn(48000).numpy() * 0.1
+    opts = dict(method="fast", seed=0, iterations=1, restarts=1, chunk_seconds=1.0, overlap_seconds=0.3)
+    gpu = enhance_waveform(model, cfg, x, device="cuda", **opts)
+    assert len(gpu.chunks) > 2 and torch.isfinite(gpu.waveform).all()
+    assert gpu.waveform.shape[0] == len(x)
