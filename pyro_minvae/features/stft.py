@@ -26,6 +26,15 @@ def analysis_window(cfg: FeatureConfig, device=None, dtype=torch.float32) -> tor
     return w.to(dtype)
 
 
+def frame_window(cfg: FeatureConfig, device=None, dtype=torch.float32) -> torch.Tensor:
+    """:func:`analysis_window` centred in ``n_fft`` samples (zeros around it), shape ``(n_fft,)``: the window a
+    frame of ``n_fft`` samples is multiplied by, as :func:`torch.stft` pads it."""
+    full = torch.zeros(cfg.n_fft, device=device, dtype=dtype)
+    left = (cfg.n_fft - cfg.win_length) // 2
+    full[left : left + cfg.win_length] = analysis_window(cfg, device=device, dtype=dtype)
+    return full
+
+
 def _as_tensor(x) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..features import FeatureConfig, stft
-from ..features.stft import analysis_window
+from ..features.stft import analysis_window, frame_window
 from ..registry import ESTEPS
 from . import mcem as _mcem  # noqa: F401  (registers "mcem")
 from . import vem as _vem  # noqa: F401  (registers "vem", "fast")
@@ -272,9 +272,7 @@ def _enhance_chunked(
     xp[pad : pad + n_samples] = x.to(device)
     xp.mul_(scale)
     win = analysis_window(cfg, device=device, dtype=xp.dtype)
-    left = (n_fft - cfg.win_length) // 2
-    win_full = torch.zeros(n_fft, device=device, dtype=xp.dtype)
-    win_full[left : left + cfg.win_length] = win
+    win_full = frame_window(cfg, device=device, dtype=xp.dtype)
     weights = crossfade_weights(bounds, n, device=device, dtype=xp.dtype)
     density = opts["config"].synthesis_density
     dense = None if density == 1 else StreamingSynthesis(xp, n_samples, n, cfg, density)
@@ -305,9 +303,7 @@ def _enhance_chunked(
         results.append(((s, e), res._replace(estimate=None)))
         log.debug("chunk %d/%d done (frames %d-%d)", k + 1, len(bounds), s, e)
     if dense is not None:
-        wave = dense.finish().div_(scale)
-        del xp
-        return wave.to("cpu", torch.float32), results
+        return dense.finish().div_(scale).to("cpu", torch.float32), results
     del xp
     env = torch.zeros_like(out)
     for b in range(0, n, 4096):  # squared window summed over all frames, 4096 frames at a time

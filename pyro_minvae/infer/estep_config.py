@@ -21,6 +21,7 @@ from ..noise.nmf import NMFNoise
 from .gain_rule import GainRule
 from .potentials import SCORINGS
 from .recording_channel import observed_bins
+from .synthesis import valid_density
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,7 @@ class EStepConfig:
         ok_floor = self.band_floor_db is None or is_positive_number(self.band_floor_db)
         self._require(ok_floor, "band_floor_db", "a number of dB > 0 or None")
         self._require(self.noise_start is None or is_positive_number(self.noise_start), "noise_start", "> 0 or None")
-        density = self.synthesis_density
-        ok_density = isinstance(density, int) and not isinstance(density, bool) and density >= 1
-        self._require(ok_density, "synthesis_density", "an integer >= 1")
+        self._require(valid_density(self.synthesis_density), "synthesis_density", "an integer >= 1")
         self._choice("weights", WEIGHTS)
         self._choice("scoring", SCORINGS)
         self.gain_rule()  # validates gain_exponent and gain_floor

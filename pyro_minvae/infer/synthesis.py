@@ -20,15 +20,21 @@ Two implementations of one rule: :func:`synthesise` (a whole recording, torch's 
 from __future__ import annotations
 
 import dataclasses
+
 import torch
 
 from ..features.config import FeatureConfig
-from ..features.stft import analysis_window, istft, stft
+from ..features.stft import frame_window, istft, stft
+
+
+def valid_density(density) -> bool:
+    """Whether ``density`` is a synthesis density: an integer >= 1 (not a bool)."""
+    return isinstance(density, int) and not isinstance(density, bool) and density >= 1
 
 
 def synthesis_config(cfg: FeatureConfig, density: int) -> FeatureConfig:
     """``cfg`` with the synthesis hop ``max(1, round(hop / density))`` (``density`` >= 1)."""
-    if not isinstance(density, int) or isinstance(density, bool) or density < 1:
+    if not valid_density(density):
         raise ValueError(f"synthesis_density must be an integer >= 1; got {density!r}")
     return dataclasses.replace(cfg, hop_length=max(1, round(cfg.hop_length / density)))
 
@@ -84,11 +90,7 @@ class StreamingSynthesis:
         self.cfg, self.dense = cfg, synthesis_config(cfg, density)
         self.padded, self.n_samples, self.n_model = padded, n_samples, n_model
         self.n_dense = self.dense.n_frames(n_samples)
-        n_fft = cfg.n_fft
-        win = analysis_window(self.dense, device=padded.device, dtype=padded.dtype)
-        left = (n_fft - cfg.win_length) // 2
-        self.window = torch.zeros(n_fft, device=padded.device, dtype=padded.dtype)
-        self.window[left : left + cfg.win_length] = win
+        self.window = frame_window(cfg, device=padded.device, dtype=padded.dtype)
         self.out = torch.zeros_like(padded)
         self.envelope = torch.zeros_like(padded)
         self.kept = None  # the last model frame pushed (F, 1): the left neighbour of the next synthesis frames
@@ -149,4 +151,5 @@ __all__ = [
     "overlap_add",
     "synthesis_config",
     "synthesise",
+    "valid_density",
 ]
