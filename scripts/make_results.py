@@ -1,9 +1,10 @@
 """Regenerate docs/results.md and its figures from scratch: evaluation of every method on the demo test set
 (speakers unseen in training), the robustness runs, and the speed benchmark, all on this machine.
 
-    .venv/bin/python scripts/make_results.py [--limit 60] [--runs DIR] [--skip-speed] [--skip-robustness]
+    .venv/bin/python scripts/make_results.py [--limit 60] [--runs DIR | --shipped] [--skip-speed] [--skip-robustness]
 
-Needs trained checkpoints in ``<cache>/runs/demo/{avae,avcvae,minvae}/best.pt`` (``make demo`` writes them).
+Needs trained checkpoints in ``<cache>/runs/demo/{avae,avcvae,minvae}/best.pt`` (``make demo`` writes them), or
+``--shipped``: the models in ``pyro_minvae/pretrained`` (evaluated under ``<cache>/results/evaluation-shipped``).
 ``--limit N`` evaluates a subset of N test files balanced over SNR and noise type (the documented quick setting);
 ``--limit 0`` evaluates the full test set (the setting for the record). The main evaluation shares
 ``make demo``'s folder ``<cache>/runs/demo/evaluation`` (evaluate resumes, so nothing is scored twice); the rest
@@ -56,29 +57,66 @@ def section(md: str, title: str) -> str:
     return ""
 
 
-def training_table(runs: Path) -> str:
-    lines = [
-        "| model | epochs | best validation ELBO (nats/frame) | time (s) | responsibilities (mean q) |",
-        "|---|---:|---:|---:|---|",
-    ]
+def summary_rows(runs: Path) -> list[dict]:
+    """The training table's rows from each run's ``summary.json`` under ``runs`` (the runs of ``make train-best``)."""
+    rows = []
     for name in ("avae", "avcvae", "vvae", "minvae"):
         p = runs / name / "summary.json"
         if not p.exists():
             continue
         s = json.loads(p.read_text())
         comps = (s.get("responsibilities") or {}).get("components") or {}
-        resp = (
-            ", ".join(
-                f"{k} {v['mean_q']:.2f} (speech {v['win_rate_speech']:.0%}, silence "
-                f"{v['win_rate_silence']:.0%} of frames won)"
-                for k, v in comps.items()
+        resp = ", ".join(
+            f"{k} {v['mean_q']:.2f} (speech {v['win_rate_speech']:.0%}, silence "
+            f"{v['win_rate_silence']:.0%} of frames won)"
+            for k, v in comps.items()
+        )
+        rows.append(
+            dict(
+                model=name,
+                epochs=s.get("epochs_run"),
+                elbo=s.get("best_valid_elbo"),
+                seconds=s.get("elapsed_s"),
+                resp=resp,
             )
-            or "-"
         )
-        lines.append(
-            f"| {name} | {s.get('epochs_run')} | {s.get('best_valid_elbo', float('nan')):.1f} | "
-            f"{s.get('elapsed_s', float('nan')):.0f} | {resp} |"
+    return rows
+
+
+def checkpoint_rows(ckpts: dict) -> list[dict]:
+    """The training table's rows from the checkpoints' own records (the shipped models keep their run's log up to
+    the best epoch, not a ``summary.json``): epochs and time up to the best epoch, its validation ELBO and, for
+    mixtures, the mean validation responsibilities of that epoch."""
+    from pyro_minvae.checkpoint import load_checkpoint
+
+    rows = []
+    for name, path in ckpts.items():
+        ck = load_checkpoint(path)
+        last = (ck.get("history") or [{}])[-1]
+        resp = ", ".join(f"{k[len('valid_q_') :]} {v:.2f}" for k, v in last.items() if k.startswith("valid_q_"))
+        rows.append(
+            dict(
+                model=name,
+                epochs=last.get("epoch"),
+                elbo=ck.get("best_valid_elbo"),
+                seconds=last.get("elapsed_s"),
+                resp=resp,
+            )
         )
+    return rows
+
+
+def training_table(rows: list[dict], *, to_best: bool = False) -> str:
+    """Markdown table of :func:`summary_rows` or (``to_best``) :func:`checkpoint_rows`."""
+    upto = " up to the best epoch" if to_best else ""
+    lines = [
+        f"| model | epochs{upto} | best validation ELBO (nats/frame) | time{upto} (s) | responsibilities (mean q) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    nan = float("nan")
+    for r in rows:
+        elbo, secs = r["elbo"] if r["elbo"] is not None else nan, r["seconds"] if r["seconds"] is not None else nan
+        lines.append(f"| {r['model']} | {r['epochs']} | {elbo:.1f} | {secs:.0f} | {r['resp'] or '-'} |")
     return "\n".join(lines)
 
 
@@ -107,6 +145,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=30, help="test files (0: all); 30 = the make demo subset")
     ap.add_argument("--runs", type=Path, default=None)
+    ap.add_argument(
+        "--shipped",
+        action="store_true",
+        help="evaluate the models that ship with the package (pyro_minvae/pretrained) instead of <runs>; "
+        "no training needed, the training table is read from their checkpoints",
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--robust-limit", type=int, default=10, help="test files per visual degradation")
     ap.add_argument("--skip-speed", action="store_true")
@@ -124,21 +168,26 @@ def main(argv=None) -> None:
     from pyro_minvae.paths import cache_dir
 
     runs = args.runs or cache_dir() / "runs" / "demo"
-    ckpts = {f: runs / f / "best.pt" for f in FAMILIES}
+    out = cache_dir() / "results"
+    if args.shipped:
+        from pyro_minvae.pretrained import pretrained_path
+
+        ckpts = {f: pretrained_path(f) for f in FAMILIES}
+        main_dir = out / "evaluation-shipped"
+    else:
+        ckpts = {f: runs / f / "best.pt" for f in FAMILIES}
+        # the main evaluation shares make demo's folder: evaluate resumes, so pairs the demo scored are not redone
+        main_dir = runs / "evaluation"
     missing = [str(p) for p in ckpts.values() if not p.exists()]
     if missing:
-        sys.exit(f"error: missing checkpoints {', '.join(missing)}; run `make demo` first")
-    out = cache_dir() / "results"
+        sys.exit(f"error: missing checkpoints {', '.join(missing)}; run `make demo` first (or pass --shipped)")
     t0 = time.time()
     limit = ["--limit", str(args.limit)] if args.limit else []
     ck_args = [a for f, p in ckpts.items() for a in ("--checkpoint", f"{f}={p}")]
     import real_clips
 
     ck_args += ["--ensemble", ",".join(real_clips.ENSEMBLE)]  # the three families together: ensemble-fast, ...
-    # the main evaluation shares make demo's folder: evaluate resumes, so pairs the demo scored are not redone, and
-    # a method whose definition or checkpoint changed since is run again alone (--redo-changed)
-    main_dir = runs / "evaluation"
-    redo = ["--redo-changed"]
+    redo = ["--redo-changed"]  # a method whose definition or checkpoint changed since is run again alone
     run(PM + ["evaluate", "--out", str(main_dir), "--jobs", str(args.jobs), "--no-progress", *redo, *limit, *ck_args])
     robust = {}
     if not args.skip_robustness:
@@ -210,7 +259,7 @@ def main(argv=None) -> None:
         f"Wall time of this page: {time.time() - t0:.0f} s on this machine.",
         PESQ_NOTE,
         "## Training",
-        training_table(runs),
+        training_table(checkpoint_rows(ckpts), to_best=True) if args.shipped else training_table(summary_rows(runs)),
         "## All noise types",
         section(summary, "All noise types"),
         "## Improvement over the noisy input",

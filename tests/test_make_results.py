@@ -18,3 +18,24 @@ def test_hand_written_sections_are_kept_once_and_not_repeated_from_the_discussio
     regenerated = "\n\n".join(["# Results", discussion, *mr.kept_sections(page, discussion)]) + "\n"
     assert mr.kept_sections(regenerated, discussion) == [lips]
     assert regenerated.count("## Speed") == 1 and regenerated.count("## Lips") == 1
+
+
+def test_training_table_of_the_shipped_models_reads_each_checkpoints_own_record():
+    import torch
+
+    from pyro_minvae.pretrained import pretrained_path
+
+    mr = load_script("make_results")
+    ckpts = {f: pretrained_path(f) for f in mr.FAMILIES}
+    rows = {r["model"]: r for r in mr.checkpoint_rows(ckpts)}
+    assert set(rows) == set(mr.FAMILIES)
+    for name, path in ckpts.items():
+        record = torch.load(path, map_location="cpu", weights_only=False)
+        assert rows[name]["epochs"] == record["epoch"] == record["history"][-1]["epoch"]
+        assert rows[name]["elbo"] == record["best_valid_elbo"]
+        assert rows[name]["seconds"] == record["history"][-1]["elapsed_s"]
+    assert rows["minvae"]["resp"].startswith("audio ") and ", lips " in rows["minvae"]["resp"]
+    assert rows["avae"]["resp"] == ""  # one encoder: no responsibilities
+    table = mr.training_table(list(rows.values()), to_best=True).splitlines()
+    assert table[0].startswith("| model | epochs up to the best epoch |") and len(table) == 2 + len(rows)
+    assert "| avae | " in table[2] and table[2].endswith(" | - |")
