@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 PM = [sys.executable, "-m", "pyro_minvae.cli.main"]
@@ -57,7 +58,18 @@ def section(md: str, title: str) -> str:
     return ""
 
 
-def summary_rows(runs: Path) -> list[dict]:
+class TrainingRow(NamedTuple):
+    """One model's line of the training table: ``epochs`` and ``seconds`` of its run (or up to its best epoch),
+    ``elbo`` the best validation ELBO (nats/frame), ``resp`` its responsibilities in words ("" for one encoder)."""
+
+    model: str
+    epochs: int | None
+    elbo: float | None
+    seconds: float | None
+    resp: str
+
+
+def summary_rows(runs: Path) -> list[TrainingRow]:
     """The training table's rows from each run's ``summary.json`` under ``runs`` (the runs of ``make train-best``)."""
     rows = []
     for name in ("avae", "avcvae", "vvae", "minvae"):
@@ -71,19 +83,11 @@ def summary_rows(runs: Path) -> list[dict]:
             f"{v['win_rate_silence']:.0%} of frames won)"
             for k, v in comps.items()
         )
-        rows.append(
-            dict(
-                model=name,
-                epochs=s.get("epochs_run"),
-                elbo=s.get("best_valid_elbo"),
-                seconds=s.get("elapsed_s"),
-                resp=resp,
-            )
-        )
+        rows.append(TrainingRow(name, s.get("epochs_run"), s.get("best_valid_elbo"), s.get("elapsed_s"), resp))
     return rows
 
 
-def checkpoint_rows(ckpts: dict) -> list[dict]:
+def checkpoint_rows(ckpts: dict) -> list[TrainingRow]:
     """The training table's rows from the checkpoints' own records (the shipped models keep their run's log up to
     the best epoch, not a ``summary.json``): epochs and time up to the best epoch, its validation ELBO and, for
     mixtures, the mean validation responsibilities of that epoch."""
@@ -94,29 +98,20 @@ def checkpoint_rows(ckpts: dict) -> list[dict]:
         ck = load_checkpoint(path)
         last = (ck.get("history") or [{}])[-1]
         resp = ", ".join(f"{k[len('valid_q_') :]} {v:.2f}" for k, v in last.items() if k.startswith("valid_q_"))
-        rows.append(
-            dict(
-                model=name,
-                epochs=last.get("epoch"),
-                elbo=ck.get("best_valid_elbo"),
-                seconds=last.get("elapsed_s"),
-                resp=resp,
-            )
-        )
+        rows.append(TrainingRow(name, last.get("epoch"), ck.get("best_valid_elbo"), last.get("elapsed_s"), resp))
     return rows
 
 
-def training_table(rows: list[dict], *, to_best: bool = False) -> str:
+def training_table(rows: list[TrainingRow], *, to_best: bool = False) -> str:
     """Markdown table of :func:`summary_rows` or (``to_best``) :func:`checkpoint_rows`."""
     upto = " up to the best epoch" if to_best else ""
     lines = [
         f"| model | epochs{upto} | best validation ELBO (nats/frame) | time{upto} (s) | responsibilities (mean q) |",
         "|---|---:|---:|---:|---|",
     ]
-    nan = float("nan")
     for r in rows:
-        elbo, secs = r["elbo"] if r["elbo"] is not None else nan, r["seconds"] if r["seconds"] is not None else nan
-        lines.append(f"| {r['model']} | {r['epochs']} | {elbo:.1f} | {secs:.0f} | {r['resp'] or '-'} |")
+        elbo, secs = (float("nan") if v is None else v for v in (r.elbo, r.seconds))
+        lines.append(f"| {r.model} | {r.epochs} | {elbo:.1f} | {secs:.0f} | {r.resp or '-'} |")
     return "\n".join(lines)
 
 

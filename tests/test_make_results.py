@@ -27,15 +27,36 @@ def test_training_table_of_the_shipped_models_reads_each_checkpoints_own_record(
 
     mr = load_script("make_results")
     ckpts = {f: pretrained_path(f) for f in mr.FAMILIES}
-    rows = {r["model"]: r for r in mr.checkpoint_rows(ckpts)}
+    rows = {r.model: r for r in mr.checkpoint_rows(ckpts)}
     assert set(rows) == set(mr.FAMILIES)
     for name, path in ckpts.items():
         record = torch.load(path, map_location="cpu", weights_only=False)
-        assert rows[name]["epochs"] == record["epoch"] == record["history"][-1]["epoch"]
-        assert rows[name]["elbo"] == record["best_valid_elbo"]
-        assert rows[name]["seconds"] == record["history"][-1]["elapsed_s"]
-    assert rows["minvae"]["resp"].startswith("audio ") and ", lips " in rows["minvae"]["resp"]
-    assert rows["avae"]["resp"] == ""  # one encoder: no responsibilities
+        assert rows[name].epochs == record["epoch"] == record["history"][-1]["epoch"]
+        assert rows[name].elbo == record["best_valid_elbo"]
+        assert rows[name].seconds == record["history"][-1]["elapsed_s"]
+    assert rows["minvae"].resp.startswith("audio ") and ", lips " in rows["minvae"].resp
+    assert rows["avae"].resp == ""  # one encoder: no responsibilities
     table = mr.training_table(list(rows.values()), to_best=True).splitlines()
     assert table[0].startswith("| model | epochs up to the best epoch |") and len(table) == 2 + len(rows)
     assert "| avae | " in table[2] and table[2].endswith(" | - |")
+
+
+def test_training_table_of_train_best_runs_reads_their_summaries(tmp_path):
+    import json
+
+    mr = load_script("make_results")
+    (tmp_path / "avae").mkdir()
+    (tmp_path / "avae" / "summary.json").write_text(
+        json.dumps({"epochs_run": 40, "best_valid_elbo": 2043.46, "elapsed_s": 1205.4, "responsibilities": {}})
+    )
+    comp = {"mean_q": 0.996, "win_rate_speech": 1.0, "win_rate_silence": 0.99}
+    (tmp_path / "minvae").mkdir()
+    (tmp_path / "minvae" / "summary.json").write_text(
+        json.dumps({"epochs_run": 45, "best_valid_elbo": 1936.6, "responsibilities": {"components": {"audio": comp}}})
+    )
+    rows = mr.summary_rows(tmp_path)
+    assert [r.model for r in rows] == ["avae", "minvae"]  # the table's order; runs without a summary left out
+    table = mr.training_table(rows).splitlines()
+    assert table[0].startswith("| model | epochs | best validation ELBO")
+    assert table[2] == "| avae | 40 | 2043.5 | 1205 | - |"
+    assert table[3] == "| minvae | 45 | 1936.6 | nan | audio 1.00 (speech 100%, silence 99% of frames won) |"
