@@ -139,8 +139,9 @@ def real_clips_section(root: Path, ckpts: dict) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=30, help="test files (0: all); 30 = the make demo subset")
-    ap.add_argument("--runs", type=Path, default=None)
-    ap.add_argument(
+    models = ap.add_mutually_exclusive_group()
+    models.add_argument("--runs", type=Path, default=None, help="training runs (default: <cache>/runs/demo)")
+    models.add_argument(
         "--shipped",
         action="store_true",
         help="evaluate the models that ship with the package (pyro_minvae/pretrained) instead of <runs>; "
