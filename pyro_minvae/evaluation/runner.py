@@ -420,6 +420,15 @@ def _definition(method) -> str:
     return type(method).__qualname__ if " at 0x" in text else text
 
 
+def _comparable(definition: str) -> str:
+    """A method's definition without the checkpoint path(s) a checkpoint method names first: checkpoints are compared
+    by their contents (:func:`_checkpoint_hashes`), so the same files read from elsewhere (another clone, a moved
+    folder) make the same method, and ``--redo-changed`` keeps its rows."""
+    if not definition.startswith("CheckpointMethod("):
+        return definition
+    return "CheckpointMethod(" + ", ".join(_arguments(definition)[1:]) + ")"
+
+
 def _checkpoint_hashes(methods: Mapping[str, EvaluationMethod]) -> Dict[str, str]:
     """``{method name: sha256 of its checkpoint file}`` for the methods built from a checkpoint: results are tied
     to the model's contents, not to its path (a re-trained model at the same path is another model)."""
@@ -461,7 +470,9 @@ def _check_run_identity(config: EvalConfig, methods: Mapping[str, EvaluationMeth
     if old is not None:
         settings = {k: (old.get(k), v) for k, v in ident.items() if old.get(k) != v}
         old_defs, old_hashes = old.get("methods", {}), old.get("checkpoints", {})
-        redefined = {n: (old_defs[n], d) for n, d in defs.items() if n in old_defs and old_defs[n] != d}
+        redefined = {
+            n: (old_defs[n], d) for n, d in defs.items() if n in old_defs and _comparable(old_defs[n]) != _comparable(d)
+        }
         changed = sorted(n for n, h in hashes.items() if n in old_defs and old_hashes.get(n) != h)
         stale = sorted(set(redefined) | set(changed))
         if stale and config.redo_changed and not settings:  # nothing is dropped while other settings refuse

@@ -339,3 +339,30 @@ def test_resume_with_nothing_left_keeps_the_example_figures_without_running_the_
     fewer = {"plain": CountingMethod()}  # another method set: the recorded figure does not apply
     rep4 = run_evaluation(cfg, fewer)
     assert len(fewer["plain"].calls) == 1 and "fig_responsibilities_mix" not in rep4.paths
+
+
+class AtPath(Tagged):
+    """A method whose definition names a checkpoint path first, as a checkpoint method's does."""
+
+    def __init__(self, path: str, tag: float = 1.0):
+        super().__init__(tag)
+        self.path = path
+
+    def __repr__(self):
+        return f"CheckpointMethod({self.path!r}, estep='fast', tag={self.tag})"
+
+
+def test_the_same_checkpoint_method_read_from_another_folder_keeps_its_results(manifest, tmp_path):
+    import csv
+
+    def rows():
+        with open(tmp_path / "results.csv", newline="") as f:
+            return {(r["method"], r["id"]): r for r in csv.DictReader(f)}
+
+    run_evaluation(_cfg(manifest, tmp_path), {"a": AtPath("/clone1/pretrained/avae.pt")})
+    before = rows()
+    moved = AtPath("/clone2/pretrained/avae.pt")  # the same files from another clone: compared by their contents
+    run_evaluation(_cfg(manifest, tmp_path, redo_changed=True), {"a": moved})
+    assert moved.calls == [] and rows() == before  # nothing dropped, nothing run again
+    with pytest.raises(UserInputError, match="method a was"):  # another option is still another method
+        run_evaluation(_cfg(manifest, tmp_path), {"a": AtPath("/clone2/pretrained/avae.pt", tag=0.5)})
