@@ -144,12 +144,17 @@ class Tagged(CountingMethod):
         return f"Tagged({self.tag})"
 
 
-def test_redo_changed_runs_again_only_the_methods_whose_definition_changed(manifest, tmp_path):
+def _result_rows(folder) -> dict:
+    """``{(method, id): row}`` of ``folder/results.csv``."""
     import csv
 
+    with open(folder / "results.csv", newline="") as f:
+        return {(r["method"], r["id"]): r for r in csv.DictReader(f)}
+
+
+def test_redo_changed_runs_again_only_the_methods_whose_definition_changed(manifest, tmp_path):
     def rows():
-        with open(tmp_path / "results.csv", newline="") as f:
-            return {(r["method"], r["id"]): r for r in csv.DictReader(f)}
+        return _result_rows(tmp_path)
 
     run_evaluation(_cfg(manifest, tmp_path), {"a": Tagged(1.0), "b": Tagged(1.0)})
     before = rows()
@@ -353,11 +358,8 @@ class AtPath(Tagged):
 
 
 def test_the_same_checkpoint_method_read_from_another_folder_keeps_its_results(manifest, tmp_path):
-    import csv
-
     def rows():
-        with open(tmp_path / "results.csv", newline="") as f:
-            return {(r["method"], r["id"]): r for r in csv.DictReader(f)}
+        return _result_rows(tmp_path)
 
     run_evaluation(_cfg(manifest, tmp_path), {"a": AtPath("/clone1/pretrained/avae.pt")})
     before = rows()
