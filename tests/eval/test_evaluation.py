@@ -153,16 +153,13 @@ def _result_rows(folder) -> dict:
 
 
 def test_redo_changed_runs_again_only_the_methods_whose_definition_changed(manifest, tmp_path):
-    def rows():
-        return _result_rows(tmp_path)
-
     run_evaluation(_cfg(manifest, tmp_path), {"a": Tagged(1.0), "b": Tagged(1.0)})
-    before = rows()
+    before = _result_rows(tmp_path)
     a, b = Tagged(0.5), Tagged(1.0)
     with pytest.raises(UserInputError, match="method a was 'Tagged.1.0.', now 'Tagged.0.5.'"):
         run_evaluation(_cfg(manifest, tmp_path), {"a": a, "b": b})
     run_evaluation(_cfg(manifest, tmp_path, redo_changed=True), {"a": a, "b": b})
-    after = rows()
+    after = _result_rows(tmp_path)
     n = len({i for _, i in before})
     assert len(a.calls) == n and b.calls == []  # only the changed method ran again
     assert sorted(after) == sorted(before)  # one row per pair, none lost, none doubled
@@ -171,10 +168,10 @@ def test_redo_changed_runs_again_only_the_methods_whose_definition_changed(manif
     run_evaluation(_cfg(manifest, tmp_path), {"a": a, "b": b})  # the folder now records a's new definition
     with pytest.raises(UserInputError, match="seed was 0, now 1"):  # other settings still refuse
         run_evaluation(_cfg(manifest, tmp_path, redo_changed=True, seed=1), {"a": a, "b": b})
-    kept = rows()
+    kept = _result_rows(tmp_path)
     with pytest.raises(UserInputError, match=r"seed was 0, now 1.*; use a new --out directory or --restart"):
         run_evaluation(_cfg(manifest, tmp_path, redo_changed=True, seed=1), {"a": Tagged(0.25), "b": b})
-    assert rows() == kept  # a refused run drops nothing, not even the rows of the method it redefines
+    assert _result_rows(tmp_path) == kept  # a refused run drops nothing, not even the rows of the method it redefines
     with pytest.raises(ValueError, match="without a shard"):
         _cfg(manifest, tmp_path, redo_changed=True, shard=(1, 2))
 
@@ -358,13 +355,10 @@ class AtPath(Tagged):
 
 
 def test_the_same_checkpoint_method_read_from_another_folder_keeps_its_results(manifest, tmp_path):
-    def rows():
-        return _result_rows(tmp_path)
-
     run_evaluation(_cfg(manifest, tmp_path), {"a": AtPath("/clone1/pretrained/avae.pt")})
-    before = rows()
+    before = _result_rows(tmp_path)
     moved = AtPath("/clone2/pretrained/avae.pt")  # the same files from another clone: compared by their contents
     run_evaluation(_cfg(manifest, tmp_path, redo_changed=True), {"a": moved})
-    assert moved.calls == [] and rows() == before  # nothing dropped, nothing run again
+    assert moved.calls == [] and _result_rows(tmp_path) == before  # nothing dropped, nothing run again
     with pytest.raises(UserInputError, match="method a was"):  # another option is still another method
         run_evaluation(_cfg(manifest, tmp_path), {"a": AtPath("/clone2/pretrained/avae.pt", tag=0.5)})
