@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 from pathlib import Path
 
+import torch
+
 from ..errors import UserInputError
 from ..locks import assert_free
 from .config import TrainConfig
@@ -61,17 +63,39 @@ def remove_stale_files(out_dir: str | Path) -> None:
 
 
 def data_fingerprint(train_ds, valid_ds) -> dict:
-    """What identifies the training data of a run: utterance ids, frame counts, modalities and a checksum of the
-    audio features (stored in checkpoints as ``extra["data"]``, compared on resume)."""
+    """What identifies the training data of a run: utterance ids, frame counts, modalities and checksums of the
+    audio and of each visual modality's features (stored in checkpoints as ``extra["data"]``, compared on resume).
+
+    The visual checksums (``visual_sums``, absent for audio-only data) matter because rendered or extracted lips can
+    differ between two preparations of the same corpus whose audio is identical.
+    """
     ids = hashlib.sha256("\n".join(map(str, train_ds.ids)).encode()).hexdigest()[:16]
-    return {
+    out = {
         "train_frames": len(train_ds),
         "train_utterances": len(train_ds.ids),
         "valid_frames": len(valid_ds),
         "train_ids": ids,
         "modalities": list(train_ds.modalities),
-        "audio_sum": f"{float(train_ds.audio.double().sum()):.12g}",
+        "audio_sum": f"{float(train_ds.audio.double().sum()):.12g}",  # as written by every earlier run
     }
+    if train_ds.visual:
+        out["visual_sums"] = {name: _checksum(v) for name, v in sorted(train_ds.visual.items())}
+    return out
+
+
+def _checksum(x: torch.Tensor, rows: int = 4096) -> str:
+    """The sum of a visual feature tensor ``(N, D)`` as text: exact for integer pixels, float64 for float features.
+    Summed in blocks of ``rows`` frames, so no wide copy of the whole tensor is made (the demo corpus's lips are
+    about 1 GB as uint8, 9 GB as int64)."""
+    if x.is_floating_point():
+        return f"{sum(float(block.sum(dtype=torch.float64)) for block in x.split(rows)):.12g}"
+    return str(sum(int(block.sum(dtype=torch.int64)) for block in x.split(rows)))
+
+
+def data_differences(stored: dict, now: dict) -> list[str]:
+    """The fingerprint fields that differ, among those both hold (a checkpoint written before a field existed is
+    compared on the fields it has)."""
+    return [k for k in stored if k in now and stored[k] != now[k]]
 
 
 def check_resume(last_path: Path, stored: dict, cfg: TrainConfig, data: dict, feature_cfg: dict, init_from) -> None:
@@ -86,12 +110,14 @@ def check_resume(last_path: Path, stored: dict, cfg: TrainConfig, data: dict, fe
         )
     diffs = cfg.resume_differences(stored.get("train_config") or {})
     old = stored.get("extra", {}).get("data")
-    if old is not None and old != data:
+    changed = data_differences(old, data) if old is not None else []
+    if changed:
+        what = " (other visual features: the corpus was prepared again?)" if changed == ["visual_sums"] else ""
         diffs.append(
             f"training data: {old.get('train_frames')} frames of {old.get('train_utterances')} utterances "
             f"in the checkpoint, {data['train_frames']} frames of {data['train_utterances']} now"
             + ("" if old.get("train_frames") != data["train_frames"] else " (other contents)")
-            + " (other --manifest or --max-frames?)"
+            + (what or " (other --manifest or --max-frames?)")
         )
     old_fc = stored.get("feature_config")
     if old_fc is not None and old_fc != feature_cfg:
