@@ -22,15 +22,20 @@ def _with_lips(ds: FrameDataset, lips: torch.Tensor) -> FrameDataset:
     return FrameDataset(ds.audio, {**ds.visual, "lips": lips}, ds.offsets, ds.ids, ds.cfg)
 
 
+def _one_pixel_changed(lips: torch.Tensor) -> torch.Tensor:
+    out = lips.clone()
+    out.view(-1)[0] += 1 if out.view(-1)[0] < 255 else -1
+    return out
+
+
 def test_fingerprint_sums_each_visual_modality_exactly(datasets):
     tr, va = datasets
     fp = data_fingerprint(tr, va)
     assert set(fp["visual_sums"]) == {"lips", "landmarks"}
     lips = tr.visual["lips"]
     assert fp["visual_sums"]["lips"] == str(int(lips.to(torch.int64).sum()))
-    one_pixel = lips.clone()
-    one_pixel.view(-1)[0] += 1 if one_pixel.view(-1)[0] < 255 else -1
-    assert data_differences(fp, data_fingerprint(_with_lips(tr, one_pixel), va)) == ["visual_sums"]
+    assert lips.dtype == torch.uint8
+    assert data_differences(fp, data_fingerprint(_with_lips(tr, _one_pixel_changed(lips)), va)) == ["visual_sums"]
     audio_only = FrameDataset(tr.audio, {}, tr.offsets, tr.ids, tr.cfg)
     assert "visual_sums" not in data_fingerprint(audio_only, va)  # audio-only runs write what they always wrote
 
@@ -39,11 +44,9 @@ def test_resume_onto_other_lips_is_refused_and_an_older_checkpoint_still_resumes
     tr, va = datasets
     run = tmp_path / "run"
     train(_cfg(), tr, va, run, progress=False)
-    lips = tr.visual["lips"]
-    other = lips.clone()
-    other.view(-1)[:7] = 255 - other.view(-1)[:7]
+    other = _with_lips(tr, _one_pixel_changed(tr.visual["lips"]))
     with pytest.raises(UserInputError, match=r"training data: .*other visual features"):
-        train(_cfg(epochs=2), _with_lips(tr, other), va, run, resume=True, progress=False)
+        train(_cfg(epochs=2), other, va, run, resume=True, progress=False)
 
     # a run written before visual_sums existed: its fingerprint lacks the key, and it resumes as it always did
     state = load_checkpoint(run / "last.pt")
