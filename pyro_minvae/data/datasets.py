@@ -10,7 +10,8 @@
 
 ``batch(index)`` returns the model batch ``{"audio": (B, F), "lips": (B, 4489), ...}`` (float32, on the
 dataset's device). The features are cached under ``cache_dir()/features/`` keyed by the manifest's checksum, the
-split, the :class:`FeatureConfig`, the modalities and ``max_frames``; a second load reads one file.
+split, the :class:`FeatureConfig`, the modalities, ``max_frames`` and the size and modification time of every visual
+file; a second load reads one file.
 
 :class:`UtteranceDataset` iterates whole utterances (any record kind) for evaluation: each item is an
 :class:`Utterance` with the record, the peak-normalised waveform and a full-utterance batch.
@@ -35,7 +36,7 @@ from ..features import FeatureConfig
 from ..paths import cache_dir
 from ..registry import MODALITIES
 from . import modalities as _modalities  # noqa: F401  (registers the visual modalities)
-from .manifest import read_manifest, select, sha256_file
+from .manifest import read_manifest, resolve, select, sha256_file
 from .modalities import load_audio_power
 
 log = logging.getLogger("pyro_minvae")
@@ -65,9 +66,16 @@ def _maybe_quantise(x: np.ndarray) -> np.ndarray:
 
 
 def features_key(
-    manifest_path: Path, split: str, cfg: FeatureConfig, modalities: Sequence[str], max_frames: int | None
+    manifest_path: Path,
+    split: str,
+    cfg: FeatureConfig,
+    modalities: Sequence[str],
+    max_frames: int | None,
+    records: Sequence[dict] = (),
 ) -> str:
-    """Cache key: manifest checksum + split + feature settings + modalities + frame limit."""
+    """Cache key: manifest checksum + split + feature settings + modalities + frame limit, and for visual
+    ``modalities`` the size and modification time of each of ``records``' visual files (a manifest holds no checksum
+    of them, so lips rendered or extracted again under the same manifest would otherwise be served from the cache)."""
     desc = {
         "v": CACHE_VERSION,
         "manifest": sha256_file(manifest_path),
@@ -76,7 +84,25 @@ def features_key(
         "modalities": list(modalities),
         "max_frames": max_frames,
     }
+    if modalities:  # audio-only keys stay as they were (the audio is checksummed in the manifest)
+        desc["visual_files"] = _visual_files_stamp(manifest_path, records, modalities)
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _visual_files_stamp(manifest_path: Path, records: Sequence[dict], modalities: Sequence[str]) -> str:
+    """A digest of ``(path, size, mtime)`` of every visual file the records name (one ``stat`` each, no read)."""
+    h = hashlib.sha256()
+    for rec in records:
+        for m in modalities:
+            rel = rec.get(MODALITIES.get(m).field)
+            if rel is None:
+                continue
+            try:
+                st = resolve(manifest_path, rel).stat()
+                h.update(f"{rel}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            except OSError:  # a missing file: the load names it
+                h.update(f"{rel}:missing\n".encode())
+    return h.hexdigest()[:16]
 
 
 class FrameDataset:
@@ -129,7 +155,8 @@ class FrameDataset:
                 f"{manifest}: no clean records in split {split!r}; prepare a corpus with a "
                 f"{split!r} split or pass another --manifest"
             )
-        path = cache_dir() / "features" / f"{split}-{features_key(manifest, split, cfg, visual, max_frames)}.pt"
+        key = features_key(manifest, split, cfg, visual, max_frames, records)
+        path = cache_dir() / "features" / f"{split}-{key}.pt"
         if use_cache and path.exists():
             try:
                 d = torch.load(path, map_location="cpu", weights_only=True)
